@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run the test suite against a private, throw-away RabbitMQ node.
+#
+#   scripts/test.sh                 -> cargo test
+#   scripts/test.sh -- --nocapture  -> cargo test -- --nocapture   (args go to cargo test)
+#   CONCIERGE_TEST_CMD='sh -c ...' scripts/test.sh   -> run another command instead of cargo test
+#
+# The node (see scripts/rabbitmq.sh) gets its own port, data dir and node name, is
+# started before and always stopped after the command; CONCIERGE_TEST_* variables
+# (AMQP URL/port, node name, rabbitmqctl wrapper) are exported to the command.
+# Set CONCIERGE_TEST_RABBITMQ_DIR to keep the broker's files in a known place.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+root=$(cd "$here/.." && pwd -P)
+rmq="$here/rabbitmq.sh"
+
+"$rmq" install
+
+if [[ -n ${CONCIERGE_TEST_RABBITMQ_DIR:-} ]]; then
+    dir=$CONCIERGE_TEST_RABBITMQ_DIR
+    cleanup_dir=0
+else
+    dir=$(mktemp -d /tmp/concierge-rabbitmq.XXXXXX)
+    cleanup_dir=1
+fi
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    "$rmq" stop "$dir" || rc=1
+    if (( cleanup_dir && rc == 0 )); then rm -rf "$dir"; fi
+    (( rc == 0 )) || echo "test.sh: broker files kept in $dir" >&2
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$rmq" start "$dir"
+# shellcheck disable=SC1091
+. "$dir/env"
+
+cd "$root"
+if [[ -n ${CONCIERGE_TEST_CMD:-} ]]; then
+    bash -c "$CONCIERGE_TEST_CMD" concierge-test "$@"
+else
+    cargo test "$@"
+fi

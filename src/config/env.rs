@@ -1,0 +1,355 @@
+//! Settings from environment variables: Sensu's own, unchanged, and Concierge's
+//! `CONCIERGE_*` additions. One table drives both the loader and the README's
+//! configuration table (a test checks that the README lists every variable).
+//!
+//! As in sensu-settings, the environment is applied *before* the config files, so a
+//! file value wins over an env value and arrays from both are unioned.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::ConfigError;
+use crate::proto::{Object, deep_merge_into};
+
+/// How a variable's text becomes a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A string, as given.
+    Str,
+    /// A comma-separated list of strings (items trimmed, empty trailing items dropped).
+    List,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`).
+    Bool,
+    /// An integer.
+    Int,
+    /// A number of seconds (fractions allowed).
+    Number,
+    /// A JSON object, deep-merged at the path.
+    JsonObject,
+}
+
+/// Where a variable's value goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A settings path, e.g. `client.name`.
+    Path(&'static [&'static str]),
+    /// Not a setting: read by the CLI or the loader itself (documented here anyway).
+    Cli,
+}
+
+/// One documented environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// Where the value goes.
+    pub target: Target,
+    /// How the text is parsed.
+    pub kind: Kind,
+    /// Default, as shown in the README.
+    pub default: &'static str,
+    /// What it does, as shown in the README.
+    pub help: &'static str,
+}
+
+/// Every environment variable Concierge reads, in README order.
+pub const VARIABLES: &[EnvVar] = &[
+    EnvVar {
+        name: "RABBITMQ_URL",
+        target: Target::Path(&["rabbitmq"]),
+        kind: Kind::Str,
+        default: "unset (no broker: `run` needs `--local`)",
+        help: "Sensu's variable: `amqp://user:pass@host:port/vhost` or `amqps://…`. Replaces the `rabbitmq` setting with the URL string; a `rabbitmq` hash in a config file replaces it again.",
+    },
+    EnvVar {
+        name: "SENSU_TRANSPORT_NAME",
+        target: Target::Path(&["transport", "name"]),
+        kind: Kind::Str,
+        default: "`rabbitmq`",
+        help: "Sensu's variable: `transport.name`. Only `rabbitmq` is supported.",
+    },
+    EnvVar {
+        name: "SENSU_CLIENT_NAME",
+        target: Target::Path(&["client", "name"]),
+        kind: Kind::Str,
+        default: "the hostname",
+        help: "Sensu's variable: `client.name`.",
+    },
+    EnvVar {
+        name: "SENSU_CLIENT_ADDRESS",
+        target: Target::Path(&["client", "address"]),
+        kind: Kind::Str,
+        default: "first non-loopback IPv4, else `unknown`",
+        help: "Sensu's variable: `client.address`.",
+    },
+    EnvVar {
+        name: "SENSU_CLIENT_SUBSCRIPTIONS",
+        target: Target::Path(&["client", "subscriptions"]),
+        kind: Kind::List,
+        default: "none (`client:<name>` is always added)",
+        help: "Sensu's variable: comma-separated subscriptions, unioned with those in files. Items are trimmed (Sensu keeps spaces).",
+    },
+    EnvVar {
+        name: "SENSU_LOADED_TEMPFILE_DIR",
+        target: Target::Cli,
+        kind: Kind::Str,
+        default: "the system temp dir",
+        help: "Sensu's variable: where `sensu_client_loaded_files` is written; its path is exported to checks as `SENSU_LOADED_TEMPFILE`.",
+    },
+    EnvVar {
+        name: "CONCIERGE_CONFIG_FILE",
+        target: Target::Cli,
+        kind: Kind::Str,
+        default: "`/etc/sensu/config.json` if present",
+        help: "Same as `-c`: a Sensu JSON config file.",
+    },
+    EnvVar {
+        name: "CONCIERGE_CONFIG_DIR",
+        target: Target::Cli,
+        kind: Kind::List,
+        default: "`/etc/sensu/conf.d` if present (plus `./checks` for `run --local` and `check`)",
+        help: "Same as `-d`: comma-separated directories of `*.json` files, read recursively in sorted order.",
+    },
+    EnvVar {
+        name: "CONCIERGE_CONFIG_JSON",
+        target: Target::Cli,
+        kind: Kind::JsonObject,
+        default: "unset",
+        help: "A whole Sensu config document as JSON, merged after the files (it wins).",
+    },
+    EnvVar {
+        name: "CONCIERGE_CONFIG_B64",
+        target: Target::Cli,
+        kind: Kind::JsonObject,
+        default: "unset",
+        help: "The same, base64-encoded (standard or URL-safe alphabet), merged after `CONCIERGE_CONFIG_JSON`.",
+    },
+    EnvVar {
+        name: "CONCIERGE_CLIENT_ATTRIBUTES",
+        target: Target::Path(&["client"]),
+        kind: Kind::JsonObject,
+        default: "unset",
+        help: "A JSON object deep-merged into `client`: custom attributes (`{\"environment\":\"prod\"}`), `keepalive`, `deregistration`, `socket`…",
+    },
+    EnvVar {
+        name: "CONCIERGE_SAFE_MODE",
+        target: Target::Path(&["client", "safe_mode"]),
+        kind: Kind::Bool,
+        default: "`false`",
+        help: "`client.safe_mode`: run command checks only if they are defined locally.",
+    },
+    EnvVar {
+        name: "CONCIERGE_DEREGISTER",
+        target: Target::Path(&["client", "deregister"]),
+        kind: Kind::Bool,
+        default: "`false`",
+        help: "`client.deregister`: publish a `deregistration` result on a clean stop (recommended for fleets).",
+    },
+    EnvVar {
+        name: "CONCIERGE_SIGNATURE",
+        target: Target::Path(&["client", "signature"]),
+        kind: Kind::Str,
+        default: "unset",
+        help: "`client.signature`, added to every keepalive and result.",
+    },
+    EnvVar {
+        name: "CONCIERGE_REDACT",
+        target: Target::Path(&["client", "redact"]),
+        kind: Kind::List,
+        default: "Sensu's 22 keys",
+        help: "`client.redact`: comma-separated keys to redact in keepalives; replaces the default list.",
+    },
+    EnvVar {
+        name: "CONCIERGE_COMMAND_CONCURRENCY",
+        target: Target::Path(&["sensu", "spawn", "limit"]),
+        kind: Kind::Int,
+        default: "`12`",
+        help: "`sensu.spawn.limit`: command checks (and hooks) running at once; the rest wait in order.",
+    },
+    EnvVar {
+        name: "CONCIERGE_BUILTIN_CONCURRENCY",
+        target: Target::Path(&["concierge", "builtin_concurrency"]),
+        kind: Kind::Int,
+        default: "`500`",
+        help: "Built-in (in-process) checks running at once.",
+    },
+    EnvVar {
+        name: "CONCIERGE_LOG_LEVEL",
+        target: Target::Cli,
+        kind: Kind::Str,
+        default: "`info`",
+        help: "Same as `-L`: `trace`, `debug`, `info`, `warn`, `error`, or a tracing filter such as `concierge=debug`.",
+    },
+    EnvVar {
+        name: "CONCIERGE_LOG_FORMAT",
+        target: Target::Cli,
+        kind: Kind::Str,
+        default: "`json`",
+        help: "`json` (one object per line, on stderr) or `text`.",
+    },
+];
+
+fn parse(var: &EnvVar, raw: &str) -> Result<Value, ConfigError> {
+    let bad = |problem: String| ConfigError::Env { var: var.name.to_string(), problem };
+    Ok(match var.kind {
+        Kind::Str => Value::String(raw.to_string()),
+        Kind::List => {
+            let mut items: Vec<&str> = raw.split(',').map(str::trim).collect();
+            while items.last() == Some(&"") {
+                items.pop();
+            }
+            Value::Array(items.into_iter().map(|s| Value::String(s.to_string())).collect())
+        }
+        Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Value::Bool(true),
+            "false" | "0" | "no" | "off" | "" => Value::Bool(false),
+            other => return Err(bad(format!("expected true or false, got {other:?}"))),
+        },
+        Kind::Int => {
+            Value::from(raw.trim().parse::<i64>().map_err(|_| bad(format!("expected an integer, got {raw:?}")))?)
+        }
+        Kind::Number => {
+            let n = raw.trim().parse::<f64>().map_err(|_| bad(format!("expected a number, got {raw:?}")))?;
+            serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| bad("not a finite number".into()))?
+        }
+        Kind::JsonObject => {
+            let value: Value = serde_json::from_str(raw).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+            if !value.is_object() {
+                return Err(bad("expected a JSON object".into()));
+            }
+            value
+        }
+    })
+}
+
+/// Apply the environment to the settings, in table order. Plain values replace what is
+/// at their path (as sensu-settings assigns them); JSON objects are deep-merged.
+pub fn apply(settings: &mut Object, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    for var in VARIABLES {
+        let (Target::Path(path), Some(raw)) = (var.target, env.get(var.name)) else { continue };
+        let value = parse(var, raw)?;
+        let (last, parents) = path.split_last().unwrap_or((&"", &[]));
+        let mut node = &mut *settings;
+        for key in parents {
+            let entry = node.entry(key.to_string()).or_insert_with(|| Value::Object(Object::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Object::new());
+            }
+            node = entry.as_object_mut().ok_or_else(|| ConfigError::Env {
+                var: var.name.to_string(),
+                problem: "cannot be nested here".into(),
+            })?;
+        }
+        match (var.kind, node.get_mut(*last), value) {
+            (Kind::JsonObject, Some(Value::Object(existing)), Value::Object(new)) => deep_merge_into(existing, &new),
+            (_, _, value) => {
+                node.insert(last.to_string(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The config documents given whole in the environment (`CONCIERGE_CONFIG_JSON`, then
+/// `CONCIERGE_CONFIG_B64`), with the variable name as their origin.
+pub fn documents(env: &HashMap<String, String>) -> Result<Vec<(String, Value)>, ConfigError> {
+    let mut docs = Vec::new();
+    if let Some(raw) = env.get("CONCIERGE_CONFIG_JSON") {
+        let var = lookup("CONCIERGE_CONFIG_JSON");
+        docs.push((var.name.to_string(), parse(var, raw)?));
+    }
+    if let Some(raw) = env.get("CONCIERGE_CONFIG_B64") {
+        let var = lookup("CONCIERGE_CONFIG_B64");
+        let text = decode_base64(raw).map_err(|problem| ConfigError::Env { var: var.name.into(), problem })?;
+        let text = String::from_utf8(text)
+            .map_err(|_| ConfigError::Env { var: var.name.into(), problem: "decoded text is not UTF-8".into() })?;
+        docs.push((var.name.to_string(), parse(var, &text)?));
+    }
+    Ok(docs)
+}
+
+fn lookup(name: &str) -> &'static EnvVar {
+    VARIABLES.iter().find(|v| v.name == name).unwrap_or(&VARIABLES[0])
+}
+
+/// Decode base64 in the standard or URL-safe alphabet, padded or not, ignoring
+/// whitespace and line breaks (as `base64 -w76` produces).
+pub fn decode_base64(raw: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    let trimmed = compact.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|e| format!("invalid base64: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    // Spec §7 item 65.
+    #[test]
+    fn sensu_variables_apply() {
+        let mut s =
+            json!({"client": {"name": "host"}, "transport": {"name": "rabbitmq"}}).as_object().cloned().unwrap();
+        apply(
+            &mut s,
+            &env(&[
+                ("SENSU_CLIENT_NAME", "i-424242"),
+                ("SENSU_CLIENT_ADDRESS", "10.0.0.5"),
+                ("SENSU_CLIENT_SUBSCRIPTIONS", "foo,bar,baz"),
+                ("SENSU_TRANSPORT_NAME", "rabbitmq"),
+                ("RABBITMQ_URL", "amqp://guest:guest@localhost:5672/%2F"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s["client"]["name"], "i-424242");
+        assert_eq!(s["client"]["address"], "10.0.0.5");
+        assert_eq!(s["client"]["subscriptions"], json!(["foo", "bar", "baz"]));
+        assert_eq!(s["rabbitmq"], "amqp://guest:guest@localhost:5672/%2F");
+    }
+
+    #[test]
+    fn concierge_variables_and_errors_name_the_variable() {
+        let mut s = Object::new();
+        apply(
+            &mut s,
+            &env(&[
+                ("CONCIERGE_CLIENT_ATTRIBUTES", r#"{"environment":"prod","keepalive":{"thresholds":{"warning":60}}}"#),
+                ("CONCIERGE_SAFE_MODE", "yes"),
+                ("CONCIERGE_COMMAND_CONCURRENCY", "4"),
+                ("SENSU_CLIENT_SUBSCRIPTIONS", "linux, web,"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s["client"]["environment"], "prod");
+        assert_eq!(s["client"]["safe_mode"], true);
+        assert_eq!(s["client"]["subscriptions"], json!(["linux", "web"]));
+        assert_eq!(s["sensu"]["spawn"]["limit"], 4);
+
+        let err = apply(&mut Object::new(), &env(&[("CONCIERGE_SAFE_MODE", "perhaps")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"environment variable CONCIERGE_SAFE_MODE: expected true or false, got "perhaps""#
+        );
+        let err = apply(&mut Object::new(), &env(&[("CONCIERGE_CLIENT_ATTRIBUTES", "[1]")])).unwrap_err();
+        assert!(err.to_string().contains("CONCIERGE_CLIENT_ATTRIBUTES: expected a JSON object"));
+    }
+
+    #[test]
+    fn base64_documents() {
+        let doc = base64::engine::general_purpose::STANDARD.encode(r#"{"client":{"name":"b64"}}"#);
+        let docs = documents(&env(&[("CONCIERGE_CONFIG_B64", &doc)])).unwrap();
+        assert_eq!(docs[0].1["client"]["name"], "b64");
+        let err = documents(&env(&[("CONCIERGE_CONFIG_B64", "!!!")])).unwrap_err();
+        assert!(err.to_string().starts_with("environment variable CONCIERGE_CONFIG_B64: invalid base64"));
+    }
+}

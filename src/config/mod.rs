@@ -1,0 +1,338 @@
+//! Where settings come from, and their validation.
+//!
+//! The loading order is sensu-settings' (`Sensu::Settings.load`):
+//! 1. defaults (client name = hostname, address = first non-loopback IPv4, …);
+//! 2. the environment ([`env`]), assigned over the defaults;
+//! 3. config files, deep-merged in order ([`files`]), then the JSON documents given
+//!    whole in `CONCIERGE_CONFIG_JSON` / `CONCIERGE_CONFIG_B64`;
+//! 4. overrides: `client:<name>` appended to `client.subscriptions`.
+//!
+//! The result is kept as the raw merged JSON document ([`Settings::raw`]), because
+//! Sensu settings are open-ended (custom client attributes, unknown scopes shared with
+//! sensu-server), plus typed views of the parts Concierge interprets.
+//!
+//! We do not use the `config` crate for this: it replaces arrays where Sensu
+//! concatenates them, lower-cases keys, and its `try_parsing` turns `007` into `7`.
+//! Sensu's merge is a few lines ([`crate::proto::merge`]) and the env table is ours.
+
+pub mod env;
+pub mod files;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::proto::{Object, deep_merge_into};
+
+/// Sensu's default config file.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/sensu/config.json";
+/// Sensu's default config directory.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/sensu/conf.d";
+/// The project-relative directory of check definitions that local mode runs.
+pub const LOCAL_CHECKS_DIR: &str = "checks";
+/// Name of the loaded-files list sensu-plugin reads (`SENSU_LOADED_TEMPFILE`).
+pub const LOADED_TEMPFILE_NAME: &str = "sensu_client_loaded_files";
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An environment variable's value is unusable.
+    #[error("environment variable {var}: {problem}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A config file or directory could not be read or parsed.
+    #[error("config file {}: {problem}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Which files and environment to load settings from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `-c`: a config file. `None` means the default, if it exists.
+    pub config_file: Option<PathBuf>,
+    /// `-d`: config directories. Empty means the defaults that exist.
+    pub config_dirs: Vec<PathBuf>,
+    /// Also read `./checks` when no directory is given (local mode, `check`).
+    pub include_local_checks_dir: bool,
+    /// The environment (injected so tests need not touch the process's).
+    pub env: HashMap<String, String>,
+}
+
+/// Concierge's own settings: the `concierge` scope of the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConciergeSettings {
+    /// Built-in checks running at once. Default 500.
+    pub builtin_concurrency: usize,
+}
+
+impl Default for ConciergeSettings {
+    fn default() -> Self {
+        Self { builtin_concurrency: crate::checks::executor::DEFAULT_BUILTIN_LIMIT }
+    }
+}
+
+/// The loaded settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The whole merged document.
+    pub raw: Object,
+    /// Files that were read, in order.
+    pub loaded_files: Vec<PathBuf>,
+}
+
+impl Settings {
+    /// Load settings from the given sources.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut raw = defaults();
+        env::apply(&mut raw, &sources.env)?;
+
+        let mut loaded_files = Vec::new();
+        let config_file = match &sources.config_file {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        if let Some(path) = config_file {
+            if path.is_file() {
+                merge_file(&mut raw, &path, &mut loaded_files)?;
+            } else {
+                tracing::warn!(file = %path.display(), "config file does not exist or is not readable");
+            }
+        }
+        let dirs: Vec<PathBuf> = if sources.config_dirs.is_empty() {
+            let mut dirs = vec![PathBuf::from(DEFAULT_CONFIG_DIR)];
+            if sources.include_local_checks_dir {
+                dirs.push(PathBuf::from(LOCAL_CHECKS_DIR));
+            }
+            dirs.into_iter().filter(|d| d.is_dir()).collect()
+        } else {
+            sources.config_dirs.clone()
+        };
+        for dir in dirs {
+            if !dir.is_dir() {
+                tracing::warn!(dir = %dir.display(), "config directory does not exist");
+                continue;
+            }
+            for path in files::json_files(&dir)? {
+                merge_file(&mut raw, &path, &mut loaded_files)?;
+            }
+        }
+        for (_origin, doc) in env::documents(&sources.env)? {
+            if let Value::Object(doc) = doc {
+                deep_merge_into(&mut raw, &doc);
+            }
+        }
+        apply_overrides(&mut raw);
+        Ok(Self { raw, loaded_files })
+    }
+
+    /// The `client` scope.
+    pub fn client(&self) -> Object {
+        self.raw.get("client").and_then(Value::as_object).cloned().unwrap_or_default()
+    }
+
+    /// The client's name.
+    pub fn client_name(&self) -> String {
+        self.raw.get("client").and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("unknown").to_string()
+    }
+
+    /// Local check definitions, each with `name` appended (as `@settings.checks`).
+    pub fn checks(&self) -> Vec<Object> {
+        let Some(checks) = self.raw.get("checks").and_then(Value::as_object) else { return Vec::new() };
+        checks
+            .iter()
+            .filter_map(|(name, def)| {
+                let mut def = def.as_object()?.clone();
+                def.insert("name".into(), Value::String(name.clone()));
+                Some(def)
+            })
+            .collect()
+    }
+
+    /// `sensu.spawn.limit`.
+    pub fn spawn_limit(&self) -> usize {
+        self.raw
+            .get("sensu")
+            .and_then(|s| s.get("spawn"))
+            .and_then(|s| s.get("limit"))
+            .and_then(Value::as_u64)
+            .map_or(crate::checks::executor::DEFAULT_SPAWN_LIMIT, |n| n as usize)
+    }
+
+    /// The `concierge` scope, typed.
+    pub fn concierge(&self) -> Result<ConciergeSettings, String> {
+        match self.raw.get("concierge") {
+            None => Ok(ConciergeSettings::default()),
+            Some(v) => ConciergeSettings::deserialize(v).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Write the loaded-files list that sensu-plugin reads, and return the variable to
+    /// export to check commands (`SENSU_LOADED_TEMPFILE`).
+    pub fn write_loaded_tempfile(&self, env: &HashMap<String, String>) -> std::io::Result<(String, String)> {
+        let dir = env.get("SENSU_LOADED_TEMPFILE_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(LOADED_TEMPFILE_NAME);
+        let list: Vec<String> = self.loaded_files.iter().map(|p| absolute(p).display().to_string()).collect();
+        // Write then rename, so a check never reads a half-written list.
+        let tmp = dir.join(format!(".{LOADED_TEMPFILE_NAME}.{}", std::process::id()));
+        std::fs::write(&tmp, list.join(":"))?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(("SENSU_LOADED_TEMPFILE".to_string(), path.display().to_string()))
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn merge_file(raw: &mut Object, path: &Path, loaded: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
+    if let Some(Value::Object(doc)) = files::read(path)? {
+        deep_merge_into(raw, &doc);
+    }
+    loaded.push(path.to_path_buf());
+    Ok(())
+}
+
+/// sensu-settings' defaults.
+fn defaults() -> Object {
+    let doc = json!({
+        "client": {"name": hostname(), "address": first_ipv4()},
+        "sensu": {"spawn": {"limit": crate::checks::executor::DEFAULT_SPAWN_LIMIT}, "keepalives": {"thresholds": {"warning": 120, "critical": 180}}},
+        "transport": {"name": "rabbitmq", "reconnect_on_error": true},
+        "checks": {}, "filters": {}, "mutators": {}, "handlers": {}, "extensions": {}
+    });
+    doc.as_object().cloned().unwrap_or_default()
+}
+
+/// `client.subscriptions ||= []`, then `client:<name>` appended, de-duplicated.
+fn apply_overrides(raw: &mut Object) {
+    let Some(Value::Object(client)) = raw.get_mut("client") else { return };
+    let name = client.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let subscriptions = client.entry("subscriptions").or_insert_with(|| Value::Array(Vec::new()));
+    match subscriptions {
+        Value::Array(items) => {
+            let own = Value::String(format!("client:{name}"));
+            if !items.contains(&own) {
+                items.push(own);
+            }
+            let mut seen = Vec::new();
+            items.retain(|i| {
+                let fresh = !seen.contains(i);
+                seen.push(i.clone());
+                fresh
+            });
+        }
+        _ => tracing::warn!("unable to apply client subscriptions overrides: subscriptions is not an array"),
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+}
+
+/// The first non-loopback IPv4 address (`Socket.ip_address_list`), or `unknown`.
+fn first_ipv4() -> String {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return "unknown".into() };
+    for ifaddr in addrs {
+        if let Some(ip) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in()).map(|s| s.ip())
+            && !ip.is_loopback()
+        {
+            return ip.to_string();
+        }
+    }
+    "unknown".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(dir: &Path, env: &[(&str, &str)]) -> Sources {
+        Sources {
+            config_file: Some(dir.join("config.json")),
+            config_dirs: vec![dir.join("conf.d")],
+            include_local_checks_dir: false,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn files_override_env_and_arrays_union() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("conf.d/sub")).unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"client":{"name":"from-file","subscriptions":["a"]}}"#)
+            .unwrap();
+        std::fs::write(dir.path().join("conf.d/b.json"), "\u{FEFF}{\"client\":{\"subscriptions\":[\"b\"],\"x\":2}}")
+            .unwrap();
+        std::fs::write(dir.path().join("conf.d/a.json"), r#"{"client":{"x":1}}"#).unwrap();
+        std::fs::write(dir.path().join("conf.d/sub/c.json"), "").unwrap();
+        let s = Settings::load(&sources(
+            dir.path(),
+            &[("SENSU_CLIENT_NAME", "env"), ("SENSU_CLIENT_SUBSCRIPTIONS", "e,a")],
+        ))
+        .unwrap();
+        assert_eq!(s.client_name(), "from-file");
+        assert_eq!(s.raw["client"]["subscriptions"], json!(["e", "a", "b", "client:from-file"]));
+        // Sorted: a.json before b.json, so b wins.
+        assert_eq!(s.raw["client"]["x"], 2);
+        assert_eq!(s.loaded_files.len(), 4);
+    }
+
+    // Spec §7 item 67.
+    #[test]
+    fn client_subscription_is_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load(&sources(dir.path(), &[("SENSU_CLIENT_NAME", "i-424242")])).unwrap();
+        assert_eq!(s.raw["client"]["subscriptions"], json!(["client:i-424242"]));
+        assert_eq!(s.raw["sensu"]["spawn"]["limit"], 12);
+    }
+
+    #[test]
+    fn invalid_json_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+        std::fs::write(dir.path().join("conf.d/bad.json"), "{\"checks\": ").unwrap();
+        let err = Settings::load(&sources(dir.path(), &[])).unwrap_err().to_string();
+        assert!(err.contains("bad.json: invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn json_documents_from_env_win() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"client":{"name":"file"}}"#).unwrap();
+        let s =
+            Settings::load(&sources(dir.path(), &[("CONCIERGE_CONFIG_JSON", r#"{"client":{"name":"doc"}}"#)])).unwrap();
+        assert_eq!(s.client_name(), "doc");
+    }
+
+    // Spec §7 item 66.
+    #[test]
+    fn loaded_tempfile_lists_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+        std::fs::write(dir.path().join("conf.d/x.json"), "{}").unwrap();
+        let s = Settings::load(&sources(dir.path(), &[])).unwrap();
+        let env: HashMap<String, String> =
+            [("SENSU_LOADED_TEMPFILE_DIR".to_string(), dir.path().display().to_string())].into();
+        let (key, path) = s.write_loaded_tempfile(&env).unwrap();
+        assert_eq!(key, "SENSU_LOADED_TEMPFILE");
+        let content = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            content,
+            format!("{}:{}", dir.path().join("config.json").display(), dir.path().join("conf.d/x.json").display())
+        );
+    }
+}

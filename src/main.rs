@@ -1,0 +1,320 @@
+//! `concierge`: the command line. It only wires things: CLI → settings → run.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use concierge::config::{self, Settings, Sources};
+use concierge::logging::{self, LogFormat};
+use concierge::proto::{self, Object, ResultPayload};
+use concierge::{client, schedule};
+
+/// Exit code for invalid configuration (as sensu-client).
+const EXIT_CONFIG: u8 = 2;
+/// Exit code of `concierge check` when the check cannot be run at all (Nagios UNKNOWN).
+const EXIT_UNKNOWN: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "concierge",
+    version,
+    about = "A Sensu 1.x-compatible check runner.",
+    long_about = "A Sensu 1.x-compatible check runner.\n\n\
+Without a broker (no RABBITMQ_URL, no `rabbitmq` setting) `concierge run` runs the check \
+definitions in ./checks (or -d DIR) on their Sensu schedule and prints each result as a JSON \
+line. With RABBITMQ_URL it joins a Sensu deployment as a client.\n\n\
+Settings come from Sensu's env vars, CONCIERGE_* env vars and Sensu JSON config files \
+(-c, -d); see the README's configuration table.",
+    after_help = "Examples:\n  \
+concierge run --local                 run ./checks locally, print results\n  \
+concierge check checks/example.json   run one check once, exit with its status\n  \
+concierge check disk_usage --json     run a defined check, print the Sensu result\n  \
+concierge config --validate           validate the configuration (exit 0 or 2)"
+)]
+struct Cli {
+    /// Sensu config file [default: /etc/sensu/config.json if present]
+    #[arg(short = 'c', long = "config", env = "CONCIERGE_CONFIG_FILE", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sensu config directories, comma-separated [default: /etc/sensu/conf.d if present, and ./checks for `run --local` and `check`]
+    #[arg(
+        short = 'd',
+        long = "config-dir",
+        env = "CONCIERGE_CONFIG_DIR",
+        global = true,
+        value_delimiter = ',',
+        value_name = "DIR[,DIR]"
+    )]
+    config_dir: Vec<PathBuf>,
+    /// Log level or tracing filter
+    #[arg(short = 'L', long = "log-level", env = "CONCIERGE_LOG_LEVEL", global = true, default_value = "info")]
+    log_level: String,
+    /// Log format (logs go to stderr)
+    #[arg(long = "log-format", env = "CONCIERGE_LOG_FORMAT", global = true, value_enum, default_value = "json")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the client: locally (no broker) or joined to a Sensu deployment (RABBITMQ_URL)
+    Run {
+        /// Run the local check definitions and print results, even if a broker is configured
+        #[arg(long)]
+        local: bool,
+    },
+    /// Run one check once, print its output and exit with its status (like a Nagios plugin)
+    Check {
+        /// A check name from the configuration, or a JSON file holding one check definition
+        #[arg(value_name = "NAME|FILE")]
+        target: String,
+        /// Print the full Sensu result (`{"client":…,"check":{…}}`) instead of the output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the effective configuration (redacted), or validate it
+    Config {
+        /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)
+        #[arg(long)]
+        validate: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log_level, cli.log_format);
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { local } => run(&cli.config, &cli.config_dir, local, env).await,
+            Command::Check { ref target, json } => check(&cli.config, &cli.config_dir, target, json, env).await,
+            Command::Config { validate } => show_config(&cli.config, &cli.config_dir, validate, env),
+        }
+    })
+}
+
+fn sources(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: &HashMap<String, String>) -> Sources {
+    Sources {
+        config_file: config.clone(),
+        config_dirs: dirs.to_vec(),
+        include_local_checks_dir: local,
+        env: env.clone(),
+    }
+}
+
+/// Load and validate settings, reporting problems the way sensu-client does.
+fn load_valid(sources: &Sources) -> Result<Settings, ExitCode> {
+    let settings = match Settings::load(sources) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("error: {error}");
+            eprintln!("configuration is invalid");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let failures = config::validate::validate(&settings);
+    if failures.is_empty() {
+        return Ok(settings);
+    }
+    for failure in &failures {
+        eprintln!("error: {}: {}", failure.key, failure.message);
+    }
+    eprintln!("configuration is invalid");
+    Err(ExitCode::from(EXIT_CONFIG))
+}
+
+async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashMap<String, String>) -> ExitCode {
+    let mut settings = match load_valid(&sources(config, dirs, local, &env)) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let has_broker = settings.raw.contains_key("rabbitmq");
+    let local = local || !has_broker;
+    if local && dirs.is_empty() && !has_broker {
+        // No broker: local mode, which also reads ./checks.
+        settings = match load_valid(&sources(config, dirs, true, &env)) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+    }
+    if !local {
+        eprintln!("error: joining a broker (RABBITMQ_URL) is not available in this build yet; use `run --local`");
+        return ExitCode::FAILURE;
+    }
+    let executor = match client::build_executor(&settings, &env) {
+        Ok(e) => Arc::new(e),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    client::run_local(&settings, executor, shutdown).await;
+    ExitCode::SUCCESS
+}
+
+/// Cancel `shutdown` on SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "TERM", "stopping"),
+        _ = int.recv() => tracing::info!(signal = "INT", "stopping"),
+    }
+    shutdown.cancel();
+}
+
+async fn check(
+    config: &Option<PathBuf>,
+    dirs: &[PathBuf],
+    target: &str,
+    json: bool,
+    env: HashMap<String, String>,
+) -> ExitCode {
+    let settings = match Settings::load(&sources(config, dirs, true, &env)) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("UNKNOWN: {error}");
+            return ExitCode::from(EXIT_UNKNOWN);
+        }
+    };
+    let mut settings = settings;
+    let definition = if Path::new(target).is_file() {
+        match definition_from_file(Path::new(target)) {
+            Ok(def) => def,
+            Err(problem) => {
+                eprintln!("UNKNOWN: {target}: {problem}");
+                return ExitCode::from(EXIT_UNKNOWN);
+            }
+        }
+    } else {
+        match settings.checks().into_iter().find(|c| c.get("name").and_then(Value::as_str) == Some(target)) {
+            Some(def) => def,
+            None => {
+                let known: Vec<String> =
+                    settings.checks().iter().filter_map(|c| c.get("name")?.as_str().map(str::to_string)).collect();
+                eprintln!(
+                    "UNKNOWN: no check named {target:?} (and no such file); defined checks: {}",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                );
+                return ExitCode::from(EXIT_UNKNOWN);
+            }
+        }
+    };
+    let name = definition.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    // Validate the definition as Sensu would (subscribers/interval are not needed to run once).
+    let mut as_standalone = definition.clone();
+    as_standalone.insert("standalone".into(), true.into());
+    as_standalone.insert("publish".into(), false.into());
+    let failures = proto::validate::check_definition_failures(&as_standalone, schedule::cron::is_valid);
+    if let Some(problem) = failures.first() {
+        eprintln!("UNKNOWN: check {name:?}: {problem}");
+        return ExitCode::from(EXIT_UNKNOWN);
+    }
+    // Make it a local definition, so safe mode and the local merge treat it as one.
+    let mut body = definition.clone();
+    body.remove("name");
+    if let Some(Value::Object(checks)) = settings.raw.get_mut("checks") {
+        checks.insert(name.clone(), Value::Object(body));
+    }
+    let executor = match client::build_executor(&settings, &env) {
+        Ok(e) => e,
+        Err(error) => {
+            eprintln!("UNKNOWN: {error}");
+            return ExitCode::from(EXIT_UNKNOWN);
+        }
+    };
+    let mut request = definition;
+    request.insert("issued".into(), proto::now_epoch().into());
+    let Some(result) = executor.process(request).await else {
+        eprintln!("UNKNOWN: the check was not run");
+        return ExitCode::from(EXIT_UNKNOWN);
+    };
+    let status = result.get("status").and_then(Value::as_i64).unwrap_or(3);
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        let payload = ResultPayload::new(executor.client_name(), result, executor.signature());
+        writeln!(out, "{}", String::from_utf8_lossy(&payload.to_bytes()))
+    } else {
+        let output = result.get("output").and_then(Value::as_str).unwrap_or_default();
+        out.write_all(output.as_bytes())
+    };
+    let _ = written.and_then(|()| out.flush());
+    ExitCode::from(u8::try_from(status.clamp(0, 255)).unwrap_or(EXIT_UNKNOWN))
+}
+
+/// Read one check definition from a file: a Sensu snippet `{"checks":{"name":{…}}}` with
+/// exactly one check, or a bare definition (`name` defaults to the file's stem).
+fn definition_from_file(path: &Path) -> Result<Object, String> {
+    let doc = config::files::read(path).map_err(|e| e.to_string())?.ok_or("the file is empty")?;
+    let Value::Object(doc) = doc else { return Err("expected a JSON object".into()) };
+    if let Some(checks) = doc.get("checks") {
+        let checks = checks.as_object().ok_or("`checks` must be a hash")?;
+        let mut iter = checks.iter();
+        return match (iter.next(), iter.next()) {
+            (Some((name, def)), None) => {
+                let mut def = def.as_object().ok_or("the check definition must be a hash")?.clone();
+                def.insert("name".into(), Value::String(name.clone()));
+                Ok(def)
+            }
+            (None, _) => Err("`checks` is empty".into()),
+            _ => Err(format!(
+                "holds {} checks ({}); name one of them instead",
+                checks.len(),
+                checks.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        };
+    }
+    let mut def = doc;
+    if !def.contains_key("name") {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("check").to_string();
+        def.insert("name".into(), Value::String(stem));
+    }
+    Ok(def)
+}
+
+fn show_config(config: &Option<PathBuf>, dirs: &[PathBuf], validate: bool, env: HashMap<String, String>) -> ExitCode {
+    let settings = match Settings::load(&sources(config, dirs, false, &env)) {
+        Ok(s) => s,
+        Err(error) => {
+            println!("configuration is invalid");
+            println!("{}", serde_json::json!({"errors": [{"message": error.to_string()}]}));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let failures = config::validate::validate(&settings);
+    if validate {
+        if failures.is_empty() {
+            println!("configuration is valid");
+            return ExitCode::SUCCESS;
+        }
+        println!("configuration is invalid");
+        let doc = serde_json::json!({ "errors": failures });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let redacted = proto::redact(&Value::Object(settings.raw.clone()), proto::DEFAULT_REDACT_KEYS);
+    println!("{}", serde_json::to_string_pretty(&redacted).unwrap_or_default());
+    for failure in &failures {
+        eprintln!("error: {}: {}", failure.key, failure.message);
+    }
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CONFIG) }
+}

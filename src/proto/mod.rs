@@ -1,0 +1,47 @@
+//! The Sensu 1.x data model and its pure rules.
+//!
+//! Sensu messages are JSON objects whose attributes are open-ended: a check request
+//! carries whatever the check definition holds (custom attributes included), and the
+//! result must carry all of it back. So checks are kept as ordered JSON objects
+//! ([`Object`]) rather than closed structs; key order follows Ruby's hash insertion
+//! order, which keeps our payloads byte-comparable with sensu-client's.
+
+pub mod merge;
+pub mod redact;
+pub mod result;
+pub mod ruby;
+pub mod tokens;
+pub mod validate;
+
+pub use merge::{deep_merge, deep_merge_into};
+pub use redact::{DEFAULT_REDACT_KEYS, redact};
+pub use result::{ResultPayload, keepalive_payload};
+pub use tokens::{object_substitute_tokens, substitute_tokens};
+
+/// A JSON object that keeps insertion order (serde_json's `preserve_order`).
+pub type Object = serde_json::Map<String, serde_json::Value>;
+
+/// The Sensu version Concierge speaks and reports (`version` in keepalives, the funnel
+/// queue name). sensu-server 1.x does not interpret it, Uchiwa displays it.
+/// Mirrors `sensu/lib/sensu/constants.rb` `VERSION`.
+pub const SENSU_VERSION: &str = "1.9.0";
+
+/// Current wall-clock time in whole epoch seconds (Ruby `Time.now.to_i`).
+pub fn now_epoch() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Current wall-clock time in epoch seconds with sub-second precision (`Time.now.to_f`).
+pub fn now_epoch_f64() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1_000_000.0
+}
+
+/// Round a duration in seconds to 3 decimals, as Ruby's `("%.3f" % d).to_f`.
+pub fn round3(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// `\A[\w.-]+\z` with ASCII word characters: Sensu's rule for client and check names.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}

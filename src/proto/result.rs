@@ -1,0 +1,115 @@
+//! The payloads a client publishes: check results and keepalives.
+
+use serde_json::Value;
+
+use super::{Object, SENSU_VERSION, redact};
+
+/// A check result as published to the `results` pipe (`publish_check_result` in
+/// `sensu/lib/sensu/client/process.rb`): `{client, check, signature?}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultPayload {
+    /// The publishing client's name (also for proxy results).
+    pub client: String,
+    /// The whole check: request, local definition and execution results.
+    pub check: Object,
+    /// `client.signature`, present only when configured.
+    pub signature: Option<String>,
+}
+
+impl ResultPayload {
+    /// Build the payload for a check executed by this client. An empty `source` is
+    /// removed, as sensu-client does since 1.4.3.
+    pub fn new(client: &str, mut check: Object, signature: Option<&str>) -> Self {
+        if check.get("source").is_some_and(|s| s == "") {
+            check.remove("source");
+        }
+        Self::verbatim(client, check, signature)
+    }
+
+    /// Build the payload without touching the check (the socket path keeps an empty
+    /// `source`, as `Sensu::Client::CheckUtils#publish_check_result` does).
+    pub fn verbatim(client: &str, check: Object, signature: Option<&str>) -> Self {
+        Self { client: client.to_string(), check, signature: signature.map(str::to_string) }
+    }
+
+    /// The JSON document, keys in sensu-client's order.
+    pub fn to_value(&self) -> Value {
+        let mut root = Object::new();
+        root.insert("client".into(), Value::String(self.client.clone()));
+        root.insert("check".into(), Value::Object(self.check.clone()));
+        if let Some(signature) = &self.signature {
+            root.insert("signature".into(), Value::String(signature.clone()));
+        }
+        Value::Object(root)
+    }
+
+    /// Compact JSON bytes, as they go on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+    }
+}
+
+/// The keepalive document (`keepalive_payload`): the client settings merged with
+/// `version` and `timestamp`, then redacted with `client.redact` or the default list.
+pub fn keepalive_payload(client: &Object, timestamp: i64) -> Value {
+    let mut payload = client.clone();
+    payload.insert("version".into(), Value::String(SENSU_VERSION.to_string()));
+    payload.insert("timestamp".into(), Value::from(timestamp));
+    let payload = Value::Object(payload);
+    match client.get("redact").and_then(Value::as_array) {
+        Some(keys) => {
+            let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+            redact(&payload, &keys)
+        }
+        None => redact(&payload, super::DEFAULT_REDACT_KEYS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Object {
+        v.as_object().cloned().unwrap()
+    }
+
+    // Spec §7 item 5.
+    #[test]
+    fn empty_source_is_removed() {
+        let payload = ResultPayload::new("i-424242", obj(json!({"name": "test", "source": ""})), None);
+        assert_eq!(payload.to_value(), json!({"client": "i-424242", "check": {"name": "test"}}));
+    }
+
+    // Spec §7 items 32–33.
+    #[test]
+    fn signature_is_top_level_and_only_when_set() {
+        let payload = ResultPayload::new("i-424242", obj(json!({"name": "test"})), Some("foo"));
+        assert_eq!(
+            String::from_utf8(payload.to_bytes()).unwrap(),
+            r#"{"client":"i-424242","check":{"name":"test"},"signature":"foo"}"#
+        );
+    }
+
+    // Spec §2.1, §7 item 2; compared with the captured sample.
+    #[test]
+    fn keepalive_overwrites_version_and_redacts() {
+        let client = obj(json!({
+            "name": "i-424242", "address": "127.0.0.1", "version": "TOBEREPLACED",
+            "service": {"password": "secret"}, "subscriptions": ["test", "client:i-424242"]
+        }));
+        let k = keepalive_payload(&client, 1575000000);
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            r#"{"name":"i-424242","address":"127.0.0.1","version":"1.9.0","service":{"password":"REDACTED"},"subscriptions":["test","client:i-424242"],"timestamp":1575000000}"#
+        );
+    }
+
+    #[test]
+    fn keepalive_with_custom_redact_list() {
+        let client = obj(json!({"name": "a", "password": "p", "token": "t", "redact": ["token"]}));
+        let k = keepalive_payload(&client, 1);
+        assert_eq!(k["password"], "p");
+        assert_eq!(k["token"], "REDACTED");
+    }
+}

@@ -1,0 +1,191 @@
+//! The `concierge` binary as an operator uses it: `check`, `config`, `run --local`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn concierge(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concierge"));
+    cmd.current_dir(dir)
+        .env_remove("RABBITMQ_URL")
+        .env_remove("CONCIERGE_CONFIG_JSON")
+        .env_remove("CONCIERGE_CONFIG_B64")
+        .env("SENSU_CLIENT_NAME", "cli-test")
+        .env("SENSU_LOADED_TEMPFILE_DIR", dir)
+        .env("CONCIERGE_LOG_LEVEL", "warn");
+    cmd
+}
+
+fn write(dir: &Path, rel: &str, body: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_file_prints_output_and_exits_with_status() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "warn.json", r#"{"checks":{"warn":{"command":"echo WARNING && exit 1","interval":10}}}"#);
+    let out = concierge(dir.path()).args(["check", "warn.json"]).output().unwrap();
+    assert_eq!(stdout(&out), "WARNING\n");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    write(dir.path(), "bare.json", r#"{"command":"printf 'hi :::name:::'; exit 2"}"#);
+    let out = concierge(dir.path()).args(["check", "bare.json"]).output().unwrap();
+    assert_eq!(stdout(&out), "hi cli-test");
+    assert_eq!(out.status.code(), Some(2));
+
+    write(dir.path(), "code.json", r#"{"command":"exit 42"}"#);
+    let out = concierge(dir.path()).args(["check", "code.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(42), "a command's own code is passed through");
+}
+
+#[test]
+fn check_by_name_with_json_prints_the_sensu_result() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "checks/mem.json",
+        r#"{"checks":{"mem":{"command":"echo ok","subscribers":["linux"],"interval":10,"team":"ops"}}}"#,
+    );
+    let out = concierge(dir.path()).args(["check", "mem", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(result["client"], "cli-test");
+    let check = &result["check"];
+    assert_eq!(check["name"], "mem");
+    assert_eq!(check["output"], "ok\n");
+    assert_eq!(check["status"], 0);
+    assert_eq!(check["team"], "ops", "custom attributes survive into the result");
+    assert_eq!(check["subscribers"], serde_json::json!(["linux"]));
+    assert!(check["issued"].is_i64() && check["executed"].is_i64() && check["duration"].is_f64());
+}
+
+#[test]
+fn check_problems_are_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = concierge(dir.path()).args(["check", "nothing-here"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("no check named \"nothing-here\""), "{}", stderr(&out));
+
+    write(dir.path(), "bad.json", r#"{"name":"has space","command":"true"}"#);
+    let out = concierge(dir.path()).args(["check", "bad.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("check name cannot contain spaces or special characters"), "{}", stderr(&out));
+
+    write(dir.path(), "broken.json", r#"{"command": "#);
+    let out = concierge(dir.path()).args(["check", "broken.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("invalid JSON"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_commands_see_the_loaded_files_list() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "conf/a.json",
+        r#"{"checks":{"files":{"command":"cat \"$SENSU_LOADED_TEMPFILE\"","interval":5}}}"#,
+    );
+    let out = concierge(dir.path()).args(["-d", "conf", "check", "files"]).output().unwrap();
+    assert_eq!(stdout(&out), dir.path().join("conf/a.json").display().to_string());
+}
+
+#[test]
+fn config_validate_and_print() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "config.json",
+        r#"{"client":{"service":{"password":"secret"}},"checks":{"ok":{"command":"true","standalone":true,"interval":5}}}"#,
+    );
+    let out = concierge(dir.path()).args(["-c", "config.json", "config", "--validate"]).output().unwrap();
+    assert_eq!(stdout(&out), "configuration is valid\n");
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = concierge(dir.path()).args(["-c", "config.json", "config"]).output().unwrap();
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["client"]["service"]["password"], "REDACTED");
+    assert_eq!(printed["client"]["name"], "cli-test");
+    assert_eq!(printed["client"]["subscriptions"], serde_json::json!(["client:cli-test"]));
+
+    write(dir.path(), "bad.json", r#"{"checks":{"cpu":{"command":"true","interval":"10","standalone":true}}}"#);
+    let out = concierge(dir.path()).args(["-c", "bad.json", "config", "--validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.starts_with("configuration is invalid\n"), "{text}");
+    let errors: Value = serde_json::from_str(text.trim_start_matches("configuration is invalid\n")).unwrap();
+    assert_eq!(errors["errors"][0]["key"], "checks.cpu");
+    assert_eq!(errors["errors"][0]["message"], "check interval must be an integer greater than 0");
+}
+
+#[test]
+fn invalid_environment_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = concierge(dir.path()).env("CONCIERGE_SAFE_MODE", "perhaps").args(["run", "--local"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("CONCIERGE_SAFE_MODE"), "{}", stderr(&out));
+
+    let out = concierge(dir.path()).env("SENSU_CLIENT_NAME", "bad name").args(["run", "--local"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("client: client name cannot contain spaces or special characters"));
+}
+
+#[test]
+fn run_local_prints_results_on_schedule_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "checks/fast.json",
+        r#"{"checks":{
+            "fast":{"command":"echo fast :::environment|dev:::","interval":1,"subscribers":["x"]},
+            "never":{"command":"echo never","publish":false,"interval":1,"subscribers":["x"]},
+            "adhoc":{"command":"echo adhoc","subscribers":["x"],"interval":1,"subdue":{"days":{"all":[{"begin":"12:00:00 AM","end":"11:59:59 PM"}]}}}
+        }}"#,
+    );
+    let mut child = concierge(dir.path())
+        .env("CONCIERGE_CLIENT_ATTRIBUTES", r#"{"environment":"test"}"#)
+        .args(["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    let mut results = Vec::new();
+    while results.len() < 3 && started.elapsed() < Duration::from_secs(15) {
+        let line = lines.next().unwrap().unwrap();
+        results.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert_eq!(results.len(), 3);
+    for r in &results {
+        assert_eq!(r["client"], "cli-test");
+        assert_eq!(r["check"]["name"], "fast", "publish:false and subdued checks never run");
+        assert_eq!(r["check"]["output"], "fast test\n");
+        assert_eq!(r["check"]["interval"], 1);
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let stopped = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = concierge(dir.path()).arg("--version").output().unwrap();
+    assert_eq!(stdout(&out), format!("concierge {}\n", env!("CARGO_PKG_VERSION")));
+    let out = concierge(dir.path()).arg("--help").output().unwrap();
+    assert!(stdout(&out).contains("concierge run --local"));
+}
