@@ -51,7 +51,8 @@ wait_for_apt() {
 
 installed() {
     [[ -x $RMQ_BIN/rabbitmq-server && -x $RMQ_BIN/rabbitmqctl ]] &&
-        [[ $(dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null) == "install ok installed" ]]
+        [[ $(dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null) == "install ok installed" ]] &&
+        command -v openssl >/dev/null
 }
 
 cmd_install() {
@@ -64,13 +65,13 @@ cmd_install() {
     local out
     out=$(mktemp)
     # Only refresh the package lists when apt does not know the package yet.
-    if ! apt-cache policy rabbitmq-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! apt-cache policy rabbitmq-server openssl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
         apt-get update >"$out" 2>&1 || { cat "$out" >&2; rm -f "$out"; die "apt-get update failed"; }
     fi
-    if ! apt-get install -y -q rabbitmq-server >"$out" 2>&1; then
+    if ! apt-get install -y -q rabbitmq-server openssl >"$out" 2>&1; then
         # A half-configured package (e.g. postinst failed without systemd): retry configure once.
         dpkg --configure -a >>"$out" 2>&1 || true
-        apt-get install -y -q rabbitmq-server >>"$out" 2>&1 || { cat "$out" >&2; rm -f "$out"; die "apt-get install rabbitmq-server failed"; }
+        apt-get install -y -q rabbitmq-server openssl >>"$out" 2>&1 || { cat "$out" >&2; rm -f "$out"; die "apt-get install rabbitmq-server failed"; }
     fi
     rm -f "$out"
     [[ -x $RMQ_BIN/rabbitmq-server ]] || die "$RMQ_BIN/rabbitmq-server still missing after install"
@@ -123,6 +124,28 @@ node_pids() {
         echo "$pid"
     done
     return 0
+}
+
+# A throw-away CA, a server certificate for localhost/127.0.0.1 and a client certificate.
+make_tls() {
+    local tls=$1
+    rm -rf "$tls"; mkdir -p "$tls"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=concierge-test-ca" \
+            -keyout ca.key -out ca.pem >/dev/null 2>&1
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr >/dev/null 2>&1
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile server.ext -out server.pem >/dev/null 2>&1
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=concierge-test-client" -keyout client.key -out client.csr >/dev/null 2>&1
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile client.ext -out client.pem >/dev/null 2>&1
+        # PKCS#8 key for rustls.
+        openssl pkcs8 -topk8 -nocrypt -in client.key -out client.pk8 >/dev/null 2>&1
+        chmod 0644 ./*.pem ./*.key ./*.pk8
+    ) || die "could not create TLS test certificates (openssl)"
 }
 
 # Print the env the node and rabbitmqctl need (used both for the server and for the wrapper).
@@ -204,8 +227,9 @@ cmd_start() {
         [[ $port =~ ^[0-9]+$ ]] || die "invalid port: $port"
         ! port_in_use "$port" || die "port $port is already in use"
     fi
-    local dist_port
+    local dist_port tls_port
     dist_port=$(pick_free_port "$port")
+    tls_port=$(pick_free_port "$port" "$dist_port")
     local node="concierge-test-$port@localhost"
     [[ -z $(node_pids "$node" server) ]] || die "a broker process for $node is already running (another DIR?)"
 
@@ -218,6 +242,10 @@ cmd_start() {
     (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F' >"$dir/.erlang.cookie")
     chmod 0400 "$dir/.erlang.cookie"
 
+    # TLS listener with a throw-away CA, server certificate (localhost, 127.0.0.1) and a
+    # client certificate, for the amqps tests.
+    make_tls "$dir/tls"
+
     # Empty env-conf file so /etc/rabbitmq/rabbitmq-env.conf is never read.
     echo '# intentionally empty: private concierge test node' >"$dir/rabbitmq-env.conf"
     cat >"$dir/rabbitmq.conf" <<EOF
@@ -227,6 +255,12 @@ loopback_users = none
 disk_free_limit.absolute = 50MB
 vm_memory_high_watermark.relative = 0.8
 log.file.level = info
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
 EOF
     echo '[].' >"$dir/advanced.config"
     echo '[].' >"$dir/enabled_plugins"
@@ -316,6 +350,8 @@ export CONCIERGE_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:$port/%2f'
 export CONCIERGE_TEST_AMQP_PORT='$port'
 export CONCIERGE_TEST_RABBITMQ_NODE='$node'
 export CONCIERGE_TEST_RABBITMQCTL='$dir/rabbitmqctl'
+export CONCIERGE_TEST_AMQPS_PORT='$tls_port'
+export CONCIERGE_TEST_TLS_DIR='$dir/tls'
 EOF
     log "started $node (pid $ospid) amqp=127.0.0.1:$port dist=$dist_port in $((SECONDS - t0))s; env: $dir/env"
 }

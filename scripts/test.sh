@@ -45,5 +45,5 @@ cd "$root"
 if [[ -n ${CONCIERGE_TEST_CMD:-} ]]; then
     bash -c "$CONCIERGE_TEST_CMD" concierge-test "$@"
 else
-    cargo test "$@"
+    cargo test --no-fail-fast "$@"
 fi

@@ -19,6 +19,7 @@ pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod schedule;
+pub mod transport;
 
 /// Concierge's own version, as built.
 pub const CONCIERGE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
+use concierge::client::fleet::Fleet;
+use concierge::client::signals::Signals;
 use concierge::config::{self, Settings, Sources};
 use concierge::logging::{self, LogFormat};
-use concierge::proto::{self, Object, ResultPayload};
+use concierge::proto::{self, Object};
 use concierge::{client, schedule};
 
 /// Exit code for invalid configuration (as sensu-client).
@@ -137,48 +138,61 @@ fn load_valid(sources: &Sources) -> Result<Settings, ExitCode> {
 }
 
 async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashMap<String, String>) -> ExitCode {
-    let mut settings = match load_valid(&sources(config, dirs, local, &env)) {
+    let mut sources = sources(config, dirs, local, &env);
+    let mut settings = match load_valid(&sources) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let has_broker = settings.raw.contains_key("rabbitmq");
+    if !local && !has_broker {
+        tracing::info!("no broker configured (RABBITMQ_URL or a rabbitmq setting): running checks locally");
+    }
     let local = local || !has_broker;
-    if local && dirs.is_empty() && !has_broker {
-        // No broker: local mode, which also reads ./checks.
-        settings = match load_valid(&sources(config, dirs, true, &env)) {
+    if local && !sources.include_local_checks_dir {
+        // Local mode also reads ./checks when no directory is given.
+        sources.include_local_checks_dir = true;
+        settings = match load_valid(&sources) {
             Ok(s) => s,
             Err(code) => return code,
         };
     }
-    if !local {
-        eprintln!("error: joining a broker (RABBITMQ_URL) is not available in this build yet; use `run --local`");
-        return ExitCode::FAILURE;
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if local {
+        let executor = match client::build_executor(&settings, &env) {
+            Ok(e) => Arc::new(e),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        tokio::spawn({
+            let reload = signals.reload.clone();
+            async move {
+                loop {
+                    reload.notified().await;
+                    tracing::warn!("configuration reload is not supported in local mode; restart instead");
+                }
+            }
+        });
+        client::local::run(&settings, executor, signals.stop.clone()).await;
+        return ExitCode::SUCCESS;
     }
-    let executor = match client::build_executor(&settings, &env) {
-        Ok(e) => Arc::new(e),
+    let fleet = match Fleet::new(sources, env, settings) {
+        Ok(f) => f,
         Err(error) => {
             eprintln!("error: {error}");
+            eprintln!("configuration is invalid");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    client::run_local(&settings, executor, shutdown).await;
+    fleet.run(signals).await;
     ExitCode::SUCCESS
-}
-
-/// Cancel `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "TERM", "stopping"),
-        _ = int.recv() => tracing::info!(signal = "INT", "stopping"),
-    }
-    shutdown.cancel();
 }
 
 async fn check(
@@ -251,7 +265,7 @@ async fn check(
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     let written = if json {
-        let payload = ResultPayload::new(executor.client_name(), result, executor.signature());
+        let payload = client::result_payload(&executor, result);
         writeln!(out, "{}", String::from_utf8_lossy(&payload.to_bytes()))
     } else {
         let output = result.get("output").and_then(Value::as_str).unwrap_or_default();
@@ -311,7 +325,10 @@ fn show_config(config: &Option<PathBuf>, dirs: &[PathBuf], validate: bool, env: 
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return ExitCode::from(EXIT_CONFIG);
     }
-    let redacted = proto::redact(&Value::Object(settings.raw.clone()), proto::DEFAULT_REDACT_KEYS);
+    let mut redacted = proto::redact(&Value::Object(settings.raw.clone()), proto::DEFAULT_REDACT_KEYS);
+    if let Some(rabbitmq) = settings.raw.get("rabbitmq") {
+        redacted["rabbitmq"] = concierge::transport::settings::redacted(rabbitmq);
+    }
     println!("{}", serde_json::to_string_pretty(&redacted).unwrap_or_default());
     for failure in &failures {
         eprintln!("error: {}: {}", failure.key, failure.message);

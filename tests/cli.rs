@@ -189,3 +189,14 @@ fn version_and_help() {
     let out = concierge(dir.path()).arg("--help").output().unwrap();
     assert!(stdout(&out).contains("concierge run --local"));
 }
+
+#[test]
+fn printed_configuration_hides_broker_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        concierge(dir.path()).env("RABBITMQ_URL", "amqp://sensu:hunter2@mq:5672/%2F").arg("config").output().unwrap();
+    let text = stdout(&out);
+    assert!(!text.contains("hunter2"), "{text}");
+    let printed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(printed["rabbitmq"], "amqp://sensu:REDACTED@mq:5672/%2F");
+}

@@ -2,11 +2,13 @@
 //! `#execute_check_command` do it (sensu 1.9.0 `lib/sensu/client/process.rb`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_util::sync::CancellationToken;
 
 use super::command::{self, Spawn};
 use super::{Builtin, hooks};
@@ -38,15 +40,90 @@ pub struct ExecutorSettings {
     pub builtins: Vec<Arc<dyn Builtin>>,
 }
 
-/// Turns check requests into results. Shared by every source of requests.
-pub struct Executor {
+/// What became of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Processed {
+    /// A result to publish.
+    Result(Object),
+    /// Nothing to publish: the check was already in progress, or the request had no name.
+    Dropped,
+    /// Cancelled while waiting for an execution slot: never started, safe to hand back.
+    NotStarted,
+}
+
+/// The parts of the executor that a configuration reload replaces.
+struct Config {
     client: Object,
     safe_mode: bool,
     local: HashMap<String, Object>,
     env: Vec<(String, String)>,
     builtins: HashMap<&'static str, Arc<dyn Builtin>>,
-    spawn_slots: Arc<Semaphore>,
-    builtin_slots: Arc<Semaphore>,
+}
+
+impl Config {
+    fn from(settings: ExecutorSettings) -> Self {
+        Self {
+            safe_mode: settings.client.get("safe_mode") == Some(&Value::Bool(true)),
+            local: settings
+                .local_checks
+                .into_iter()
+                .filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c)))
+                .collect(),
+            client: settings.client,
+            env: settings.env,
+            builtins: settings.builtins.into_iter().map(|b| (b.name(), b)).collect(),
+        }
+    }
+}
+
+/// A semaphore whose size can change at run time.
+struct Slots {
+    semaphore: Arc<Semaphore>,
+    size: AtomicUsize,
+}
+
+impl Slots {
+    fn new(size: usize) -> Self {
+        let size = size.max(1);
+        Self { semaphore: Arc::new(Semaphore::new(size)), size: AtomicUsize::new(size) }
+    }
+
+    fn resize(&self, size: usize) {
+        let size = size.max(1);
+        let old = self.size.swap(size, Ordering::SeqCst);
+        if size > old {
+            self.semaphore.add_permits(size - old);
+        } else if size < old {
+            // Permits in use come back later: take the surplus as they do, and forget it.
+            let semaphore = self.semaphore.clone();
+            let surplus = u32::try_from(old - size).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(permits) = semaphore.acquire_many(surplus).await {
+                    permits.forget();
+                }
+            });
+        }
+    }
+
+    /// Wait (in order) for a slot, unless `cancel` fires first.
+    async fn acquire(&self, cancel: &CancellationToken) -> Option<SemaphorePermit<'_>> {
+        tokio::select! {
+            biased;
+            permit = self.semaphore.acquire() => permit.ok(),
+            () = cancel.cancelled() => None,
+        }
+    }
+
+    fn in_use(&self) -> usize {
+        self.size.load(Ordering::Relaxed).saturating_sub(self.semaphore.available_permits())
+    }
+}
+
+/// Turns check requests into results. Shared by every source of requests.
+pub struct Executor {
+    config: RwLock<Arc<Config>>,
+    spawn_slots: Slots,
+    builtin_slots: Slots,
     in_progress: Mutex<HashSet<String>>,
 }
 
@@ -67,40 +144,74 @@ impl Drop for InProgress<'_> {
 impl Executor {
     /// Build an executor from validated settings.
     pub fn new(settings: ExecutorSettings) -> Self {
-        let local =
-            settings.local_checks.into_iter().filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c))).collect();
         Self {
-            safe_mode: settings.client.get("safe_mode") == Some(&Value::Bool(true)),
-            client: settings.client,
-            local,
-            env: settings.env,
-            builtins: settings.builtins.into_iter().map(|b| (b.name(), b)).collect(),
-            spawn_slots: Arc::new(Semaphore::new(settings.spawn_limit.max(1))),
-            builtin_slots: Arc::new(Semaphore::new(settings.builtin_limit.max(1))),
+            spawn_slots: Slots::new(settings.spawn_limit),
+            builtin_slots: Slots::new(settings.builtin_limit),
+            config: RwLock::new(Arc::new(Config::from(settings))),
             in_progress: Mutex::new(HashSet::new()),
         }
     }
 
+    /// Replace the configuration (SIGHUP). Running checks finish with the old one; the
+    /// in-progress guard and the slots carry over.
+    pub fn reconfigure(&self, settings: ExecutorSettings) {
+        self.spawn_slots.resize(settings.spawn_limit);
+        self.builtin_slots.resize(settings.builtin_limit);
+        let config = Arc::new(Config::from(settings));
+        *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// The client's name.
-    pub fn client_name(&self) -> &str {
-        self.client.get("name").and_then(Value::as_str).unwrap_or_default()
+    pub fn client_name(&self) -> String {
+        self.config().client.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
     }
 
     /// The client's signature, if configured.
-    pub fn signature(&self) -> Option<&str> {
-        self.client.get("signature").and_then(Value::as_str)
+    pub fn signature(&self) -> Option<String> {
+        self.config().client.get("signature").and_then(Value::as_str).map(str::to_string)
+    }
+
+    /// The whole, unredacted client settings.
+    pub fn client(&self) -> Object {
+        self.config().client.clone()
     }
 
     /// The local definition named `name`.
-    pub fn local_definition(&self, name: &str) -> Option<&Object> {
-        self.local.get(name)
+    pub fn local_definition(&self, name: &str) -> Option<Object> {
+        self.config().local.get(name).cloned()
+    }
+
+    /// Command and built-in executions running now (slots in use).
+    pub fn busy(&self) -> (usize, usize) {
+        (self.spawn_slots.in_use(), self.builtin_slots.in_use())
+    }
+
+    /// Total execution slots (commands, built-ins).
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.spawn_slots.size.load(Ordering::Relaxed), self.builtin_slots.size.load(Ordering::Relaxed))
     }
 
     /// Process one check request. Returns the check to publish, or `None` when the
-    /// request is dropped (already in progress, or not an object with a name).
-    pub async fn process(&self, mut check: Object) -> Option<Object> {
-        let name = check.get("name").and_then(Value::as_str)?.to_string();
-        let local = self.local.get(&name);
+    /// request is dropped (already in progress, or without a name).
+    pub async fn process(&self, check: Object) -> Option<Object> {
+        match self.process_until(check, &CancellationToken::new()).await {
+            Processed::Result(check) => Some(check),
+            Processed::Dropped | Processed::NotStarted => None,
+        }
+    }
+
+    /// Process one check request; if `cancel` fires while it waits for an execution slot,
+    /// give up before starting it ([`Processed::NotStarted`]).
+    pub async fn process_until(&self, mut check: Object, cancel: &CancellationToken) -> Processed {
+        let config = self.config();
+        let Some(name) = check.get("name").and_then(Value::as_str).map(str::to_string) else {
+            return Processed::Dropped;
+        };
+        let local = config.local.get(&name);
         if let Some(local) = local.filter(|_| !check.contains_key("proxy_requests")) {
             // `check.merge!(local)`: local attributes win, command included.
             for (key, value) in local {
@@ -108,16 +219,16 @@ impl Executor {
             }
         }
         if check.contains_key("command") {
-            if self.safe_mode && local.is_none() {
+            if config.safe_mode && local.is_none() {
                 check.insert("output".into(), SAFE_MODE_OUTPUT.into());
                 check.insert("status".into(), 3.into());
                 check.insert("handle".into(), false.into());
                 check.insert("executed".into(), now_epoch().into());
-                return Some(check);
+                return Processed::Result(check);
             }
-            self.execute_command(check).await
+            self.execute_command(&config, check, cancel).await
         } else {
-            self.execute_builtin(check).await
+            self.execute_builtin(&config, check, cancel).await
         }
     }
 
@@ -131,15 +242,15 @@ impl Executor {
         if set.insert(key.clone()) { Some(InProgress { set: &self.in_progress, key }) } else { None }
     }
 
-    async fn execute_command(&self, check: Object) -> Option<Object> {
+    async fn execute_command(&self, config: &Config, check: Object, cancel: &CancellationToken) -> Processed {
         let Some(_guard) = self.claim(&check) else {
             tracing::warn!(check = ?check.get("name"), "previous check command execution in progress");
-            return None;
+            return Processed::Dropped;
         };
         let original_command = check.get("command").cloned().unwrap_or(Value::Null);
         let mut substituted = Value::Object(check);
-        let unmatched = object_substitute_tokens(&mut substituted, &self.client);
-        let Value::Object(mut check) = substituted else { return None };
+        let unmatched = object_substitute_tokens(&mut substituted, &config.client);
+        let Value::Object(mut check) = substituted else { return Processed::Dropped };
         let command_line = match check.insert("command".into(), original_command) {
             Some(Value::String(s)) => s,
             _ => String::new(),
@@ -147,28 +258,27 @@ impl Executor {
         let started = tokio::time::Instant::now();
         check.insert("executed".into(), now_epoch().into());
         if !unmatched.is_empty() {
-            check.insert("output".into(), format!("{UNMATCHED_TOKENS_PREFIX}{}", unmatched.join(", ")).into());
-            check.insert("status".into(), 3.into());
-            check.insert("handle".into(), false.into());
-            return Some(check);
+            return Processed::Result(unmatched_result(check, &unmatched));
         }
-        let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| self.stdin_payload(&check));
-        let outcome = self.spawn(command_line, timeout_of(check.get("timeout")), stdin).await;
+        let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| stdin_payload(config, &check));
+        let Some(slot) = self.spawn_slots.acquire(cancel).await else { return Processed::NotStarted };
+        let outcome = self.spawn(config, command_line, timeout_of(check.get("timeout")), stdin).await;
+        drop(slot);
         check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
-        self.run_hook(&mut check).await;
-        Some(check)
+        self.run_hook(config, &mut check).await;
+        Processed::Result(check)
     }
 
-    async fn execute_builtin(&self, mut check: Object) -> Option<Object> {
+    async fn execute_builtin(&self, config: &Config, mut check: Object, cancel: &CancellationToken) -> Processed {
         let extension = check
             .get("extension")
             .or_else(|| check.get("name"))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let Some(builtin) = self.builtins.get(extension.as_str()).cloned() else {
+        let Some(builtin) = config.builtins.get(extension.as_str()).cloned() else {
             // sensu-client logs "unknown check extension" and publishes nothing, which
             // leaves a misconfigured check silently stale. We publish an UNKNOWN result
             // that says why.
@@ -176,51 +286,44 @@ impl Executor {
             check.insert("executed".into(), now_epoch().into());
             check.insert("output".into(), format!("Unknown check extension: {extension}").into());
             check.insert("status".into(), 3.into());
-            return Some(check);
+            return Processed::Result(check);
         };
         let Some(_guard) = self.claim(&check) else {
             tracing::warn!(check = ?check.get("name"), "previous check extension execution in progress");
-            return None;
+            return Processed::Dropped;
         };
         let started = tokio::time::Instant::now();
         check.insert("executed".into(), now_epoch().into());
         let mut substituted = Value::Object(check.clone());
-        let unmatched = object_substitute_tokens(&mut substituted, &self.client);
+        let unmatched = object_substitute_tokens(&mut substituted, &config.client);
         if !unmatched.is_empty() {
-            check.insert("output".into(), format!("{UNMATCHED_TOKENS_PREFIX}{}", unmatched.join(", ")).into());
-            check.insert("status".into(), 3.into());
-            check.insert("handle".into(), false.into());
-            return Some(check);
+            return Processed::Result(unmatched_result(check, &unmatched));
         }
-        let Value::Object(request) = substituted else { return None };
-        let outcome = {
-            let _slot = self.builtin_slots.acquire().await.ok()?;
-            builtin.run(request).await
-        };
+        let Value::Object(request) = substituted else { return Processed::Dropped };
+        let Some(slot) = self.builtin_slots.acquire(cancel).await else { return Processed::NotStarted };
+        let outcome = builtin.run(request).await;
+        drop(slot);
         for (key, value) in outcome.attributes {
             check.insert(key, value);
         }
         check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
-        self.run_hook(&mut check).await;
-        Some(check)
+        self.run_hook(config, &mut check).await;
+        Processed::Result(check)
     }
 
-    async fn spawn(&self, command: String, timeout: Option<Duration>, stdin: Option<Vec<u8>>) -> command::Outcome {
-        // FIFO wait for a slot (tokio's semaphore is fair), as Sensu's spawn queue.
-        let _slot = self.spawn_slots.acquire().await;
-        command::run(Spawn { command, timeout, stdin, env: self.env.clone() }).await
+    async fn spawn(
+        &self,
+        config: &Config,
+        command: String,
+        timeout: Option<Duration>,
+        stdin: Option<Vec<u8>>,
+    ) -> command::Outcome {
+        command::run(Spawn { command, timeout, stdin, env: config.env.clone() }).await
     }
 
-    fn stdin_payload(&self, check: &Object) -> Vec<u8> {
-        let mut doc = Object::new();
-        doc.insert("client".into(), Value::Object(self.client.clone()));
-        doc.insert("check".into(), Value::Object(check.clone()));
-        serde_json::to_vec(&doc).unwrap_or_default()
-    }
-
-    async fn run_hook(&self, check: &mut Object) {
+    async fn run_hook(&self, config: &Config, check: &mut Object) {
         if !hooks::has_hooks(check) {
             return;
         }
@@ -228,10 +331,10 @@ impl Executor {
         let Some(key) = check.get("hooks").and_then(Value::as_object).and_then(|h| hooks::select(h, status)) else {
             return;
         };
-        let stdin_doc = self.stdin_payload(check);
+        let stdin_doc = stdin_payload(config, check);
         let Some(hook) = hooks::hook_mut(check, &key) else { return };
         let raw = hook.get("command").and_then(Value::as_str).unwrap_or_default().to_string();
-        let (command_line, unmatched) = substitute_tokens(raw.as_bytes(), &self.client);
+        let (command_line, unmatched) = substitute_tokens(raw.as_bytes(), &config.client);
         if !unmatched.is_empty() {
             hook.insert("output".into(), format!("{UNMATCHED_TOKENS_PREFIX}{}", unmatched.join(", ")).into());
             hook.insert("status".into(), 3.into());
@@ -241,11 +344,30 @@ impl Executor {
         let started = tokio::time::Instant::now();
         let timeout = timeout_of(hook.get("timeout")).or(Some(Duration::from_secs_f64(hooks::DEFAULT_HOOK_TIMEOUT)));
         let stdin = (hook.get("stdin") == Some(&Value::Bool(true))).then_some(stdin_doc);
-        let outcome = self.spawn(command_line, timeout, stdin).await;
+        // Hooks go through the same spawn queue as checks (sensu-spawn).
+        let slot = self.spawn_slots.acquire(&CancellationToken::new()).await;
+        let outcome = self.spawn(config, command_line, timeout, stdin).await;
+        drop(slot);
         hook.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
         hook.insert("output".into(), outcome.output.into());
         hook.insert("status".into(), outcome.status.into());
     }
+}
+
+/// `{client, check}` as a check's stdin (unredacted client settings, as Sensu).
+fn stdin_payload(config: &Config, check: &Object) -> Vec<u8> {
+    let mut doc = Object::new();
+    doc.insert("client".into(), Value::Object(config.client.clone()));
+    doc.insert("check".into(), Value::Object(check.clone()));
+    serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+/// The result for a check whose tokens matched nothing: not run, status 3, not handled.
+fn unmatched_result(mut check: Object, unmatched: &[String]) -> Object {
+    check.insert("output".into(), format!("{UNMATCHED_TOKENS_PREFIX}{}", unmatched.join(", ")).into());
+    check.insert("status".into(), 3.into());
+    check.insert("handle".into(), false.into());
+    check
 }
 
 /// A Sensu `timeout` (numeric seconds, fractions allowed; absent, zero or negative

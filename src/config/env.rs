@@ -28,6 +28,8 @@ pub enum Kind {
     Number,
     /// A JSON object, deep-merged at the path.
     JsonObject,
+    /// Base64-encoded text (a PEM file's content), stored decoded.
+    Base64Text,
 }
 
 /// Where a variable's value goes.
@@ -176,6 +178,111 @@ pub const VARIABLES: &[EnvVar] = &[
         help: "Built-in (in-process) checks running at once.",
     },
     EnvVar {
+        name: "CONCIERGE_ACK_MODE",
+        target: Target::Path(&["concierge", "ack"]),
+        kind: Kind::Str,
+        default: "`after_publish`",
+        help: "`after_publish`: ack a request only once its result is confirmed by the broker (a killed replica loses nothing). `auto`: sensu-client's no-ack consuming.",
+    },
+    EnvVar {
+        name: "CONCIERGE_PREFETCH",
+        target: Target::Path(&["concierge", "prefetch"]),
+        kind: Kind::Int,
+        default: "execution slots (spawn limit + built-in concurrency)",
+        help: "`basic.qos` prefetch for subscription queues (channel-wide).",
+    },
+    EnvVar {
+        name: "CONCIERGE_HEARTBEAT",
+        target: Target::Path(&["concierge", "heartbeat"]),
+        kind: Kind::Int,
+        default: "the broker's (RabbitMQ: 60)",
+        help: "AMQP heartbeat in seconds, when the URL (`?heartbeat=`) or hash does not set one.",
+    },
+    EnvVar {
+        name: "CONCIERGE_CONNECT_TIMEOUT",
+        target: Target::Path(&["concierge", "connect_timeout"]),
+        kind: Kind::Number,
+        default: "`10`",
+        help: "Seconds to connect to a broker (TCP, TLS and AMQP handshake).",
+    },
+    EnvVar {
+        name: "CONCIERGE_PUBLISH_TIMEOUT",
+        target: Target::Path(&["concierge", "publish_timeout"]),
+        kind: Kind::Number,
+        default: "`10`",
+        help: "Seconds a publish may wait for the broker's confirm before the connection is considered broken.",
+    },
+    EnvVar {
+        name: "CONCIERGE_RESULT_BUFFER",
+        target: Target::Path(&["concierge", "result_buffer"]),
+        kind: Kind::Int,
+        default: "`10000`",
+        help: "Results kept while the broker is away; beyond this the oldest is dropped (counted and logged).",
+    },
+    EnvVar {
+        name: "CONCIERGE_DRAIN_GRACE",
+        target: Target::Path(&["concierge", "drain_grace"]),
+        kind: Kind::Number,
+        default: "`8`",
+        help: "Seconds SIGTERM/SIGINT may take: finish running checks, publish results and deregistration, then exit 0.",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_VERIFY",
+        target: Target::Path(&["concierge", "tls", "verify"]),
+        kind: Kind::Bool,
+        default: "`false` (as sensu-client)",
+        help: "Verify the broker's TLS certificate against the system roots plus the CA below.",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_CA_FILE",
+        target: Target::Path(&["concierge", "tls", "ca_file"]),
+        kind: Kind::Str,
+        default: "unset",
+        help: "PEM file of CA certificates to trust for the broker.",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_CA_B64",
+        target: Target::Path(&["concierge", "tls", "ca"]),
+        kind: Kind::Base64Text,
+        default: "unset",
+        help: "The same CA PEM, base64-encoded, instead of a file.",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_CERT_FILE",
+        target: Target::Path(&["concierge", "tls", "cert_chain_file"]),
+        kind: Kind::Str,
+        default: "unset",
+        help: "PEM client certificate chain (Sensu's `ssl.cert_chain_file`).",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_CERT_B64",
+        target: Target::Path(&["concierge", "tls", "cert_chain"]),
+        kind: Kind::Base64Text,
+        default: "unset",
+        help: "The same certificate chain, base64-encoded.",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_KEY_FILE",
+        target: Target::Path(&["concierge", "tls", "private_key_file"]),
+        kind: Kind::Str,
+        default: "unset",
+        help: "PEM client private key (Sensu's `ssl.private_key_file`).",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_KEY_B64",
+        target: Target::Path(&["concierge", "tls", "private_key"]),
+        kind: Kind::Base64Text,
+        default: "unset",
+        help: "The same private key, base64-encoded (shown as `REDACTED` by `concierge config`).",
+    },
+    EnvVar {
+        name: "CONCIERGE_TLS_SERVER_NAME",
+        target: Target::Path(&["concierge", "tls", "server_name"]),
+        kind: Kind::Str,
+        default: "the broker host",
+        help: "TLS server name (SNI and verification), e.g. when connecting by IP address.",
+    },
+    EnvVar {
         name: "CONCIERGE_LOG_LEVEL",
         target: Target::Cli,
         kind: Kind::Str,
@@ -213,6 +320,10 @@ fn parse(var: &EnvVar, raw: &str) -> Result<Value, ConfigError> {
         Kind::Number => {
             let n = raw.trim().parse::<f64>().map_err(|_| bad(format!("expected a number, got {raw:?}")))?;
             serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| bad("not a finite number".into()))?
+        }
+        Kind::Base64Text => {
+            let bytes = decode_base64(raw).map_err(bad)?;
+            Value::String(String::from_utf8(bytes).map_err(|_| bad("decoded text is not UTF-8".into()))?)
         }
         Kind::JsonObject => {
             let value: Value = serde_json::from_str(raw).map_err(|e| bad(format!("invalid JSON: {e}")))?;

@@ -70,17 +70,63 @@ pub struct Sources {
     pub env: HashMap<String, String>,
 }
 
-/// Concierge's own settings: the `concierge` scope of the config.
+/// How subscription requests are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    /// Ack a request only after its result was published and confirmed by the broker
+    /// (default): a client killed mid-check loses nothing, RabbitMQ redelivers.
+    AfterPublish,
+    /// sensu-client's behaviour: consume with `no_ack`; a dying client loses its requests.
+    Auto,
+}
+
+/// Concierge's own settings: the `concierge` scope of the config (sensu-server ignores
+/// unknown scopes, so the same files can serve both).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConciergeSettings {
     /// Built-in checks running at once. Default 500.
     pub builtin_concurrency: usize,
+    /// When requests are acknowledged. Default `after_publish`.
+    pub ack: AckMode,
+    /// `basic.qos` prefetch for subscriptions (channel-wide). Default: the execution
+    /// slots (`sensu.spawn.limit` + `builtin_concurrency`), so a replica holds no more
+    /// unacknowledged requests than it can run.
+    pub prefetch: Option<u16>,
+    /// Seconds a publish may take until the broker confirms it. Default 10.
+    pub publish_timeout: f64,
+    /// Results kept while the broker is unreachable; the oldest is dropped beyond this.
+    /// Default 10000.
+    pub result_buffer: usize,
+    /// Seconds SIGTERM/SIGINT may take to drain (finish checks, publish, deregister).
+    /// Default 8, below Docker's 10 s stop timeout.
+    pub drain_grace: f64,
+    /// Largest check request accepted from a subscription, in bytes. Default 1 MiB.
+    pub max_request_bytes: usize,
+    /// AMQP heartbeat in seconds when the broker setting has none. Default unset: the
+    /// broker's proposal is used (RabbitMQ: 60 s), as sensu-client does.
+    pub heartbeat: Option<u16>,
+    /// Seconds to connect to a broker (TCP, TLS, AMQP handshake). Default 10.
+    pub connect_timeout: f64,
+    /// TLS defaults for `amqps` brokers (per-broker `ssl` hashes override them).
+    pub tls: crate::transport::tls::TlsOptions,
 }
 
 impl Default for ConciergeSettings {
     fn default() -> Self {
-        Self { builtin_concurrency: crate::checks::executor::DEFAULT_BUILTIN_LIMIT }
+        Self {
+            builtin_concurrency: crate::checks::executor::DEFAULT_BUILTIN_LIMIT,
+            ack: AckMode::AfterPublish,
+            prefetch: None,
+            publish_timeout: 10.0,
+            result_buffer: 10_000,
+            drain_grace: 8.0,
+            max_request_bytes: 1024 * 1024,
+            heartbeat: None,
+            connect_timeout: 10.0,
+            tls: crate::transport::tls::TlsOptions::default(),
+        }
     }
 }
 

@@ -105,10 +105,16 @@ pub fn validate(settings: &Settings) -> Vec<Failure> {
         None => fail("client", client, "client must be a hash"),
     }
 
-    if let Some(concierge) = raw.get("concierge")
-        && let Err(problem) = settings.concierge()
-    {
-        fail("concierge", concierge, &problem);
+    match settings.concierge() {
+        Err(problem) => fail("concierge", raw.get("concierge").unwrap_or(&null), &problem),
+        Ok(concierge) => {
+            if let Some(rabbitmq) = raw.get("rabbitmq")
+                && let Err(problem) = crate::transport::settings::brokers(rabbitmq, &concierge)
+            {
+                let shown = crate::transport::settings::redacted(rabbitmq);
+                fail("rabbitmq", &shown, problem.strip_prefix("rabbitmq: ").unwrap_or(&problem));
+            }
+        }
     }
     failures
 }

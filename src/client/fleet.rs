@@ -1,0 +1,583 @@
+//! Joined to a Sensu deployment: the sensu-client lifecycle over RabbitMQ, plus what a
+//! container fleet needs (acknowledge after publish, buffered results, drain, reload).
+//!
+//! The loop is sensu-transport's: connect to the next broker (shuffled), bootstrap
+//! (keepalive at once, subscriptions, keepalive timer, standalone schedule), run until
+//! the connection breaks, then pause everything and reconnect with a back-off of 2, 4,
+//! 6 … seconds capped at 20. Checks already running carry on across a reconnect; their
+//! results wait in the publisher's buffer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::{Consumer, ExchangeKind};
+use rand::seq::SliceRandom;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::requests::{self, RejectionLog};
+use super::signals::Signals;
+use super::{executor_settings, result_payload};
+use crate::checks::Executor;
+use crate::checks::executor::Processed;
+use crate::config::{AckMode, ConciergeSettings, Settings, Sources};
+use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
+use crate::schedule;
+use crate::transport::publisher::Publisher;
+use crate::transport::session::{Session, TransportError};
+use crate::transport::settings::{Broker, brokers};
+use crate::transport::{KEEPALIVE_INTERVAL_SECS, KEEPALIVES_EXCHANGE, RESULTS_EXCHANGE, funnel_name};
+
+/// Output of the deregistration result (sensu-client `deregister`).
+pub const DEREGISTRATION_OUTPUT: &str = "client initiated deregistration";
+/// Longest pause between reconnect attempts (sensu-transport `periodically_reconnect`).
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(20);
+/// Time kept at the end of the drain for the deregistration and the last confirms.
+const DRAIN_RESERVE: Duration = Duration::from_millis(1500);
+
+/// Counters of the fleet loop (exported as metrics by the local API).
+#[derive(Debug, Default)]
+pub struct FleetStats {
+    /// Keepalives confirmed by the broker.
+    pub keepalives: AtomicU64,
+    /// Reconnections after a lost session.
+    pub reconnects: AtomicU64,
+    /// Requests received (valid ones).
+    pub requests: AtomicU64,
+    /// Requests that arrived redelivered.
+    pub redelivered: AtomicU64,
+    /// Messages rejected as malformed.
+    pub rejected: AtomicU64,
+    /// Requests handed back (nack, requeue) because they had not started at drain.
+    pub handed_back: AtomicU64,
+}
+
+/// The back-off before reconnect attempt `n` (1-based): 2, 4, 6 … capped at 20 s.
+pub fn reconnect_delay(attempt: u32) -> Duration {
+    Duration::from_secs(2 * u64::from(attempt.max(1))).min(MAX_RECONNECT_DELAY)
+}
+
+/// The fleet client.
+pub struct Fleet {
+    sources: Sources,
+    env: HashMap<String, String>,
+    settings: Settings,
+    concierge: ConciergeSettings,
+    brokers: Vec<Broker>,
+    executor: Arc<Executor>,
+    publisher: Publisher,
+    tracker: TaskTracker,
+    rejections: Arc<RejectionLog>,
+    funnel: String,
+    /// Counters.
+    pub stats: Arc<FleetStats>,
+}
+
+/// Everything a running session owns that a pause or reload stops.
+struct Activity {
+    stop: CancellationToken,
+    consumers: Vec<String>,
+}
+
+impl Fleet {
+    /// Build the client from validated settings.
+    pub fn new(sources: Sources, env: HashMap<String, String>, settings: Settings) -> anyhow::Result<Self> {
+        let concierge = settings.concierge().map_err(anyhow::Error::msg)?;
+        let rabbitmq = settings.raw.get("rabbitmq").cloned().unwrap_or(Value::Null);
+        let brokers = brokers(&rabbitmq, &concierge).map_err(anyhow::Error::msg)?;
+        let executor = Arc::new(Executor::new(executor_settings(&settings, &env)?));
+        let publisher =
+            Publisher::new(concierge.result_buffer, Duration::from_secs_f64(concierge.publish_timeout.max(0.1)));
+        let funnel = funnel_name(&settings.client_name(), now_epoch());
+        Ok(Self {
+            sources,
+            env,
+            settings,
+            concierge,
+            brokers,
+            executor,
+            publisher,
+            tracker: TaskTracker::new(),
+            rejections: Arc::default(),
+            funnel,
+            stats: Arc::default(),
+        })
+    }
+
+    fn prefetch(&self) -> u16 {
+        let (commands, builtins) = self.executor.capacity();
+        let slots = u16::try_from(commands + builtins).unwrap_or(u16::MAX);
+        self.concierge.prefetch.unwrap_or(slots).max(1)
+    }
+
+    fn op_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.concierge.publish_timeout.max(0.1))
+    }
+
+    fn subscriptions(&self) -> Vec<String> {
+        self.executor
+            .client()
+            .get("subscriptions")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Run until a stop signal, then drain. Returns when the process may exit 0.
+    pub async fn run(mut self, signals: Signals) {
+        let publisher_stop = CancellationToken::new();
+        let publisher_task = tokio::spawn(self.publisher.clone().run(publisher_stop.clone()));
+        let mut order: Vec<usize> = Vec::new();
+        let mut attempt: u32 = 0;
+        let mut ever_connected = false;
+        let mut current: Option<Session> = None;
+
+        'connect: while !signals.stop.is_cancelled() {
+            if order.is_empty() {
+                order = (0..self.brokers.len()).collect();
+                order.shuffle(&mut rand::rng());
+            }
+            let broker = self.brokers[order.remove(0)].clone();
+            let name = self.settings.client_name();
+            let opened = tokio::select! {
+                () = signals.stop.cancelled() => break 'connect,
+                opened = Session::open(&broker, &name, self.prefetch(), self.op_timeout()) => opened,
+            };
+            let session = match opened {
+                Ok(session) => session,
+                Err(error) => {
+                    attempt += 1;
+                    let delay = reconnect_delay(attempt);
+                    tracing::warn!(%error, retry_in = ?delay, "transport connection failed");
+                    tokio::select! {
+                        () = signals.stop.cancelled() => break 'connect,
+                        () = tokio::time::sleep(delay) => continue 'connect,
+                    }
+                }
+            };
+            if ever_connected {
+                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            attempt = 0;
+            ever_connected = true;
+            tracing::info!(broker = %session.label, funnel = %self.funnel, "connected to the transport");
+
+            let mut activity = match self.bootstrap(&session).await {
+                Ok(activity) => {
+                    tracing::info!(subscriptions = ?self.subscriptions(), "bootstrap complete");
+                    activity
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "bootstrap failed; reconnecting");
+                    self.pause(&session, None).await;
+                    attempt += 1;
+                    tokio::select! {
+                        () = signals.stop.cancelled() => break 'connect,
+                        () = tokio::time::sleep(reconnect_delay(attempt)) => continue 'connect,
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    () = session.broken.cancelled() => {
+                        tracing::warn!(broker = %session.label, "transport connection lost; reconnecting");
+                        self.pause(&session, Some(activity)).await;
+                        continue 'connect;
+                    }
+                    () = signals.stop.cancelled() => {
+                        activity.stop.cancel();
+                        self.cancel_consumers(&session, &activity.consumers).await;
+                        current = Some(session);
+                        break 'connect;
+                    }
+                    () = signals.reload.notified() => {
+                        activity = self.reload(&session, activity).await;
+                    }
+                }
+            }
+        }
+
+        self.drain(current.as_ref(), ever_connected).await;
+        if let Some(session) = current {
+            session.close().await;
+        }
+        publisher_stop.cancel();
+        let _ = publisher_task.await;
+    }
+
+    /// Keepalive at once, subscriptions, keepalive timer, standalone schedule.
+    async fn bootstrap(&self, session: &Session) -> Result<Activity, TransportError> {
+        session.declare_exchange(&session.channel, KEEPALIVES_EXCHANGE, ExchangeKind::Direct).await?;
+        session.declare_exchange(&session.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await?;
+        self.send_keepalive(session).await?;
+        let stop = CancellationToken::new();
+        let consumers = self.start_consumers(session, &stop).await?;
+        // Buffered results go out once the server has seen our keepalive.
+        self.publisher.attach(session.results.clone(), session.broken.clone());
+        self.start_keepalives(session, &stop);
+        self.start_schedule(&stop);
+        Ok(Activity { stop, consumers })
+    }
+
+    async fn start_consumers(
+        &self,
+        session: &Session,
+        stop: &CancellationToken,
+    ) -> Result<Vec<String>, TransportError> {
+        let no_ack = self.concierge.ack == AckMode::Auto;
+        let consumers = session.subscribe(&self.funnel, &self.subscriptions(), no_ack).await?;
+        let mut tags = Vec::new();
+        for (queue, consumer) in consumers {
+            tags.push(consumer.tag().to_string());
+            tokio::spawn(self.consume(queue, consumer, session.broken.clone(), stop.clone()));
+        }
+        Ok(tags)
+    }
+
+    async fn cancel_consumers(&self, session: &Session, tags: &[String]) {
+        for tag in tags {
+            let cancel = session.channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+            let _ = tokio::time::timeout(session.op_timeout, cancel).await;
+        }
+    }
+
+    fn consume(
+        &self,
+        queue: String,
+        mut consumer: Consumer,
+        broken: CancellationToken,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let ctx = RequestContext {
+            executor: self.executor.clone(),
+            publisher: self.publisher.clone(),
+            tracker: self.tracker.clone(),
+            rejections: self.rejections.clone(),
+            stats: self.stats.clone(),
+            manual_ack: self.concierge.ack == AckMode::AfterPublish,
+            max_bytes: self.concierge.max_request_bytes,
+            drain: stop.clone(),
+        };
+        async move {
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = broken.cancelled() => return,
+                    next = consumer.next() => next,
+                };
+                match next {
+                    Some(Ok(delivery)) => ctx.handle(&queue, delivery).await,
+                    Some(Err(error)) => {
+                        tracing::warn!(%queue, %error, "consumer failed");
+                        broken.cancel();
+                        return;
+                    }
+                    None => {
+                        if !stop.is_cancelled() {
+                            tracing::warn!(%queue, "consumer cancelled by the broker; reconnecting");
+                            broken.cancel();
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_keepalive(&self, session: &Session) -> Result<(), TransportError> {
+        send_keepalive(session, &self.executor.client(), &self.stats).await
+    }
+
+    fn start_keepalives(&self, session: &Session, stop: &CancellationToken) {
+        let channel = session.channel.clone();
+        let broken = session.broken.clone();
+        let stop = stop.clone();
+        let executor = self.executor.clone();
+        let stats = self.stats.clone();
+        let timeout = session.op_timeout;
+        tokio::spawn(async move {
+            let period = Duration::from_secs(KEEPALIVE_INTERVAL_SECS);
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = broken.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let body = serde_json::to_vec(&keepalive_payload(&executor.client(), now_epoch())).unwrap_or_default();
+                match publish_confirmed(&channel, KEEPALIVES_EXCHANGE, &body, timeout).await {
+                    Ok(()) => {
+                        stats.keepalives.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "failed to publish keepalive");
+                        broken.cancel();
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    fn start_schedule(&self, stop: &CancellationToken) {
+        let checks = schedule::eligible(&self.settings.checks(), false);
+        if checks.is_empty() {
+            return;
+        }
+        let executor = self.executor.clone();
+        let publisher = self.publisher.clone();
+        let tracker = self.tracker.clone();
+        let drain = stop.clone();
+        let submit = move |request: Object| {
+            let executor = executor.clone();
+            let publisher = publisher.clone();
+            let drain = drain.clone();
+            tracker.spawn(async move {
+                if let Processed::Result(check) = executor.process_until(request, &drain).await {
+                    publisher.publish(result_payload(&executor, check).to_bytes()).await;
+                }
+            });
+        };
+        tokio::spawn(schedule::run(self.executor.client_name(), checks, submit, stop.clone()));
+    }
+
+    /// Stop the session's activity and close it; results stay buffered.
+    async fn pause(&self, session: &Session, activity: Option<Activity>) {
+        if let Some(activity) = activity {
+            activity.stop.cancel();
+        }
+        self.publisher.detach();
+        session.close().await;
+    }
+
+    /// SIGHUP: reload the settings; on success apply them without dropping work.
+    async fn reload(&mut self, session: &Session, activity: Activity) -> Activity {
+        let settings = match Settings::load(&self.sources) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::error!(%error, "reload failed; keeping the running configuration");
+                return activity;
+            }
+        };
+        let failures = crate::config::validate::validate(&settings);
+        if !failures.is_empty() {
+            for f in &failures {
+                tracing::error!(key = %f.key, message = %f.message, "reload: invalid configuration");
+            }
+            tracing::error!("reload failed; keeping the running configuration");
+            return activity;
+        }
+        if settings.client_name() != self.settings.client_name() {
+            tracing::warn!("reload: client.name cannot change without a restart; keeping the old name");
+        }
+        let mut executor_config = match executor_settings(&settings, &self.env) {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::error!(%error, "reload failed; keeping the running configuration");
+                return activity;
+            }
+        };
+        deep_merge_into(&mut executor_config.client, &{
+            let mut keep = Object::new();
+            keep.insert("name".into(), self.settings.client_name().into());
+            keep
+        });
+        let old_subscriptions = self.subscriptions();
+        self.executor.reconfigure(executor_config);
+        self.settings = settings;
+        // Stop consumers and the schedule; unacknowledged requests stay valid on the channel.
+        activity.stop.cancel();
+        self.cancel_consumers(session, &activity.consumers).await;
+        let new_subscriptions = self.subscriptions();
+        for gone in old_subscriptions.iter().filter(|s| !new_subscriptions.contains(s)) {
+            if let crate::transport::Subscription::Fanout(exchange) = crate::transport::Subscription::parse(gone)
+                && let Err(error) = session.unbind_fanout(&self.funnel, &exchange).await
+            {
+                tracing::warn!(%error, "reload: could not unbind a removed subscription");
+            }
+        }
+        let stop = CancellationToken::new();
+        let consumers = match self.start_consumers(session, &stop).await {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::warn!(%error, "reload: subscribing failed; reconnecting");
+                session.broken.cancel();
+                Vec::new()
+            }
+        };
+        self.start_keepalives(session, &stop);
+        self.start_schedule(&stop);
+        tracing::info!(subscriptions = ?new_subscriptions, "configuration reloaded");
+        Activity { stop, consumers }
+    }
+
+    /// Let running checks finish, publish their results and the deregistration, and wait
+    /// for the broker's confirms, all within `concierge.drain_grace`.
+    async fn drain(&self, session: Option<&Session>, ever_connected: bool) {
+        let grace = Duration::from_secs_f64(self.concierge.drain_grace.max(0.0));
+        let deadline = tokio::time::Instant::now() + grace;
+        self.tracker.close();
+        tracing::info!(running = self.tracker.len(), grace = ?grace, "draining");
+        let checks_deadline = deadline.checked_sub(DRAIN_RESERVE).unwrap_or(deadline);
+        if tokio::time::timeout_at(checks_deadline, self.tracker.wait()).await.is_err() {
+            tracing::warn!(running = self.tracker.len(), "checks still running at the end of the drain grace");
+        }
+        let client = self.executor.client();
+        if ever_connected && client.get("deregister") == Some(&Value::Bool(true)) {
+            let payload = deregistration(&client, now_epoch());
+            let confirmed = self.publisher.submit(payload.to_bytes());
+            let wait = tokio::time::timeout_at(deadline, confirmed).await;
+            if !matches!(wait, Ok(Ok(true))) {
+                tracing::warn!("deregistration was not confirmed by the broker before the grace ran out");
+            }
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.publisher.flushed(remaining).await {
+            tracing::warn!(unpublished = self.publisher.pending(), "results not confirmed by the broker are lost");
+        }
+        let _ = session;
+    }
+}
+
+/// The deregistration result: `{handler: "deregistration", status: 1}` deep-merged with
+/// `client.deregistration`, then `name`, `output`, `issued`, `executed` forced.
+pub fn deregistration(client: &Object, now: i64) -> ResultPayload {
+    let mut check = Object::new();
+    check.insert("handler".into(), "deregistration".into());
+    check.insert("status".into(), 1.into());
+    if let Some(Value::Object(extra)) = client.get("deregistration") {
+        deep_merge_into(&mut check, extra);
+    }
+    check.insert("name".into(), "deregistration".into());
+    check.insert("output".into(), DEREGISTRATION_OUTPUT.into());
+    check.insert("issued".into(), now.into());
+    check.insert("executed".into(), now.into());
+    let name = client.get("name").and_then(Value::as_str).unwrap_or_default();
+    ResultPayload::new(name, check, client.get("signature").and_then(Value::as_str))
+}
+
+async fn send_keepalive(session: &Session, client: &Object, stats: &FleetStats) -> Result<(), TransportError> {
+    let body = serde_json::to_vec(&keepalive_payload(client, now_epoch())).unwrap_or_default();
+    session.publish(&session.channel, KEEPALIVES_EXCHANGE, &body).await?;
+    stats.keepalives.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+async fn publish_confirmed(
+    channel: &lapin::Channel,
+    exchange: &str,
+    body: &[u8],
+    limit: Duration,
+) -> Result<(), TransportError> {
+    use crate::transport::session::{bounded, sensu_properties};
+    let op = format!("basic.publish to {exchange:?}");
+    let confirm = bounded(
+        op.clone(),
+        limit,
+        channel.basic_publish(exchange.into(), "".into(), Default::default(), body, sensu_properties()),
+    )
+    .await?;
+    let confirmation = bounded(op.clone(), limit, confirm).await?;
+    if confirmation.is_nack() { Err(TransportError::Nacked { operation: op }) } else { Ok(()) }
+}
+
+/// What a delivery handler needs.
+#[derive(Clone)]
+struct RequestContext {
+    executor: Arc<Executor>,
+    publisher: Publisher,
+    tracker: TaskTracker,
+    rejections: Arc<RejectionLog>,
+    stats: Arc<FleetStats>,
+    manual_ack: bool,
+    max_bytes: usize,
+    drain: CancellationToken,
+}
+
+impl RequestContext {
+    async fn handle(&self, queue: &str, delivery: Delivery) {
+        let request = match requests::parse(&delivery.data, self.max_bytes) {
+            Ok(request) => request,
+            Err(rejection) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                self.rejections.record(rejection, queue, &delivery.data);
+                if self.manual_ack {
+                    let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+                }
+                return;
+            }
+        };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if delivery.redelivered {
+            self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let ctx = self.clone();
+        self.tracker.spawn(async move {
+            let outcome = ctx.executor.process_until(request, &ctx.drain).await;
+            let ack = match outcome {
+                Processed::Result(check) => {
+                    let body = result_payload(&ctx.executor, check).to_bytes();
+                    if ctx.publisher.publish(body).await { Ack::Ack } else { Ack::Requeue }
+                }
+                Processed::Dropped => Ack::Ack,
+                Processed::NotStarted => {
+                    ctx.stats.handed_back.fetch_add(1, Ordering::Relaxed);
+                    Ack::Requeue
+                }
+            };
+            if ctx.manual_ack {
+                let done = match ack {
+                    Ack::Ack => delivery.ack(BasicAckOptions::default()).await,
+                    Ack::Requeue => delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await,
+                };
+                if let Err(error) = done {
+                    // The channel is gone (reconnect): the broker has requeued it already.
+                    tracing::debug!(%error, "could not acknowledge a request on a closed channel");
+                }
+            }
+        });
+    }
+}
+
+enum Ack {
+    Ack,
+    Requeue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn back_off_is_sensu_s() {
+        let secs: Vec<u64> = (1..=12).map(|a| reconnect_delay(a).as_secs()).collect();
+        assert_eq!(secs, [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 20, 20]);
+    }
+
+    // Spec §4.3 and §7 item 6.
+    #[test]
+    fn deregistration_payload() {
+        let client =
+            json!({"name": "i-424242", "deregistration": {"handler": "DEREGISTER_HANDLER", "handlers": ["a"]}})
+                .as_object()
+                .cloned()
+                .unwrap();
+        let payload = deregistration(&client, 1575000000);
+        assert_eq!(
+            String::from_utf8(payload.to_bytes()).unwrap(),
+            r#"{"client":"i-424242","check":{"handler":"DEREGISTER_HANDLER","status":1,"handlers":["a"],"name":"deregistration","output":"client initiated deregistration","issued":1575000000,"executed":1575000000}}"#
+        );
+        let plain = deregistration(&json!({"name": "x"}).as_object().cloned().unwrap(), 1);
+        assert_eq!(
+            String::from_utf8(plain.to_bytes()).unwrap(),
+            r#"{"client":"x","check":{"handler":"deregistration","status":1,"name":"deregistration","output":"client initiated deregistration","issued":1,"executed":1}}"#
+        );
+    }
+}

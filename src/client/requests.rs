@@ -1,0 +1,87 @@
+//! What arrives on a subscription queue. sensu-client parses the body as JSON and hands
+//! it to `process_check_request`; anything else either logs `failed to parse the check
+//! request payload` or crashes the reactor (a JSON array, an object without `name`). We
+//! reject each kind of bad message cleanly, log the first of each kind, and count them.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::proto::Object;
+
+/// Why a message is not a check request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// Larger than `concierge.max_request_bytes`.
+    TooLarge,
+    /// Not valid JSON (or not UTF-8).
+    NotJson,
+    /// JSON, but not an object (e.g. an array).
+    NotObject,
+    /// An object without a string `name`.
+    NoName,
+}
+
+impl Rejection {
+    /// A stable label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::NotJson => "not_json",
+            Self::NotObject => "not_object",
+            Self::NoName => "no_name",
+        }
+    }
+}
+
+/// Parse a delivery body into a check request.
+pub fn parse(body: &[u8], max_bytes: usize) -> Result<Object, Rejection> {
+    if body.len() > max_bytes {
+        return Err(Rejection::TooLarge);
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| Rejection::NotJson)?;
+    let Value::Object(check) = value else { return Err(Rejection::NotObject) };
+    if !check.get("name").is_some_and(Value::is_string) {
+        return Err(Rejection::NoName);
+    }
+    Ok(check)
+}
+
+/// Logs the first rejection of each kind (later ones only count), so a flood of bad
+/// messages cannot flood the log.
+#[derive(Default)]
+pub struct RejectionLog(Mutex<HashSet<Rejection>>);
+
+impl RejectionLog {
+    /// Record a rejection; logs it if it is the first of its kind.
+    pub fn record(&self, rejection: Rejection, queue: &str, body: &[u8]) {
+        let first = self.0.lock().map(|mut seen| seen.insert(rejection)).unwrap_or(false);
+        if first {
+            let preview = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            tracing::warn!(
+                reason = rejection.label(),
+                queue,
+                bytes = body.len(),
+                preview,
+                "failed to parse the check request payload; rejected (further ones of this kind are only counted)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_bad_messages() {
+        assert_eq!(parse(b"not json", 100), Err(Rejection::NotJson));
+        assert_eq!(parse(b"\xff\xfe", 100), Err(Rejection::NotJson));
+        assert_eq!(parse(b"[1,2]", 100), Err(Rejection::NotObject));
+        assert_eq!(parse(br#"{"command":"true"}"#, 100), Err(Rejection::NoName));
+        assert_eq!(parse(br#"{"name":5}"#, 100), Err(Rejection::NoName));
+        assert_eq!(parse(&[b' '; 101], 100), Err(Rejection::TooLarge));
+        assert!(parse(br#"{"name":"ok","command":"true"}"#, 100).is_ok());
+    }
+}

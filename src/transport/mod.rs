@@ -1,0 +1,80 @@
+//! The RabbitMQ transport, exactly as sensu-transport 8.3.0 uses it
+//! (`lib/sensu/transport/rabbitmq.rb`) and as `Sensu::Client::Process` subscribes.
+//!
+//! * [`settings`]: the `rabbitmq` setting (URL string, hash, or array of brokers) and
+//!   Concierge's transport options.
+//! * [`tls`]: rustls configuration for `amqps` (verification configurable).
+//! * [`session`]: one connected broker: two connections (primary for consumers and
+//!   keepalives, secondary for results), Sensu's topology and flags.
+//! * [`publisher`]: the results pipe: a bounded buffer drained with publisher confirms.
+
+pub mod publisher;
+pub mod session;
+pub mod settings;
+pub mod tls;
+
+/// Exchange (direct) keepalives are published to (`keepalives` pipe).
+pub const KEEPALIVES_EXCHANGE: &str = "keepalives";
+/// Exchange (direct) results are published to (`results` pipe).
+pub const RESULTS_EXCHANGE: &str = "results";
+/// Every bind and publish uses the empty routing key (sensu-transport `publish`/`subscribe`).
+pub const ROUTING_KEY: &str = "";
+/// `content_type` of every publish (the amqp gem's default for `publish`).
+pub const CONTENT_TYPE: &str = "application/octet-stream";
+/// Keepalive period, fixed in sensu-client (`EM::PeriodicTimer.new(20)`).
+pub const KEEPALIVE_INTERVAL_SECS: u64 = 20;
+
+/// How a subscription maps onto RabbitMQ (`transport_subscribe_options` in
+/// sensu 1.9.0 `lib/sensu/client/process.rb`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    /// `roundrobin:NAME` or `direct:NAME`: a direct exchange and a shared queue, both
+    /// named with the full string.
+    Shared(String),
+    /// Anything else (`client:NAME` included): a fanout exchange named with the full
+    /// string, bound to this process's funnel queue.
+    Fanout(String),
+}
+
+impl Subscription {
+    /// Classify a subscription string: split once on the first `:`; `direct` and
+    /// `roundrobin` prefixes are shared, everything else is fanout.
+    pub fn parse(name: &str) -> Self {
+        match name.split_once(':') {
+            Some(("direct" | "roundrobin", _)) => Self::Shared(name.to_string()),
+            _ => Self::Fanout(name.to_string()),
+        }
+    }
+
+    /// The exchange (and, for shared subscriptions, queue) name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Shared(n) | Self::Fanout(n) => n,
+        }
+    }
+}
+
+/// The per-process funnel queue: `<client name>-<sensu VERSION>-<process start epoch>`.
+pub fn funnel_name(client: &str, start_epoch: i64) -> String {
+    format!("{client}-{}-{start_epoch}", crate::proto::SENSU_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_kinds_follow_sensu() {
+        assert_eq!(Subscription::parse("roundrobin:web"), Subscription::Shared("roundrobin:web".into()));
+        assert_eq!(Subscription::parse("direct:x"), Subscription::Shared("direct:x".into()));
+        assert_eq!(Subscription::parse("client:i-1"), Subscription::Fanout("client:i-1".into()));
+        assert_eq!(Subscription::parse("a:b:c"), Subscription::Fanout("a:b:c".into()));
+        assert_eq!(Subscription::parse("linux"), Subscription::Fanout("linux".into()));
+        assert_eq!(Subscription::parse("roundrobin"), Subscription::Fanout("roundrobin".into()));
+    }
+
+    #[test]
+    fn funnel_queue_name() {
+        assert_eq!(funnel_name("i-424242", 1575000000), "i-424242-1.9.0-1575000000");
+    }
+}

@@ -1,0 +1,224 @@
+//! The results pipe: a bounded buffer drained to the broker with publisher confirms.
+//!
+//! sensu-client drops a result when the transport is down. Concierge keeps results in
+//! order in a bounded buffer while the broker is away and publishes them once a session
+//! is attached again; when the buffer is full the oldest result is dropped with a
+//! logged, counted warning. Each submitted result has a completion that says whether
+//! the broker confirmed it, which is what lets a request be acknowledged only after its
+//! result is safe.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use lapin::Channel;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{bounded, sensu_properties};
+use super::{RESULTS_EXCHANGE, ROUTING_KEY};
+
+/// Results published without waiting for earlier confirms.
+const WINDOW: usize = 256;
+
+struct Pending {
+    body: Vec<u8>,
+    done: Option<oneshot::Sender<bool>>,
+}
+
+impl Pending {
+    fn finish(mut self, delivered: bool) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(delivered);
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Pending>,
+    target: Option<(Channel, CancellationToken)>,
+}
+
+/// Counters the publisher keeps (for logs, health and metrics).
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    /// Results confirmed by the broker.
+    pub published: AtomicU64,
+    /// Results dropped because the buffer was full.
+    pub dropped: AtomicU64,
+    /// Results waiting (buffered or in flight).
+    pub pending: AtomicUsize,
+}
+
+/// Handle to the results pipe; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    idle: Arc<Notify>,
+    capacity: usize,
+    timeout: Duration,
+    /// Counters.
+    pub stats: Arc<PublisherStats>,
+}
+
+impl Publisher {
+    /// A publisher keeping at most `capacity` results, waiting `timeout` for each confirm.
+    pub fn new(capacity: usize, timeout: Duration) -> Self {
+        Self {
+            state: Arc::default(),
+            wake: Arc::default(),
+            idle: Arc::default(),
+            capacity: capacity.max(1),
+            timeout,
+            stats: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queue a result. The receiver says `true` once the broker confirmed it, `false` if it
+    /// was dropped (buffer full).
+    pub fn submit(&self, body: Vec<u8>) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let overflow = {
+            let mut state = self.lock();
+            state.queue.push_back(Pending { body, done: Some(tx) });
+            (state.queue.len() > self.capacity).then(|| state.queue.pop_front()).flatten()
+        };
+        if let Some(oldest) = overflow {
+            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                dropped_total = dropped,
+                capacity = self.capacity,
+                "result buffer full; dropped the oldest result"
+            );
+            oldest.finish(false);
+        } else {
+            self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        self.wake.notify_one();
+        rx
+    }
+
+    /// Queue a result and wait until it is confirmed (`true`) or dropped (`false`).
+    pub async fn publish(&self, body: Vec<u8>) -> bool {
+        self.submit(body).await.unwrap_or(false)
+    }
+
+    /// Start draining into a session's results channel; `broken` is fired on failure.
+    pub fn attach(&self, channel: Channel, broken: CancellationToken) {
+        self.lock().target = Some((channel, broken));
+        self.wake.notify_one();
+    }
+
+    /// Stop draining (the session is gone); results stay buffered.
+    pub fn detach(&self) {
+        self.lock().target = None;
+    }
+
+    /// Results not yet confirmed.
+    pub fn pending(&self) -> usize {
+        self.stats.pending.load(Ordering::Relaxed)
+    }
+
+    /// Wait until nothing is pending, for at most `limit`. Returns whether it emptied.
+    pub async fn flushed(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.pending() == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
+    /// Drain the buffer whenever a session is attached, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let notified = self.wake.notified();
+            let batch = {
+                let mut state = self.lock();
+                match &state.target {
+                    Some((channel, broken)) if !state.queue.is_empty() && !broken.is_cancelled() => {
+                        let target = (channel.clone(), broken.clone());
+                        let n = state.queue.len().min(WINDOW);
+                        Some((target, state.queue.drain(..n).collect::<Vec<_>>()))
+                    }
+                    _ => None,
+                }
+            };
+            let Some(((channel, broken), batch)) = batch else {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = notified => continue,
+                }
+            };
+            let failed = self.send(&channel, batch).await;
+            if !failed.is_empty() {
+                broken.cancel();
+                let mut state = self.lock();
+                for pending in failed.into_iter().rev() {
+                    state.queue.push_front(pending);
+                }
+                state.target = None;
+            }
+        }
+    }
+
+    /// Publish a batch and wait for its confirms. Returns what must be retried.
+    async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Vec<Pending> {
+        let mut sent = Vec::with_capacity(batch.len());
+        let mut failed = Vec::new();
+        let mut batch = batch.into_iter();
+        for pending in batch.by_ref() {
+            let publish = channel.basic_publish(
+                RESULTS_EXCHANGE.into(),
+                ROUTING_KEY.into(),
+                Default::default(),
+                &pending.body,
+                sensu_properties(),
+            );
+            match bounded("basic.publish to \"results\"", self.timeout, publish).await {
+                Ok(confirm) => sent.push((pending, confirm)),
+                Err(error) => {
+                    tracing::warn!(%error, "failed to publish check result; it stays buffered");
+                    failed.push(pending);
+                    break;
+                }
+            }
+        }
+        failed.extend(batch);
+        let (pendings, confirms): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        let outcomes = tokio::time::timeout(self.timeout, join_all(confirms)).await;
+        let outcomes: Vec<bool> = match outcomes {
+            Ok(results) => results.into_iter().map(|r| r.is_ok_and(|c| c.is_ack())).collect(),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeout, "no publish confirm from the broker in time");
+                vec![false; pendings.len()]
+            }
+        };
+        let mut retry = Vec::new();
+        for (pending, acked) in pendings.into_iter().zip(outcomes) {
+            if acked {
+                self.stats.published.fetch_add(1, Ordering::Relaxed);
+                if self.stats.pending.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    self.idle.notify_waiters();
+                }
+                pending.finish(true);
+            } else {
+                retry.push(pending);
+            }
+        }
+        retry.extend(failed);
+        retry
+    }
+}

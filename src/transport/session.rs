@@ -1,0 +1,323 @@
+//! One connected broker: the two connections sensu-transport opens, their channels,
+//! and Sensu's topology with its exact flags (spec §1.2).
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use tokio_util::sync::CancellationToken;
+
+use super::settings::Broker;
+use super::tls;
+use super::{CONTENT_TYPE, ROUTING_KEY, Subscription};
+
+/// Why talking to the broker failed. Each carries the operation and, for timeouts, the limit.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Could not connect.
+    #[error("connecting to {broker}: {problem}")]
+    Connect {
+        /// Broker label (no password).
+        broker: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// An AMQP operation failed.
+    #[error("{operation}: {source}")]
+    Amqp {
+        /// What we were doing.
+        operation: String,
+        /// lapin's error.
+        source: lapin::Error,
+    },
+    /// An operation took too long.
+    #[error("{operation}: no answer within {limit:?}")]
+    Timeout {
+        /// What we were doing.
+        operation: String,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The broker refused a publish (`basic.nack`).
+    #[error("{operation}: the broker refused the message (nack)")]
+    Nacked {
+        /// What we were doing.
+        operation: String,
+    },
+}
+
+/// Bound an AMQP operation in time and name it in the error.
+pub async fn bounded<T>(
+    operation: impl Into<String>,
+    limit: Duration,
+    fut: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<T, TransportError> {
+    let operation = operation.into();
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(TransportError::Amqp { operation, source }),
+        Err(_) => Err(TransportError::Timeout { operation, limit }),
+    }
+}
+
+/// The properties every Sensu publish carries: `application/octet-stream`, delivery
+/// mode 1 (not persistent), priority 0, nothing else.
+pub fn sensu_properties() -> BasicProperties {
+    BasicProperties::default().with_content_type(CONTENT_TYPE.into()).with_delivery_mode(1).with_priority(0)
+}
+
+/// Exchange flags: non-durable, not auto-delete, not internal, no arguments.
+fn exchange_options() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions { passive: false, durable: false, auto_delete: false, internal: false, nowait: false }
+}
+
+/// Queue flags: non-durable, non-exclusive, auto-delete, no arguments.
+pub fn queue_options() -> QueueDeclareOptions {
+    QueueDeclareOptions { passive: false, durable: false, exclusive: false, auto_delete: true, nowait: false }
+}
+
+/// A connected broker.
+pub struct Session {
+    /// Which broker (no password).
+    pub label: String,
+    primary: Connection,
+    secondary: Connection,
+    /// Primary channel: subscriptions and keepalives (confirm mode).
+    pub channel: Channel,
+    /// Secondary channel: results (confirm mode).
+    pub results: Channel,
+    /// Fired when either connection fails, is closed by the broker, or is blocked past use.
+    pub broken: CancellationToken,
+    /// Timeout for declarations and publishes.
+    pub op_timeout: Duration,
+}
+
+impl Session {
+    /// Open both connections to `broker`, their channels, qos and confirm mode.
+    pub async fn open(
+        broker: &Broker,
+        client_name: &str,
+        prefetch: u16,
+        op_timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let label = broker.label();
+        let primary = connect(broker, &format!("concierge {client_name} (primary)")).await?;
+        let secondary = match connect(broker, &format!("concierge {client_name} (secondary)")).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = primary.close(200, "secondary connection failed".into()).await;
+                return Err(e);
+            }
+        };
+        let broken = CancellationToken::new();
+        for (role, conn) in [("primary", &primary), ("secondary", &secondary)] {
+            watch(conn, role, broken.clone());
+        }
+        let channel = bounded("channel.open (primary)", op_timeout, primary.create_channel()).await?;
+        let results = bounded("channel.open (secondary)", op_timeout, secondary.create_channel()).await?;
+        // Channel-wide prefetch: no more unacknowledged requests than execution slots.
+        bounded("basic.qos", op_timeout, channel.basic_qos(prefetch, BasicQosOptions { global: true })).await?;
+        bounded("basic.qos", op_timeout, results.basic_qos(prefetch, BasicQosOptions { global: true })).await?;
+        bounded("confirm.select", op_timeout, channel.confirm_select(ConfirmSelectOptions::default())).await?;
+        bounded("confirm.select", op_timeout, results.confirm_select(ConfirmSelectOptions::default())).await?;
+        Ok(Self { label, primary, secondary, channel, results, broken, op_timeout })
+    }
+
+    /// Declare an exchange with Sensu's flags.
+    pub async fn declare_exchange(
+        &self,
+        channel: &Channel,
+        name: &str,
+        kind: ExchangeKind,
+    ) -> Result<(), TransportError> {
+        let op = format!("exchange.declare {name:?}");
+        bounded(
+            op,
+            self.op_timeout,
+            channel.exchange_declare(name.into(), kind, exchange_options(), FieldTable::default()),
+        )
+        .await
+    }
+
+    /// Publish to `exchange` with routing key `""` and Sensu's properties, and wait for the
+    /// broker's confirm.
+    pub async fn publish(&self, channel: &Channel, exchange: &str, body: &[u8]) -> Result<(), TransportError> {
+        let op = format!("basic.publish to {exchange:?}");
+        let confirm = bounded(
+            op.clone(),
+            self.op_timeout,
+            channel.basic_publish(exchange.into(), ROUTING_KEY.into(), Default::default(), body, sensu_properties()),
+        )
+        .await?;
+        let confirmation = bounded(op.clone(), self.op_timeout, confirm).await?;
+        if confirmation.is_nack() { Err(TransportError::Nacked { operation: op }) } else { Ok(()) }
+    }
+
+    /// Set up every subscription in settings order, as `Client::Process#setup_subscriptions`
+    /// does: `[queue.declare if new] → exchange.declare → queue.bind → [basic.consume if
+    /// new]`. Fanout subscriptions share the funnel queue and its one consumer.
+    pub async fn subscribe(
+        &self,
+        funnel: &str,
+        subscriptions: &[String],
+        no_ack: bool,
+    ) -> Result<Vec<(String, Consumer)>, TransportError> {
+        let mut consumers: Vec<(String, Consumer)> = Vec::new();
+        for name in subscriptions {
+            let sub = Subscription::parse(name);
+            let (queue, kind) = match &sub {
+                Subscription::Shared(n) => (n.as_str(), ExchangeKind::Direct),
+                Subscription::Fanout(_) => (funnel, ExchangeKind::Fanout),
+            };
+            let new = !consumers.iter().any(|(q, _)| q == queue);
+            if new {
+                bounded(
+                    format!("queue.declare {queue:?}"),
+                    self.op_timeout,
+                    self.channel.queue_declare(queue.into(), queue_options(), FieldTable::default()),
+                )
+                .await?;
+            }
+            self.declare_exchange(&self.channel, sub.name(), kind).await?;
+            bounded(
+                format!("queue.bind {queue:?} to {:?}", sub.name()),
+                self.op_timeout,
+                self.channel.queue_bind(
+                    queue.into(),
+                    sub.name().into(),
+                    ROUTING_KEY.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+            if new {
+                let tag = format!("{queue}-{}-{}", chrono::Utc::now().timestamp_millis(), rand::random::<u32>());
+                let options = BasicConsumeOptions { no_local: false, no_ack, exclusive: false, nowait: false };
+                let consumer = bounded(
+                    format!("basic.consume {queue:?}"),
+                    self.op_timeout,
+                    self.channel.basic_consume(queue.into(), tag.into(), options, FieldTable::default()),
+                )
+                .await?;
+                consumers.push((queue.to_string(), consumer));
+            }
+        }
+        Ok(consumers)
+    }
+
+    /// Unbind the funnel from a fanout subscription's exchange (used when a reload drops it).
+    pub async fn unbind_fanout(&self, funnel: &str, exchange: &str) -> Result<(), TransportError> {
+        bounded(
+            format!("queue.unbind {funnel:?} from {exchange:?}"),
+            self.op_timeout,
+            self.channel.queue_unbind(funnel.into(), exchange.into(), ROUTING_KEY.into(), FieldTable::default()),
+        )
+        .await
+    }
+
+    /// `(messages, consumers)` of a queue, by an active declare with Sensu's flags (which is
+    /// what sensu-client's `/info` does, and so may create the queue).
+    pub async fn queue_stats(&self, queue: &str) -> Result<(u32, u32), TransportError> {
+        let q = bounded(
+            format!("queue.declare {queue:?}"),
+            self.op_timeout,
+            self.channel.queue_declare(queue.into(), queue_options(), FieldTable::default()),
+        )
+        .await?;
+        Ok((q.message_count(), q.consumer_count()))
+    }
+
+    /// Whether both connections are up.
+    pub fn connected(&self) -> bool {
+        !self.broken.is_cancelled() && self.primary.status().connected() && self.secondary.status().connected()
+    }
+
+    /// Close both connections (bounded).
+    pub async fn close(&self) {
+        self.broken.cancel();
+        for conn in [&self.primary, &self.secondary] {
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "concierge stopping".into())).await;
+        }
+    }
+}
+
+/// Fire `broken` when the connection reports an error.
+fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
+    let mut events = Box::pin(conn.events_listener());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = broken.cancelled() => return,
+                event = events.next() => match event {
+                    Some(lapin::Event::Error(error)) => {
+                        tracing::warn!(connection = role, %error, "transport connection error");
+                        broken.cancel();
+                        return;
+                    }
+                    Some(lapin::Event::ConnectionBlocked(reason)) => {
+                        tracing::warn!(connection = role, %reason, "broker blocked the connection (resource alarm)");
+                    }
+                    Some(lapin::Event::ConnectionUnblocked) => {
+                        tracing::info!(connection = role, "broker unblocked the connection");
+                    }
+                    Some(_) => {}
+                    None => {
+                        broken.cancel();
+                        return;
+                    }
+                },
+            }
+        }
+    });
+}
+
+async fn connect(broker: &Broker, name: &str) -> Result<Connection, TransportError> {
+    let label = broker.label();
+    let fail = |problem: String| TransportError::Connect { broker: label.clone(), problem };
+    let properties = ConnectionProperties::default()
+        .with_connection_name(name.into())
+        .with_client_property("product".into(), "concierge".into())
+        .with_client_property("version".into(), crate::CONCIERGE_VERSION.into());
+    let limit = broker.connect_timeout;
+    let attempt = async {
+        match &broker.tls {
+            None => Connection::connect_uri(broker.uri.clone(), properties).await.map_err(|e| fail(e.to_string())),
+            Some(options) => {
+                if !options.verify {
+                    tracing::warn!(broker = %label, "TLS certificate of the broker is not verified (as sensu-client); set CONCIERGE_TLS_VERIFY=true to verify it");
+                }
+                let config = tls::client_config(options).map_err(|e| fail(e.to_string()))?;
+                let connector = lapin::tcp::RustlsConnector::from(config);
+                let server_name = options.server_name.clone().unwrap_or_else(|| broker.uri.authority.host.clone());
+                let runtime = lapin::runtime::default_runtime().map_err(|e| fail(e.to_string()))?;
+                // Resolved here, as sensu-transport does; the name still goes to SNI.
+                let host = (broker.uri.authority.host.as_str(), broker.uri.authority.port);
+                let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(host)
+                    .await
+                    .map_err(|e| fail(format!("resolving {}: {e}", host.0)))?
+                    .collect();
+                Connection::connector(
+                    broker.uri.clone(),
+                    runtime,
+                    async move |_uri, runtime| {
+                        let tcp = lapin::tcp::AsyncTcpStream::connect(&runtime, addresses.clone()).await?;
+                        Ok(tcp.into_rustls(&connector, &server_name).await?)
+                    },
+                    properties,
+                )
+                .await
+                .map_err(|e| fail(e.to_string()))
+            }
+        }
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(fail(format!("no connection within {limit:?}"))),
+    }
+}

@@ -1,0 +1,147 @@
+//! TLS to the broker, with rustls.
+//!
+//! sensu-client (EventMachine `start_tls`) does **not** verify the broker's certificate
+//! unless `verify_peer` is set, and many deployments rely on that with self-signed
+//! brokers. Concierge keeps that default for compatibility (`verify: false`) and says so
+//! in the log at every connect; set `verify: true` (`CONCIERGE_TLS_VERIFY=true`) to check
+//! the chain against the system roots plus `ca`/`ca_file`. Even unverified, the handshake
+//! signature is checked, so the broker must hold the key of the certificate it shows.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde::Deserialize;
+
+/// TLS options: the `concierge.tls` defaults, overridden per broker by its `ssl` hash.
+/// Every `*_file` setting also has an inline form holding the PEM text (filled from the
+/// `CONCIERGE_TLS_*_B64` variables), which wins over the file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsOptions {
+    /// Verify the broker's certificate chain and name. Default false, as sensu-client.
+    pub verify: bool,
+    /// PEM file of extra CA certificates to trust.
+    pub ca_file: Option<String>,
+    /// PEM text of extra CA certificates.
+    pub ca: Option<String>,
+    /// PEM file of the client certificate chain (Sensu's `cert_chain_file`).
+    pub cert_chain_file: Option<String>,
+    /// PEM text of the client certificate chain.
+    pub cert_chain: Option<String>,
+    /// PEM file of the client private key (Sensu's `private_key_file`).
+    pub private_key_file: Option<String>,
+    /// PEM text of the client private key (redacted in printed settings).
+    pub private_key: Option<String>,
+    /// Name to send as SNI and to verify (Sensu's `sni_hostname`); default the host.
+    pub server_name: Option<String>,
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS {what}: {problem}")]
+pub struct TlsError {
+    what: &'static str,
+    problem: String,
+}
+
+fn err(what: &'static str, problem: impl ToString) -> TlsError {
+    TlsError { what, problem: problem.to_string() }
+}
+
+fn pem(inline: &Option<String>, file: &Option<String>, what: &'static str) -> Result<Option<Vec<u8>>, TlsError> {
+    if let Some(text) = inline {
+        return Ok(Some(text.as_bytes().to_vec()));
+    }
+    match file {
+        Some(path) => std::fs::read(path).map(Some).map_err(|e| err(what, format!("{path}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+fn certs(bytes: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes).collect::<Result<_, _>>().map_err(|e| err(what, e))?;
+    if certs.is_empty() {
+        return Err(err(what, "no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+/// Build the rustls client configuration for these options.
+pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err("protocol versions", e))?;
+    let builder = if options.verify {
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(ca) = pem(&options.ca, &options.ca_file, "ca")? {
+            for cert in certs(&ca, "ca")? {
+                roots.add(cert).map_err(|e| err("ca", e))?;
+            }
+        }
+        if roots.is_empty() {
+            return Err(err("verify", "no trusted roots: install ca-certificates or set ca_file"));
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoChainVerification(provider)))
+    };
+    let chain = pem(&options.cert_chain, &options.cert_chain_file, "cert_chain")?;
+    let key = pem(&options.private_key, &options.private_key_file, "private_key")?;
+    match (chain, key) {
+        (Some(chain), Some(key)) => {
+            let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| err("private_key", e))?;
+            builder.with_client_auth_cert(certs(&chain, "cert_chain")?, key).map_err(|e| err("client certificate", e))
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        (Some(_), None) => Err(err("private_key", "a client certificate needs a private key")),
+        (None, Some(_)) => Err(err("cert_chain", "a private key needs a client certificate")),
+    }
+}
+
+/// Accepts any certificate chain (sensu-client's behaviour) but still checks that the
+/// handshake was signed by the certificate's key.
+#[derive(Debug)]
+struct NoChainVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoChainVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,551 @@
+//! The client against a real RabbitMQ (the private broker of `scripts/test.sh`): what a
+//! sensu-server would see, message by message. Spec §1, §2, §3.1, §4.1, §4.3; checklist
+//! items 1–6, 21, 24, 55–64.
+
+mod support;
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use support::{Client, Proxy, ServerSide, rabbitmqctl, unique};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn rows(output: &str, name: &str) -> Vec<Vec<String>> {
+    output
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
+        .filter(|cols| cols.iter().any(|c| c == name))
+        .collect()
+}
+
+// Items 1, 55; spec §1.2: exchanges, queues and bindings with Sensu's exact flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_has_sensus_exact_flags() {
+    let name = unique("topo");
+    let fanout = unique("linux");
+    let rr = format!("roundrobin:{}", unique("ext"));
+    let direct = format!("direct:{}", unique("d"));
+    let client = Client::start(&name, &[&fanout, &rr, &direct], &[]);
+    client.ready().await;
+
+    let queues = rabbitmqctl(&["list_queues", "name", "durable", "auto_delete", "exclusive", "arguments", "consumers"]);
+    let funnel: Vec<Vec<String>> = queues
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .filter(|c: &Vec<String>| c[0].starts_with(&format!("{name}-1.9.0-")))
+        .collect();
+    assert_eq!(funnel.len(), 1, "one funnel queue per process: {queues}");
+    assert_eq!(funnel[0][1..], ["false", "true", "false", "[]", "1"], "funnel flags");
+    for shared in [&rr, &direct] {
+        assert_eq!(rows(&queues, shared)[0][1..], ["false", "true", "false", "[]", "1"], "{shared} flags");
+    }
+
+    let exchanges = rabbitmqctl(&["list_exchanges", "name", "type", "durable", "auto_delete", "internal", "arguments"]);
+    let client_sub = format!("client:{name}");
+    for (exchange, kind) in [
+        (fanout.as_str(), "fanout"),
+        (client_sub.as_str(), "fanout"),
+        (rr.as_str(), "direct"),
+        (direct.as_str(), "direct"),
+        ("keepalives", "direct"),
+        ("results", "direct"),
+    ] {
+        let row = &rows(&exchanges, exchange)[0];
+        assert_eq!(row[1..], [kind, "false", "false", "false", "[]"], "exchange {exchange}");
+    }
+
+    let bindings = rabbitmqctl(&["list_bindings", "source_name", "destination_name", "routing_key"]);
+    let funnel_name = &funnel[0][0];
+    for (source, destination) in [
+        (fanout.as_str(), funnel_name.as_str()),
+        (client_sub.as_str(), funnel_name.as_str()),
+        (rr.as_str(), rr.as_str()),
+        (direct.as_str(), direct.as_str()),
+    ] {
+        assert!(
+            bindings.lines().any(|l| l == format!("{source}\t{destination}\t")),
+            "binding {source} -> {destination} with routing key \"\" missing:\n{bindings}"
+        );
+    }
+
+    let consumers = rabbitmqctl(&["list_consumers", "queue_name", "ack_required", "prefetch_count"]);
+    let row = &rows(&consumers, &rr)[0];
+    assert_eq!(row[1], "true", "requests are acknowledged after publish by default");
+}
+
+// Items 2, 3; spec §2: keepalive payload, first one at once, then every 20 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_carry_client_settings_redacted_and_come_every_20s() {
+    let server = ServerSide::connect().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let name = unique("ka");
+    let started = std::time::Instant::now();
+    let client = Client::start(
+        &name,
+        &["linux"],
+        &[
+            ("SENSU_CLIENT_ADDRESS", "10.0.0.5"),
+            (
+                "CONCIERGE_CLIENT_ATTRIBUTES",
+                r#"{"environment":"peer","service":{"password":"secret"},"keepalive":{"thresholds":{"warning":120,"critical":180}}}"#,
+            ),
+        ],
+    );
+    let (first, delivery) = keepalives.next_for(&name, WAIT).await.expect("first keepalive");
+    let first_at = started.elapsed();
+    assert_eq!(first["name"], name.as_str());
+    assert_eq!(first["address"], "10.0.0.5");
+    assert_eq!(first["subscriptions"], json!(["linux", format!("client:{name}")]));
+    assert_eq!(first["environment"], "peer");
+    assert_eq!(first["service"]["password"], "REDACTED");
+    assert_eq!(first["keepalive"], json!({"thresholds": {"warning": 120, "critical": 180}}));
+    assert_eq!(first["version"], "1.9.0");
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - first["timestamp"].as_i64().unwrap()).abs() <= 10);
+    // Same key order as the captured sample: client attributes, then version, timestamp.
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert_eq!(keys.last().unwrap().as_str(), "timestamp");
+    assert_eq!(keys[keys.len() - 2].as_str(), "version");
+    assert_properties(&delivery);
+
+    let (second, _) = keepalives.next_for(&name, Duration::from_secs(30)).await.expect("second keepalive");
+    let gap = started.elapsed() - first_at;
+    assert!(gap >= Duration::from_secs(19) && gap <= Duration::from_secs(22), "keepalive period {gap:?}");
+    assert!(second["timestamp"].as_i64().unwrap() >= first["timestamp"].as_i64().unwrap() + 19);
+    drop(client);
+}
+
+fn assert_properties(delivery: &lapin::message::Delivery) {
+    assert_eq!(delivery.routing_key.as_str(), "");
+    let p = &delivery.properties;
+    assert_eq!(p.content_type().as_ref().map(|s| s.as_str()), Some("application/octet-stream"));
+    assert_eq!(*p.delivery_mode(), Some(1));
+    assert_eq!(*p.priority(), Some(0));
+    assert!(p.headers().is_none() && p.message_id().is_none() && p.timestamp().is_none());
+}
+
+// Items 4, 21, 24; spec §3.1, §4.1: requests on fanout, round-robin and client:NAME
+// produce results shaped exactly like the captured samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_on_every_kind_of_subscription_produce_exact_results() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let name = unique("req");
+    let fanout = unique("linux");
+    let rr = format!("roundrobin:{}", unique("external"));
+    let client = Client::start(&name, &[&fanout, &rr], &[]);
+    client.ready().await;
+
+    // As in check-request-fanout-linux.json.
+    server
+        .publish_request(&fanout, &json!({"command": "echo ok", "name": "check_echo_ok", "issued": 1795234867}))
+        .await;
+    let (result, delivery) = results.next_for(&name, WAIT).await.expect("fanout result");
+    assert_properties(&delivery);
+    let check = result["check"].as_object().unwrap();
+    let keys: Vec<&str> = check.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["command", "name", "issued", "executed", "duration", "output", "status"]);
+    assert_eq!(result.as_object().unwrap().keys().collect::<Vec<_>>(), ["client", "check"]);
+    assert_eq!(check["output"], "ok\n");
+    assert_eq!(check["status"], 0);
+    assert_eq!(check["issued"], 1795234867);
+    assert!(check["executed"].is_i64());
+    assert!(check["duration"].is_f64());
+
+    // Round-robin, as check-request-roundrobin-external.json.
+    server
+        .publish_request(&rr, &json!({"command": "echo rr-ok", "name": "check_rr_external", "issued": 1795234870}))
+        .await;
+    let (result, _) = results.next_for(&name, WAIT).await.expect("round-robin result");
+    assert_eq!(result["check"]["output"], "rr-ok\n");
+
+    // The API's ad-hoc request on client:NAME, with api_requested and a custom attribute.
+    server
+        .publish_request(
+            &format!("client:{name}"),
+            &json!({"command": "echo WARNING && exit 1", "name": "adhoc", "api_requested": {"reason": null, "creator": null}, "team": "ops", "source": "", "issued": 1795234865}),
+        )
+        .await;
+    let (result, _) = results.next_for(&name, WAIT).await.expect("client subscription result");
+    assert_eq!(result["check"]["output"], "WARNING\n");
+    assert_eq!(result["check"]["status"], 1);
+    assert_eq!(result["check"]["api_requested"], json!({"reason": null, "creator": null}));
+    assert_eq!(result["check"]["team"], "ops");
+    assert!(result["check"].get("source").is_none(), "an empty source is removed (item 5)");
+}
+
+// Items 33, 71 (client side): a signature is added to results and keepalives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_goes_on_every_result_and_keepalive() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let name = unique("sig");
+    let rr = format!("roundrobin:{}", unique("sig"));
+    let client = Client::start(&name, &[&rr], &[("CONCIERGE_SIGNATURE", "s3cr3t")]);
+    let (keepalive, _) = keepalives.next_for(&name, WAIT).await.unwrap();
+    assert_eq!(keepalive["signature"], "s3cr3t", "sensu-client sends the signature in clear");
+    client.ready().await;
+    server.publish_request(&rr, &json!({"command": "true", "name": "t", "issued": 1})).await;
+    let (result, _) = results.next_for(&name, WAIT).await.unwrap();
+    assert_eq!(result["signature"], "s3cr3t");
+}
+
+// Two clients on one round-robin queue both do work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_share_a_round_robin_subscription() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("shared"));
+    let (a, b) = (unique("rr-a"), unique("rr-b"));
+    let ca = Client::start(&a, &[&rr], &[("CONCIERGE_PREFETCH", "1")]);
+    let cb = Client::start(&b, &[&rr], &[("CONCIERGE_PREFETCH", "1")]);
+    ca.ready().await;
+    cb.ready().await;
+    for i in 0..20 {
+        server
+            .publish_request(&rr, &json!({"command": "sleep 0.1; echo done", "name": format!("c{i}"), "issued": 1}))
+            .await;
+    }
+    let mut by_client = std::collections::HashMap::<String, usize>::new();
+    let mut names = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while names.len() < 20 && tokio::time::Instant::now() < deadline {
+        let Some(r) = results.next_any(Duration::from_millis(500)).await else { continue };
+        let client = r["client"].as_str().unwrap().to_string();
+        if client == a || client == b {
+            *by_client.entry(client).or_default() += 1;
+            names.insert(r["check"]["name"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(names.len(), 20, "every request answered: {by_client:?}");
+    assert_eq!(by_client.values().sum::<usize>(), 20, "and only once: {by_client:?}");
+    assert!(
+        by_client.get(&a).copied().unwrap_or(0) >= 3 && by_client.get(&b).copied().unwrap_or(0) >= 3,
+        "{by_client:?}"
+    );
+}
+
+// A client killed mid-check loses nothing: its unacknowledged requests go to a replica
+// still consuming the queue. (With no consumer left, the auto-delete queue goes away with
+// its messages: Sensu's topology, which Concierge keeps.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_check_loses_no_request() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("kill"));
+    let (a, b) = (unique("victim"), unique("survivor"));
+    let mut victim = Client::start(&a, &[&rr], &[]);
+    victim.ready().await;
+    for i in 0..5 {
+        server
+            .publish_request(
+                &rr,
+                &json!({"command": "sleep 5; echo finished", "name": format!("slow{i}"), "issued": 1}),
+            )
+            .await;
+    }
+    // All five are running on the victim (prefetch = execution slots); then a second
+    // replica joins and finds the queue empty.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let survivor = Client::start(&b, &[&rr], &[]);
+    survivor.ready().await;
+    assert_eq!(server.queue_state(&rr).await, Some((0, 2)), "the victim holds every request");
+    victim.signal(Signal::SIGKILL);
+    victim.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    let done = results.collect_for(&b, 5, Duration::from_secs(30)).await;
+    let mut names: Vec<String> = done.iter().map(|r| r["check"]["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["slow0", "slow1", "slow2", "slow3", "slow4"], "{}", survivor.logs());
+    assert!(results.next_for(&a, Duration::from_millis(100)).await.is_none(), "the victim published nothing");
+}
+
+// Items 6; spec §4.3: SIGTERM lets running checks finish, publishes their results and
+// the deregistration, hands back what had not started, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_deregisters_and_exits_cleanly() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("drain"));
+    let name = unique("drainer");
+    let mut client = Client::start(
+        &name,
+        &[&rr],
+        &[
+            ("CONCIERGE_DEREGISTER", "true"),
+            ("CONCIERGE_CLIENT_ATTRIBUTES", r#"{"deregistration":{"handler":"DEREGISTER_HANDLER"}}"#),
+            ("CONCIERGE_COMMAND_CONCURRENCY", "1"),
+            ("CONCIERGE_PREFETCH", "3"),
+        ],
+    );
+    client.ready().await;
+    for i in 0..3 {
+        server
+            .publish_request(&rr, &json!({"command": "sleep 3; echo drained", "name": format!("d{i}"), "issued": 1}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Another replica, which finds the queue empty (the first holds all three).
+    let peer = unique("peer");
+    let peer_client = Client::start(&peer, &[&rr], &[]);
+    peer_client.ready().await;
+    client.signal(Signal::SIGTERM);
+    let status = client.wait_exit(Duration::from_secs(10)).await.expect("exits within the grace");
+    assert_eq!(status.code(), Some(0), "{}", client.logs());
+
+    let first = results.next_for(&name, WAIT).await.expect("running check's result").0;
+    assert_eq!(first["check"]["name"], "d0");
+    assert_eq!(first["check"]["output"], "drained\n");
+    let dereg = results.next_for(&name, WAIT).await.expect("deregistration").0;
+    let check = &dereg["check"];
+    assert_eq!(check["name"], "deregistration");
+    assert_eq!(check["handler"], "DEREGISTER_HANDLER");
+    assert_eq!(check["status"], 1);
+    assert_eq!(check["output"], "client initiated deregistration");
+    assert_eq!(check["issued"], check["executed"]);
+    // The two requests that never started were handed back, and the other replica ran them.
+    let mut handed_back: Vec<String> = peer_results(&mut results, &peer, 2).await;
+    handed_back.sort();
+    assert_eq!(handed_back, ["d1", "d2"], "{}", peer_client.logs());
+}
+
+async fn peer_results(results: &mut support::Tap, peer: &str, n: usize) -> Vec<String> {
+    results.collect_for(peer, n, WAIT).await.iter().map(|r| r["check"]["name"].as_str().unwrap().to_string()).collect()
+}
+
+// A flood of malformed messages is rejected and counted; valid requests still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_flood_does_not_stop_valid_requests() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("flood"));
+    let name = unique("flooded");
+    let client = Client::start(&name, &[&rr], &[]);
+    client.ready().await;
+    let huge = vec![b'{'; 2 * 1024 * 1024];
+    for i in 0..400 {
+        let body: Vec<u8> = match i % 5 {
+            0 => b"not json at all".to_vec(),
+            1 => b"[1,2,3]".to_vec(),
+            2 => br#"{"command":"echo no name"}"#.to_vec(),
+            3 => b"\xff\xfe\x00garbage".to_vec(),
+            _ => br#"{"name":42}"#.to_vec(),
+        };
+        server.publish_raw(&rr, &body).await;
+    }
+    server.publish_raw(&rr, &huge).await;
+    server.publish_request(&rr, &json!({"command": "echo still here", "name": "valid", "issued": 1})).await;
+    let (result, _) = results.next_for(&name, WAIT).await.expect("valid request still served");
+    assert_eq!(result["check"]["output"], "still here\n");
+    // Rejected without requeue: nothing left on the queue, one log line per kind.
+    assert_eq!(server.queue_state(&rr).await, Some((0, 1)));
+    let logged = client.count_log("failed to parse the check request payload");
+    assert!((1..=5).contains(&logged), "logged once per kind, got {logged}");
+}
+
+// Items 56, 61–63: several brokers (shuffled, next on failure), unreachable and
+// unresolvable ones do not crash the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_through_bad_brokers_to_a_good_one() {
+    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
+    let brokers = json!({"rabbitmq": [
+        {"host": "no-such-host.invalid", "port": port},
+        {"host": "127.0.0.1", "port": 1},
+        {"host": "localhost", "port": port, "user": "guest", "password": "guest"}
+    ]});
+    let server = ServerSide::connect().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let name = unique("multi");
+    let client = Client::start(
+        &name,
+        &["x"],
+        &[("CONCIERGE_CONFIG_JSON", &brokers.to_string()), ("CONCIERGE_CONNECT_TIMEOUT", "2")],
+    );
+    // Three brokers in random order: at worst two failures (2 s + 4 s back-off) first.
+    let (keepalive, _) =
+        keepalives.next_for(&name, Duration::from_secs(30)).await.unwrap_or_else(|| panic!("{}", client.logs()));
+    assert_eq!(keepalive["name"], name.as_str());
+}
+
+// sensu-client's auto-ack behaviour is one setting away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_ack_mode_consumes_without_acks() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("auto"));
+    let name = unique("autoack");
+    let client = Client::start(&name, &[&rr], &[("CONCIERGE_ACK_MODE", "auto")]);
+    client.ready().await;
+    let consumers = rabbitmqctl(&["list_consumers", "queue_name", "ack_required"]);
+    assert_eq!(rows(&consumers, &rr)[0][1], "false");
+    server.publish_request(&rr, &json!({"command": "echo auto", "name": "a", "issued": 1})).await;
+    assert_eq!(results.next_for(&name, WAIT).await.unwrap().0["check"]["output"], "auto\n");
+}
+
+// Results produced while the broker is unreachable are kept and published after the
+// reconnect, which re-bootstraps everything (keepalive, subscriptions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_survive_a_lost_connection_and_the_client_rebootstraps() {
+    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
+    let proxy = Proxy::start(port).await;
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let rr = format!("roundrobin:{}", unique("cut"));
+    let name = unique("cut");
+    let client = Client::start_with_url(&proxy.url(), &name, &[&rr], &[("CONCIERGE_ACK_MODE", "auto")]);
+    client.ready().await;
+    keepalives.next_for(&name, WAIT).await.expect("first keepalive");
+    for i in 0..3 {
+        server
+            .publish_request(&rr, &json!({"command": "sleep 1.5; echo survived", "name": format!("s{i}"), "issued": 1}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.cut();
+    // The checks finish while the client is cut off.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    let done = results.collect_for(&name, 3, Duration::from_secs(30)).await;
+    assert_eq!(done.len(), 3, "buffered results published after reconnect:\n{}", client.logs());
+    assert!(done.iter().all(|r| r["check"]["output"] == "survived\n"));
+    // Re-bootstrapped: a fresh keepalive and a working subscription.
+    keepalives.next_for(&name, WAIT).await.expect("keepalive after reconnect");
+    client.wait_log("bootstrap complete", 2, WAIT).await;
+    server.publish_request(&rr, &json!({"command": "echo again", "name": "after", "issued": 1})).await;
+    assert_eq!(results.next_for(&name, WAIT).await.unwrap().0["check"]["output"], "again\n");
+}
+
+// SIGHUP reloads subscriptions and checks without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_subscriptions() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let first = format!("roundrobin:{}", unique("before"));
+    let second = format!("roundrobin:{}", unique("after"));
+    let name = unique("reload");
+    let client = Client::start(&name, &[&first], &[("CONCIERGE_CONFIG_DIR", "conf.d")]);
+    client.ready().await;
+    let conf = client.dir.path().join("conf.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("extra.json"), json!({"client": {"subscriptions": [second]}}).to_string()).unwrap();
+    client.signal(Signal::SIGHUP);
+    client.wait_log("configuration reloaded", 1, WAIT).await;
+    server.publish_request(&second, &json!({"command": "echo reloaded", "name": "r", "issued": 1})).await;
+    assert_eq!(results.next_for(&name, WAIT).await.unwrap().0["check"]["output"], "reloaded\n");
+    server.publish_request(&first, &json!({"command": "echo kept", "name": "k", "issued": 1})).await;
+    assert_eq!(results.next_for(&name, WAIT).await.unwrap().0["check"]["output"], "kept\n");
+    assert_eq!(server.queue_state(&second).await.map(|s| s.1), Some(1));
+}
+
+// Standalone checks are scheduled by the client and published with the definition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_checks_are_published() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let name = unique("standalone");
+    let config =
+        json!({"checks": {"standalone": {"command": "echo foobar && exit 1", "standalone": true, "interval": 1}}});
+    let _client = Client::start(&name, &["x"], &[("CONCIERGE_CONFIG_JSON", &config.to_string())]);
+    let (result, _) = results.next_for(&name, WAIT).await.expect("standalone result");
+    let check = &result["check"];
+    assert_eq!(check["output"], "foobar\n");
+    assert_eq!(check["status"], 1);
+    assert_eq!(check["standalone"], true);
+    assert_eq!(check["interval"], 1);
+    assert!(check["issued"].is_i64());
+}
+
+#[test]
+fn invalid_broker_settings_are_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("RABBITMQ_URL", "http://nope")
+        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rabbitmq: invalid URL"), "{stderr}");
+}
+
+fn tls_file(name: &str) -> String {
+    format!("{}/{name}", std::env::var("CONCIERGE_TEST_TLS_DIR").expect("CONCIERGE_TEST_TLS_DIR (scripts/test.sh)"))
+}
+
+fn amqps_url(host: &str) -> String {
+    format!("amqps://guest:guest@{host}:{}/%2f", std::env::var("CONCIERGE_TEST_AMQPS_PORT").unwrap())
+}
+
+// Item 64 and spec §1.9: TLS. Unverified by default, as sensu-client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_connects_without_verification_by_default() {
+    let server = ServerSide::connect().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let name = unique("tls-default");
+    let client = Client::start_with_url(&amqps_url("127.0.0.1"), &name, &["x"], &[]);
+    keepalives.next_for(&name, WAIT).await.unwrap_or_else(|| panic!("{}", client.logs()));
+    assert!(client.logs().contains("is not verified"), "the operator is told");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_verifies_against_a_base64_ca_and_refuses_an_unknown_one() {
+    use base64::Engine as _;
+    let server = ServerSide::connect().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(tls_file("ca.pem")).unwrap());
+    let name = unique("tls-verify");
+    let client = Client::start_with_url(
+        &amqps_url("localhost"),
+        &name,
+        &["x"],
+        &[("CONCIERGE_TLS_VERIFY", "true"), ("CONCIERGE_TLS_CA_B64", &ca)],
+    );
+    keepalives.next_for(&name, WAIT).await.unwrap_or_else(|| panic!("{}", client.logs()));
+
+    let refused = unique("tls-refused");
+    let client = Client::start_with_url(&amqps_url("localhost"), &refused, &["x"], &[("CONCIERGE_TLS_VERIFY", "true")]);
+    assert!(keepalives.next_for(&refused, Duration::from_secs(4)).await.is_none(), "an unknown CA must be refused");
+    client.wait_log("transport connection failed", 1, WAIT).await;
+    assert!(client.logs().contains("UnknownIssuer"), "{}", client.logs());
+}
+
+// Sensu's `ssl` hash with `cert_chain_file` and `private_key_file`: a client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_from_sensu_ssl_options() {
+    let server = ServerSide::connect().await;
+    let mut keepalives = server.tap_keepalives().await;
+    let name = unique("tls-cert");
+    let port: u16 = std::env::var("CONCIERGE_TEST_AMQPS_PORT").unwrap().parse().unwrap();
+    let config = json!({"rabbitmq": {
+        "host": "127.0.0.1", "port": port,
+        "ssl": {"cert_chain_file": tls_file("client.pem"), "private_key_file": tls_file("client.pk8")}
+    }});
+    let client = Client::start(&name, &["x"], &[("CONCIERGE_CONFIG_JSON", &config.to_string())]);
+    keepalives.next_for(&name, WAIT).await.unwrap_or_else(|| panic!("{}", client.logs()));
+    let connections = rabbitmqctl(&["list_connections", "client_properties", "peer_cert_subject"]);
+    assert!(
+        connections.lines().any(|l| l.contains(&format!("concierge {name}")) && l.contains("CN=concierge-test-client")),
+        "the broker saw our client certificate:\n{connections}"
+    );
+}
+
+// Items 58, 61: stopping right after start, or while the broker is unreachable, is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_cleanly_while_connecting_or_right_after() {
+    let mut unreachable = Client::start_with_url("amqp://guest:guest@127.0.0.1:1/%2f", &unique("nobroker"), &["x"], &[]);
+    unreachable.wait_log("transport connection failed", 1, WAIT).await;
+    unreachable.signal(Signal::SIGTERM);
+    let status = unreachable.wait_exit(Duration::from_secs(3)).await.expect("exits at once");
+    assert_eq!(status.code(), Some(0));
+
+    let mut quick = Client::start(&unique("quick"), &["x"], &[("CONCIERGE_DEREGISTER", "true")]);
+    quick.ready().await;
+    quick.signal(Signal::SIGTERM);
+    let status = quick.wait_exit(Duration::from_secs(5)).await.expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", quick.logs());
+}
