@@ -36,6 +36,7 @@ Settings come from Sensu's env vars, CONCIERGE_* env vars and Sensu JSON config 
 concierge run --local                 run ./checks locally, print results\n  \
 concierge check checks/example.json   run one check once, exit with its status\n  \
 concierge check disk_usage --json     run a defined check, print the Sensu result\n  \
+concierge http https://example.com/health --match UP   try the built-in HTTP check\n  \
 concierge config --validate           validate the configuration (exit 0 or 2)"
 )]
 struct Cli {
@@ -79,6 +80,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the built-in HTTP check once against URL (same output and status as in the fleet)
+    Http(concierge::checks::cli::HttpArgs),
+    /// Run the built-in DNS check once for NAME
+    Dns(concierge::checks::cli::DnsArgs),
+    /// Run the built-in TLS certificate check once against HOST[:PORT] (or --file)
+    Tls(concierge::checks::cli::TlsArgs),
     /// Print the effective configuration (redacted), or validate it
     Config {
         /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)
@@ -103,6 +110,18 @@ fn main() -> ExitCode {
             Command::Run { local } => run(&cli.config, &cli.config_dir, local, env).await,
             Command::Check { ref target, json } => check(&cli.config, &cli.config_dir, target, json, env).await,
             Command::Config { validate } => show_config(&cli.config, &cli.config_dir, validate, env),
+            Command::Http(ref args) => {
+                let json = args.common.json;
+                builtin(&cli.config, &cli.config_dir, args.to_check(), json, env).await
+            }
+            Command::Dns(ref args) => {
+                let json = args.common.json;
+                builtin(&cli.config, &cli.config_dir, args.to_check(), json, env).await
+            }
+            Command::Tls(ref args) => {
+                let json = args.common.json;
+                builtin(&cli.config, &cli.config_dir, args.to_check(), json, env).await
+            }
         }
     })
 }
@@ -209,7 +228,6 @@ async fn check(
             return ExitCode::from(EXIT_UNKNOWN);
         }
     };
-    let mut settings = settings;
     let definition = if Path::new(target).is_file() {
         match definition_from_file(Path::new(target)) {
             Ok(def) => def,
@@ -242,13 +260,45 @@ async fn check(
         eprintln!("UNKNOWN: check {name:?}: {problem}");
         return ExitCode::from(EXIT_UNKNOWN);
     }
+    run_once(settings, definition, json, &env).await
+}
+
+/// Run a built-in check from its CLI flags.
+async fn builtin(
+    config: &Option<PathBuf>,
+    dirs: &[PathBuf],
+    definition: Result<Object, String>,
+    json: bool,
+    env: HashMap<String, String>,
+) -> ExitCode {
+    let definition = match definition {
+        Ok(d) => d,
+        Err(problem) => {
+            eprintln!("UNKNOWN: {problem}");
+            return ExitCode::from(EXIT_UNKNOWN);
+        }
+    };
+    let settings = match Settings::load(&sources(config, dirs, false, &env)) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("UNKNOWN: {error}");
+            return ExitCode::from(EXIT_UNKNOWN);
+        }
+    };
+    run_once(settings, definition, json, &env).await
+}
+
+/// Run one check definition once, as a local definition; print its output (or the full
+/// result) and exit with its status.
+async fn run_once(mut settings: Settings, definition: Object, json: bool, env: &HashMap<String, String>) -> ExitCode {
+    let name = definition.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     // Make it a local definition, so safe mode and the local merge treat it as one.
     let mut body = definition.clone();
     body.remove("name");
     if let Some(Value::Object(checks)) = settings.raw.get_mut("checks") {
         checks.insert(name.clone(), Value::Object(body));
     }
-    let executor = match client::build_executor(&settings, &env) {
+    let executor = match client::build_executor(&settings, env) {
         Ok(e) => e,
         Err(error) => {
             eprintln!("UNKNOWN: {error}");
@@ -334,4 +384,21 @@ fn show_config(config: &Option<PathBuf>, dirs: &[PathBuf], validate: bool, env: 
         eprintln!("error: {}: {}", failure.key, failure.message);
     }
     if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CONFIG) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+        // Subcommands are only built (and their flags checked against the global ones)
+        // when used: build each one.
+        for sub in Cli::command().get_subcommands() {
+            let err = Cli::try_parse_from(["concierge", sub.get_name(), "--help"]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{}", sub.get_name());
+        }
+    }
 }

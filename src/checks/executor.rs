@@ -301,7 +301,10 @@ impl Executor {
         }
         let Value::Object(request) = substituted else { return Processed::Dropped };
         let Some(slot) = self.builtin_slots.acquire(cancel).await else { return Processed::NotStarted };
-        let outcome = builtin.run(request).await;
+        let ctx = super::BuiltinContext {
+            client_name: config.client.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        };
+        let outcome = builtin.run(request, ctx).await;
         drop(slot);
         for (key, value) in outcome.attributes {
             check.insert(key, value);

@@ -5,9 +5,15 @@
 //! and hands the execution to a runner: [`command`] for `command` checks, or a
 //! [`Builtin`] selected by `extension` for checks that run in-process.
 
+pub mod cli;
 pub mod command;
+pub mod dns;
 pub mod executor;
 pub mod hooks;
+pub mod http;
+pub mod net;
+pub mod plugin;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,10 +33,26 @@ pub struct BuiltinOutcome {
     pub attributes: Object,
 }
 
+/// What a built-in check gets besides its request.
+#[derive(Debug, Clone, Default)]
+pub struct BuiltinContext {
+    /// The client's name (for default metric schemes).
+    pub client_name: String,
+}
+
+/// A running built-in check.
+pub type BuiltinFuture = Pin<Box<dyn Future<Output = BuiltinOutcome> + Send + 'static>>;
+
 /// A check that runs inside the client's async runtime instead of forking a process.
 pub trait Builtin: Send + Sync {
     /// The `extension` name that selects it.
     fn name(&self) -> &'static str;
-    /// Run it for one (token-substituted) check request.
-    fn run(&self, check: Object) -> Pin<Box<dyn Future<Output = BuiltinOutcome> + Send + 'static>>;
+    /// Run it for one (token-substituted) check request. Must not panic on bad input:
+    /// unusable parameters give an UNKNOWN outcome naming the problem.
+    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture;
+}
+
+/// Every built-in check Concierge ships.
+pub fn builtins() -> Vec<std::sync::Arc<dyn Builtin>> {
+    vec![std::sync::Arc::new(http::Http), std::sync::Arc::new(dns::Dns), std::sync::Arc::new(tls::Tls)]
 }

@@ -58,7 +58,7 @@ pub fn executor_settings(settings: &Settings, env: &HashMap<String, String>) -> 
         spawn_limit: settings.spawn_limit(),
         builtin_limit: concierge.builtin_concurrency,
         env: child_env,
-        builtins: Vec::new(),
+        builtins: crate::checks::builtins(),
     })
 }
 

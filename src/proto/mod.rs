@@ -41,6 +41,11 @@ pub fn round3(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
 }
 
+/// Round to 6 decimals (microseconds), for timings in results.
+pub fn round6(seconds: f64) -> f64 {
+    (seconds * 1_000_000.0).round() / 1_000_000.0
+}
+
 /// `\A[\w.-]+\z` with ASCII word characters: Sensu's rule for client and check names.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')

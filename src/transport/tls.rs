@@ -9,11 +9,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::ClientConfig;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Deserialize;
 
 /// TLS options: the `concierge.tls` defaults, overridden per broker by its `ssl` hash.
@@ -62,36 +60,25 @@ fn pem(inline: &Option<String>, file: &Option<String>, what: &'static str) -> Re
     }
 }
 
-fn certs(bytes: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes).collect::<Result<_, _>>().map_err(|e| err(what, e))?;
-    if certs.is_empty() {
-        return Err(err(what, "no PEM certificate found"));
-    }
-    Ok(certs)
+fn certs(bytes: &[u8], what: &'static str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+    crate::tls::certs_from_pem(bytes).map_err(|e| err(what, e))
 }
 
 /// Build the rustls client configuration for these options.
 pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::tls::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| err("protocol versions", e))?;
     let builder = if options.verify {
-        let mut roots = RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(ca) = pem(&options.ca, &options.ca_file, "ca")? {
-            for cert in certs(&ca, "ca")? {
-                roots.add(cert).map_err(|e| err("ca", e))?;
-            }
-        }
+        let ca = pem(&options.ca, &options.ca_file, "ca")?;
+        let roots = crate::tls::roots_with(ca.as_deref()).map_err(|e| err("ca", e))?;
         if roots.is_empty() {
             return Err(err("verify", "no trusted roots: install ca-certificates or set ca_file"));
         }
         builder.with_root_certificates(roots)
     } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoChainVerification(provider)))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(crate::tls::NoChainVerification(provider)))
     };
     let chain = pem(&options.cert_chain, &options.cert_chain_file, "cert_chain")?;
     let key = pem(&options.private_key, &options.private_key_file, "private_key")?;
@@ -103,45 +90,5 @@ pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(_), None) => Err(err("private_key", "a client certificate needs a private key")),
         (None, Some(_)) => Err(err("cert_chain", "a private key needs a client certificate")),
-    }
-}
-
-/// Accepts any certificate chain (sensu-client's behaviour) but still checks that the
-/// handshake was signed by the certificate's key.
-#[derive(Debug)]
-struct NoChainVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoChainVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -1,0 +1,290 @@
+//! Command-line front ends of the built-in checks (`concierge http|dns|tls …`). Each
+//! turns its flags into the same check definition a Sensu server would send
+//! (`{"extension": "http", "http": {…}}`), so the CLI and the fleet run one
+//! implementation and print the same output.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::proto::Object;
+
+/// Flags every built-in accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Check name used in the result and metric scheme [default: the kind]
+    #[arg(long = "name", id = "check_name")]
+    pub check_name: Option<String>,
+    /// Print the full Sensu result (`{"client":…,"check":{…}}`) instead of the output
+    #[arg(long)]
+    pub json: bool,
+    /// Output Graphite metric lines (`"type": "metric"`)
+    #[arg(long)]
+    pub metric: bool,
+    /// Any other parameter, as KEY=VALUE (VALUE is JSON, or a plain string)
+    #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Seconds for the whole probe
+    #[arg(short = 't', long)]
+    pub timeout: Option<f64>,
+}
+
+/// `concierge http URL`.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// http:// or https:// URL
+    pub url: String,
+    /// Request method [default: GET]
+    #[arg(short = 'X', long)]
+    pub method: Option<String>,
+    /// Request header "Name: value" (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body
+    #[arg(long = "data")]
+    pub body: Option<String>,
+    /// Accepted status codes: 200, 2xx, 200-299 (repeatable) [default: 200-399]
+    #[arg(long = "status")]
+    pub status: Vec<String>,
+    /// Follow redirects
+    #[arg(long = "follow")]
+    pub follow: bool,
+    /// The body must match this regex
+    #[arg(long = "match")]
+    pub body_match: Option<String>,
+    /// The body must not match this regex
+    #[arg(long = "no-match")]
+    pub body_not_match: Option<String>,
+    /// Response header that must match "Name: REGEX" (repeatable)
+    #[arg(long = "header-match", value_name = "NAME: REGEX")]
+    pub headers_match: Vec<String>,
+    /// Basic auth user
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Basic auth password
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Bearer token
+    #[arg(long)]
+    pub bearer: Option<String>,
+    /// Do not verify the TLS certificate
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// PEM file of CA certificates to trust
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// TLS server name (SNI)
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Address family: ipv4_first, ipv6_first, ipv4, ipv6
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Warning above this many seconds
+    #[arg(long)]
+    pub warning: Option<f64>,
+    /// Critical above this many seconds
+    #[arg(long)]
+    pub critical: Option<f64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `concierge dns NAME`.
+#[derive(Debug, Clone, Args)]
+pub struct DnsArgs {
+    /// Name to resolve (an IP with --type PTR)
+    pub name: String,
+    /// Record type: A, AAAA, CNAME, MX, NS, TXT, SOA, SRV, PTR [default: A]
+    #[arg(long = "type")]
+    pub record_type: Option<String>,
+    /// Server IP[:port] [default: the system resolver]
+    #[arg(short = 's', long)]
+    pub server: Option<String>,
+    /// Query over TCP (needs --server)
+    #[arg(long)]
+    pub tcp: bool,
+    /// Expected answer (repeatable; the set must match exactly)
+    #[arg(short = 'e', long = "expect")]
+    pub expect: Vec<String>,
+    /// At least one answer must match this regex
+    #[arg(long = "match")]
+    pub expect_match: Option<String>,
+    /// No answer may match this regex
+    #[arg(long = "no-match")]
+    pub expect_not_match: Option<String>,
+    /// Accepted response code (repeatable) [default: NOERROR]
+    #[arg(long = "rcode")]
+    pub rcodes: Vec<String>,
+    /// Warning above this many seconds
+    #[arg(long)]
+    pub warning: Option<f64>,
+    /// Critical above this many seconds
+    #[arg(long)]
+    pub critical: Option<f64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `concierge tls HOST[:PORT]` or `concierge tls --file cert.pem`.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Host or host:port [default port: 443]
+    #[arg(required_unless_present = "file")]
+    pub host: Option<String>,
+    /// Check a PEM file instead of a server
+    #[arg(long)]
+    pub file: Option<String>,
+    /// TLS server name (SNI)
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Warning when fewer days are left [default: 14]
+    #[arg(long)]
+    pub warning: Option<f64>,
+    /// Critical when fewer days are left [default: 7]
+    #[arg(long)]
+    pub critical: Option<f64>,
+    /// Which expiry counts: leaf or chain [default: leaf]
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Do not make an unverifiable chain critical
+    #[arg(long)]
+    pub no_verify: bool,
+    /// PEM file of CA certificates to trust
+    #[arg(long)]
+    pub ca: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn set(params: &mut Object, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        params.insert(key.to_string(), v);
+    }
+}
+
+fn split_header(h: &str) -> Result<(String, String), String> {
+    h.split_once(':')
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("{h:?} is not \"Name: value\""))
+}
+
+fn finish(kind: &str, mut params: Object, common: &Common) -> Result<Object, String> {
+    set(&mut params, "timeout", common.timeout.map(Value::from));
+    for p in &common.params {
+        let (key, raw) = p.split_once('=').ok_or_else(|| format!("--param {p:?} is not KEY=VALUE"))?;
+        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        params.insert(key.trim().to_string(), value);
+    }
+    let mut check = Object::new();
+    check.insert("name".into(), common.check_name.clone().unwrap_or_else(|| kind.to_string()).into());
+    check.insert("extension".into(), kind.into());
+    check.insert(kind.into(), Value::Object(params));
+    if common.metric {
+        check.insert("type".into(), "metric".into());
+    }
+    Ok(check)
+}
+
+impl HttpArgs {
+    /// The check definition these flags describe.
+    pub fn to_check(&self) -> Result<Object, String> {
+        let mut p = Object::new();
+        p.insert("url".into(), self.url.clone().into());
+        set(&mut p, "method", self.method.clone().map(Value::from));
+        if !self.headers.is_empty() {
+            let mut headers = Object::new();
+            for h in &self.headers {
+                let (n, v) = split_header(h)?;
+                headers.insert(n, v.into());
+            }
+            p.insert("headers".into(), Value::Object(headers));
+        }
+        set(&mut p, "body", self.body.clone().map(Value::from));
+        if !self.status.is_empty() {
+            let codes: Vec<Value> =
+                self.status.iter().flat_map(|s| s.split(',')).map(|s| Value::String(s.trim().to_string())).collect();
+            p.insert("status".into(), Value::Array(codes));
+        }
+        if self.follow {
+            p.insert("follow_redirects".into(), true.into());
+        }
+        set(&mut p, "body_match", self.body_match.clone().map(Value::from));
+        set(&mut p, "body_not_match", self.body_not_match.clone().map(Value::from));
+        if !self.headers_match.is_empty() {
+            let mut rules = Object::new();
+            for h in &self.headers_match {
+                let (n, v) = split_header(h)?;
+                rules.insert(n, v.into());
+            }
+            p.insert("headers_match".into(), Value::Object(rules));
+        }
+        set(&mut p, "user", self.user.clone().map(Value::from));
+        set(&mut p, "password", self.password.clone().map(Value::from));
+        set(&mut p, "bearer_token", self.bearer.clone().map(Value::from));
+        let mut tls = Object::new();
+        if self.insecure {
+            tls.insert("insecure".into(), true.into());
+        }
+        set(&mut tls, "ca_file", self.ca.clone().map(Value::from));
+        set(&mut tls, "server_name", self.server_name.clone().map(Value::from));
+        if !tls.is_empty() {
+            p.insert("tls".into(), Value::Object(tls));
+        }
+        set(&mut p, "ip", self.ip.clone().map(Value::from));
+        set(&mut p, "warning", self.warning.map(Value::from));
+        set(&mut p, "critical", self.critical.map(Value::from));
+        finish("http", p, &self.common)
+    }
+}
+
+impl DnsArgs {
+    /// The check definition these flags describe.
+    pub fn to_check(&self) -> Result<Object, String> {
+        let mut p = Object::new();
+        p.insert("name".into(), self.name.clone().into());
+        set(&mut p, "type", self.record_type.clone().map(Value::from));
+        set(&mut p, "server", self.server.clone().map(Value::from));
+        if self.tcp {
+            p.insert("protocol".into(), "tcp".into());
+        }
+        if !self.expect.is_empty() {
+            p.insert("expect".into(), json!(self.expect));
+        }
+        set(&mut p, "expect_match", self.expect_match.clone().map(Value::from));
+        set(&mut p, "expect_not_match", self.expect_not_match.clone().map(Value::from));
+        if !self.rcodes.is_empty() {
+            p.insert("rcodes".into(), json!(self.rcodes));
+        }
+        set(&mut p, "warning", self.warning.map(Value::from));
+        set(&mut p, "critical", self.critical.map(Value::from));
+        finish("dns", p, &self.common)
+    }
+}
+
+impl TlsArgs {
+    /// The check definition these flags describe.
+    pub fn to_check(&self) -> Result<Object, String> {
+        let mut p = Object::new();
+        if let Some(host) = &self.host {
+            let (h, port) = match host.rsplit_once(':') {
+                Some((h, port))
+                    if !h.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() =>
+                {
+                    (h.to_string(), Some(port.parse::<u16>().map_err(|_| format!("bad port in {host:?}"))?))
+                }
+                _ => (host.clone(), None),
+            };
+            p.insert("host".into(), h.into());
+            set(&mut p, "port", port.map(Value::from));
+        }
+        set(&mut p, "file", self.file.clone().map(Value::from));
+        set(&mut p, "server_name", self.server_name.clone().map(Value::from));
+        set(&mut p, "warning", self.warning.map(Value::from));
+        set(&mut p, "critical", self.critical.map(Value::from));
+        set(&mut p, "scope", self.scope.clone().map(Value::from));
+        if self.no_verify {
+            p.insert("verify".into(), false.into());
+        }
+        set(&mut p, "ca_file", self.ca.clone().map(Value::from));
+        finish("tls", p, &self.common)
+    }
+}

@@ -1,0 +1,360 @@
+//! The built-in DNS check (`"extension": "dns"`), on hickory-resolver with its cache
+//! off, so every run really asks the server and the resolution time is real.
+//!
+//! The name is always queried as absolute (a trailing dot is implied), so a container's
+//! `ndots`/`search` settings cannot multiply the queries or change the answer.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RecordType;
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::net::{self, DnsProtocol};
+use super::plugin::{self, Perf, Report, Status, Thresholds};
+use super::{Builtin, BuiltinContext, BuiltinFuture};
+use crate::proto::Object;
+
+/// Parameters of `"dns": {…}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsParams {
+    /// The name to resolve (for `PTR`, an IP address is turned into its reverse name).
+    pub name: String,
+    /// Record type: A, AAAA, CNAME, MX, NS, TXT, SOA, SRV, PTR. Default A.
+    #[serde(default, rename = "type")]
+    pub record_type: Option<String>,
+    /// Server IP (`"192.0.2.53"`, `"127.0.0.1:5353"`, `"[::1]:53"`). Default: the
+    /// system resolver configuration.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Server port, when `server` has none. Default 53.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `udp` (default) or `tcp` (needs `server`).
+    #[serde(default)]
+    pub protocol: DnsProtocol,
+    /// The exact set of expected answers of the queried type (order does not matter;
+    /// addresses compare as addresses, names without their trailing dot).
+    #[serde(default)]
+    pub expect: Option<Vec<String>>,
+    /// At least one answer must match this regex.
+    #[serde(default)]
+    pub expect_match: Option<String>,
+    /// No answer may match this regex.
+    #[serde(default)]
+    pub expect_not_match: Option<String>,
+    /// Accepted response codes. Default `["NOERROR"]`; e.g. `["NXDOMAIN"]` to check that
+    /// a name does not exist.
+    #[serde(default)]
+    pub rcodes: Option<Vec<String>>,
+    /// Accept a NOERROR answer with no record of the type. Default false.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Seconds for the query. Default 5.
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+    /// Warning above this many seconds.
+    #[serde(default)]
+    pub warning: Option<f64>,
+    /// Critical above this many seconds.
+    #[serde(default)]
+    pub critical: Option<f64>,
+    /// Graphite scheme for `type: metric`. Default `<client>.dns.<check>`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+}
+
+fn default_timeout() -> f64 {
+    5.0
+}
+
+/// Response codes by their usual mnemonic.
+const RCODES: &[(&str, u16)] = &[
+    ("NOERROR", 0),
+    ("FORMERR", 1),
+    ("SERVFAIL", 2),
+    ("NXDOMAIN", 3),
+    ("NOTIMP", 4),
+    ("REFUSED", 5),
+    ("YXDOMAIN", 6),
+    ("YXRRSET", 7),
+    ("NXRRSET", 8),
+    ("NOTAUTH", 9),
+    ("NOTZONE", 10),
+];
+
+fn rcode_name(code: ResponseCode) -> String {
+    let n = u16::from(code);
+    RCODES.iter().find(|(_, v)| *v == n).map_or_else(|| format!("RCODE{n}"), |(name, _)| (*name).to_string())
+}
+
+const TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR"];
+
+#[derive(Debug)]
+struct Query {
+    name: String,
+    record_type: RecordType,
+    server: Option<SocketAddr>,
+    protocol: DnsProtocol,
+    expect: Option<Vec<String>>,
+    expect_match: Option<Regex>,
+    expect_not_match: Option<Regex>,
+    rcodes: Vec<String>,
+    allow_empty: bool,
+    timeout: Duration,
+    thresholds: Thresholds,
+    scheme: Option<String>,
+}
+
+impl DnsParams {
+    fn compile(self) -> Result<Query, String> {
+        let type_name = self.record_type.as_deref().unwrap_or("A").to_ascii_uppercase();
+        if !TYPES.contains(&type_name.as_str()) {
+            return Err(format!("unknown record type {type_name:?} (expected one of {})", TYPES.join(", ")));
+        }
+        let record_type = RecordType::from_str(&type_name).map_err(|e| e.to_string())?;
+        if self.name.trim().is_empty() {
+            return Err("name must not be empty".into());
+        }
+        let name = match (record_type, self.name.parse::<IpAddr>()) {
+            (RecordType::PTR, Ok(ip)) => reverse_name(ip),
+            _ if self.name.ends_with('.') => self.name.clone(),
+            _ => format!("{}.", self.name),
+        };
+        let server = self
+            .server
+            .as_deref()
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, self.port.unwrap_or(53))))
+                    .map_err(|_| format!("server {s:?} must be an IP address, optionally with a port"))
+            })
+            .transpose()?;
+        if server.is_none() && self.protocol == DnsProtocol::Tcp {
+            return Err("protocol tcp needs a server".into());
+        }
+        let rcodes: Vec<String> =
+            self.rcodes.unwrap_or_else(|| vec!["NOERROR".into()]).into_iter().map(|r| r.to_ascii_uppercase()).collect();
+        if let Some(bad) = rcodes.iter().find(|r| !RCODES.iter().any(|(n, _)| n == r)) {
+            return Err(format!("unknown rcode {bad:?}"));
+        }
+        let re = |what: &str, p: &Option<String>| {
+            p.as_ref().map(|p| Regex::new(p).map_err(|e| format!("{what} is not a valid regex: {e}"))).transpose()
+        };
+        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+            return Err("timeout must be a positive number of seconds".into());
+        }
+        Ok(Query {
+            name,
+            record_type,
+            server,
+            protocol: self.protocol,
+            expect: self.expect,
+            expect_match: re("expect_match", &self.expect_match)?,
+            expect_not_match: re("expect_not_match", &self.expect_not_match)?,
+            rcodes,
+            allow_empty: self.allow_empty,
+            timeout: Duration::from_secs_f64(self.timeout),
+            thresholds: Thresholds { warning: self.warning, critical: self.critical },
+            scheme: self.scheme,
+        })
+    }
+}
+
+/// `d.c.b.a.in-addr.arpa.` / nibble form for IPv6.
+fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::new();
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            out.push_str("ip6.arpa.");
+            out
+        }
+    }
+}
+
+/// The DNS built-in.
+#[derive(Debug, Default)]
+pub struct Dns;
+
+impl Builtin for Dns {
+    fn name(&self) -> &'static str {
+        "dns"
+    }
+
+    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+        Box::pin(async move {
+            let query = match plugin::parameters(&check, "dns")
+                .and_then(|v| DnsParams::deserialize(v).map_err(|e| e.to_string()))
+                .and_then(DnsParams::compile)
+            {
+                Ok(q) => q,
+                Err(problem) => return plugin::invalid_parameters("DNS", problem),
+            };
+            let scheme =
+                query.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "dns"));
+            run_query(&query).await.into_outcome(&check, &scheme)
+        })
+    }
+}
+
+/// Normalise an answer or expectation for comparison.
+fn normalise(text: &str) -> String {
+    let t = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    t.parse::<IpAddr>().map_or(t, |ip| ip.to_string())
+}
+
+async fn run_query(q: &Query) -> Report {
+    let mut report = Report::new("DNS");
+    if let Some(scheme) = &q.scheme {
+        report.details.insert("scheme".into(), scheme.clone().into());
+    }
+    let server_label = q.server.map_or_else(|| "system resolver".to_string(), |s| format!("{s}"));
+    report.details.insert("server".into(), server_label.clone().into());
+    report.details.insert("query".into(), format!("{} {}", q.name, q.record_type).into());
+    let resolver = match net::resolver(q.server, q.protocol, q.timeout) {
+        Ok(r) => r,
+        Err(e) => return report.fail(Status::Unknown, "parameters", format!("cannot build a resolver: {e}")),
+    };
+    let started = Instant::now();
+    // The resolver has its own timeout; this one also bounds the system configuration
+    // (several servers, attempts).
+    let result =
+        tokio::time::timeout(q.timeout + Duration::from_millis(250), resolver.lookup(q.name.as_str(), q.record_type))
+            .await;
+    let took = started.elapsed().as_secs_f64();
+    report.timings = vec![("resolve", took), ("total", took)];
+    let time = Perf::seconds("time", took).thresholds(q.thresholds.warning, q.thresholds.critical);
+    let (rcode, answers): (String, Vec<(RecordType, String)>) = match result {
+        Err(_) | Ok(Err(NetError::Timeout)) => {
+            report.perf = vec![time];
+            return report.fail(
+                Status::Critical,
+                "timeout",
+                format!(
+                    "{} {} timed out after {} s ({server_label})",
+                    q.name,
+                    q.record_type,
+                    trim(q.timeout.as_secs_f64())
+                ),
+            );
+        }
+        Ok(Ok(lookup)) => {
+            ("NOERROR".into(), lookup.answers().iter().map(|r| (r.record_type(), r.data.to_string())).collect())
+        }
+        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => (rcode_name(nr.response_code), Vec::new()),
+        Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => (rcode_name(code), Vec::new()),
+        Ok(Err(other)) => {
+            report.perf = vec![time];
+            return report.fail(
+                Status::Critical,
+                "dns",
+                format!("{} {} failed: {other} ({server_label})", q.name, q.record_type),
+            );
+        }
+    };
+    let typed: Vec<String> = answers.iter().filter(|(t, _)| *t == q.record_type).map(|(_, v)| v.clone()).collect();
+    report.perf = vec![time, Perf::number("answers", typed.len() as f64)];
+    report.details.insert("rcode".into(), rcode.clone().into());
+    report.details.insert(
+        "answers".into(),
+        Value::Array(answers.iter().map(|(t, v)| Value::String(format!("{t} {v}"))).collect()),
+    );
+    let shown = if typed.is_empty() { "no records".to_string() } else { typed.join(", ") };
+    let summary = format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, fmt3(took));
+    if !q.rcodes.contains(&rcode) {
+        return report.fail(Status::Critical, "rcode", format!("{summary}; expected {}", q.rcodes.join(" or ")));
+    }
+    if rcode == "NOERROR" && typed.is_empty() && !q.allow_empty && q.expect.as_ref().is_none_or(|e| !e.is_empty()) {
+        return report.fail(Status::Critical, "answer", summary);
+    }
+    if let Some(expected) = &q.expect {
+        let mut want: Vec<String> = expected.iter().map(|e| normalise(e)).collect();
+        let mut got: Vec<String> = typed.iter().map(|a| normalise(a)).collect();
+        want.sort();
+        want.dedup();
+        got.sort();
+        got.dedup();
+        if want != got {
+            return report.fail(Status::Critical, "answer", format!("{summary}; expected {}", expected.join(", ")));
+        }
+    }
+    if let Some(re) = &q.expect_match
+        && !typed.iter().any(|a| re.is_match(a))
+    {
+        return report.fail(Status::Critical, "answer", format!("{summary}; no answer matches /{re}/"));
+    }
+    if let Some(re) = &q.expect_not_match
+        && let Some(bad) = typed.iter().find(|a| re.is_match(a))
+    {
+        return report.fail(Status::Critical, "answer", format!("{summary}; answer {bad} matches /{re}/"));
+    }
+    report.message = summary;
+    let status = q.thresholds.status(took);
+    if status != Status::Ok {
+        let limit = if status == Status::Critical { q.thresholds.critical } else { q.thresholds.warning };
+        report.message.push_str(&format!(" (slower than {} s)", trim(limit.unwrap_or_default())));
+        report.escalate(status, "latency");
+    }
+    report
+}
+
+fn fmt3(s: f64) -> String {
+    format!("{s:.3}")
+}
+
+fn trim(s: f64) -> String {
+    let t = format!("{s:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn compile(v: Value) -> Result<Query, String> {
+        DnsParams::deserialize(v).map_err(|e| e.to_string()).and_then(DnsParams::compile)
+    }
+
+    #[test]
+    fn parameters() {
+        let q = compile(json!({"name": "www.example.test", "type": "mx", "server": "127.0.0.1:5353"})).unwrap();
+        assert_eq!(q.name, "www.example.test.");
+        assert_eq!(q.record_type, RecordType::MX);
+        assert_eq!(q.server, Some("127.0.0.1:5353".parse().unwrap()));
+        let q = compile(json!({"name": "192.0.2.10", "type": "PTR", "server": "::1", "port": 5300})).unwrap();
+        assert_eq!(q.name, "10.2.0.192.in-addr.arpa.");
+        assert_eq!(q.server, Some("[::1]:5300".parse().unwrap()));
+        assert!(compile(json!({"name": "x", "type": "ANY"})).unwrap_err().contains("unknown record type \"ANY\""));
+        assert!(compile(json!({"name": "x", "server": "dns.google"})).unwrap_err().contains("must be an IP address"));
+        assert!(compile(json!({"name": "x", "expect_match": "("})).unwrap_err().contains("not a valid regex"));
+        assert!(compile(json!({"name": "x", "rcodes": ["NOPE"]})).unwrap_err().contains("unknown rcode"));
+        assert!(compile(json!({"name": "x", "protocol": "tcp"})).unwrap_err().contains("needs a server"));
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(reverse_name("2001:db8::1".parse().unwrap()).len(), "x.".len() * 32 + "ip6.arpa.".len());
+        assert!(reverse_name("2001:db8::1".parse().unwrap()).starts_with("1.0.0.0."));
+    }
+
+    #[test]
+    fn answers_compare_loosely() {
+        assert_eq!(normalise("WWW.Example.Test."), "www.example.test");
+        assert_eq!(normalise("2001:0db8::0001"), "2001:db8::1");
+    }
+}

@@ -1,0 +1,606 @@
+//! The built-in HTTP check (`"extension": "http"`), on hyper so every phase can be timed:
+//! dns, connect, tls, time to first byte, transfer, total (each summed over redirects, as
+//! blackbox_exporter does).
+//!
+//! Defaults follow sensu-plugins `check-http.rb` where users know them: 2xx and 3xx are
+//! accepted, redirects are not followed unless asked.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::net::{self, CheckTls, IpPreference, NetFailure};
+use super::plugin::{self, Perf, Report, Status, Thresholds};
+use super::{Builtin, BuiltinContext, BuiltinFuture};
+use crate::proto::Object;
+
+/// Parameters of `"http": {…}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpParams {
+    /// `http://` or `https://` URL. Required.
+    pub url: String,
+    /// Request method. Default `GET`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Basic auth user (with `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Basic auth password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer token (`Authorization: Bearer …`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Accepted status codes: numbers, `"2xx"`, or ranges `"200-299"`. Default 200–399.
+    #[serde(default)]
+    pub status: Option<Vec<Value>>,
+    /// Follow redirects. Default false (a 3xx is then the final answer).
+    #[serde(default)]
+    pub follow_redirects: bool,
+    /// Most redirects followed. Default 10.
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u32,
+    /// The body must match this regex.
+    #[serde(default)]
+    pub body_match: Option<String>,
+    /// The body must not match this regex.
+    #[serde(default)]
+    pub body_not_match: Option<String>,
+    /// Headers that must be present and match a regex: `{"Content-Type": "json"}`.
+    #[serde(default)]
+    pub headers_match: BTreeMap<String, String>,
+    /// Headers that must not match a regex (absent is fine).
+    #[serde(default)]
+    pub headers_not_match: BTreeMap<String, String>,
+    /// Largest body read, in bytes; a larger one is CRITICAL. Default 10 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// TLS options.
+    #[serde(default)]
+    pub tls: CheckTls,
+    /// Address family preference. Default `ipv4_first`.
+    #[serde(default)]
+    pub ip: IpPreference,
+    /// Seconds for the whole probe. Default 10.
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+    /// Warning above this many seconds in total.
+    #[serde(default)]
+    pub warning: Option<f64>,
+    /// Critical above this many seconds in total.
+    #[serde(default)]
+    pub critical: Option<f64>,
+    /// `User-Agent`. Default `Sensu-HTTP-Check (concierge)`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Graphite scheme for `type: metric`. Default `<client>.curl_timings.<check>`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+}
+
+fn default_max_redirects() -> u32 {
+    10
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_timeout() -> f64 {
+    10.0
+}
+
+/// Accepted status codes.
+#[derive(Debug, Clone)]
+struct StatusSpec(Vec<(u16, u16)>, String);
+
+impl StatusSpec {
+    fn parse(items: &Option<Vec<Value>>) -> Result<Self, String> {
+        let Some(items) = items else { return Ok(Self(vec![(200, 399)], "200-399".into())) };
+        let mut ranges = Vec::new();
+        let mut shown = Vec::new();
+        for item in items {
+            let text = match item {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.trim().to_string(),
+                other => return Err(format!("status entry {other} must be a number or a string")),
+            };
+            let bad = || format!("status entry {text:?} must be like 200, \"2xx\" or \"200-299\"");
+            let range = if let Some(class) = text.strip_suffix("xx") {
+                let c: u16 = class.parse().map_err(|_| bad())?;
+                (c * 100, c * 100 + 99)
+            } else if let Some((a, b)) = text.split_once('-') {
+                (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?)
+            } else {
+                let c: u16 = text.parse().map_err(|_| bad())?;
+                (c, c)
+            };
+            if range.0 < 100 || range.1 > 599 || range.0 > range.1 {
+                return Err(bad());
+            }
+            ranges.push(range);
+            shown.push(text);
+        }
+        if ranges.is_empty() {
+            return Err("status must list at least one code".into());
+        }
+        Ok(Self(ranges, shown.join(",")))
+    }
+
+    fn accepts(&self, code: u16) -> bool {
+        self.0.iter().any(|(a, b)| (*a..=*b).contains(&code))
+    }
+}
+
+/// Validated parameters.
+#[derive(Debug)]
+struct Probe {
+    url: Uri,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+    status: StatusSpec,
+    follow: bool,
+    max_redirects: u32,
+    body_match: Option<Regex>,
+    body_not_match: Option<Regex>,
+    headers_match: Vec<(HeaderName, Regex)>,
+    headers_not_match: Vec<(HeaderName, Regex)>,
+    max_body: usize,
+    tls: CheckTls,
+    ip: IpPreference,
+    timeout: Duration,
+    thresholds: Thresholds,
+    scheme: Option<String>,
+}
+
+fn regex(what: &str, pattern: &Option<String>) -> Result<Option<Regex>, String> {
+    pattern.as_ref().map(|p| Regex::new(p).map_err(|e| format!("{what} is not a valid regex: {e}"))).transpose()
+}
+
+impl HttpParams {
+    fn compile(self) -> Result<Probe, String> {
+        let url: Uri = self.url.parse().map_err(|e| format!("url {:?}: {e}", self.url))?;
+        match url.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(format!("url {:?} must start with http:// or https://", self.url)),
+        }
+        if url.host().is_none() {
+            return Err(format!("url {:?} has no host", self.url));
+        }
+        let method = Method::from_bytes(self.method.as_deref().unwrap_or("GET").to_ascii_uppercase().as_bytes())
+            .map_err(|_| "method is not a valid HTTP method".to_string())?;
+        let mut headers = HeaderMap::new();
+        let agent = self.user_agent.unwrap_or_else(|| "Sensu-HTTP-Check (concierge)".into());
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_str(&agent).map_err(|_| "user_agent is not a valid header value")?,
+        );
+        for (name, value) in &self.headers {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name {name:?} is invalid"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| format!("header {name} has an invalid value"))?;
+            headers.insert(name, value);
+        }
+        match (&self.user, &self.password, &self.bearer_token) {
+            (Some(_), _, Some(_)) => return Err("use either user/password or bearer_token".into()),
+            (Some(user), password, None) => {
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.as_deref().unwrap_or_default()));
+                headers.insert(
+                    http::header::AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| "invalid user")?,
+                );
+            }
+            (None, Some(_), _) => return Err("password needs user".into()),
+            (None, None, Some(token)) => {
+                headers.insert(
+                    http::header::AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Bearer {token}"))
+                        .map_err(|_| "bearer_token is not a valid header value")?,
+                );
+            }
+            (None, None, None) => {}
+        }
+        let header_rules = |rules: &BTreeMap<String, String>, what: &str| -> Result<Vec<(HeaderName, Regex)>, String> {
+            rules
+                .iter()
+                .map(|(name, pattern)| {
+                    let header = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| format!("{what} header name {name:?} is invalid"))?;
+                    let re = Regex::new(pattern).map_err(|e| format!("{what} for {name} is not a valid regex: {e}"))?;
+                    Ok((header, re))
+                })
+                .collect()
+        };
+        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+            return Err("timeout must be a positive number of seconds".into());
+        }
+        Ok(Probe {
+            url,
+            method,
+            headers,
+            body: Bytes::from(self.body.unwrap_or_default()),
+            status: StatusSpec::parse(&self.status)?,
+            follow: self.follow_redirects,
+            max_redirects: self.max_redirects,
+            body_match: regex("body_match", &self.body_match)?,
+            body_not_match: regex("body_not_match", &self.body_not_match)?,
+            headers_match: header_rules(&self.headers_match, "headers_match")?,
+            headers_not_match: header_rules(&self.headers_not_match, "headers_not_match")?,
+            max_body: self.max_body_bytes,
+            tls: self.tls,
+            ip: self.ip,
+            timeout: Duration::from_secs_f64(self.timeout),
+            thresholds: Thresholds { warning: self.warning, critical: self.critical },
+            scheme: self.scheme,
+        })
+    }
+}
+
+/// The HTTP built-in.
+#[derive(Debug, Default)]
+pub struct Http;
+
+impl Builtin for Http {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+        Box::pin(async move {
+            let probe = match plugin::parameters(&check, "http")
+                .and_then(|v| HttpParams::deserialize(v).map_err(|e| e.to_string()))
+                .and_then(HttpParams::compile)
+            {
+                Ok(p) => p,
+                Err(problem) => return plugin::invalid_parameters("HTTP", problem),
+            };
+            let scheme = probe
+                .scheme
+                .clone()
+                .unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "curl_timings"));
+            run_probe(&probe).await.into_outcome(&check, &scheme)
+        })
+    }
+}
+
+/// Where the probe is, and what it measured so far (readable after a timeout).
+#[derive(Debug, Default, Clone)]
+struct Progress {
+    phase: &'static str,
+    dns: f64,
+    connect: f64,
+    tls: f64,
+    ttfb: f64,
+    transfer: f64,
+}
+
+/// What one exchange returned.
+struct Exchange {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    address: std::net::SocketAddr,
+}
+
+/// A failure with its reason.
+struct Failed(&'static str, String);
+
+async fn run_probe(probe: &Probe) -> Report {
+    let started = Instant::now();
+    let progress = Mutex::new(Progress { phase: "dns", ..Progress::default() });
+    let outcome = tokio::time::timeout(probe.timeout, follow(probe, &progress)).await;
+    let total = started.elapsed().as_secs_f64();
+    let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
+    let mut report = Report::new("HTTP");
+    let is_https = probe.url.scheme_str() == Some("https");
+    report.timings = vec![("dns", p.dns), ("connect", p.connect)];
+    if is_https {
+        report.timings.push(("tls", p.tls));
+    }
+    report.timings.extend([("ttfb", p.ttfb), ("transfer", p.transfer), ("total", total)]);
+    let mut perf = vec![Perf::seconds("time", total).thresholds(probe.thresholds.warning, probe.thresholds.critical)];
+    perf.extend(report.timings.iter().filter(|(k, _)| *k != "total").map(|(k, v)| Perf::seconds(k, *v)));
+    if let Some(scheme) = &probe.scheme {
+        report.details.insert("scheme".into(), scheme.clone().into());
+    }
+    match outcome {
+        Err(_) => {
+            report.perf = perf;
+            report.fail(
+                Status::Critical,
+                "timeout",
+                format!("timed out after {} s (during {})", trim(probe.timeout.as_secs_f64()), p.phase),
+            )
+        }
+        Ok(Err(Failed(reason, message))) => {
+            report.perf = perf;
+            report.fail(Status::Critical, reason, message)
+        }
+        Ok(Ok((exchange, url, redirects))) => {
+            let bytes = exchange.body.len();
+            perf.push(Perf::bytes("size", bytes as f64));
+            perf.push(Perf::number("status_code", f64::from(exchange.status)));
+            report.perf = perf;
+            report.details.insert("status_code".into(), exchange.status.into());
+            report.details.insert("bytes".into(), bytes.into());
+            report.details.insert("url".into(), url.to_string().into());
+            report.details.insert("address".into(), exchange.address.to_string().into());
+            report.details.insert("redirects".into(), redirects.into());
+            let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, fmt_secs(total));
+            if redirects > 0 {
+                summary.push_str(&format!(" after {redirects} redirect{}", if redirects == 1 { "" } else { "s" }));
+            }
+            assess(probe, &exchange, total, summary, report)
+        }
+    }
+}
+
+fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut report: Report) -> Report {
+    if !probe.status.accepts(exchange.status) {
+        return report.fail(Status::Critical, "status", format!("{summary} (expected status {})", probe.status.1));
+    }
+    let body = String::from_utf8_lossy(&exchange.body);
+    if let Some(re) = &probe.body_match
+        && !re.is_match(&body)
+    {
+        return report.fail(Status::Critical, "body", format!("{summary}; body does not match /{re}/"));
+    }
+    if let Some(re) = &probe.body_not_match
+        && re.is_match(&body)
+    {
+        return report.fail(Status::Critical, "body", format!("{summary}; body matches /{re}/"));
+    }
+    for (name, re) in &probe.headers_match {
+        let values: Vec<&str> = exchange.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        if values.is_empty() {
+            return report.fail(Status::Critical, "header", format!("{summary}; header {name} missing"));
+        }
+        if !values.iter().any(|v| re.is_match(v)) {
+            return report.fail(Status::Critical, "header", format!("{summary}; header {name} does not match /{re}/"));
+        }
+    }
+    for (name, re) in &probe.headers_not_match {
+        if exchange.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| re.is_match(v)) {
+            return report.fail(Status::Critical, "header", format!("{summary}; header {name} matches /{re}/"));
+        }
+    }
+    report.message = summary;
+    let status = probe.thresholds.status(total);
+    if status != Status::Ok {
+        let limit = if status == Status::Critical { probe.thresholds.critical } else { probe.thresholds.warning };
+        report.message.push_str(&format!(" (slower than {} s)", trim(limit.unwrap_or_default())));
+        report.escalate(status, "latency");
+    }
+    report
+}
+
+/// Run the exchange, following redirects if asked. Returns the last exchange, its URL
+/// and the number of redirects followed.
+async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, Uri, u32), Failed> {
+    let mut url = probe.url.clone();
+    let mut redirects = 0;
+    loop {
+        let exchange = exchange(probe, &url, progress).await?;
+        let location = exchange.headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        match location {
+            Some(location) if probe.follow && (300..400).contains(&exchange.status) => {
+                if redirects >= probe.max_redirects {
+                    return Err(Failed("redirects", format!("more than {} redirects", probe.max_redirects)));
+                }
+                url = resolve_location(&url, &location).map_err(|e| Failed("redirects", e))?;
+                redirects += 1;
+            }
+            _ => return Ok((exchange, url, redirects)),
+        }
+    }
+}
+
+fn resolve_location(base: &Uri, location: &str) -> Result<Uri, String> {
+    let target: Uri = location.parse().map_err(|_| format!("invalid redirect location {location:?}"))?;
+    if target.scheme().is_some() {
+        return Ok(target);
+    }
+    let mut parts = base.clone().into_parts();
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let base_path = base.path();
+        let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{dir}{location}")
+    };
+    parts.path_and_query = Some(path.parse().map_err(|_| format!("invalid redirect location {location:?}"))?);
+    Uri::from_parts(parts).map_err(|e| e.to_string())
+}
+
+fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
+    if let Ok(mut p) = progress.lock() {
+        update(&mut p);
+    }
+}
+
+async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Result<Exchange, Failed> {
+    let https = url.scheme_str() == Some("https");
+    let host = url.host().unwrap_or_default().to_string();
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+
+    set_phase(progress, |p| p.phase = "dns");
+    let (addrs, dns) = net::resolve(&host, port, probe.ip).await.map_err(|e| match e {
+        NetFailure::Dns(m) | NetFailure::Connect(m) => Failed("dns", m),
+    })?;
+    set_phase(progress, |p| {
+        p.dns += dns.as_secs_f64();
+        p.phase = "connect";
+    });
+    let connect_started = Instant::now();
+    let (tcp, address) = net::connect(&addrs).await.map_err(|e| match e {
+        NetFailure::Dns(m) | NetFailure::Connect(m) => Failed("connect", format!("cannot connect: {m}")),
+    })?;
+    set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
+
+    let request = build_request(probe, url, &host, port, https)?;
+    if https {
+        set_phase(progress, |p| p.phase = "tls");
+        let tls_started = Instant::now();
+        let config =
+            net::client_config(&probe.tls, true).map_err(|e| Failed("tls_handshake", format!("TLS setup: {e}")))?;
+        let name = probe
+            .tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
+        let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| Failed("tls_handshake", format!("invalid TLS server name {name:?}")))?;
+        let stream = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(tls_failure)?;
+        set_phase(progress, |p| p.tls += tls_started.elapsed().as_secs_f64());
+        send(probe, request, stream, address, progress).await
+    } else {
+        send(probe, request, tcp, address, progress).await
+    }
+}
+
+fn tls_failure(error: std::io::Error) -> Failed {
+    match error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(e @ rustls::Error::InvalidCertificate(_)) => {
+            Failed("tls_verify", format!("TLS certificate not accepted: {}", crate::tls::describe_cert_error(e)))
+        }
+        Some(e) => Failed("tls_handshake", format!("TLS handshake failed: {e}")),
+        None => Failed("tls_handshake", format!("TLS handshake failed: {error}")),
+    }
+}
+
+fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -> Result<Request<Full<Bytes>>, Failed> {
+    let default_port = if https { 443 } else { 80 };
+    let host_header = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
+    let path = url.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = Request::builder()
+        .method(probe.method.clone())
+        .uri(path)
+        .body(Full::new(probe.body.clone()))
+        .map_err(|e| Failed("parameters", e.to_string()))?;
+    *request.headers_mut() = probe.headers.clone();
+    if !request.headers().contains_key(http::header::HOST) {
+        let value = HeaderValue::from_str(&host_header).map_err(|_| Failed("parameters", "invalid host".into()))?;
+        request.headers_mut().insert(http::header::HOST, value);
+    }
+    Ok(request)
+}
+
+async fn send<S>(
+    probe: &Probe,
+    request: Request<Full<Bytes>>,
+    stream: S,
+    address: std::net::SocketAddr,
+    progress: &Mutex<Progress>,
+) -> Result<Exchange, Failed>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Failed("http", format!("HTTP handshake failed: {e}")))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    set_phase(progress, |p| p.phase = "ttfb");
+    let sent = Instant::now();
+    let response = sender.send_request(request).await.map_err(|e| Failed("http", format!("no HTTP response: {e}")));
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            driver.abort();
+            return Err(e);
+        }
+    };
+    set_phase(progress, |p| {
+        p.ttfb += sent.elapsed().as_secs_f64();
+        p.phase = "transfer";
+    });
+    let transfer_started = Instant::now();
+    let status = response.status().as_u16();
+    let (parts, mut body) = response.into_parts();
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Failed("http", format!("reading the body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if collected.len() + data.len() > probe.max_body {
+                driver.abort();
+                return Err(Failed("body_size", format!("{status}: body larger than {} bytes", probe.max_body)));
+            }
+            collected.extend_from_slice(data);
+        }
+    }
+    set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
+    driver.abort();
+    Ok(Exchange { status, headers: parts.headers, body: Bytes::from(collected), address })
+}
+
+fn fmt_secs(s: f64) -> String {
+    format!("{s:.3}")
+}
+
+fn trim(s: f64) -> String {
+    let t = format!("{s:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Build the parameters object from a URL and a JSON object of options (the CLI path).
+pub fn params_from_cli(url: &str, options: Object) -> Value {
+    let mut params = options;
+    params.insert("url".into(), url.into());
+    Value::Object(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_specs() {
+        let default = StatusSpec::parse(&None).unwrap();
+        assert!(default.accepts(200) && default.accepts(301) && !default.accepts(404));
+        let spec = StatusSpec::parse(&Some(vec![json!(204), json!("4xx"), json!("500-502")])).unwrap();
+        assert!(
+            spec.accepts(204) && spec.accepts(404) && spec.accepts(501) && !spec.accepts(200) && !spec.accepts(503)
+        );
+        assert!(StatusSpec::parse(&Some(vec![json!("abc")])).is_err());
+        assert!(StatusSpec::parse(&Some(vec![json!(700)])).is_err());
+    }
+
+    #[test]
+    fn redirect_locations() {
+        let base: Uri = "http://h:8080/a/b?x=1".parse().unwrap();
+        assert_eq!(resolve_location(&base, "/c").unwrap().to_string(), "http://h:8080/c");
+        assert_eq!(resolve_location(&base, "c?d").unwrap().to_string(), "http://h:8080/a/c?d");
+        assert_eq!(resolve_location(&base, "https://o/x").unwrap().to_string(), "https://o/x");
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let bad = |v: Value| {
+            HttpParams::deserialize(v).map_err(|e| e.to_string()).and_then(HttpParams::compile).err().unwrap()
+        };
+        assert!(bad(json!({})).contains("missing field `url`"));
+        assert!(bad(json!({"url": "ftp://x"})).contains("must start with http:// or https://"));
+        assert!(bad(json!({"url": "http://x", "body_match": "("})).contains("body_match is not a valid regex"));
+        assert!(bad(json!({"url": "http://x", "nope": 1})).contains("unknown field `nope`"));
+        assert!(bad(json!({"url": "http://x", "timeout": 0})).contains("timeout must be a positive"));
+    }
+}

@@ -1,0 +1,238 @@
+//! Network plumbing shared by the built-in checks: resolution with a measured DNS
+//! phase and an address-family preference, TCP connect with fallback across addresses,
+//! and TLS client configurations (cached, since building one loads roots).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use rustls::ClientConfig;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Which addresses to try, in which order. The default is IPv4 first: blackbox_exporter's
+/// IPv6-first default breaks inside Docker, where IPv6 is usually not routed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum IpPreference {
+    /// IPv4 addresses first, then IPv6.
+    #[default]
+    Ipv4First,
+    /// IPv6 addresses first, then IPv4.
+    Ipv6First,
+    /// IPv4 only.
+    Ipv4,
+    /// IPv6 only.
+    Ipv6,
+}
+
+/// DNS transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsProtocol {
+    /// UDP (default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// Build a resolver with caching off (every check really resolves): against `server`,
+/// or the system configuration (`/etc/resolv.conf`, `/etc/hosts`) when `None`.
+pub fn resolver(server: Option<SocketAddr>, protocol: DnsProtocol, timeout: Duration) -> Result<TokioResolver, String> {
+    let (config, mut options) = match server {
+        Some(addr) => {
+            let mut connection = ConnectionConfig::new(match protocol {
+                DnsProtocol::Udp => ProtocolConfig::Udp,
+                DnsProtocol::Tcp => ProtocolConfig::Tcp,
+            });
+            connection.port = addr.port();
+            let mut ns = NameServerConfig::udp(addr.ip());
+            ns.connections = vec![connection];
+            let mut options = hickory_resolver::config::ResolverOpts::default();
+            options.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+            (ResolverConfig::from_parts(None, vec![], vec![ns]), options)
+        }
+        None => hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("reading resolv.conf: {e}"))?,
+    };
+    options.cache_size = 0;
+    options.timeout = timeout;
+    options.attempts = 1;
+    if server.is_none() && protocol == DnsProtocol::Tcp {
+        return Err("protocol tcp needs an explicit server".into());
+    }
+    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(options)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The system resolver, built once (its cache is off, so every lookup goes out).
+fn system_resolver() -> Result<TokioResolver, String> {
+    static SYSTEM: OnceLock<Result<TokioResolver, String>> = OnceLock::new();
+    SYSTEM.get_or_init(|| resolver(None, DnsProtocol::Udp, Duration::from_secs(5))).clone()
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetFailure {
+    /// The name did not resolve (or resolved to no usable address).
+    Dns(String),
+    /// No address accepted a connection.
+    Connect(String),
+}
+
+/// Resolve `host` to socket addresses in preference order. Returns the addresses and the
+/// time the lookup took (zero for an IP literal).
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    preference: IpPreference,
+) -> Result<(Vec<SocketAddr>, Duration), NetFailure> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok((order(vec![SocketAddr::new(ip, port)], preference), Duration::ZERO));
+    }
+    let resolver = system_resolver().map_err(NetFailure::Dns)?;
+    let started = Instant::now();
+    let lookup = resolver.lookup_ip(host).await.map_err(|e| NetFailure::Dns(format!("cannot resolve {host}: {e}")))?;
+    let took = started.elapsed();
+    let addrs = order(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect(), preference);
+    if addrs.is_empty() {
+        return Err(NetFailure::Dns(format!("{host} has no {} address", family_name(preference))));
+    }
+    Ok((addrs, took))
+}
+
+fn family_name(p: IpPreference) -> &'static str {
+    match p {
+        IpPreference::Ipv4 => "IPv4",
+        IpPreference::Ipv6 => "IPv6",
+        _ => "IP",
+    }
+}
+
+fn order(mut addrs: Vec<SocketAddr>, preference: IpPreference) -> Vec<SocketAddr> {
+    match preference {
+        IpPreference::Ipv4 => addrs.retain(SocketAddr::is_ipv4),
+        IpPreference::Ipv6 => addrs.retain(SocketAddr::is_ipv6),
+        IpPreference::Ipv4First => addrs.sort_by_key(|a| !a.is_ipv4()),
+        IpPreference::Ipv6First => addrs.sort_by_key(|a| !a.is_ipv6()),
+    }
+    addrs
+}
+
+/// Connect to the first address that accepts. Returns the stream and the address used.
+pub async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), NetFailure> {
+    let mut last = String::from("no address to connect to");
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, *addr));
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(NetFailure::Connect(last))
+}
+
+/// TLS options of a check (HTTP, TLS certificate): files or inline PEM.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckTls {
+    /// Do not verify the server certificate (chain, name, dates).
+    pub insecure: bool,
+    /// PEM file of extra CA certificates to trust.
+    pub ca_file: Option<String>,
+    /// PEM text of extra CA certificates.
+    pub ca: Option<String>,
+    /// PEM file with the client certificate chain.
+    pub cert_file: Option<String>,
+    /// PEM file with the client private key.
+    pub key_file: Option<String>,
+    /// TLS server name (SNI and verification) when it differs from the URL's host.
+    pub server_name: Option<String>,
+}
+
+impl CheckTls {
+    /// The extra CA PEM, from `ca` or `ca_file`.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+        if let Some(pem) = &self.ca {
+            return Ok(Some(pem.as_bytes().to_vec()));
+        }
+        self.ca_file.as_ref().map(|f| std::fs::read(f).map_err(|e| format!("ca_file {f}: {e}"))).transpose()
+    }
+}
+
+/// A client configuration for these options (cached per distinct options), with ALPN
+/// `http/1.1` when `http` is set.
+pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, String> {
+    type Cache = Mutex<HashMap<(CheckTls, bool), Arc<ClientConfig>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (tls.clone(), http);
+    if let Some(config) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(config);
+    }
+    let provider = crate::tls::provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = if tls.insecure {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(crate::tls::NoChainVerification(provider)))
+    } else {
+        builder.with_root_certificates(crate::tls::roots_with(tls.ca_pem()?.as_deref())?)
+    };
+    let mut config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = std::fs::read(cert).map_err(|e| format!("cert_file {cert}: {e}"))?;
+            let key_pem = std::fs::read(key).map_err(|e| format!("key_file {key}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("key_file {key}: {e}"))?;
+            builder
+                .with_client_auth_cert(crate::tls::certs_from_pem(&chain)?, key)
+                .map_err(|e| format!("client certificate: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("cert_file and key_file go together".into()),
+    };
+    if http {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    let config = Arc::new(config);
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, config.clone());
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preference_orders_and_filters() {
+        let v4: SocketAddr = "192.0.2.1:80".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(order(vec![v6, v4], IpPreference::Ipv4First), [v4, v6]);
+        assert_eq!(order(vec![v4, v6], IpPreference::Ipv6First), [v6, v4]);
+        assert_eq!(order(vec![v4, v6], IpPreference::Ipv6), [v6]);
+        assert_eq!(order(vec![v4, v6], IpPreference::Ipv4), [v4]);
+    }
+
+    #[tokio::test]
+    async fn literal_addresses_skip_dns() {
+        let (addrs, took) = resolve("127.0.0.1", 8080, IpPreference::Ipv4First).await.unwrap();
+        assert_eq!(addrs, ["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(took, Duration::ZERO);
+        let (addrs, _) = resolve("[::1]", 443, IpPreference::Ipv6First).await.unwrap();
+        assert_eq!(addrs, ["[::1]:443".parse::<SocketAddr>().unwrap()]);
+    }
+}

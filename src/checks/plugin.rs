@@ -1,0 +1,291 @@
+//! The Sensu/Nagios plugin conventions the built-in checks follow, so handlers, Uchiwa
+//! and metric pipelines treat their results like any plugin's:
+//!
+//! * a first line `KIND STATUS: message`, then ` | ` and Nagios perfdata
+//!   (`label=value[UOM];warn;crit;min;max`) with every measured value;
+//! * status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
+//! * with `"type": "metric"`, Graphite plaintext lines instead
+//!   (`<scheme>.<name>.<measure> <value> <timestamp>`), as sensu-plugins' metric scripts print;
+//! * a machine-readable `reason` when the status is not OK, and the `timings`, in the
+//!   result's check attributes.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::BuiltinOutcome;
+use crate::proto::Object;
+
+/// A check status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// 0
+    Ok = 0,
+    /// 1
+    Warning = 1,
+    /// 2
+    Critical = 2,
+    /// 3
+    Unknown = 3,
+}
+
+impl Status {
+    /// `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Warning => "WARNING",
+            Self::Critical => "CRITICAL",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One perfdata value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Perf {
+    /// Label, also the Graphite measure name.
+    pub label: &'static str,
+    /// Value.
+    pub value: f64,
+    /// Unit of measure: `s`, `B`, `d` (days, written without unit), or empty.
+    pub unit: &'static str,
+    /// Warning threshold.
+    pub warn: Option<f64>,
+    /// Critical threshold.
+    pub crit: Option<f64>,
+}
+
+impl Perf {
+    /// Seconds.
+    pub fn seconds(label: &'static str, value: f64) -> Self {
+        Self { label, value, unit: "s", warn: None, crit: None }
+    }
+    /// A plain number.
+    pub fn number(label: &'static str, value: f64) -> Self {
+        Self { label, value, unit: "", warn: None, crit: None }
+    }
+    /// Bytes.
+    pub fn bytes(label: &'static str, value: f64) -> Self {
+        Self { label, value, unit: "B", warn: None, crit: None }
+    }
+    /// With thresholds.
+    pub fn thresholds(mut self, warn: Option<f64>, crit: Option<f64>) -> Self {
+        self.warn = warn;
+        self.crit = crit;
+        self
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.6}").trim_end_matches('0').to_string()
+    }
+}
+
+/// `label=value[UOM];warn;crit;min;max`, joined by spaces.
+pub fn perfdata(perf: &[Perf]) -> String {
+    let mut out = String::new();
+    for (i, p) in perf.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let unit = if p.unit == "s" || p.unit == "B" { p.unit } else { "" };
+        let _ = write!(
+            out,
+            "{}={}{};{};{};0",
+            p.label,
+            num(p.value),
+            unit,
+            p.warn.map(num).unwrap_or_default(),
+            p.crit.map(num).unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// What a probe found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `HTTP`, `DNS`, `TLS`.
+    pub kind: &'static str,
+    /// The status.
+    pub status: Status,
+    /// The message after `KIND STATUS: `.
+    pub message: String,
+    /// Why, when not OK (`dns`, `connect`, `timeout`, `status`, …).
+    pub reason: Option<&'static str>,
+    /// Perfdata / metrics.
+    pub perf: Vec<Perf>,
+    /// Phase timings in seconds, for the `timings` attribute.
+    pub timings: Vec<(&'static str, f64)>,
+    /// Kind-specific details for the `probe` attribute.
+    pub details: Object,
+}
+
+impl Report {
+    /// A report with nothing measured yet.
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            status: Status::Ok,
+            message: String::new(),
+            reason: None,
+            perf: Vec::new(),
+            timings: Vec::new(),
+            details: Object::new(),
+        }
+    }
+
+    /// Mark as failed with a reason and a message.
+    pub fn fail(mut self, status: Status, reason: &'static str, message: impl Into<String>) -> Self {
+        self.status = status;
+        self.reason = Some(reason);
+        self.message = message.into();
+        self
+    }
+
+    /// Raise the status to `status` for `reason` (keeps the worse one).
+    pub fn escalate(&mut self, status: Status, reason: &'static str) {
+        if status > self.status {
+            self.status = status;
+            self.reason = Some(reason);
+        }
+    }
+
+    /// The first output line with perfdata.
+    pub fn plugin_output(&self) -> String {
+        let mut line = format!("{} {}: {}", self.kind, self.status.label(), self.message);
+        if !self.perf.is_empty() {
+            line.push_str(" | ");
+            line.push_str(&perfdata(&self.perf));
+        }
+        line.push('\n');
+        line
+    }
+
+    /// Graphite plaintext lines `<scheme>.<measure> <value> <ts>`.
+    pub fn graphite(&self, scheme: &str, timestamp: i64) -> String {
+        let mut out = String::new();
+        for p in &self.perf {
+            let _ = writeln!(out, "{scheme}.{} {} {timestamp}", p.label, num(p.value));
+        }
+        out
+    }
+
+    /// The outcome for the executor: plugin text, or Graphite lines for metric checks
+    /// (only when the probe got measurements; a failure stays readable text).
+    pub fn into_outcome(self, check: &Object, default_scheme: &str) -> BuiltinOutcome {
+        let metric = check.get("type").and_then(Value::as_str) == Some("metric");
+        let output = if metric && self.reason.is_none_or(|_| self.status != Status::Critical) && !self.perf.is_empty() {
+            let scheme = self.details.get("scheme").and_then(Value::as_str).unwrap_or(default_scheme).to_string();
+            self.graphite(&scheme, crate::proto::now_epoch())
+        } else {
+            self.plugin_output()
+        };
+        let mut attributes = Object::new();
+        if let Some(reason) = self.reason {
+            attributes.insert("reason".into(), reason.into());
+        }
+        let timings: Object =
+            self.timings.iter().map(|(k, v)| (k.to_string(), json!(crate::proto::round6(*v)))).collect();
+        attributes.insert("timings".into(), Value::Object(timings));
+        let mut details = self.details;
+        details.remove("scheme");
+        if !details.is_empty() {
+            attributes.insert("probe".into(), Value::Object(details));
+        }
+        BuiltinOutcome { output, status: self.status as i32, attributes }
+    }
+}
+
+/// Warning/critical thresholds on a duration in seconds.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Warning above this many seconds.
+    pub warning: Option<f64>,
+    /// Critical above this many seconds.
+    pub critical: Option<f64>,
+}
+
+impl Thresholds {
+    /// The status a duration deserves.
+    pub fn status(&self, seconds: f64) -> Status {
+        if self.critical.is_some_and(|c| seconds > c) {
+            Status::Critical
+        } else if self.warning.is_some_and(|w| seconds > w) {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// The UNKNOWN result for parameters that cannot be used (missing, wrong type, bad
+/// regex): status 3, naming the problem, never a panic.
+pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -> BuiltinOutcome {
+    let mut attributes = Object::new();
+    attributes.insert("reason".into(), "parameters".into());
+    BuiltinOutcome { output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"), status: 3, attributes }
+}
+
+/// The parameters object of a built-in (`check.<extension>`), as JSON.
+pub fn parameters<'a>(check: &'a Object, key: &str) -> Result<&'a Value, String> {
+    match check.get(key) {
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(format!("`{key}` must be an object")),
+        None => Err(format!("missing `{key}` object with the check's parameters")),
+    }
+}
+
+/// The default Graphite scheme: `<client>.<suffix>.<check name>` (sensu-plugins'
+/// metric scripts default to `<hostname>.<suffix>`).
+pub fn default_scheme(client: &str, check: &Object, suffix: &str) -> String {
+    let name = check.get("name").and_then(Value::as_str).unwrap_or("check");
+    format!("{}.{suffix}.{}", graphite_safe(client), graphite_safe(name))
+}
+
+/// Make a string safe as one Graphite path component.
+pub fn graphite_safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfdata_grammar() {
+        let perf = [
+            Perf::seconds("time", 0.1234567).thresholds(Some(1.0), Some(2.0)),
+            Perf::bytes("size", 5120.0),
+            Perf::number("days", 45.0).thresholds(Some(14.0), Some(7.0)),
+        ];
+        assert_eq!(perfdata(&perf), "time=0.123457s;1;2;0 size=5120B;;;0 days=45;14;7;0");
+    }
+
+    #[test]
+    fn first_line_and_graphite() {
+        let mut r = Report::new("HTTP");
+        r.message = "200 in 0.123 s, 5 bytes".into();
+        r.perf = vec![Perf::seconds("time", 0.123), Perf::bytes("size", 5.0)];
+        assert_eq!(r.plugin_output(), "HTTP OK: 200 in 0.123 s, 5 bytes | time=0.123s;;;0 size=5B;;;0\n");
+        assert_eq!(
+            r.graphite("host.curl_timings.api", 1700000000),
+            "host.curl_timings.api.time 0.123 1700000000\nhost.curl_timings.api.size 5 1700000000\n"
+        );
+    }
+
+    #[test]
+    fn thresholds() {
+        let t = Thresholds { warning: Some(1.0), critical: Some(2.0) };
+        assert_eq!(t.status(0.5), Status::Ok);
+        assert_eq!(t.status(1.5), Status::Warning);
+        assert_eq!(t.status(2.5), Status::Critical);
+        assert_eq!(Thresholds::default().status(100.0), Status::Ok);
+    }
+}

@@ -1,0 +1,172 @@
+//! rustls plumbing shared by the broker connection and the built-in checks: the crypto
+//! provider, trusted roots, PEM loading, and the two non-default verifiers.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// The one crypto provider (aws-lc-rs), shared.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider())).clone()
+}
+
+/// The system's trusted roots, loaded once (`ca-certificates`).
+pub fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// The system roots plus the certificates in `extra_pem`.
+pub fn roots_with(extra_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String> {
+    let Some(pem) = extra_pem else { return Ok(system_roots()) };
+    let mut roots = (*system_roots()).clone();
+    for cert in certs_from_pem(pem)? {
+        roots.add(cert).map_err(|e| format!("CA certificate: {e}"))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Every certificate in a PEM document (at least one).
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
+}
+
+/// Accepts any certificate chain but still checks that the handshake was signed by the
+/// certificate's key (sensu-client's unverified TLS, and `insecure: true` in checks).
+#[derive(Debug)]
+pub struct NoChainVerification(pub Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoChainVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Verifies like webpki but never fails the handshake: it records the verdict, so a
+/// certificate check can complete the handshake with an expired, self-signed or
+/// wrong-host certificate and still report why the chain does not verify.
+#[derive(Debug)]
+pub struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+    verdict: Mutex<Option<Result<(), rustls::Error>>>,
+}
+
+impl RecordingVerifier {
+    /// A recorder verifying against `roots`.
+    pub fn new(roots: Arc<RootCertStore>) -> Result<Arc<Self>, String> {
+        let provider = provider();
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| format!("certificate verifier: {e}"))?;
+        Ok(Arc::new(Self { inner, provider, verdict: Mutex::new(None) }))
+    }
+
+    /// What verification said (None if no certificate was seen).
+    pub fn verdict(&self) -> Option<Result<(), rustls::Error>> {
+        self.verdict.lock().ok().and_then(|v| v.clone())
+    }
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        if let Ok(mut slot) = self.verdict.lock() {
+            *slot = Some(verdict.map(|_| ()));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A short, stable description of a rustls certificate error.
+pub fn describe_cert_error(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(e) => match e {
+            C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".into(),
+            C::UnknownIssuer => "unknown issuer (self-signed or untrusted CA)".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => "certificate not valid for this name".into(),
+            C::BadSignature => "bad certificate signature".into(),
+            C::Revoked => "certificate revoked".into(),
+            other => format!("invalid certificate: {other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
