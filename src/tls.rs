@@ -164,6 +164,10 @@ pub fn describe_cert_error(error: &rustls::Error) -> String {
             C::UnknownIssuer => "unknown issuer (self-signed or untrusted CA)".into(),
             C::NotValidForName | C::NotValidForNameContext { .. } => "certificate not valid for this name".into(),
             C::BadSignature => "bad certificate signature".into(),
+            // webpki reports the last candidate it tried; with no trusted issuer at all that
+            // can be a key-type mismatch against an unrelated root.
+            C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+            | C::UnsupportedSignatureAlgorithmContext { .. } => "unknown issuer (self-signed or untrusted CA)".into(),
             C::Revoked => "certificate revoked".into(),
             other => format!("invalid certificate: {other:?}"),
         },

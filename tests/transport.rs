@@ -537,7 +537,8 @@ async fn client_certificate_from_sensu_ssl_options() {
 // Items 58, 61: stopping right after start, or while the broker is unreachable, is clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_cleanly_while_connecting_or_right_after() {
-    let mut unreachable = Client::start_with_url("amqp://guest:guest@127.0.0.1:1/%2f", &unique("nobroker"), &["x"], &[]);
+    let mut unreachable =
+        Client::start_with_url("amqp://guest:guest@127.0.0.1:1/%2f", &unique("nobroker"), &["x"], &[]);
     unreachable.wait_log("transport connection failed", 1, WAIT).await;
     unreachable.signal(Signal::SIGTERM);
     let status = unreachable.wait_exit(Duration::from_secs(3)).await.expect("exits at once");
@@ -548,4 +549,32 @@ async fn stops_cleanly_while_connecting_or_right_after() {
     quick.signal(Signal::SIGTERM);
     let status = quick.wait_exit(Duration::from_secs(5)).await.expect("exits");
     assert_eq!(status.code(), Some(0), "{}", quick.logs());
+}
+
+// A built-in check definition forwarded unchanged by the server (`extension` plus its
+// parameters object) runs in-process and publishes the plugin output and attributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_http_check_requested_over_the_wire() {
+    let web = support::web::TestServer::http().await;
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("external"));
+    let name = unique("prober");
+    let client = Client::start(&name, &[&rr], &[]);
+    client.ready().await;
+    // As sensu-server publishes such a definition (sample README): extension, the
+    // parameters object, type, handlers, name, issued.
+    let request = json!({"extension": "http", "http": {"url": web.url_for("/ok"), "timeout": 5},
+        "type": "standard", "handlers": ["default"], "name": "api", "issued": 1795234870});
+    server.publish_request(&rr, &request).await;
+    let (result, _) = results.next_for(&name, WAIT).await.expect("result");
+    let check = &result["check"];
+    assert_eq!(check["status"], 0);
+    assert!(check["output"].as_str().unwrap().starts_with("HTTP OK: 200 in "));
+    assert_eq!(check["http"], request["http"]);
+    assert_eq!(check["handlers"], json!(["default"]));
+    assert_eq!(check["probe"]["status_code"], 200);
+    assert!(check["timings"]["total"].is_f64());
+    assert!(check.get("reason").is_none());
+    assert_eq!(web.requests(), 1);
 }

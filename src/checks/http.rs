@@ -413,9 +413,8 @@ async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, 
 }
 
 fn resolve_location(base: &Uri, location: &str) -> Result<Uri, String> {
-    let target: Uri = location.parse().map_err(|_| format!("invalid redirect location {location:?}"))?;
-    if target.scheme().is_some() {
-        return Ok(target);
+    if location.contains("://") {
+        return location.parse().map_err(|_| format!("invalid redirect location {location:?}"));
     }
     let mut parts = base.clone().into_parts();
     let path = if location.starts_with('/') {

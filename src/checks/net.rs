@@ -98,7 +98,11 @@ pub async fn resolve(
 ) -> Result<(Vec<SocketAddr>, Duration), NetFailure> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok((order(vec![SocketAddr::new(ip, port)], preference), Duration::ZERO));
+        let addrs = order(vec![SocketAddr::new(ip, port)], preference);
+        if addrs.is_empty() {
+            return Err(NetFailure::Dns(format!("{host} is not an {} address", family_name(preference))));
+        }
+        return Ok((addrs, Duration::ZERO));
     }
     let resolver = system_resolver().map_err(NetFailure::Dns)?;
     let started = Instant::now();

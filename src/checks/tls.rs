@@ -293,11 +293,12 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
         Scope::Chain => earliest,
     };
     let governing_days = governing.days_left;
-    report
-        .perf
-        .insert(0, Perf::number("days_left", governing_days.floor()).thresholds(Some(p.warning), Some(p.critical)));
-    report.perf.push(Perf::number("leaf_days_left", leaf.days_left.floor()));
-    report.perf.push(Perf::number("earliest_days_left", earliest.days_left.floor()));
+    let days = [
+        Perf::number("days_left", governing_days.floor()).thresholds(Some(p.warning), Some(p.critical)),
+        Perf::number("leaf_days_left", leaf.days_left.floor()),
+        Perf::number("earliest_days_left", earliest.days_left.floor()),
+    ];
+    report.perf.splice(0..0, days);
 
     let describe = |c: &CertInfo| {
         json!({

@@ -3,6 +3,9 @@
 //! to start, stop and kill, and a TCP proxy to cut the client off from the broker.
 #![allow(dead_code)]
 
+pub mod dns;
+pub mod web;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;

@@ -1,0 +1,193 @@
+//! The built-in DNS check against a real DNS server (hickory-server) on loopback.
+
+mod support;
+
+use concierge::checks::{Executor, ExecutorSettings, builtins};
+use concierge::proto::Object;
+use regex::Regex;
+use serde_json::{Value, json};
+use support::dns::TestDns;
+
+fn obj(v: Value) -> Object {
+    v.as_object().cloned().unwrap()
+}
+
+async fn dns(params: Value) -> Object {
+    let executor = Executor::new(ExecutorSettings {
+        client: obj(json!({"name": "probe-1", "names": {"web": "www.test.concierge"}})),
+        builtin_limit: 50,
+        builtins: builtins(),
+        ..ExecutorSettings::default()
+    });
+    executor.process(obj(json!({"name": "resolve", "extension": "dns", "dns": params, "issued": 1}))).await.unwrap()
+}
+
+fn output(r: &Object) -> &str {
+    r["output"].as_str().unwrap()
+}
+
+fn assert_output(r: &Object, pattern: &str) {
+    assert!(Regex::new(pattern).unwrap().is_match(output(r)), "output {:?} does not match {pattern}", output(r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_type_over_udp() {
+    let server = TestDns::start().await;
+    let s = server.addr.to_string();
+    let cases = [
+        ("www.test.concierge", "A", vec!["192.0.2.10", "192.0.2.11"]),
+        ("www.test.concierge", "AAAA", vec!["2001:db8::10"]),
+        ("alias.test.concierge", "CNAME", vec!["www.test.concierge."]),
+        ("test.concierge", "MX", vec!["10 mail.test.concierge."]),
+        ("test.concierge", "NS", vec!["ns1.test.concierge."]),
+        ("txt.test.concierge", "TXT", vec!["v=spf1 -all", "hello world"]),
+        ("_http._tcp.test.concierge", "SRV", vec!["10 5 8080 www.test.concierge."]),
+        ("192.0.2.10", "PTR", vec!["www.test.concierge."]),
+    ];
+    for (name, kind, expect) in cases {
+        let r = dns(json!({"name": name, "type": kind, "server": s, "expect": expect})).await;
+        assert_eq!(r["status"], 0, "{kind}: {}", output(&r));
+        assert_eq!(r["probe"]["rcode"], "NOERROR");
+        assert!(output(&r).contains(&format!(" {kind} NOERROR in ")), "{}", output(&r));
+    }
+    let r = dns(json!({"name": "test.concierge", "type": "SOA", "server": s})).await;
+    assert_output(
+        &r,
+        r"^DNS OK: test\.concierge\. SOA NOERROR in \d\.\d{3} s: ns1\.test\.concierge\. hostmaster\.test\.concierge\. 2026112101 3600 600 86400 60 \(127\.0\.0\.1:\d+\) \| time=[\d.]+s;;;0 answers=1;;;0\n$",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_output_and_attributes() {
+    let server = TestDns::start().await;
+    let r = dns(json!({"name": "www.test.concierge.", "server": server.addr.to_string()})).await;
+    assert_output(
+        &r,
+        r"^DNS OK: www\.test\.concierge\. A NOERROR in \d\.\d{3} s: 192\.0\.2\.1[01], 192\.0\.2\.1[01] \(127\.0\.0\.1:\d+\) \| time=[\d.]+s;;;0 answers=2;;;0\n$",
+    );
+    assert_eq!(r["probe"]["query"], "www.test.concierge. A");
+    assert_eq!(r["probe"]["answers"].as_array().unwrap().len(), 2);
+    assert!(r["timings"]["resolve"].as_f64().unwrap() > 0.0);
+    // A query through a CNAME: the alias is in the answers, the A records are compared.
+    let r = dns(json!({"name": "alias.test.concierge", "server": server.addr.to_string(), "expect": ["192.0.2.11", "192.0.2.10"]})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert!(r["probe"]["answers"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("CNAME ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_and_expectations() {
+    let server = TestDns::start().await;
+    let s = server.addr.to_string();
+    let r = dns(
+        json!({"name": "www.test.concierge", "server": s, "protocol": "tcp", "expect_match": "^192\\.0\\.2\\.11$"}),
+    )
+    .await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let r = dns(json!({"name": "www.test.concierge", "server": s, "expect": ["192.0.2.10"]})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("answer")));
+    assert_output(&r, r"; expected 192\.0\.2\.10 \|");
+    let r = dns(json!({"name": "www.test.concierge", "server": s, "expect_match": "^10\\."})).await;
+    assert_output(&r, r"; no answer matches /\^10\\\./ \|");
+    let r = dns(json!({"name": "www.test.concierge", "server": s, "expect_not_match": "\\.11$"})).await;
+    assert_output(&r, r"; answer 192\.0\.2\.11 matches /\\\.11\$/ \|");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_codes() {
+    let server = TestDns::start().await;
+    let s = server.addr.to_string();
+    let r = dns(json!({"name": "missing.test.concierge", "server": s})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("rcode")));
+    assert_output(
+        &r,
+        r"^DNS CRITICAL: missing\.test\.concierge\. A NXDOMAIN in \d\.\d{3} s: no records \(127\.0\.0\.1:\d+\); expected NOERROR \|",
+    );
+    let r = dns(json!({"name": "missing.test.concierge", "server": s, "rcodes": ["nxdomain"]})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let r = dns(json!({"name": "example.org", "server": s})).await;
+    assert_eq!(r["probe"]["rcode"], "REFUSED");
+    assert_eq!(r["reason"], "rcode");
+    // NOERROR but no record of the type.
+    let r = dns(json!({"name": "txt.test.concierge", "type": "A", "server": s})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("answer")));
+    let r = dns(json!({"name": "txt.test.concierge", "type": "A", "server": s, "allow_empty": true})).await;
+    assert_eq!(r["status"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_and_thresholds() {
+    // A UDP port nobody answers on.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let r =
+        dns(json!({"name": "www.test.concierge", "server": silent.local_addr().unwrap().to_string(), "timeout": 0.3}))
+            .await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("timeout")));
+    assert_output(&r, r"^DNS CRITICAL: www\.test\.concierge\. A timed out after 0\.3 s \(127\.0\.0\.1:\d+\) \|");
+    let server = TestDns::start().await;
+    let r =
+        dns(json!({"name": "www.test.concierge", "server": server.addr.to_string(), "warning": 0.0, "critical": 5}))
+            .await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(1), json!("latency")));
+    assert_output(&r, r"\(slower than 0 s\) \| time=[\d.]+s;0;5;0 ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_metrics_and_bad_parameters() {
+    let server = TestDns::start().await;
+    let r = dns(json!({"name": ":::names.web:::", "server": server.addr.to_string()})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let executor = Executor::new(ExecutorSettings {
+        client: obj(json!({"name": "probe-1"})),
+        builtin_limit: 5,
+        builtins: builtins(),
+        ..ExecutorSettings::default()
+    });
+    let r = executor
+        .process(obj(json!({"name": "resolve", "type": "metric", "extension": "dns", "dns": {"name": "www.test.concierge", "server": server.addr.to_string()}})))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = output(&r).lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("probe-1.dns.resolve.time ") && lines[1].starts_with("probe-1.dns.resolve.answers 2 ")
+    );
+    for (params, message) in [
+        (json!({"name": "x", "type": "BOGUS"}), "unknown record type \"BOGUS\""),
+        (json!({"type": "A"}), "missing field `name`"),
+        (json!({"name": "x", "server": "not-an-ip"}), "must be an IP address"),
+        (json!({"name": "x", "expect_match": "[", "server": "127.0.0.1"}), "expect_match is not a valid regex"),
+    ] {
+        let r = dns(params).await;
+        assert_eq!(r["status"], 3);
+        assert!(
+            output(&r).starts_with("DNS UNKNOWN: invalid parameters: ") && output(&r).contains(message),
+            "{}",
+            output(&r)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_runs_the_same_check() {
+    let server = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_concierge");
+    let addr = server.addr.to_string();
+    let out = tokio::process::Command::new(bin)
+        .args(["dns", "www.test.concierge", "-s", &addr, "-e", "192.0.2.10", "-e", "192.0.2.11"])
+        .current_dir(dir.path())
+        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("DNS OK: www.test.concierge. A NOERROR"));
+    let out = tokio::process::Command::new(bin)
+        .args(["dns", "missing.test.concierge", "-s", &addr, "--tcp"])
+        .current_dir(dir.path())
+        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,304 @@
+//! The built-in HTTP check against real HTTP/HTTPS servers on loopback, through the
+//! executor (as a request from the fleet is run) and through the CLI.
+
+mod support;
+
+use concierge::checks::{Executor, ExecutorSettings, builtins};
+use concierge::proto::Object;
+use regex::Regex;
+use serde_json::{Value, json};
+use support::web::{CertKind, TestCa, TestServer};
+
+fn obj(v: Value) -> Object {
+    v.as_object().cloned().unwrap()
+}
+
+fn executor() -> Executor {
+    Executor::new(ExecutorSettings {
+        client: obj(json!({"name": "probe-1", "site": {"base": "http://127.0.0.1"}})),
+        spawn_limit: 2,
+        builtin_limit: 50,
+        builtins: builtins(),
+        ..ExecutorSettings::default()
+    })
+}
+
+async fn http(params: Value) -> Object {
+    executor().process(obj(json!({"name": "api", "extension": "http", "http": params, "issued": 1}))).await.unwrap()
+}
+
+fn output(r: &Object) -> &str {
+    r["output"].as_str().unwrap()
+}
+
+fn assert_output(r: &Object, pattern: &str) {
+    let re = Regex::new(pattern).unwrap();
+    assert!(re.is_match(output(r)), "output {:?} does not match {pattern}", output(r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ok_with_every_phase_in_output_and_attributes() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": server.url_for("/ok")})).await;
+    assert_eq!(r["status"], 0);
+    assert_output(
+        &r,
+        r"^HTTP OK: 200 in \d+\.\d{3} s, 15 bytes \| time=[\d.]+s;;;0 dns=0s;;;0 connect=[\d.]+s;;;0 ttfb=[\d.]+s;;;0 transfer=[\d.]+s;;;0 size=15B;;;0 status_code=200;;;0\n$",
+    );
+    let timings = r["timings"].as_object().unwrap();
+    assert_eq!(timings.keys().collect::<Vec<_>>(), ["dns", "connect", "ttfb", "transfer", "total"]);
+    assert_eq!(r["probe"]["status_code"], 200);
+    assert_eq!(r["probe"]["bytes"], 15);
+    assert_eq!(r["probe"]["redirects"], 0);
+    assert!(r.get("reason").is_none());
+    assert!(r["executed"].is_i64() && r["duration"].is_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_codes() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": server.url_for("/status/503")})).await;
+    assert_eq!(r["status"], 2);
+    assert_eq!(r["reason"], "status");
+    assert_output(&r, r"^HTTP CRITICAL: 503 in \d+\.\d{3} s, 10 bytes \(expected status 200-399\) \|");
+    let r = http(json!({"url": server.url_for("/status/503"), "status": ["5xx"]})).await;
+    assert_eq!(r["status"], 0);
+    let r = http(json!({"url": server.url_for("/status/404"), "status": [200, "201-299"]})).await;
+    assert_output(&r, r"\(expected status 200,201-299\)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects() {
+    let server = TestServer::http().await;
+    // Not followed by default: a 302 is accepted as the answer (2xx/3xx).
+    let r = http(json!({"url": server.url_for("/redirect/0")})).await;
+    assert_eq!(r["status"], 0);
+    assert_eq!(r["probe"]["status_code"], 302);
+    let r = http(json!({"url": server.url_for("/redirect/1"), "follow_redirects": true})).await;
+    assert_eq!(r["status"], 0);
+    assert_eq!(r["probe"]["status_code"], 200);
+    assert_eq!(r["probe"]["redirects"], 2);
+    assert!(r["probe"]["url"].as_str().unwrap().ends_with("/ok"));
+    assert_output(&r, r"^HTTP OK: 200 in \d+\.\d{3} s, 15 bytes after 2 redirects \|");
+    let r = http(json!({"url": server.url_for("/redirect/5"), "follow_redirects": true, "max_redirects": 2})).await;
+    assert_eq!(r["status"], 2);
+    assert_eq!(r["reason"], "redirects");
+    assert_output(&r, r"^HTTP CRITICAL: more than 2 redirects \|");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_and_header_assertions() {
+    let server = TestServer::http().await;
+    let url = server.url_for("/ok");
+    assert_eq!(http(json!({"url": url, "body_match": "hello"})).await["status"], 0);
+    let r = http(json!({"url": url, "body_match": "^bye"})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("body")));
+    assert_output(&r, r"; body does not match /\^bye/ \|");
+    let r = http(json!({"url": url, "body_not_match": "concierge"})).await;
+    assert_eq!(r["reason"], "body");
+    assert_output(&r, r"; body matches /concierge/ \|");
+    assert_eq!(http(json!({"url": url, "headers_match": {"X-Test": "^yes$"}})).await["status"], 0);
+    let r = http(json!({"url": url, "headers_match": {"X-Missing": "."}})).await;
+    assert_eq!(r["reason"], "header");
+    assert_output(&r, r"; header x-missing missing \|");
+    let r = http(json!({"url": url, "headers_match": {"Content-Type": "json"}})).await;
+    assert_output(&r, r"; header content-type does not match /json/ \|");
+    let r = http(json!({"url": url, "headers_not_match": {"X-Test": "yes"}})).await;
+    assert_output(&r, r"; header x-test matches /yes/ \|");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_headers_body_and_auth_are_sent() {
+    let server = TestServer::http().await;
+    let r = http(json!({
+        "url": server.url_for("/echo"), "method": "post", "headers": {"X-Trace": "abc"},
+        "body": "payload", "user": "user", "password": "pass"
+    }))
+    .await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    // What the server received, checked through the body assertions as a user would.
+    for fragment in [
+        r#""method":"POST""#,
+        r#""authorization":"Basic dXNlcjpwYXNz""#,
+        r#""user-agent":"Sensu-HTTP-Check \(concierge\)""#,
+        r#""x-trace":"abc""#,
+        r#""body":"payload""#,
+    ] {
+        let r = http(json!({"url": server.url_for("/echo"), "method": "post", "headers": {"X-Trace": "abc"},
+            "body": "payload", "user": "user", "password": "pass", "body_match": fragment}))
+        .await;
+        assert_eq!(r["status"], 0, "{}", output(&r));
+    }
+    let r = http(
+        json!({"url": server.url_for("/echo"), "bearer_token": "t0k", "body_match": r#""authorization":"Bearer t0k""#}),
+    )
+    .await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_name_the_phase_and_timings_separate_ttfb_from_transfer() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": server.url_for("/delay/3000"), "timeout": 0.4})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("timeout")));
+    assert_output(&r, r"^HTTP CRITICAL: timed out after 0\.4 s \(during ttfb\) \|");
+    let r = http(json!({"url": server.url_for("/slowbody/3000"), "timeout": 0.4})).await;
+    assert_output(&r, r"^HTTP CRITICAL: timed out after 0\.4 s \(during transfer\) \|");
+    let r = http(json!({"url": server.url_for("/slowbody/300")})).await;
+    assert_eq!(r["status"], 0);
+    let (ttfb, transfer) = (r["timings"]["ttfb"].as_f64().unwrap(), r["timings"]["transfer"].as_f64().unwrap());
+    assert!(ttfb < 0.2 && transfer >= 0.25, "ttfb {ttfb}, transfer {transfer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_thresholds() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": server.url_for("/delay/300"), "warning": 0.1, "critical": 5})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(1), json!("latency")));
+    assert_output(&r, r"^HTTP WARNING: 200 in 0\.\d{3} s, 5 bytes \(slower than 0\.1 s\) \| time=[\d.]+s;0\.1;5;0 ");
+    let r = http(json!({"url": server.url_for("/delay/300"), "warning": 0.05, "critical": 0.1})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("latency")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_size_limit_connect_and_dns_failures() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": server.url_for("/bytes/2000"), "max_body_bytes": 1000})).await;
+    assert_eq!(r["reason"], "body_size");
+    assert_output(&r, r"^HTTP CRITICAL: 200: body larger than 1000 bytes \|");
+    let r = http(json!({"url": "http://127.0.0.1:1/"})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("connect")));
+    assert_output(&r, r"^HTTP CRITICAL: cannot connect: 127\.0\.0\.1:1: Connection refused");
+    let r = http(json!({"url": server.url_for("/ok"), "ip": "ipv6"})).await;
+    assert_eq!(r["reason"], "dns");
+    assert_output(&r, r"^HTTP CRITICAL: 127\.0\.0\.1 is not an IPv6 address \|");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_certificates() {
+    let ca = TestCa::new("Concierge HTTP Test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_pem(dir.path().join("ca.pem"));
+    let ca_file = ca_file.to_str().unwrap();
+    let valid = TestServer::https(&ca.issue(CertKind::Valid)).await;
+    let r = http(json!({"url": valid.url_for("/ok"), "tls": {"ca_file": ca_file}})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert_output(&r, r" tls=[\d.]+s;;;0 ");
+    assert!(r["timings"]["tls"].as_f64().unwrap() > 0.0);
+    // Connecting by IP with the name given separately.
+    let r = http(json!({"url": valid.ip_url.clone() + "/ok", "tls": {"ca": ca.cert_pem, "server_name": "localhost"}}))
+        .await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    // Without the CA the chain is unknown.
+    let r = http(json!({"url": valid.url_for("/ok")})).await;
+    assert_eq!(r["reason"], "tls_verify");
+    assert_output(&r, r"^HTTP CRITICAL: TLS certificate not accepted: unknown issuer");
+    assert!(r.get("probe").is_none(), "nothing was fetched");
+
+    for (kind, message) in [
+        (CertKind::Expired, "certificate expired"),
+        (CertKind::SelfSigned, "unknown issuer"),
+        (CertKind::WrongHost, "certificate not valid for this name"),
+    ] {
+        let server = TestServer::https(&ca.issue(kind)).await;
+        let r = http(json!({"url": server.url_for("/ok"), "tls": {"ca_file": ca_file}})).await;
+        assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("tls_verify")), "{kind:?}");
+        assert_output(&r, &format!("^HTTP CRITICAL: TLS certificate not accepted: {message}"));
+        let r = http(json!({"url": server.url_for("/ok"), "tls": {"insecure": true}})).await;
+        assert_eq!(r["status"], 0, "insecure accepts {kind:?}: {}", output(&r));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_substituted_in_parameters() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": format!(":::site.base:::{}", &server.url[16..]) + "/ok"})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    // The published check keeps the parameters as requested (tokens and all).
+    assert!(r["http"]["url"].as_str().unwrap().starts_with(":::site.base:::"));
+    let r = http(json!({"url": ":::missing.url:::"})).await;
+    assert_eq!(r["status"], 3);
+    assert_eq!(r["output"], "Unmatched client token(s): missing.url");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_type_prints_graphite_lines() {
+    let server = TestServer::http().await;
+    let r = executor()
+        .process(obj(
+            json!({"name": "api", "type": "metric", "extension": "http", "http": {"url": server.url_for("/ok")}}),
+        ))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = output(&r).lines().collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "probe-1.curl_timings.api.time",
+            "probe-1.curl_timings.api.dns",
+            "probe-1.curl_timings.api.connect",
+            "probe-1.curl_timings.api.ttfb",
+            "probe-1.curl_timings.api.transfer",
+            "probe-1.curl_timings.api.size",
+            "probe-1.curl_timings.api.status_code"
+        ]
+    );
+    let ts = lines[0].split(' ').nth(2).unwrap();
+    assert!(lines.iter().all(|l| l.ends_with(ts)), "one timestamp");
+    assert!(lines[6].starts_with("probe-1.curl_timings.api.status_code 200 "));
+    let r = executor()
+        .process(obj(json!({"name": "api", "type": "metric", "extension": "http", "http": {"url": server.url_for("/ok"), "scheme": "eu.web"}})))
+        .await
+        .unwrap();
+    assert!(output(&r).starts_with("eu.web.time "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_are_unknown_not_panics() {
+    for (params, message) in [
+        (json!({}), "missing field `url`"),
+        (json!({"url": "http://x", "body_match": "(("}), "body_match is not a valid regex"),
+        (json!({"url": "http://x", "status": ["abc"]}), "status entry \"abc\""),
+        (json!({"url": 5}), "invalid type"),
+        (json!({"url": "http://x", "method": "GE T"}), "method is not a valid HTTP method"),
+    ] {
+        let r = http(params.clone()).await;
+        assert_eq!(r["status"], 3, "{params}");
+        assert_eq!(r["reason"], "parameters");
+        assert!(
+            output(&r).starts_with("HTTP UNKNOWN: invalid parameters: ") && output(&r).contains(message),
+            "{}",
+            output(&r)
+        );
+    }
+    let r = executor().process(obj(json!({"name": "api", "extension": "http"}))).await.unwrap();
+    assert_eq!(r["output"], "HTTP UNKNOWN: invalid parameters: missing `http` object with the check's parameters\n");
+}
+
+#[test]
+fn cli_runs_the_same_check() {
+    let server = TestServer::http_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("SENSU_CLIENT_NAME", "cli")
+            .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["http", &server.url_for("/ok"), "--match", "hello", "--header-match", "X-Test: yes"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP OK: 200 in "));
+    let out = run(&["http", &server.url_for("/status/500")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP CRITICAL: 500 in "));
+    let out = run(&["http", &server.url_for("/echo"), "-X", "PUT", "--data", "x", "--json", "--name", "echo"]);
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["client"], "cli");
+    assert_eq!(result["check"]["name"], "echo");
+    assert_eq!(result["check"]["http"]["method"], "PUT");
+    assert_eq!(result["check"]["probe"]["status_code"], 200);
+}
