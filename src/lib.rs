@@ -19,6 +19,7 @@ pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod schedule;
+pub mod scrape;
 pub mod tls;
 pub mod transport;
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
+use concierge::checks::executor::Processed;
 use concierge::client::fleet::Fleet;
 use concierge::client::signals::Signals;
 use concierge::config::{self, Settings, Sources};
@@ -86,12 +88,24 @@ enum Command {
     Dns(concierge::checks::cli::DnsArgs),
     /// Run the built-in TLS certificate check once against HOST[:PORT] (or --file)
     Tls(concierge::checks::cli::TlsArgs),
+    /// Courier tools
+    Courier {
+        #[command(subcommand)]
+        action: CourierAction,
+    },
     /// Print the effective configuration (redacted), or validate it
     Config {
         /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)
         #[arg(long)]
         validate: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CourierAction {
+    /// List the metric families an endpoint exposes (name, type, label keys, samples), to
+    /// write include/exclude rules
+    Discover(concierge::checks::cli::DiscoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +124,7 @@ fn main() -> ExitCode {
             Command::Run { local } => run(&cli.config, &cli.config_dir, local, env).await,
             Command::Check { ref target, json } => check(&cli.config, &cli.config_dir, target, json, env).await,
             Command::Config { validate } => show_config(&cli.config, &cli.config_dir, validate, env),
+            Command::Courier { action: CourierAction::Discover(ref args) } => discover(args).await,
             Command::Http(ref args) => {
                 let json = args.common.json;
                 builtin(&cli.config, &cli.config_dir, args.to_check(), json, env).await
@@ -263,6 +278,41 @@ async fn check(
     run_once(settings, definition, json, &env).await
 }
 
+/// `concierge courier discover`: scrape once and list the families.
+async fn discover(args: &concierge::checks::cli::DiscoverArgs) -> ExitCode {
+    use concierge::checks::courier::{CourierParams, scrape};
+    let params =
+        args.to_params().and_then(|v| serde::Deserialize::deserialize(v).map_err(|e: serde_json::Error| e.to_string()));
+    let params: CourierParams = match params {
+        Ok(p) => p,
+        Err(problem) => {
+            eprintln!("UNKNOWN: {problem}");
+            return ExitCode::from(EXIT_UNKNOWN);
+        }
+    };
+    match scrape(&params).await {
+        Ok((page, format, seconds)) => {
+            let width = page.families.iter().map(|f| f.name.len()).max().unwrap_or(4).max(4);
+            println!(
+                "# {} families, {} samples, {format}, scraped in {:.3} s from {}",
+                page.families.len(),
+                page.samples.len(),
+                seconds,
+                params.url
+            );
+            println!("{:<width$}  {:<9}  {:>7}  LABELS", "NAME", "TYPE", "SAMPLES");
+            for f in &page.families {
+                println!("{:<width$}  {:<9}  {:>7}  {}", f.name, f.kind.label(), f.samples, f.label_keys.join(","));
+            }
+            ExitCode::SUCCESS
+        }
+        Err((reason, message)) => {
+            eprintln!("CRITICAL: {message} ({reason})");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Run a built-in check from its CLI flags.
 async fn builtin(
     config: &Option<PathBuf>,
@@ -307,22 +357,43 @@ async fn run_once(mut settings: Settings, definition: Object, json: bool, env: &
     };
     let mut request = definition;
     request.insert("issued".into(), proto::now_epoch().into());
-    let Some(result) = executor.process(request).await else {
+    let Processed::Result(result, plan) = executor.process_until(request, &CancellationToken::new()).await else {
         eprintln!("UNKNOWN: the check was not run");
         return ExitCode::from(EXIT_UNKNOWN);
     };
-    let status = result.get("status").and_then(Value::as_i64).unwrap_or(3);
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let written = if json {
-        let payload = client::result_payload(&executor, result);
-        writeln!(out, "{}", String::from_utf8_lossy(&payload.to_bytes()))
-    } else {
-        let output = result.get("output").and_then(Value::as_str).unwrap_or_default();
-        out.write_all(output.as_bytes())
-    };
-    let _ = written.and_then(|()| out.flush());
+    // Prints each published result (the output, or the whole result with --json); the exit
+    // status is the last one's: the check's, or a courier's delivery report.
+    let sink = PrintSink { json, last_status: std::sync::atomic::AtomicI64::new(3) };
+    client::deliver(&executor, &sink, result, plan).await;
+    let status = sink.last_status.load(std::sync::atomic::Ordering::Relaxed);
     ExitCode::from(u8::try_from(status.clamp(0, 255)).unwrap_or(EXIT_UNKNOWN))
+}
+
+/// `concierge check` / `http` / … output: results go to stdout.
+struct PrintSink {
+    json: bool,
+    last_status: std::sync::atomic::AtomicI64,
+}
+
+impl client::Sink for PrintSink {
+    fn publish(
+        &self,
+        payload: concierge::proto::ResultPayload,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        Box::pin(async move {
+            use std::io::Write as _;
+            let status = payload.check.get("status").and_then(Value::as_i64).unwrap_or(3);
+            self.last_status.store(status, std::sync::atomic::Ordering::Relaxed);
+            let mut out = std::io::stdout().lock();
+            let written = if self.json {
+                writeln!(out, "{}", String::from_utf8_lossy(&payload.to_bytes()))
+            } else {
+                let output = payload.check.get("output").and_then(Value::as_str).unwrap_or_default();
+                out.write_all(output.as_bytes())
+            };
+            written.and_then(|()| out.flush()).is_ok()
+        })
+    }
 }
 
 /// Read one check definition from a file: a Sensu snippet `{"checks":{"name":{…}}}` with

@@ -288,3 +288,56 @@ impl TlsArgs {
         finish("tls", p, &self.common)
     }
 }
+
+/// `concierge courier discover URL`.
+#[derive(Debug, Clone, Args)]
+pub struct DiscoverArgs {
+    /// The metrics endpoint
+    pub url: String,
+    /// prometheus, dropwizard or json [default: detected]
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Request header "Name: value" (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Basic auth user
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Basic auth password
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Bearer token
+    #[arg(long)]
+    pub bearer: Option<String>,
+    /// Do not verify the TLS certificate
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Seconds for the scrape [default: 10]
+    #[arg(short = 't', long)]
+    pub timeout: Option<f64>,
+}
+
+impl DiscoverArgs {
+    /// The courier parameters these flags describe.
+    pub fn to_params(&self) -> Result<Value, String> {
+        let mut p = Object::new();
+        p.insert("url".into(), self.url.clone().into());
+        set(&mut p, "format", self.format.clone().map(Value::from));
+        if !self.headers.is_empty() {
+            let mut headers = Object::new();
+            for h in &self.headers {
+                let (n, v) = split_header(h)?;
+                headers.insert(n, v.into());
+            }
+            p.insert("headers".into(), Value::Object(headers));
+        }
+        set(&mut p, "user", self.user.clone().map(Value::from));
+        set(&mut p, "password", self.password.clone().map(Value::from));
+        set(&mut p, "bearer_token", self.bearer.clone().map(Value::from));
+        if self.insecure {
+            p.insert("tls".into(), json!({"insecure": true}));
+        }
+        set(&mut p, "timeout", self.timeout.map(Value::from));
+        Ok(Value::Object(p))
+    }
+}

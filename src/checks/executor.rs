@@ -43,8 +43,8 @@ pub struct ExecutorSettings {
 /// What became of a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Processed {
-    /// A result to publish.
-    Result(Object),
+    /// A result to publish, and for a courier shot what to report once it is delivered.
+    Result(Object, Option<Box<super::courier::DeliveryPlan>>),
     /// Nothing to publish: the check was already in progress, or the request had no name.
     Dropped,
     /// Cancelled while waiting for an execution slot: never started, safe to hand back.
@@ -199,7 +199,7 @@ impl Executor {
     /// request is dropped (already in progress, or without a name).
     pub async fn process(&self, check: Object) -> Option<Object> {
         match self.process_until(check, &CancellationToken::new()).await {
-            Processed::Result(check) => Some(check),
+            Processed::Result(check, _) => Some(check),
             Processed::Dropped | Processed::NotStarted => None,
         }
     }
@@ -224,7 +224,7 @@ impl Executor {
                 check.insert("status".into(), 3.into());
                 check.insert("handle".into(), false.into());
                 check.insert("executed".into(), now_epoch().into());
-                return Processed::Result(check);
+                return Processed::Result(check, None);
             }
             self.execute_command(&config, check, cancel).await
         } else {
@@ -258,7 +258,7 @@ impl Executor {
         let started = tokio::time::Instant::now();
         check.insert("executed".into(), now_epoch().into());
         if !unmatched.is_empty() {
-            return Processed::Result(unmatched_result(check, &unmatched));
+            return Processed::Result(unmatched_result(check, &unmatched), None);
         }
         let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| stdin_payload(config, &check));
         let Some(slot) = self.spawn_slots.acquire(cancel).await else { return Processed::NotStarted };
@@ -268,7 +268,7 @@ impl Executor {
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
         self.run_hook(config, &mut check).await;
-        Processed::Result(check)
+        Processed::Result(check, None)
     }
 
     async fn execute_builtin(&self, config: &Config, mut check: Object, cancel: &CancellationToken) -> Processed {
@@ -286,7 +286,7 @@ impl Executor {
             check.insert("executed".into(), now_epoch().into());
             check.insert("output".into(), format!("Unknown check extension: {extension}").into());
             check.insert("status".into(), 3.into());
-            return Processed::Result(check);
+            return Processed::Result(check, None);
         };
         let Some(_guard) = self.claim(&check) else {
             tracing::warn!(check = ?check.get("name"), "previous check extension execution in progress");
@@ -297,7 +297,7 @@ impl Executor {
         let mut substituted = Value::Object(check.clone());
         let unmatched = object_substitute_tokens(&mut substituted, &config.client);
         if !unmatched.is_empty() {
-            return Processed::Result(unmatched_result(check, &unmatched));
+            return Processed::Result(unmatched_result(check, &unmatched), None);
         }
         let Value::Object(request) = substituted else { return Processed::Dropped };
         let Some(slot) = self.builtin_slots.acquire(cancel).await else { return Processed::NotStarted };
@@ -313,7 +313,7 @@ impl Executor {
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
         self.run_hook(config, &mut check).await;
-        Processed::Result(check)
+        Processed::Result(check, outcome.delivery)
     }
 
     async fn spawn(

@@ -559,6 +559,40 @@ fn trim(s: f64) -> String {
     t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// A fetched response (the courier's scrape).
+#[derive(Debug)]
+pub struct Fetched {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// Seconds the fetch took.
+    pub seconds: f64,
+}
+
+/// Fetch a URL with the HTTP check's machinery (timeouts, TLS options, auth, body
+/// limit, redirects if asked). Errors carry the check reason and a message.
+pub async fn fetch(params: HttpParams) -> Result<Fetched, (&'static str, String)> {
+    let probe = params.compile().map_err(|e| ("parameters", e))?;
+    let started = Instant::now();
+    let progress = Mutex::new(Progress { phase: "dns", ..Progress::default() });
+    match tokio::time::timeout(probe.timeout, follow(&probe, &progress)).await {
+        Err(_) => {
+            let phase = progress.lock().map(|p| p.phase).unwrap_or("fetch");
+            Err(("timeout", format!("timed out after {} s (during {phase})", trim(probe.timeout.as_secs_f64()))))
+        }
+        Ok(Err(Failed(reason, message))) => Err((reason, message)),
+        Ok(Ok((exchange, _, _))) => Ok(Fetched {
+            status: exchange.status,
+            headers: exchange.headers,
+            body: exchange.body,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
+    }
+}
+
 /// Build the parameters object from a URL and a JSON object of options (the CLI path).
 pub fn params_from_cli(url: &str, options: Object) -> Value {
     let mut params = options;

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod courier;
 pub mod dns;
 pub mod executor;
 pub mod hooks;
@@ -31,6 +32,8 @@ pub struct BuiltinOutcome {
     pub status: i32,
     /// Attributes added to the published check (e.g. `reason`, timings).
     pub attributes: Object,
+    /// A delivery report to publish once the result is confirmed (the courier).
+    pub delivery: Option<Box<courier::DeliveryPlan>>,
 }
 
 /// What a built-in check gets besides its request.
@@ -54,5 +57,10 @@ pub trait Builtin: Send + Sync {
 
 /// Every built-in check Concierge ships.
 pub fn builtins() -> Vec<std::sync::Arc<dyn Builtin>> {
-    vec![std::sync::Arc::new(http::Http), std::sync::Arc::new(dns::Dns), std::sync::Arc::new(tls::Tls)]
+    vec![
+        std::sync::Arc::new(http::Http),
+        std::sync::Arc::new(dns::Dns),
+        std::sync::Arc::new(tls::Tls),
+        std::sync::Arc::new(courier::Courier),
+    ]
 }

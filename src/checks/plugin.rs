@@ -198,7 +198,7 @@ impl Report {
         if !details.is_empty() {
             attributes.insert("probe".into(), Value::Object(details));
         }
-        BuiltinOutcome { output, status: self.status as i32, attributes }
+        BuiltinOutcome { output, status: self.status as i32, attributes, delivery: None }
     }
 }
 
@@ -230,7 +230,12 @@ impl Thresholds {
 pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -> BuiltinOutcome {
     let mut attributes = Object::new();
     attributes.insert("reason".into(), "parameters".into());
-    BuiltinOutcome { output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"), status: 3, attributes }
+    BuiltinOutcome {
+        output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"),
+        status: 3,
+        attributes,
+        delivery: None,
+    }
 }
 
 /// The parameters object of a built-in (`check.<extension>`), as JSON.

@@ -21,9 +21,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::executor_settings;
 use super::requests::{self, RejectionLog};
 use super::signals::Signals;
-use super::{executor_settings, result_payload};
 use crate::checks::Executor;
 use crate::checks::executor::Processed;
 use crate::config::{AckMode, ConciergeSettings, Settings, Sources};
@@ -339,8 +339,8 @@ impl Fleet {
             let publisher = publisher.clone();
             let drain = drain.clone();
             tracker.spawn(async move {
-                if let Processed::Result(check) = executor.process_until(request, &drain).await {
-                    publisher.publish(result_payload(&executor, check).to_bytes()).await;
+                if let Processed::Result(check, plan) = executor.process_until(request, &drain).await {
+                    super::deliver(&executor, &publisher, check, plan).await;
                 }
             });
         };
@@ -521,9 +521,12 @@ impl RequestContext {
         self.tracker.spawn(async move {
             let outcome = ctx.executor.process_until(request, &ctx.drain).await;
             let ack = match outcome {
-                Processed::Result(check) => {
-                    let body = result_payload(&ctx.executor, check).to_bytes();
-                    if ctx.publisher.publish(body).await { Ack::Ack } else { Ack::Requeue }
+                Processed::Result(check, plan) => {
+                    if super::deliver(&ctx.executor, &ctx.publisher, check, plan).await {
+                        Ack::Ack
+                    } else {
+                        Ack::Requeue
+                    }
                 }
                 Processed::Dropped => Ack::Ack,
                 Processed::NotStarted => {

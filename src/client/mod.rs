@@ -16,14 +16,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::checks::courier::DeliveryPlan;
+use crate::checks::executor::Processed;
 use crate::checks::{Executor, ExecutorSettings};
 use crate::config::Settings;
 use crate::proto::{Object, ResultPayload};
 
 /// Where results go.
 pub trait Sink: Send + Sync {
-    /// Deliver one result.
-    fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// Deliver one result; `true` once it is safe (confirmed by the broker, written).
+    fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
 }
 
 /// Local mode's sink: one JSON document per line on stdout.
@@ -31,17 +33,56 @@ pub trait Sink: Send + Sync {
 pub struct StdoutSink;
 
 impl Sink for StdoutSink {
-    fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
             use std::io::Write as _;
             let mut line = payload.to_bytes();
             line.push(b'\n');
             let mut out = std::io::stdout().lock();
-            if let Err(error) = out.write_all(&line).and_then(|()| out.flush()) {
-                tracing::error!(%error, "failed to write result to stdout");
+            match out.write_all(&line).and_then(|()| out.flush()) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::error!(%error, "failed to write result to stdout");
+                    false
+                }
             }
         })
     }
+}
+
+/// The fleet's sink: the confirmed results pipe.
+impl Sink for crate::transport::publisher::Publisher {
+    fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { crate::transport::publisher::Publisher::publish(self, payload.to_bytes()).await })
+    }
+}
+
+/// Publish a processed check: its result, and for a courier shot the further parts and
+/// then the delivery report, timed from the first publish to the last confirmation.
+/// Returns whether everything was delivered.
+pub async fn deliver(executor: &Executor, sink: &dyn Sink, check: Object, plan: Option<Box<DeliveryPlan>>) -> bool {
+    let Some(plan) = plan else {
+        return sink.publish(result_payload(executor, check)).await;
+    };
+    let started = tokio::time::Instant::now();
+    let mut delivered = true;
+    if plan.failure.is_none() {
+        let parts = plan.extra_parts.len() + 1;
+        let mut first = check.clone();
+        if parts > 1 {
+            first.insert("part".into(), format!("1/{parts}").into());
+        }
+        let mut pending = vec![sink.publish(result_payload(executor, first))];
+        for (i, output) in plan.extra_parts.iter().enumerate() {
+            let mut part = check.clone();
+            part.insert("output".into(), output.clone().into());
+            part.insert("part".into(), format!("{}/{parts}", i + 2).into());
+            pending.push(sink.publish(result_payload(executor, part)));
+        }
+        delivered = futures_util::future::join_all(pending).await.into_iter().all(|ok| ok);
+    }
+    let report = plan.report(&check, started.elapsed().as_secs_f64(), delivered, crate::proto::now_epoch());
+    sink.publish(result_payload(executor, report)).await && delivered
 }
 
 /// What the executor needs from the settings. Writes `SENSU_LOADED_TEMPFILE`.
@@ -74,7 +115,9 @@ pub fn result_payload(executor: &Executor, check: Object) -> ResultPayload {
 
 /// Process one request and publish its result, if any.
 pub async fn execute_and_publish(executor: &Executor, sink: &dyn Sink, request: Object) {
-    if let Some(check) = executor.process(request).await {
-        sink.publish(result_payload(executor, check)).await;
+    if let Processed::Result(check, plan) =
+        executor.process_until(request, &tokio_util::sync::CancellationToken::new()).await
+    {
+        deliver(executor, sink, check, plan).await;
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod fixtures;
 pub mod web;
 
 use std::path::PathBuf;

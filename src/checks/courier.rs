@@ -1,0 +1,491 @@
+//! The courier (`"extension": "courier"`): scrape an application's metrics endpoint
+//! once, convert everything, and deliver it in one shot with one timestamp as one Sensu
+//! metric result; then report, as an ordinary status result named `<check>.delivery`,
+//! how many metrics and bytes went out and how long the scrape, the conversion and the
+//! delivery (until the broker confirmed it) took.
+//!
+//! The delivery report is built by the client once the metric result is confirmed (see
+//! [`DeliveryPlan`] and `client::deliver`); when the scrape or the conversion fails,
+//! nothing is sent to the metric handlers and only the failed report is published.
+
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::http::{self, HttpParams};
+use super::net::{CheckTls, IpPreference};
+use super::plugin::{self, Perf, Status, Thresholds};
+use super::{Builtin, BuiltinContext, BuiltinFuture, BuiltinOutcome};
+use crate::proto::{Object, round6};
+use crate::scrape::output::{OutputFormat, Writer};
+use crate::scrape::{self, Format, Page};
+
+/// A rename rule: regex replacement on metric names, applied in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    /// Regex to find.
+    pub pattern: String,
+    /// Replacement (`$1` for groups).
+    pub replacement: String,
+}
+
+/// Parameters of `"courier": {…}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourierParams {
+    /// The metrics endpoint. Required.
+    pub url: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: serde_json::Map<String, Value>,
+    /// Basic auth user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Basic auth password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer token.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// TLS options, as the HTTP check.
+    #[serde(default)]
+    pub tls: CheckTls,
+    /// Address family preference.
+    #[serde(default)]
+    pub ip: IpPreference,
+    /// Seconds for the scrape. Default 10.
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+    /// Largest body accepted. Default 32 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// `prometheus`, `dropwizard` or `json`. Default: detected from the content type and body.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// `graphite` (default), `influx` or `opentsdb`.
+    #[serde(default)]
+    pub output: OutputFormat,
+    /// Graphite path prefix. Default `<client>.<check name>`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Prefix added to every metric name (all formats).
+    #[serde(default)]
+    pub prefix: String,
+    /// Only metrics whose name matches this regex.
+    #[serde(default)]
+    pub include: Option<String>,
+    /// Drop metrics whose name matches this regex.
+    #[serde(default)]
+    pub exclude: Option<String>,
+    /// Rename rules, applied in order after filtering.
+    #[serde(default)]
+    pub rename: Vec<Rename>,
+    /// Split the output over several results of at most this many bytes each (for servers
+    /// with `max_message_size`). Default: one result.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
+    /// Warning when scrape + convert + delivery take longer (seconds).
+    #[serde(default)]
+    pub warning: Option<f64>,
+    /// Critical when scrape + convert + delivery take longer (seconds).
+    #[serde(default)]
+    pub critical: Option<f64>,
+    /// Handlers of the delivery report (default: none, i.e. the server's default handler).
+    #[serde(default)]
+    pub delivery_handlers: Option<Vec<String>>,
+}
+
+fn default_timeout() -> f64 {
+    10.0
+}
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+
+/// What the client does after publishing the metric result: publish the delivery
+/// report (and the extra parts of a split shot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryPlan {
+    /// `<check>.delivery`.
+    pub name: String,
+    /// Further parts of the output (when split), published as the same check.
+    pub extra_parts: Vec<String>,
+    /// Metrics delivered.
+    pub metrics: usize,
+    /// Bytes of output.
+    pub bytes: usize,
+    /// Seconds to scrape.
+    pub scrape: f64,
+    /// Seconds to convert.
+    pub convert: f64,
+    /// Non-finite values skipped.
+    pub skipped: usize,
+    /// Duplicate series dropped.
+    pub duplicates: usize,
+    /// Detected or given input format.
+    pub format: &'static str,
+    /// The URL scraped.
+    pub url: String,
+    /// Thresholds on the total seconds.
+    pub thresholds: Thresholds,
+    /// Handlers for the report.
+    pub handlers: Option<Vec<String>>,
+    /// Set when the shot failed before delivery: nothing but the report is published.
+    pub failure: Option<(&'static str, String)>,
+}
+
+/// Human bytes, decimal units (`1.6 MB`).
+fn human_bytes(n: usize) -> String {
+    let n = n as f64;
+    if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} kB", n / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+fn ms(s: f64) -> String {
+    format!("{:.0} ms", s * 1000.0)
+}
+
+impl DeliveryPlan {
+    /// The delivery report, given how the delivery went.
+    pub fn report(&self, check: &Object, delivery: f64, delivered: bool, now: i64) -> Object {
+        let total = self.scrape + self.convert + delivery;
+        let mut status = Status::Ok;
+        let mut reason = None;
+        let message = if let Some((why, message)) = &self.failure {
+            status = Status::Critical;
+            reason = Some(*why);
+            message.clone()
+        } else if !delivered {
+            status = Status::Critical;
+            reason = Some("delivery");
+            format!("{} metrics ({}) were not confirmed by the broker", self.metrics, human_bytes(self.bytes))
+        } else {
+            let mut text = format!(
+                "{} metrics, {}, scrape {}, convert {}, delivery {}",
+                self.metrics,
+                human_bytes(self.bytes),
+                ms(self.scrape),
+                ms(self.convert),
+                ms(delivery)
+            );
+            if !self.extra_parts.is_empty() {
+                text.push_str(&format!(" in {} parts", self.extra_parts.len() + 1));
+            }
+            if self.skipped > 0 {
+                text.push_str(&format!(", {} non-finite values skipped", self.skipped));
+            }
+            if self.duplicates > 0 {
+                text.push_str(&format!(", {} duplicate series dropped", self.duplicates));
+                status = Status::Warning;
+                reason = Some("duplicate_series");
+            }
+            let latency = self.thresholds.status(total);
+            if latency > status {
+                status = latency;
+                reason = Some("latency");
+            }
+            text
+        };
+        let perf = [
+            Perf::number("metrics", self.metrics as f64),
+            Perf::bytes("bytes", self.bytes as f64),
+            Perf::seconds("scrape", self.scrape),
+            Perf::seconds("convert", self.convert),
+            Perf::seconds("delivery", delivery),
+            Perf::seconds("total", total).thresholds(self.thresholds.warning, self.thresholds.critical),
+        ];
+        let mut report = Object::new();
+        report.insert("name".into(), self.name.clone().into());
+        report.insert("type".into(), "standard".into());
+        if let Some(handlers) = &self.handlers {
+            report.insert("handlers".into(), json!(handlers));
+        }
+        for key in ["source", "issued"] {
+            if let Some(v) = check.get(key) {
+                report.insert(key.into(), v.clone());
+            }
+        }
+        report.insert("executed".into(), check.get("executed").cloned().unwrap_or(now.into()));
+        report.insert("duration".into(), crate::proto::round3(total).into());
+        report.insert(
+            "output".into(),
+            format!("COURIER {}: {message} | {}\n", status.label(), plugin::perfdata(&perf)).into(),
+        );
+        report.insert("status".into(), (status as i32).into());
+        if let Some(reason) = reason {
+            report.insert("reason".into(), reason.into());
+        }
+        report.insert(
+            "timings".into(),
+            json!({"scrape": round6(self.scrape), "convert": round6(self.convert), "delivery": round6(delivery), "total": round6(total)}),
+        );
+        report.insert(
+            "probe".into(),
+            json!({"metrics": self.metrics, "bytes": self.bytes, "parts": self.extra_parts.len() + 1,
+                   "skipped": self.skipped, "duplicates": self.duplicates, "format": self.format, "url": self.url}),
+        );
+        report
+    }
+}
+
+/// The courier built-in.
+#[derive(Debug, Default)]
+pub struct Courier;
+
+impl Builtin for Courier {
+    fn name(&self) -> &'static str {
+        "courier"
+    }
+
+    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+        Box::pin(async move { shot(check, ctx).await })
+    }
+}
+
+fn failed(plan: DeliveryPlan, reason: &'static str, message: String) -> BuiltinOutcome {
+    let text = format!("COURIER CRITICAL: {message}\n");
+    BuiltinOutcome {
+        output: text,
+        status: 2,
+        attributes: Object::new(),
+        delivery: Some(Box::new(DeliveryPlan { failure: Some((reason, message)), ..plan })),
+    }
+}
+
+/// The parameters of the courier's scrape, as HTTP check parameters.
+fn http_params(p: &CourierParams) -> Result<HttpParams, String> {
+    let mut v = json!({"url": p.url, "headers": p.headers, "tls": p.tls, "ip": p.ip, "timeout": p.timeout,
+        "max_body_bytes": p.max_body_bytes, "user_agent": format!("concierge-courier/{}", crate::CONCIERGE_VERSION)});
+    for (key, value) in [("user", &p.user), ("password", &p.password), ("bearer_token", &p.bearer_token)] {
+        if let Some(value) = value {
+            v[key] = value.clone().into();
+        }
+    }
+    HttpParams::deserialize(v).map_err(|e| e.to_string())
+}
+
+/// Scrape and parse (shared with `concierge courier discover`).
+pub async fn scrape(p: &CourierParams) -> Result<(Page, &'static str, f64), (&'static str, String)> {
+    let fetched = http::fetch(http_params(p).map_err(|e| ("parameters", e))?)
+        .await
+        .map_err(|(r, m)| (r, format!("scrape of {} failed: {m}", p.url)))?;
+    if !(200..300).contains(&fetched.status) {
+        return Err(("status", format!("scrape of {} answered HTTP {}", p.url, fetched.status)));
+    }
+    if fetched.body.len() >= p.max_body_bytes {
+        return Err(("body_size", format!("scrape of {} is larger than {} bytes", p.url, p.max_body_bytes)));
+    }
+    let content_type = fetched.headers.get(::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let format = p.format.unwrap_or_else(|| scrape::detect(content_type, &fetched.body));
+    let openmetrics = content_type.is_some_and(|c| c.contains("openmetrics"));
+    let page = match format {
+        Format::Prometheus => scrape::prometheus::parse_with(&fetched.body, openmetrics),
+        other => scrape::parse(other, &fetched.body),
+    }
+    .map_err(|e| ("parse", format!("unparseable body from {}: {e}", p.url)))?;
+    let label = match format {
+        Format::Prometheus => "prometheus",
+        Format::Dropwizard => "dropwizard",
+        Format::Json => "json",
+    };
+    Ok((page, label, fetched.seconds))
+}
+
+async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
+    let name = check.get("name").and_then(Value::as_str).unwrap_or("courier").to_string();
+    let params = match plugin::parameters(&check, "courier")
+        .and_then(|v| CourierParams::deserialize(v).map_err(|e| e.to_string()))
+    {
+        Ok(p) => p,
+        Err(problem) => return plugin::invalid_parameters("COURIER", problem),
+    };
+    let plan = DeliveryPlan {
+        name: format!("{name}.delivery"),
+        extra_parts: Vec::new(),
+        metrics: 0,
+        bytes: 0,
+        scrape: 0.0,
+        convert: 0.0,
+        skipped: 0,
+        duplicates: 0,
+        format: "unknown",
+        url: params.url.clone(),
+        thresholds: Thresholds { warning: params.warning, critical: params.critical },
+        handlers: params.delivery_handlers.clone(),
+        failure: None,
+    };
+    let re = |what: &str, p: &Option<String>| {
+        p.as_ref().map(|p| Regex::new(p).map_err(|e| format!("{what} is not a valid regex: {e}"))).transpose()
+    };
+    let (include, exclude) = match (re("include", &params.include), re("exclude", &params.exclude)) {
+        (Ok(i), Ok(e)) => (i, e),
+        (Err(e), _) | (_, Err(e)) => return failed(plan, "parameters", format!("invalid parameters: {e}")),
+    };
+    let mut renames = Vec::new();
+    for r in &params.rename {
+        match Regex::new(&r.pattern) {
+            Ok(re) => renames.push((re, r.replacement.clone())),
+            Err(e) => {
+                return failed(
+                    plan,
+                    "parameters",
+                    format!("invalid parameters: rename pattern is not a valid regex: {e}"),
+                );
+            }
+        }
+    }
+    let (page, format, scrape_secs) = match scrape(&params).await {
+        Ok(x) => x,
+        Err((reason, message)) => return failed(DeliveryPlan { ..plan }, reason, message),
+    };
+    let convert_started = Instant::now();
+    let timestamp = crate::proto::now_epoch();
+    let writer = Writer {
+        format: params.output,
+        scheme: params
+            .scheme
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", plugin::graphite_safe(&ctx.client_name), plugin::graphite_safe(&name))),
+        prefix: params.prefix.clone(),
+        timestamp,
+        host: ctx.client_name.clone(),
+    };
+    let mut out = String::with_capacity(page.samples.len() * 64);
+    let mut seen = std::collections::HashSet::with_capacity(page.samples.len());
+    let (mut metrics, mut skipped, mut duplicates) = (0usize, 0usize, 0usize);
+    for sample in &page.samples {
+        if include.as_ref().is_some_and(|re| !re.is_match(&sample.name))
+            || exclude.as_ref().is_some_and(|re| re.is_match(&sample.name))
+        {
+            continue;
+        }
+        if !seen.insert((&sample.name, &sample.labels)) {
+            duplicates += 1;
+            continue;
+        }
+        let mut final_name = std::borrow::Cow::Borrowed(sample.name.as_str());
+        for (re, replacement) in &renames {
+            if let std::borrow::Cow::Owned(renamed) = re.replace_all(&final_name, replacement.as_str()) {
+                final_name = std::borrow::Cow::Owned(renamed);
+            }
+        }
+        if writer.write(&final_name, sample, &mut out) {
+            metrics += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    let bytes = out.len();
+    let mut parts = split(out, params.max_message_size);
+    let first = if parts.is_empty() { String::new() } else { parts.remove(0) };
+    let convert_secs = convert_started.elapsed().as_secs_f64();
+    if metrics == 0 {
+        let why =
+            if page.samples.is_empty() { "the endpoint exposes no metrics" } else { "no metric left after filtering" };
+        return failed(
+            DeliveryPlan { format, scrape: scrape_secs, convert: convert_secs, ..plan },
+            "empty",
+            format!("{why} ({})", params.url),
+        );
+    }
+    BuiltinOutcome {
+        output: first,
+        status: 0,
+        attributes: Object::new(),
+        delivery: Some(Box::new(DeliveryPlan {
+            extra_parts: parts,
+            metrics,
+            bytes,
+            scrape: scrape_secs,
+            convert: convert_secs,
+            skipped,
+            duplicates,
+            format,
+            ..plan
+        })),
+    }
+}
+
+/// Split lines into parts of at most `max` bytes once JSON-escaped (each line feed
+/// becomes two bytes; 4 KiB is kept for the rest of the result).
+fn split(out: String, max: Option<usize>) -> Vec<String> {
+    let Some(max) = max else { return vec![out] };
+    let budget = max.saturating_sub(4096).max(1024);
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    for line in out.split_inclusive('\n') {
+        if !current.is_empty() && current.len() + line.len() + current.matches('\n').count() + 1 > budget {
+            parts.push(std::mem::take(&mut current));
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// Wait at most this long for a discovery scrape.
+pub const DISCOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitting_keeps_whole_lines() {
+        let out: String = (0..1000).map(|i| format!("a.b.metric{i} {i} 1700000000\n")).collect();
+        let parts = split(out.clone(), Some(8192));
+        assert!(parts.len() > 1);
+        assert_eq!(parts.concat(), out);
+        assert!(parts.iter().all(|p| p.len() + p.matches('\n').count() <= 8192 - 4096 + 64));
+        assert_eq!(split(out.clone(), None), vec![out]);
+    }
+
+    #[test]
+    fn report_wording() {
+        let plan = DeliveryPlan {
+            name: "app.delivery".into(),
+            extra_parts: vec![],
+            metrics: 34000,
+            bytes: 1_600_000,
+            scrape: 0.041,
+            convert: 0.018,
+            skipped: 0,
+            duplicates: 0,
+            format: "prometheus",
+            url: "http://x".into(),
+            thresholds: Thresholds { warning: Some(1.0), critical: Some(2.0) },
+            handlers: Some(vec!["pager".into()]),
+            failure: None,
+        };
+        let check: Object = json!({"name": "app", "issued": 1, "executed": 2}).as_object().cloned().unwrap();
+        let r = plan.report(&check, 0.009, true, 3);
+        assert_eq!(
+            r["output"],
+            "COURIER OK: 34000 metrics, 1.6 MB, scrape 41 ms, convert 18 ms, delivery 9 ms | metrics=34000;;;0 bytes=1600000B;;;0 scrape=0.041s;;;0 convert=0.018s;;;0 delivery=0.009s;;;0 total=0.068s;1;2;0\n"
+        );
+        assert_eq!(r["name"], "app.delivery");
+        assert_eq!(r["handlers"], json!(["pager"]));
+        assert_eq!(r["status"], 0);
+        let r = plan.report(&check, 3.0, true, 3);
+        assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("latency")));
+        let r = plan.report(&check, 0.1, false, 3);
+        assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("delivery")));
+        assert!(
+            r["output"]
+                .as_str()
+                .unwrap()
+                .starts_with("COURIER CRITICAL: 34000 metrics (1.6 MB) were not confirmed by the broker")
+        );
+    }
+}

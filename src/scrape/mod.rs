@@ -1,0 +1,159 @@
+//! Scraped metric formats: parse an application's metrics page into one flat list of
+//! samples, and write samples out as Graphite, InfluxDB line protocol or OpenTSDB.
+//!
+//! * [`prometheus`]: Prometheus text exposition 0.0.4 and OpenMetrics text 1.0;
+//! * [`dropwizard`]: Dropwizard/Codahale `MetricsServlet` JSON;
+//! * [`json`]: any JSON document, flattened to dotted paths;
+//! * [`output`]: the three output formats, all samples with one timestamp.
+//!
+//! Parsers never panic on input: malformed text gives a [`ParseError`] naming the line.
+
+pub mod dropwizard;
+pub mod json;
+pub mod output;
+pub mod prometheus;
+
+use serde::Deserialize;
+
+/// A metric family's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Monotonic counter.
+    Counter,
+    /// Gauge.
+    Gauge,
+    /// Histogram (`_bucket`, `_sum`, `_count`).
+    Histogram,
+    /// Summary (quantiles, `_sum`, `_count`).
+    Summary,
+    /// Untyped / unknown.
+    Untyped,
+    /// OpenMetrics info, stateset, gaugehistogram.
+    Other,
+}
+
+impl Kind {
+    /// Lower-case name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+            Self::Untyped => "untyped",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// One sample: a metric name, its labels in order, and a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Sample name (for histograms e.g. `x_bucket`).
+    pub name: String,
+    /// Labels, in exposition order.
+    pub labels: Vec<(String, String)>,
+    /// The value (may be NaN or infinite; writers skip those).
+    pub value: f64,
+}
+
+/// A family as discovery reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// Family name.
+    pub name: String,
+    /// Type.
+    pub kind: Kind,
+    /// Label keys seen, in first-seen order.
+    pub label_keys: Vec<String>,
+    /// Number of samples.
+    pub samples: usize,
+}
+
+/// A parsed page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// Every sample, in page order.
+    pub samples: Vec<Sample>,
+    /// Families, in page order.
+    pub families: Vec<Family>,
+}
+
+/// Why a page could not be parsed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{format}: {problem}")]
+pub struct ParseError {
+    /// Which format was being parsed.
+    pub format: &'static str,
+    /// What is wrong, with the line number where there is one.
+    pub problem: String,
+}
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Prometheus text or OpenMetrics text.
+    Prometheus,
+    /// Dropwizard `MetricsServlet` JSON.
+    Dropwizard,
+    /// Any JSON, flattened.
+    Json,
+}
+
+/// Pick the format from the content type, then from the body.
+pub fn detect(content_type: Option<&str>, body: &[u8]) -> Format {
+    let ct = content_type.unwrap_or_default().to_ascii_lowercase();
+    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if ct.contains("openmetrics") || ct.starts_with("text/plain") && first != Some(b'{') {
+        return Format::Prometheus;
+    }
+    if ct.contains("json") || first == Some(b'{') || first == Some(b'[') {
+        return if dropwizard::looks_like(body) { Format::Dropwizard } else { Format::Json };
+    }
+    Format::Prometheus
+}
+
+/// Parse `body` in `format`.
+pub fn parse(format: Format, body: &[u8]) -> Result<Page, ParseError> {
+    match format {
+        Format::Prometheus => prometheus::parse(body),
+        Format::Dropwizard => dropwizard::parse(body),
+        Format::Json => json::parse(body),
+    }
+}
+
+/// Build the family list of a page from its samples (for formats without declarations).
+pub fn families_from_samples(samples: &[Sample], kind: impl Fn(&str) -> Kind) -> Vec<Family> {
+    let mut families: Vec<Family> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for s in samples {
+        let i = *index.entry(s.name.clone()).or_insert_with(|| {
+            families.push(Family { name: s.name.clone(), kind: kind(&s.name), label_keys: Vec::new(), samples: 0 });
+            families.len() - 1
+        });
+        let f = &mut families[i];
+        f.samples += 1;
+        for (k, _) in &s.labels {
+            if !f.label_keys.contains(k) {
+                f.label_keys.push(k.clone());
+            }
+        }
+    }
+    families
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection() {
+        assert_eq!(detect(Some("text/plain; version=0.0.4"), b"# HELP x\nx 1"), Format::Prometheus);
+        assert_eq!(detect(Some("application/openmetrics-text; version=1.0.0"), b"x 1"), Format::Prometheus);
+        assert_eq!(detect(Some("application/json"), br#"{"version":"4.0.0","gauges":{}}"#), Format::Dropwizard);
+        assert_eq!(detect(Some("application/json"), br#"{"a":{"b":1}}"#), Format::Json);
+        assert_eq!(detect(None, b"  {\"x\": 1}"), Format::Json);
+        assert_eq!(detect(None, b"up 1\n"), Format::Prometheus);
+    }
+}

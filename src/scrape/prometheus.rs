@@ -1,0 +1,336 @@
+//! Prometheus text exposition (0.0.4) and OpenMetrics text (1.0), hand-parsed line by
+//! line for speed (a 34,000-sample page parses in a few milliseconds).
+//!
+//! Strict where a partial page would mislead: every line must parse, the page must end
+//! with a line feed (a page cut off mid-line does not), and an OpenMetrics page must end
+//! with `# EOF`. Exemplars and sample timestamps are read and ignored: a courier shot
+//! stamps every sample with the scrape time.
+
+use super::{Family, Kind, Page, ParseError, Sample};
+
+const FORMAT: &str = "prometheus text";
+
+fn err(line: usize, problem: impl std::fmt::Display) -> ParseError {
+    ParseError { format: FORMAT, problem: format!("line {line}: {problem}") }
+}
+
+/// Parse a page. `openmetrics` (from the content type) requires the `# EOF` marker.
+pub fn parse_with(body: &[u8], openmetrics: bool) -> Result<Page, ParseError> {
+    let text = std::str::from_utf8(body).map_err(|e| ParseError {
+        format: FORMAT,
+        problem: format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+    })?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let lines = text.lines().count();
+        return Err(err(lines, "the page is truncated (its last line has no line feed)"));
+    }
+    let mut page = Page::default();
+    let mut current: Option<usize> = None;
+    let mut saw_eof = false;
+    for (i, raw) in text.split('\n').enumerate() {
+        let n = i + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if saw_eof {
+            if line.is_empty() {
+                continue;
+            }
+            return Err(err(n, "content after # EOF"));
+        }
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            let comment = comment.trim_start();
+            if comment == "EOF" {
+                saw_eof = true;
+                continue;
+            }
+            let mut words = comment.splitn(3, [' ', '\t']);
+            let (keyword, name) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+            match keyword {
+                "TYPE" => {
+                    let kind = match words.next().unwrap_or_default().trim() {
+                        "counter" => Kind::Counter,
+                        "gauge" => Kind::Gauge,
+                        "histogram" => Kind::Histogram,
+                        "summary" => Kind::Summary,
+                        "untyped" | "unknown" => Kind::Untyped,
+                        "info" | "stateset" | "gaugehistogram" => Kind::Other,
+                        other => return Err(err(n, format!("unknown metric type {other:?}"))),
+                    };
+                    if !valid_name(name) {
+                        return Err(err(n, format!("invalid metric name {name:?} in TYPE")));
+                    }
+                    current = Some(family_index(&mut page, name, kind));
+                }
+                "HELP" | "UNIT" if !valid_name(name) => {
+                    return Err(err(n, format!("invalid metric name {name:?} in {keyword}")));
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let sample = parse_sample(trimmed).map_err(|p| err(n, p))?;
+        let family = match current {
+            Some(f) if belongs(&page.families[f].name, &sample.name) => f,
+            _ => {
+                let f = family_index(&mut page, &sample.name, Kind::Untyped);
+                current = Some(f);
+                f
+            }
+        };
+        let fam = &mut page.families[family];
+        fam.samples += 1;
+        for (k, _) in &sample.labels {
+            if k != "le" && k != "quantile" && !fam.label_keys.iter().any(|x| x == k) {
+                fam.label_keys.push(k.clone());
+            }
+        }
+        page.samples.push(sample);
+    }
+    if openmetrics && !saw_eof {
+        return Err(ParseError { format: FORMAT, problem: "the OpenMetrics page is truncated (no # EOF)".into() });
+    }
+    Ok(page)
+}
+
+/// Parse a page (no `# EOF` required).
+pub fn parse(body: &[u8]) -> Result<Page, ParseError> {
+    parse_with(body, false)
+}
+
+fn family_index(page: &mut Page, name: &str, kind: Kind) -> usize {
+    if let Some(i) = page.families.iter().rposition(|f| f.name == name) {
+        if kind != Kind::Untyped {
+            page.families[i].kind = kind;
+        }
+        return i;
+    }
+    page.families.push(Family { name: name.to_string(), kind, label_keys: Vec::new(), samples: 0 });
+    page.families.len() - 1
+}
+
+/// Whether a sample name belongs to a family (`x`, `x_total`, `x_bucket`, …).
+fn belongs(family: &str, sample: &str) -> bool {
+    match sample.strip_prefix(family) {
+        Some("") => true,
+        Some(suffix) => {
+            matches!(suffix, "_total" | "_created" | "_bucket" | "_sum" | "_count" | "_gsum" | "_gcount" | "_info")
+        }
+        None => false,
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let end = line.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
+    let name = &line[..end];
+    if !valid_name(name) {
+        return Err(format!("invalid metric name at {:?}", preview(line)));
+    }
+    let mut rest = &line[end..];
+    let mut labels = Vec::new();
+    if let Some(after) = rest.strip_prefix('{') {
+        let (parsed, remaining) = parse_labels(after)?;
+        labels = parsed;
+        rest = remaining;
+    }
+    // Drop an exemplar (` # {…} value ts`).
+    if let Some(pos) = rest.find(" #") {
+        rest = &rest[..pos];
+    }
+    let mut parts = rest.split_ascii_whitespace();
+    let value = parts.next().ok_or_else(|| format!("no value for {name}"))?;
+    let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?} for {name}"))?;
+    if let Some(ts) = parts.next()
+        && ts.parse::<f64>().is_err()
+    {
+        return Err(format!("invalid timestamp {ts:?} for {name}"));
+    }
+    if let Some(extra) = parts.next() {
+        return Err(format!("unexpected {extra:?} after the value of {name}"));
+    }
+    Ok(Sample { name: name.to_string(), labels, value })
+}
+
+fn preview(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Labels of one sample, in order.
+type Labels = Vec<(String, String)>;
+
+/// `le="0.1",method="GET"}` → labels and what follows the `}`.
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
+    let mut labels = Vec::new();
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix('}') {
+            return Ok((labels, rest));
+        }
+        let end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
+        let key = &s[..end];
+        if key.is_empty() {
+            return Err(if s.is_empty() {
+                "unterminated label set".into()
+            } else {
+                format!("invalid label name at {:?}", preview(s))
+            });
+        }
+        s = s[end..].trim_start();
+        s = s.strip_prefix('=').ok_or_else(|| format!("expected = after label {key}"))?.trim_start();
+        s = s.strip_prefix('"').ok_or_else(|| format!("expected a quoted value for label {key}"))?;
+        let mut value = String::new();
+        let mut chars = s.char_indices();
+        let close = loop {
+            match chars.next() {
+                None => return Err(format!("unterminated value of label {key}")),
+                Some((i, '"')) => break i,
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, '\\')) => value.push('\\'),
+                    Some((_, '"')) => value.push('"'),
+                    Some((_, c)) => {
+                        value.push('\\');
+                        value.push(c);
+                    }
+                    None => return Err(format!("unterminated value of label {key}")),
+                },
+                Some((_, c)) => value.push(c),
+            }
+        };
+        labels.push((key.to_string(), value));
+        s = s[close + 1..].trim_start();
+        if let Some(rest) = s.strip_prefix(',') {
+            s = rest;
+        } else if !s.starts_with('}') {
+            return Err(if s.is_empty() {
+                "unterminated label set".into()
+            } else {
+                format!("expected , or }} after label {key}")
+            });
+        }
+    }
+}
+
+fn parse_value(v: &str) -> Option<f64> {
+    match v {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        _ => v.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = "# HELP http_requests_total The total number of HTTP requests.\n\
+# TYPE http_requests_total counter\n\
+http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n\
+http_requests_total{method=\"post\",code=\"400\"}    3 1395066363000\n\
+\n\
+# Escaping in label values:\n\
+msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n\
+# Minimalistic line:\n\
+metric_without_timestamp_and_labels 12.47\n\
+# A weird metric from before the epoch:\n\
+something_weird{problem=\"division by zero\"} +Inf -3982045\n\
+# TYPE http_request_duration_seconds histogram\n\
+http_request_duration_seconds_bucket{le=\"0.05\"} 24054\n\
+http_request_duration_seconds_bucket{le=\"+Inf\"} 144320\n\
+http_request_duration_seconds_sum 53423\n\
+http_request_duration_seconds_count 144320\n\
+# TYPE rpc_duration_seconds summary\n\
+rpc_duration_seconds{quantile=\"0.5\"} 4773\n\
+rpc_duration_seconds{quantile=\"0.99\"} NaN\n\
+rpc_duration_seconds_sum 1.7560473e+07\n\
+rpc_duration_seconds_count 2693\n";
+
+    // The example page of the Prometheus exposition format documentation.
+    #[test]
+    fn the_documented_example_page() {
+        let page = parse(PAGE.as_bytes()).unwrap();
+        assert_eq!(page.samples.len(), 13);
+        assert_eq!(page.samples[0].labels, vec![("method".into(), "post".into()), ("code".into(), "200".into())]);
+        assert_eq!(page.samples[2].labels[0].1, "C:\\DIR\\FILE.TXT");
+        assert_eq!(page.samples[2].labels[1].1, "Cannot find file:\n\"FILE.TXT\"");
+        assert_eq!(page.samples[2].value, 1.458255915e9);
+        assert_eq!(page.samples[4].value, f64::INFINITY);
+        assert!(page.samples[10].value.is_nan());
+        let kinds: Vec<(&str, &str, usize)> =
+            page.families.iter().map(|f| (f.name.as_str(), f.kind.label(), f.samples)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("http_requests_total", "counter", 2),
+                ("msdos_file_access_time_seconds", "untyped", 1),
+                ("metric_without_timestamp_and_labels", "untyped", 1),
+                ("something_weird", "untyped", 1),
+                ("http_request_duration_seconds", "histogram", 4),
+                ("rpc_duration_seconds", "summary", 4),
+            ]
+        );
+        assert_eq!(page.families[0].label_keys, ["method", "code"]);
+    }
+
+    #[test]
+    fn openmetrics_with_eof_exemplars_and_total_suffix() {
+        let om = "# TYPE foo counter\n# UNIT foo seconds\nfoo_total 17.0 1520879607.789 # {trace_id=\"KOO5S4vxi0o\"} 0.67\nfoo_created 1520872607.123\n# EOF\n";
+        let page = parse_with(om.as_bytes(), true).unwrap();
+        assert_eq!(page.samples.len(), 2);
+        assert_eq!(page.families.len(), 1);
+        assert_eq!(page.families[0].kind, Kind::Counter);
+        assert!(parse_with(b"# TYPE foo counter\nfoo_total 1\n", true).unwrap_err().problem.contains("no # EOF"));
+        assert!(parse_with(b"foo 1\n# EOF\nbar 2\n", true).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases: [(&[u8], &str); 8] = [
+            (b"ok 1\nbroken{a=\"x\" 1\n", "line 2: expected , or } after label a"),
+            (b"ok 1\ncut{a=\"x", "line 2: the page is truncated"),
+            (b"x{a=\"unterminated} 1\n", "line 1: unterminated value of label a"),
+            (b"x one\n", "line 1: invalid value \"one\" for x"),
+            (b"x\n", "line 1: no value for x"),
+            (b"9x 1\n", "line 1: invalid metric name"),
+            (b"x 1 2 3\n", "line 1: unexpected \"3\""),
+            (b"ok 1\n\xff\xfe 2\n", "not valid UTF-8 (at byte 5)"),
+        ];
+        for (input, message) in cases {
+            let e = parse(input).unwrap_err();
+            assert!(e.problem.contains(message), "{:?}: {e}", String::from_utf8_lossy(input));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = parse(&body);
+        }
+
+        #[test]
+        fn mutated_pages_never_panic(cut in 0usize..700, byte in proptest::prelude::any::<u8>(), at in 0usize..700) {
+            let mut body = PAGE.as_bytes().to_vec();
+            let at = at % body.len();
+            body[at] = byte;
+            body.truncate(cut.min(body.len()));
+            let _ = parse(&body);
+        }
+
+        #[test]
+        fn label_values_round_trip(value in "[ -~\\n]{0,30}") {
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            let line = format!("m{{l=\"{escaped}\"}} 1\n");
+            let page = parse(line.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&page.samples[0].labels[0].1, &value);
+        }
+    }
+}
