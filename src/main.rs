@@ -290,18 +290,19 @@ async fn discover(args: &concierge::checks::cli::DiscoverArgs) -> ExitCode {
             return ExitCode::from(EXIT_UNKNOWN);
         }
     };
-    match scrape(&params).await {
-        Ok((page, format, seconds)) => {
-            let width = page.families.iter().map(|f| f.name.len()).max().unwrap_or(4).max(4);
+    match scrape(&params).await.and_then(|scraped| {
+        let page = scraped.parse()?;
+        Ok((page.families, page.samples.len(), scraped.format_label(), scraped.seconds))
+    }) {
+        Ok((families, samples, format, seconds)) => {
+            let width = families.iter().map(|f| f.name.len()).max().unwrap_or(4).max(4);
             println!(
-                "# {} families, {} samples, {format}, scraped in {:.3} s from {}",
-                page.families.len(),
-                page.samples.len(),
-                seconds,
+                "# {} families, {samples} samples, {format}, scraped in {seconds:.3} s from {}",
+                families.len(),
                 params.url
             );
             println!("{:<width$}  {:<9}  {:>7}  LABELS", "NAME", "TYPE", "SAMPLES");
-            for f in &page.families {
+            for f in &families {
                 println!("{:<width$}  {:<9}  {:>7}  {}", f.name, f.kind.label(), f.samples, f.label_keys.join(","));
             }
             ExitCode::SUCCESS

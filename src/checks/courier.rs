@@ -273,31 +273,52 @@ fn http_params(p: &CourierParams) -> Result<HttpParams, String> {
     HttpParams::deserialize(v).map_err(|e| e.to_string())
 }
 
-/// Scrape and parse (shared with `concierge courier discover`).
-pub async fn scrape(p: &CourierParams) -> Result<(Page, &'static str, f64), (&'static str, String)> {
+/// A fetched metrics page, not parsed yet (the samples borrow from its body).
+#[derive(Debug)]
+pub struct Scraped {
+    /// The body.
+    pub body: bytes::Bytes,
+    /// The format to parse it as.
+    pub format: Format,
+    /// The content type says OpenMetrics (which must end with `# EOF`).
+    pub openmetrics: bool,
+    /// Seconds the fetch took.
+    pub seconds: f64,
+    url: String,
+}
+
+impl Scraped {
+    /// Parse the page.
+    pub fn parse(&self) -> Result<Page<'_>, (&'static str, String)> {
+        match self.format {
+            Format::Prometheus => scrape::prometheus::parse_with(&self.body, self.openmetrics),
+            other => scrape::parse(other, &self.body),
+        }
+        .map_err(|e| ("parse", format!("unparseable body from {}: {e}", self.url)))
+    }
+
+    /// The format's name.
+    pub fn format_label(&self) -> &'static str {
+        match self.format {
+            Format::Prometheus => "prometheus",
+            Format::Dropwizard => "dropwizard",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Fetch the page (shared with `concierge courier discover`).
+pub async fn scrape(p: &CourierParams) -> Result<Scraped, (&'static str, String)> {
     let fetched = http::fetch(http_params(p).map_err(|e| ("parameters", e))?)
         .await
         .map_err(|(r, m)| (r, format!("scrape of {} failed: {m}", p.url)))?;
     if !(200..300).contains(&fetched.status) {
         return Err(("status", format!("scrape of {} answered HTTP {}", p.url, fetched.status)));
     }
-    if fetched.body.len() >= p.max_body_bytes {
-        return Err(("body_size", format!("scrape of {} is larger than {} bytes", p.url, p.max_body_bytes)));
-    }
     let content_type = fetched.headers.get(::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let format = p.format.unwrap_or_else(|| scrape::detect(content_type, &fetched.body));
     let openmetrics = content_type.is_some_and(|c| c.contains("openmetrics"));
-    let page = match format {
-        Format::Prometheus => scrape::prometheus::parse_with(&fetched.body, openmetrics),
-        other => scrape::parse(other, &fetched.body),
-    }
-    .map_err(|e| ("parse", format!("unparseable body from {}: {e}", p.url)))?;
-    let label = match format {
-        Format::Prometheus => "prometheus",
-        Format::Dropwizard => "dropwizard",
-        Format::Json => "json",
-    };
-    Ok((page, label, fetched.seconds))
+    Ok(Scraped { body: fetched.body, format, openmetrics, seconds: fetched.seconds, url: p.url.clone() })
 }
 
 async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
@@ -343,11 +364,19 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
             }
         }
     }
-    let (page, format, scrape_secs) = match scrape(&params).await {
+    let scraped = match scrape(&params).await {
         Ok(x) => x,
-        Err((reason, message)) => return failed(DeliveryPlan { ..plan }, reason, message),
+        Err((reason, message)) => return failed(plan, reason, message),
     };
+    let (format, scrape_secs) = (scraped.format_label(), scraped.seconds);
     let convert_started = Instant::now();
+    let page = match scraped.parse() {
+        Ok(page) => page,
+        Err((reason, message)) => {
+            let convert = convert_started.elapsed().as_secs_f64();
+            return failed(DeliveryPlan { format, scrape: scrape_secs, convert, ..plan }, reason, message);
+        }
+    };
     let timestamp = crate::proto::now_epoch();
     let writer = Writer {
         format: params.output,
@@ -360,7 +389,7 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
         host: ctx.client_name.clone(),
     };
     let mut out = String::with_capacity(page.samples.len() * 64);
-    let mut seen = std::collections::HashSet::with_capacity(page.samples.len());
+    let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(page.samples.len(), Default::default());
     let (mut metrics, mut skipped, mut duplicates) = (0usize, 0usize, 0usize);
     for sample in &page.samples {
         if include.as_ref().is_some_and(|re| !re.is_match(&sample.name))
@@ -372,7 +401,7 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
             duplicates += 1;
             continue;
         }
-        let mut final_name = std::borrow::Cow::Borrowed(sample.name.as_str());
+        let mut final_name = std::borrow::Cow::Borrowed(&*sample.name);
         for (re, replacement) in &renames {
             if let std::borrow::Cow::Owned(renamed) = re.replace_all(&final_name, replacement.as_str()) {
                 final_name = std::borrow::Cow::Owned(renamed);

@@ -66,22 +66,31 @@ pub async fn deliver(executor: &Executor, sink: &dyn Sink, check: Object, plan: 
     };
     let started = tokio::time::Instant::now();
     let mut delivered = true;
+    // What the report needs of the check, kept before the (large) check is moved out.
+    let mut context = Object::new();
+    for key in ["name", "issued", "executed", "source"] {
+        if let Some(v) = check.get(key) {
+            context.insert(key.into(), v.clone());
+        }
+    }
     if plan.failure.is_none() {
         let parts = plan.extra_parts.len() + 1;
-        let mut first = check.clone();
-        if parts > 1 {
-            first.insert("part".into(), format!("1/{parts}").into());
-        }
-        let mut pending = vec![sink.publish(result_payload(executor, first))];
+        let mut extra = Vec::with_capacity(parts - 1);
         for (i, output) in plan.extra_parts.iter().enumerate() {
             let mut part = check.clone();
             part.insert("output".into(), output.clone().into());
             part.insert("part".into(), format!("{}/{parts}", i + 2).into());
-            pending.push(sink.publish(result_payload(executor, part)));
+            extra.push(part);
         }
+        let mut first = check;
+        if parts > 1 {
+            first.insert("part".into(), format!("1/{parts}").into());
+        }
+        let mut pending = vec![sink.publish(result_payload(executor, first))];
+        pending.extend(extra.into_iter().map(|part| sink.publish(result_payload(executor, part))));
         delivered = futures_util::future::join_all(pending).await.into_iter().all(|ok| ok);
     }
-    let report = plan.report(&check, started.elapsed().as_secs_f64(), delivered, crate::proto::now_epoch());
+    let report = plan.report(&context, started.elapsed().as_secs_f64(), delivered, crate::proto::now_epoch());
     sink.publish(result_payload(executor, report)).await && delivered
 }
 

@@ -22,7 +22,7 @@ pub fn looks_like(body: &[u8]) -> bool {
 }
 
 /// Parse a `MetricsServlet` document.
-pub fn parse(body: &[u8]) -> Result<Page, ParseError> {
+pub fn parse(body: &[u8]) -> Result<Page<'static>, ParseError> {
     let bad = |problem: String| ParseError { format: "dropwizard json", problem };
     let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Value::Object(doc) = doc else { return Err(bad("expected a JSON object".into())) };
@@ -41,12 +41,12 @@ pub fn parse(body: &[u8]) -> Result<Page, ParseError> {
                         } else {
                             format!("{name}.{field}")
                         };
-                        page.samples.push(Sample { name: sample_name, labels: Vec::new(), value: v });
+                        page.samples.push(Sample { name: sample_name.into(), labels: Vec::new(), value: v });
                     }
                 }
                 other => {
                     if let Some(v) = number(other) {
-                        page.samples.push(Sample { name: name.clone(), labels: Vec::new(), value: v });
+                        page.samples.push(Sample { name: name.clone().into(), labels: Vec::new(), value: v });
                     }
                 }
             }
@@ -81,7 +81,7 @@ mod tests {
           "timers":{"db.query":{"count":42,"max":0.5,"mean":0.1,"min":0.01,"p50":0.09,"p75":0.12,"p95":0.3,"p98":0.4,"p99":0.45,"p999":0.5,"stddev":0.05,"m15_rate":0.2,"m1_rate":0.3,"m5_rate":0.25,"mean_rate":0.21,"duration_units":"seconds","rate_units":"calls/second"}}}"#;
         assert!(looks_like(doc));
         let page = parse(doc).unwrap();
-        let names: Vec<&str> = page.samples.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = page.samples.iter().map(|s| &*s.name).collect();
         assert_eq!(&names[..3], ["jvm.memory.heap.used", "app.ready", "requests.active.count"]);
         assert_eq!(page.samples.iter().filter(|s| s.name.starts_with("sizes.")).count(), 11);
         assert_eq!(page.samples.iter().filter(|s| s.name.starts_with("hits.")).count(), 5);

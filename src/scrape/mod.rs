@@ -13,6 +13,8 @@ pub mod json;
 pub mod output;
 pub mod prometheus;
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 /// A metric family's type.
@@ -46,13 +48,14 @@ impl Kind {
     }
 }
 
-/// One sample: a metric name, its labels in order, and a value.
+/// One sample: a metric name, its labels in order, and a value. Text formats borrow
+/// from the page (no allocation per name or label unless it has escapes).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub struct Sample<'a> {
     /// Sample name (for histograms e.g. `x_bucket`).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Labels, in exposition order.
-    pub labels: Vec<(String, String)>,
+    pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// The value (may be NaN or infinite; writers skip those).
     pub value: f64,
 }
@@ -72,9 +75,9 @@ pub struct Family {
 
 /// A parsed page.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Page {
+pub struct Page<'a> {
     /// Every sample, in page order.
-    pub samples: Vec<Sample>,
+    pub samples: Vec<Sample<'a>>,
     /// Families, in page order.
     pub families: Vec<Family>,
 }
@@ -115,7 +118,7 @@ pub fn detect(content_type: Option<&str>, body: &[u8]) -> Format {
 }
 
 /// Parse `body` in `format`.
-pub fn parse(format: Format, body: &[u8]) -> Result<Page, ParseError> {
+pub fn parse(format: Format, body: &[u8]) -> Result<Page<'_>, ParseError> {
     match format {
         Format::Prometheus => prometheus::parse(body),
         Format::Dropwizard => dropwizard::parse(body),
@@ -124,19 +127,19 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Page, ParseError> {
 }
 
 /// Build the family list of a page from its samples (for formats without declarations).
-pub fn families_from_samples(samples: &[Sample], kind: impl Fn(&str) -> Kind) -> Vec<Family> {
+pub fn families_from_samples(samples: &[Sample<'_>], kind: impl Fn(&str) -> Kind) -> Vec<Family> {
     let mut families: Vec<Family> = Vec::new();
     let mut index = std::collections::HashMap::new();
     for s in samples {
-        let i = *index.entry(s.name.clone()).or_insert_with(|| {
-            families.push(Family { name: s.name.clone(), kind: kind(&s.name), label_keys: Vec::new(), samples: 0 });
+        let i = *index.entry(s.name.to_string()).or_insert_with(|| {
+            families.push(Family { name: s.name.to_string(), kind: kind(&s.name), label_keys: Vec::new(), samples: 0 });
             families.len() - 1
         });
         let f = &mut families[i];
         f.samples += 1;
         for (k, _) in &s.labels {
-            if !f.label_keys.contains(k) {
-                f.label_keys.push(k.clone());
+            if !f.label_keys.iter().any(|x| x == k) {
+                f.label_keys.push(k.to_string());
             }
         }
     }

@@ -44,17 +44,24 @@ pub struct Writer {
     pub host: String,
 }
 
-/// Make a string safe as one Graphite path node.
-pub fn graphite_node(s: &str, out: &mut String) {
+/// Copy `s`, replacing every character `keep` rejects by `_` (fast path: nothing to replace).
+fn sanitized(s: &str, out: &mut String, keep: impl Fn(u8) -> bool) {
+    if s.bytes().all(&keep) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
-        out.push(if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':' { c } else { '_' });
+        out.push(if c.is_ascii() && keep(c as u8) { c } else { '_' });
     }
 }
 
+/// Make a string safe as one Graphite path node.
+pub fn graphite_node(s: &str, out: &mut String) {
+    sanitized(s, out, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'));
+}
+
 fn graphite_name(s: &str, out: &mut String) {
-    for c in s.chars() {
-        out.push(if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.') { c } else { '_' });
-    }
+    sanitized(s, out, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.'));
 }
 
 fn influx_escape(s: &str, out: &mut String, measurement: bool) {
@@ -77,13 +84,18 @@ fn tsdb_safe(s: &str, out: &mut String) {
 }
 
 fn value(v: f64, out: &mut String) {
-    let _ = write!(out, "{v}");
+    // Integral values (counters, most gauges) without going through float formatting.
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
 }
 
 impl Writer {
     /// Append one sample (with its final name) to `out`. Returns false if skipped
     /// (non-finite value).
-    pub fn write(&self, name: &str, sample: &Sample, out: &mut String) -> bool {
+    pub fn write(&self, name: &str, sample: &Sample<'_>, out: &mut String) -> bool {
         if !sample.value.is_finite() {
             return false;
         }
@@ -153,10 +165,10 @@ impl Writer {
 mod tests {
     use super::*;
 
-    fn sample(name: &str, labels: &[(&str, &str)], v: f64) -> Sample {
+    fn sample(name: &str, labels: &[(&str, &str)], v: f64) -> Sample<'static> {
         Sample {
-            name: name.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            name: name.to_string().into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string().into(), v.to_string().into())).collect(),
             value: v,
         }
     }

@@ -6,6 +6,8 @@
 //! with `# EOF`. Exemplars and sample timestamps are read and ignored: a courier shot
 //! stamps every sample with the scrape time.
 
+use std::borrow::Cow;
+
 use super::{Family, Kind, Page, ParseError, Sample};
 
 const FORMAT: &str = "prometheus text";
@@ -15,7 +17,7 @@ fn err(line: usize, problem: impl std::fmt::Display) -> ParseError {
 }
 
 /// Parse a page. `openmetrics` (from the content type) requires the `# EOF` marker.
-pub fn parse_with(body: &[u8], openmetrics: bool) -> Result<Page, ParseError> {
+pub fn parse_with(body: &[u8], openmetrics: bool) -> Result<Page<'_>, ParseError> {
     let text = std::str::from_utf8(body).map_err(|e| ParseError {
         format: FORMAT,
         problem: format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
@@ -84,7 +86,7 @@ pub fn parse_with(body: &[u8], openmetrics: bool) -> Result<Page, ParseError> {
         fam.samples += 1;
         for (k, _) in &sample.labels {
             if k != "le" && k != "quantile" && !fam.label_keys.iter().any(|x| x == k) {
-                fam.label_keys.push(k.clone());
+                fam.label_keys.push(k.to_string());
             }
         }
         page.samples.push(sample);
@@ -96,11 +98,11 @@ pub fn parse_with(body: &[u8], openmetrics: bool) -> Result<Page, ParseError> {
 }
 
 /// Parse a page (no `# EOF` required).
-pub fn parse(body: &[u8]) -> Result<Page, ParseError> {
+pub fn parse(body: &[u8]) -> Result<Page<'_>, ParseError> {
     parse_with(body, false)
 }
 
-fn family_index(page: &mut Page, name: &str, kind: Kind) -> usize {
+fn family_index(page: &mut Page<'_>, name: &str, kind: Kind) -> usize {
     if let Some(i) = page.families.iter().rposition(|f| f.name == name) {
         if kind != Kind::Untyped {
             page.families[i].kind = kind;
@@ -128,7 +130,7 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn parse_sample(line: &str) -> Result<Sample, String> {
+fn parse_sample(line: &str) -> Result<Sample<'_>, String> {
     let end = line.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
     let name = &line[..end];
     if !valid_name(name) {
@@ -156,7 +158,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     if let Some(extra) = parts.next() {
         return Err(format!("unexpected {extra:?} after the value of {name}"));
     }
-    Ok(Sample { name: name.to_string(), labels, value })
+    Ok(Sample { name: Cow::Borrowed(name), labels, value })
 }
 
 fn preview(s: &str) -> String {
@@ -164,10 +166,10 @@ fn preview(s: &str) -> String {
 }
 
 /// Labels of one sample, in order.
-type Labels = Vec<(String, String)>;
+type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// `le="0.1",method="GET"}` → labels and what follows the `}`.
-fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
+fn parse_labels(mut s: &str) -> Result<(Labels<'_>, &str), String> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start();
@@ -186,26 +188,30 @@ fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
         s = s[end..].trim_start();
         s = s.strip_prefix('=').ok_or_else(|| format!("expected = after label {key}"))?.trim_start();
         s = s.strip_prefix('"').ok_or_else(|| format!("expected a quoted value for label {key}"))?;
-        let mut value = String::new();
-        let mut chars = s.char_indices();
-        let close = loop {
-            match chars.next() {
-                None => return Err(format!("unterminated value of label {key}")),
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    Some((_, c)) => {
-                        value.push('\\');
-                        value.push(c);
-                    }
-                    None => return Err(format!("unterminated value of label {key}")),
-                },
-                Some((_, c)) => value.push(c),
-            }
-        };
-        labels.push((key.to_string(), value));
+        let bytes = s.as_bytes();
+        let close = bytes
+            .iter()
+            .enumerate()
+            .scan(false, |escaped, (i, b)| {
+                let at = if *escaped {
+                    *escaped = false;
+                    None
+                } else if *b == b'\\' {
+                    *escaped = true;
+                    None
+                } else if *b == b'"' {
+                    Some(i)
+                } else {
+                    None
+                };
+                Some(at)
+            })
+            .flatten()
+            .next()
+            .ok_or_else(|| format!("unterminated value of label {key}"))?;
+        let raw = &s[..close];
+        let value = if raw.contains('\\') { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
+        labels.push((Cow::Borrowed(key), value));
         s = s[close + 1..].trim_start();
         if let Some(rest) = s.strip_prefix(',') {
             s = rest;
@@ -217,6 +223,29 @@ fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
             });
         }
     }
+}
+
+/// `\\` → `\`, `\"` → `"`, `\n` → line feed; other escapes kept as written.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn parse_value(v: &str) -> Option<f64> {
@@ -260,6 +289,7 @@ rpc_duration_seconds_count 2693\n";
         let page = parse(PAGE.as_bytes()).unwrap();
         assert_eq!(page.samples.len(), 13);
         assert_eq!(page.samples[0].labels, vec![("method".into(), "post".into()), ("code".into(), "200".into())]);
+        assert!(matches!(page.samples[0].name, Cow::Borrowed(_)), "no copy of plain names");
         assert_eq!(page.samples[2].labels[0].1, "C:\\DIR\\FILE.TXT");
         assert_eq!(page.samples[2].labels[1].1, "Cannot find file:\n\"FILE.TXT\"");
         assert_eq!(page.samples[2].value, 1.458255915e9);

@@ -1,0 +1,75 @@
+"""Courier benchmark: the full 34,000-metric shot through `concierge check` (scrape,
+parse, convert, write) versus the classic Python courier (prometheus-client parser),
+each run as its own process against the same loopback endpoint, interleaved, medians.
+CPU and peak RSS come from wait4() of each process. Run through bench/run courier."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def page(n):
+    lines = []
+    for f in range(n // 100):
+        lines.append("# HELP family_%d A family.\n# TYPE family_%d gauge\n" % (f, f))
+        for i in range(100):
+            lines.append('family_%d{instance="i%d",job="app"} %d.5\n' % (f, i, f * 100 + i))
+    return "".join(lines)
+
+
+def run(cmd, env=None):
+    started = time.monotonic()
+    with open(os.devnull, "wb") as devnull:
+        proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=env)
+        stderr = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    if status != 0:
+        sys.exit("%s failed (%d): %s" % (cmd[0], status, stderr.decode(errors="replace")))
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024.0}
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 34000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    concierge = os.path.join(ROOT, "target", "release", "concierge")
+    python = sys.executable
+    work = tempfile.mkdtemp(prefix="courier-bench-")
+    body = page(n)
+    with open(os.path.join(work, "metrics"), "w") as f:
+        f.write(body)
+    server = subprocess.Popen([python, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", work],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = server.stdout.readline()
+    port = int(line.split("port ")[1].split(" ")[0])
+    url = "http://127.0.0.1:%d/metrics" % port
+    check = os.path.join(work, "courier.json")
+    with open(check, "w") as f:
+        json.dump({"checks": {"app": {"type": "metric", "extension": "courier", "courier": {"url": url}}}}, f)
+    env = dict(os.environ, SENSU_CLIENT_NAME="bench", SENSU_LOADED_TEMPFILE_DIR=work, CONCIERGE_LOG_LEVEL="warn")
+    samples = {"concierge": [], "python": []}
+    try:
+        for r in range(rounds):
+            samples["concierge"].append(run([concierge, "check", check], env))
+            samples["python"].append(run([python, os.path.join(ROOT, "bench", "courier_baseline.py"), url, "bench.app"], env))
+            print("round %d: concierge %s | python %s" % (r + 1, samples["concierge"][-1], samples["python"][-1]), file=sys.stderr)
+    finally:
+        server.terminate()
+    med = {k: {m: statistics.median(s[m] for s in v) for m in ("wall", "cpu", "rss_mb")} for k, v in samples.items()}
+    print("Courier shot: %d metrics (%.2f MB of Prometheus text), %d interleaved rounds, medians; %d cores"
+          % (n, len(body) / 1e6, rounds, os.cpu_count()))
+    print("%-44s %10s %12s %14s" % ("path (whole process)", "wall (ms)", "CPU (ms)", "peak RSS (MB)"))
+    for key, label in (("concierge", "concierge check (courier, graphite)"), ("python", "python prometheus-client courier")):
+        m = med[key]
+        print("%-44s %10.1f %12.1f %14.1f" % (label, m["wall"] * 1000, m["cpu"] * 1000, m["rss_mb"]))
+    print("ratio: concierge uses %.1fx less CPU and is %.1fx faster"
+          % (med["python"]["cpu"] / med["concierge"]["cpu"], med["python"]["wall"] / med["concierge"]["wall"]))
+
+
+if __name__ == "__main__":
+    main()
