@@ -1,18 +1,27 @@
-# Multi-stage build: a locked release build, then a small Debian runtime with /bin/sh
-# (command checks need it), CA certificates and tini to reap orphaned check processes.
+# Concierge container image.
+#
+# Build stage: a locked release build. Runtime stage: Debian slim with /bin/sh (command
+# checks run `sh -c`), CA certificates (TLS checks and amqps), and tini as PID 1 so
+# orphaned check processes are reaped. Runs as an unprivileged user; configuration comes
+# only from the environment (see the README). scripts/build-image.sh performs the same
+# build and staging without a Docker engine.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-RUN cargo build --release --locked
+COPY benches ./benches
+RUN cargo build --release --locked --bin concierge
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin concierge
+ && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin concierge
 COPY --from=build /src/target/release/concierge /usr/local/bin/concierge
-USER concierge
+USER 10001
+ENV CONCIERGE_LOG_FORMAT=json
+EXPOSE 3030/tcp 3030/udp 3031/tcp
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["/usr/local/bin/concierge", "health"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/concierge"]
 CMD ["run"]

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod api;
 pub mod checks;
 pub mod client;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod logging;
 pub mod proto;
 pub mod schedule;
 pub mod scrape;
+pub mod telemetry;
 pub mod tls;
 pub mod transport;
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
@@ -16,7 +17,8 @@ use concierge::client::signals::Signals;
 use concierge::config::{self, Settings, Sources};
 use concierge::logging::{self, LogFormat};
 use concierge::proto::{self, Object};
-use concierge::{client, schedule};
+use concierge::telemetry::Telemetry;
+use concierge::{api, client, schedule};
 
 /// Exit code for invalid configuration (as sensu-client).
 const EXIT_CONFIG: u8 = 2;
@@ -93,6 +95,13 @@ enum Command {
         #[command(subcommand)]
         action: CourierAction,
     },
+    /// Ask the running client's /healthz; exit 0 if it can do work, 1 if not (for a
+    /// Docker HEALTHCHECK in an image without curl)
+    Health {
+        /// URL of /healthz [default: from client.http_socket, else http://127.0.0.1:3031/healthz]
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Print the effective configuration (redacted), or validate it
     Config {
         /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)
@@ -124,6 +133,7 @@ fn main() -> ExitCode {
             Command::Run { local } => run(&cli.config, &cli.config_dir, local, env).await,
             Command::Check { ref target, json } => check(&cli.config, &cli.config_dir, target, json, env).await,
             Command::Config { validate } => show_config(&cli.config, &cli.config_dir, validate, env),
+            Command::Health { ref url } => health(&cli.config, &cli.config_dir, url.clone(), env).await,
             Command::Courier { action: CourierAction::Discover(ref args) } => discover(args).await,
             Command::Http(ref args) => {
                 let json = args.common.json;
@@ -197,9 +207,11 @@ async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashM
             return ExitCode::FAILURE;
         }
     };
+    let telemetry = Arc::new(Telemetry::new());
+    let api_shutdown = CancellationToken::new();
     if local {
-        let executor = match client::build_executor(&settings, &env) {
-            Ok(e) => Arc::new(e),
+        let executor = match client::executor_settings(&settings, &env, &telemetry) {
+            Ok(e) => Arc::new(concierge::checks::Executor::new(e)),
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(EXIT_CONFIG);
@@ -214,10 +226,24 @@ async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashM
                 }
             }
         });
+        let state = api::ApiState {
+            executor: executor.clone(),
+            sink: Arc::new(client::StdoutSink),
+            settings: settings.raw.clone(),
+            telemetry: telemetry.clone(),
+            transport: None,
+            http: api::HttpSocketSettings::from_client(&executor.client()),
+        };
+        if let Err(error) = api::start(Arc::new(state), api_shutdown.clone()).await {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
         client::local::run(&settings, executor, signals.stop.clone()).await;
+        api_shutdown.cancel();
         return ExitCode::SUCCESS;
     }
-    let fleet = match Fleet::new(sources, env, settings) {
+    let concierge_settings = settings.concierge().unwrap_or_default();
+    let fleet = match Fleet::new(sources, env, settings, telemetry.clone()) {
         Ok(f) => f,
         Err(error) => {
             eprintln!("error: {error}");
@@ -225,8 +251,72 @@ async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashM
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Err(error) = api::start(Arc::new(fleet.api_state()), api_shutdown.clone()).await {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
+    if concierge_settings.emf {
+        let (telemetry, stop) = (telemetry.clone(), api_shutdown.clone());
+        let client_name = fleet.client_name();
+        let service = concierge_settings.service_name.clone();
+        let period = Duration::from_secs_f64(concierge_settings.emf_interval.max(1.0));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticker.tick() => println!("{}", telemetry.emf(&service, &client_name)),
+                }
+            }
+        });
+    }
     fleet.run(signals).await;
+    api_shutdown.cancel();
     ExitCode::SUCCESS
+}
+
+/// `concierge health`: ask the local HTTP socket's `/healthz`; exit 0 if healthy.
+async fn health(
+    config: &Option<PathBuf>,
+    dirs: &[PathBuf],
+    url: Option<String>,
+    env: HashMap<String, String>,
+) -> ExitCode {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let settings = Settings::load(&sources(config, dirs, false, &env)).ok();
+            let client = settings.map(|s| s.client()).unwrap_or_default();
+            let addr = api::listen_address(&client, "http_socket", api::DEFAULT_HTTP_PORT).ok().flatten();
+            let addr = addr.map(|a| {
+                if a.ip().is_unspecified() { std::net::SocketAddr::new([127, 0, 0, 1].into(), a.port()) } else { a }
+            });
+            format!("http://{}/healthz", addr.unwrap_or_else(|| ([127, 0, 0, 1], api::DEFAULT_HTTP_PORT).into()))
+        }
+    };
+    let params = serde_json::json!({"url": url, "timeout": 5, "status": ["200"]});
+    let params = match serde::Deserialize::deserialize(params) {
+        Ok(p) => p,
+        Err(e) => {
+            let e: serde_json::Error = e;
+            eprintln!("unhealthy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match concierge::checks::http::fetch(params).await {
+        Ok(fetched) if fetched.status == 200 => {
+            println!("{}", String::from_utf8_lossy(&fetched.body));
+            ExitCode::SUCCESS
+        }
+        Ok(fetched) => {
+            println!("{}", String::from_utf8_lossy(&fetched.body));
+            ExitCode::FAILURE
+        }
+        Err((_, message)) => {
+            eprintln!("unhealthy: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn check(

@@ -21,7 +21,9 @@ async fn broker_restart_mid_stream_loses_no_result() {
     let rr = format!("roundrobin:{}", unique("restart"));
     let name = unique("restart");
     let client = Client::start_with_url(&proxy.url(), &name, &[&rr], &[]);
+    let http = client.bound("HTTP socket listening").await;
     client.ready().await;
+    assert_eq!(healthz(http).await, 200);
     for i in 0..4 {
         server
             .publish_request(&rr, &json!({"command": "sleep 3; echo survived", "name": format!("r{i}"), "issued": 1}))
@@ -31,6 +33,14 @@ async fn broker_restart_mid_stream_loses_no_result() {
     proxy.cut();
     rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // The replica cannot work: /healthz says so, and `concierge health` exits 1.
+    assert_eq!(healthz(http).await, 503);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(["health", "--url", &format!("http://{http}/healthz")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not connected to the broker"));
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
 
@@ -53,4 +63,14 @@ async fn broker_restart_mid_stream_loses_no_result() {
     server.publish_request(&rr, &json!({"command": "echo back", "name": "after", "issued": 1})).await;
     let (result, _) = results_after.next_for(&name, Duration::from_secs(20)).await.expect("requests work again");
     assert_eq!(result["check"]["output"], "back\n");
+    assert_eq!(healthz(http).await, 200, "healthy again after the recovery");
+}
+
+async fn healthz(addr: std::net::SocketAddr) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    reply[9..12].parse().unwrap()
 }

@@ -15,7 +15,9 @@ fn concierge(dir: &Path) -> Command {
         .env_remove("CONCIERGE_CONFIG_B64")
         .env("SENSU_CLIENT_NAME", "cli-test")
         .env("SENSU_LOADED_TEMPFILE_DIR", dir)
-        .env("CONCIERGE_LOG_LEVEL", "warn");
+        .env("CONCIERGE_LOG_LEVEL", "warn")
+        .env("CONCIERGE_SOCKET_PORT", "0")
+        .env("CONCIERGE_HTTP_SOCKET_PORT", "0");
     cmd
 }
 

@@ -31,6 +31,7 @@ fn executor(safe_mode: bool) -> Executor {
         builtin_limit: 10,
         env: vec![],
         builtins: vec![],
+        telemetry: Default::default(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Check request processing, as `Sensu::Client::Process#process_check_request` and
 //! `#execute_check_command` do it (sensu 1.9.0 `lib/sensu/client/process.rb`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -38,6 +38,8 @@ pub struct ExecutorSettings {
     pub env: Vec<(String, String)>,
     /// Built-in checks by extension name.
     pub builtins: Vec<Arc<dyn Builtin>>,
+    /// Where executions are counted and timed.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// What became of a request.
@@ -121,15 +123,16 @@ impl Slots {
 
 /// Turns check requests into results. Shared by every source of requests.
 pub struct Executor {
+    telemetry: Arc<crate::telemetry::Telemetry>,
     config: RwLock<Arc<Config>>,
     spawn_slots: Slots,
     builtin_slots: Slots,
-    in_progress: Mutex<HashSet<String>>,
+    in_progress: Mutex<HashMap<String, (tokio::time::Instant, Option<Duration>)>>,
 }
 
 /// Removes the in-progress key when the execution ends, however it ends.
 struct InProgress<'a> {
-    set: &'a Mutex<HashSet<String>>,
+    set: &'a Mutex<HashMap<String, (tokio::time::Instant, Option<Duration>)>>,
     key: String,
 }
 
@@ -145,10 +148,11 @@ impl Executor {
     /// Build an executor from validated settings.
     pub fn new(settings: ExecutorSettings) -> Self {
         Self {
+            telemetry: settings.telemetry.clone(),
             spawn_slots: Slots::new(settings.spawn_limit),
             builtin_slots: Slots::new(settings.builtin_limit),
             config: RwLock::new(Arc::new(Config::from(settings))),
-            in_progress: Mutex::new(HashSet::new()),
+            in_progress: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,6 +192,27 @@ impl Executor {
     /// Command and built-in executions running now (slots in use).
     pub fn busy(&self) -> (usize, usize) {
         (self.spawn_slots.in_use(), self.builtin_slots.in_use())
+    }
+
+    /// The figures this executor reports to.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        &self.telemetry
+    }
+
+    /// The execution running the longest: its key, how long it has run, and its timeout.
+    pub fn oldest_running(&self) -> Option<(String, Duration, Option<Duration>)> {
+        let set = self.in_progress.lock().ok()?;
+        set.iter()
+            .min_by_key(|(_, (started, _))| *started)
+            .map(|(key, (started, timeout))| (key.clone(), started.elapsed(), *timeout))
+    }
+
+    /// Record that an execution starts now (after any wait for a slot).
+    fn started(&self, check: &Object, waited: Duration) {
+        self.telemetry.queue_wait.observe(waited.as_secs_f64());
+        if let Some(issued) = check.get("issued").and_then(Value::as_i64) {
+            self.telemetry.lag_observed(crate::proto::now_epoch_f64() - issued as f64);
+        }
     }
 
     /// Total execution slots (commands, built-ins).
@@ -239,7 +264,12 @@ impl Executor {
             None => name.to_string(),
         };
         let mut set = self.in_progress.lock().ok()?;
-        if set.insert(key.clone()) { Some(InProgress { set: &self.in_progress, key }) } else { None }
+        if set.contains_key(&key) {
+            self.telemetry.duplicates_dropped.inc();
+            return None;
+        }
+        set.insert(key.clone(), (tokio::time::Instant::now(), timeout_of(check.get("timeout"))));
+        Some(InProgress { set: &self.in_progress, key })
     }
 
     async fn execute_command(&self, config: &Config, check: Object, cancel: &CancellationToken) -> Processed {
@@ -262,8 +292,10 @@ impl Executor {
         }
         let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| stdin_payload(config, &check));
         let Some(slot) = self.spawn_slots.acquire(cancel).await else { return Processed::NotStarted };
+        self.started(&check, started.elapsed());
         let outcome = self.spawn(config, command_line, timeout_of(check.get("timeout")), stdin).await;
         drop(slot);
+        self.telemetry.check_finished("command", i64::from(outcome.status), started.elapsed().as_secs_f64());
         check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
@@ -301,11 +333,13 @@ impl Executor {
         }
         let Value::Object(request) = substituted else { return Processed::Dropped };
         let Some(slot) = self.builtin_slots.acquire(cancel).await else { return Processed::NotStarted };
+        self.started(&check, started.elapsed());
         let ctx = super::BuiltinContext {
             client_name: config.client.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
         };
         let outcome = builtin.run(request, ctx).await;
         drop(slot);
+        self.telemetry.check_finished(builtin.name(), i64::from(outcome.status), started.elapsed().as_secs_f64());
         for (key, value) in outcome.attributes {
             check.insert(key, value);
         }

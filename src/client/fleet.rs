@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -29,6 +28,7 @@ use crate::checks::executor::Processed;
 use crate::config::{AckMode, ConciergeSettings, Settings, Sources};
 use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
 use crate::schedule;
+use crate::telemetry::Telemetry;
 use crate::transport::publisher::Publisher;
 use crate::transport::session::{Session, TransportError};
 use crate::transport::settings::{Broker, brokers};
@@ -40,23 +40,6 @@ pub const DEREGISTRATION_OUTPUT: &str = "client initiated deregistration";
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(20);
 /// Time kept at the end of the drain for the deregistration and the last confirms.
 const DRAIN_RESERVE: Duration = Duration::from_millis(1500);
-
-/// Counters of the fleet loop (exported as metrics by the local API).
-#[derive(Debug, Default)]
-pub struct FleetStats {
-    /// Keepalives confirmed by the broker.
-    pub keepalives: AtomicU64,
-    /// Reconnections after a lost session.
-    pub reconnects: AtomicU64,
-    /// Requests received (valid ones).
-    pub requests: AtomicU64,
-    /// Requests that arrived redelivered.
-    pub redelivered: AtomicU64,
-    /// Messages rejected as malformed.
-    pub rejected: AtomicU64,
-    /// Requests handed back (nack, requeue) because they had not started at drain.
-    pub handed_back: AtomicU64,
-}
 
 /// The back-off before reconnect attempt `n` (1-based): 2, 4, 6 … capped at 20 s.
 pub fn reconnect_delay(attempt: u32) -> Duration {
@@ -75,8 +58,10 @@ pub struct Fleet {
     tracker: TaskTracker,
     rejections: Arc<RejectionLog>,
     funnel: String,
-    /// Counters.
-    pub stats: Arc<FleetStats>,
+    /// Figures.
+    pub telemetry: Arc<Telemetry>,
+    /// The broker as the API sees it.
+    pub transport: Arc<crate::api::health::TransportView>,
 }
 
 /// Everything a running session owns that a pause or reload stops.
@@ -87,13 +72,21 @@ struct Activity {
 
 impl Fleet {
     /// Build the client from validated settings.
-    pub fn new(sources: Sources, env: HashMap<String, String>, settings: Settings) -> anyhow::Result<Self> {
+    pub fn new(
+        sources: Sources,
+        env: HashMap<String, String>,
+        settings: Settings,
+        telemetry: Arc<Telemetry>,
+    ) -> anyhow::Result<Self> {
         let concierge = settings.concierge().map_err(anyhow::Error::msg)?;
         let rabbitmq = settings.raw.get("rabbitmq").cloned().unwrap_or(Value::Null);
         let brokers = brokers(&rabbitmq, &concierge).map_err(anyhow::Error::msg)?;
-        let executor = Arc::new(Executor::new(executor_settings(&settings, &env)?));
-        let publisher =
-            Publisher::new(concierge.result_buffer, Duration::from_secs_f64(concierge.publish_timeout.max(0.1)));
+        let executor = Arc::new(Executor::new(executor_settings(&settings, &env, &telemetry)?));
+        let publisher = Publisher::new(
+            concierge.result_buffer,
+            Duration::from_secs_f64(concierge.publish_timeout.max(0.1)),
+            telemetry.clone(),
+        );
         let funnel = funnel_name(&settings.client_name(), now_epoch());
         Ok(Self {
             sources,
@@ -106,7 +99,8 @@ impl Fleet {
             tracker: TaskTracker::new(),
             rejections: Arc::default(),
             funnel,
-            stats: Arc::default(),
+            telemetry,
+            transport: Arc::default(),
         })
     }
 
@@ -129,6 +123,23 @@ impl Fleet {
             .unwrap_or_default()
     }
 
+    /// The client's name.
+    pub fn client_name(&self) -> String {
+        self.executor.client_name()
+    }
+
+    /// What the local API serves for this client: results go to the confirmed pipe.
+    pub fn api_state(&self) -> crate::api::ApiState {
+        crate::api::ApiState {
+            executor: self.executor.clone(),
+            sink: Arc::new(self.publisher.clone()),
+            settings: self.settings.raw.clone(),
+            telemetry: self.telemetry.clone(),
+            transport: Some(self.transport.clone()),
+            http: crate::api::HttpSocketSettings::from_client(&self.executor.client()),
+        }
+    }
+
     /// Run until a stop signal, then drain. Returns when the process may exit 0.
     pub async fn run(mut self, signals: Signals) {
         let publisher_stop = CancellationToken::new();
@@ -136,7 +147,7 @@ impl Fleet {
         let mut order: Vec<usize> = Vec::new();
         let mut attempt: u32 = 0;
         let mut ever_connected = false;
-        let mut current: Option<Session> = None;
+        let mut current: Option<Arc<Session>> = None;
 
         'connect: while !signals.stop.is_cancelled() {
             if order.is_empty() {
@@ -150,7 +161,7 @@ impl Fleet {
                 opened = Session::open(&broker, &name, self.prefetch(), self.op_timeout()) => opened,
             };
             let session = match opened {
-                Ok(session) => session,
+                Ok(session) => Arc::new(session),
                 Err(error) => {
                     attempt += 1;
                     let delay = reconnect_delay(attempt);
@@ -162,7 +173,7 @@ impl Fleet {
                 }
             };
             if ever_connected {
-                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.telemetry.reconnects.inc();
             }
             attempt = 0;
             ever_connected = true;
@@ -170,6 +181,7 @@ impl Fleet {
 
             let mut activity = match self.bootstrap(&session).await {
                 Ok(activity) => {
+                    self.transport_up(&session, &activity).await;
                     tracing::info!(subscriptions = ?self.subscriptions(), "bootstrap complete");
                     activity
                 }
@@ -203,7 +215,7 @@ impl Fleet {
             }
         }
 
-        self.drain(current.as_ref(), ever_connected).await;
+        self.drain(current.as_deref(), ever_connected).await;
         if let Some(session) = current {
             session.close().await;
         }
@@ -259,7 +271,7 @@ impl Fleet {
             publisher: self.publisher.clone(),
             tracker: self.tracker.clone(),
             rejections: self.rejections.clone(),
-            stats: self.stats.clone(),
+            telemetry: self.telemetry.clone(),
             manual_ack: self.concierge.ack == AckMode::AfterPublish,
             max_bytes: self.concierge.max_request_bytes,
             drain: stop.clone(),
@@ -291,7 +303,7 @@ impl Fleet {
     }
 
     async fn send_keepalive(&self, session: &Session) -> Result<(), TransportError> {
-        send_keepalive(session, &self.executor.client(), &self.stats).await
+        send_keepalive(session, &self.executor.client(), &self.telemetry).await
     }
 
     fn start_keepalives(&self, session: &Session, stop: &CancellationToken) {
@@ -299,7 +311,7 @@ impl Fleet {
         let broken = session.broken.clone();
         let stop = stop.clone();
         let executor = self.executor.clone();
-        let stats = self.stats.clone();
+        let telemetry = self.telemetry.clone();
         let timeout = session.op_timeout;
         tokio::spawn(async move {
             let period = Duration::from_secs(KEEPALIVE_INTERVAL_SECS);
@@ -313,7 +325,7 @@ impl Fleet {
                 let body = serde_json::to_vec(&keepalive_payload(&executor.client(), now_epoch())).unwrap_or_default();
                 match publish_confirmed(&channel, KEEPALIVES_EXCHANGE, &body, timeout).await {
                     Ok(()) => {
-                        stats.keepalives.fetch_add(1, Ordering::Relaxed);
+                        telemetry.keepalives.inc();
                     }
                     Err(error) => {
                         tracing::warn!(%error, "failed to publish keepalive");
@@ -348,7 +360,25 @@ impl Fleet {
     }
 
     /// Stop the session's activity and close it; results stay buffered.
+    /// Tell the API (health, `/info`) that the session is bootstrapped.
+    async fn transport_up(&self, session: &Arc<Session>, activity: &Activity) {
+        let subscriptions = self.subscriptions();
+        let mut queues: Vec<String> = subscriptions
+            .iter()
+            .map(|s| match crate::transport::Subscription::parse(s) {
+                crate::transport::Subscription::Shared(name) => name,
+                crate::transport::Subscription::Fanout(_) => self.funnel.clone(),
+            })
+            .collect();
+        queues.sort();
+        queues.dedup();
+        self.transport.up(session.clone(), activity.consumers.len(), queues.len()).await;
+        self.telemetry.connected.set(1);
+    }
+
     async fn pause(&self, session: &Session, activity: Option<Activity>) {
+        self.transport.down().await;
+        self.telemetry.connected.set(0);
         if let Some(activity) = activity {
             activity.stop.cancel();
         }
@@ -376,7 +406,7 @@ impl Fleet {
         if settings.client_name() != self.settings.client_name() {
             tracing::warn!("reload: client.name cannot change without a restart; keeping the old name");
         }
-        let mut executor_config = match executor_settings(&settings, &self.env) {
+        let mut executor_config = match executor_settings(&settings, &self.env, &self.telemetry) {
             Ok(c) => c,
             Err(error) => {
                 tracing::error!(%error, "reload failed; keeping the running configuration");
@@ -414,7 +444,11 @@ impl Fleet {
         self.start_keepalives(session, &stop);
         self.start_schedule(&stop);
         tracing::info!(subscriptions = ?new_subscriptions, "configuration reloaded");
-        Activity { stop, consumers }
+        let activity = Activity { stop, consumers };
+        if let Some(session) = self.transport.session().await {
+            self.transport_up(&session, &activity).await;
+        }
+        activity
     }
 
     /// Let running checks finish, publish their results and the deregistration, and wait
@@ -462,10 +496,10 @@ pub fn deregistration(client: &Object, now: i64) -> ResultPayload {
     ResultPayload::new(name, check, client.get("signature").and_then(Value::as_str))
 }
 
-async fn send_keepalive(session: &Session, client: &Object, stats: &FleetStats) -> Result<(), TransportError> {
+async fn send_keepalive(session: &Session, client: &Object, telemetry: &Telemetry) -> Result<(), TransportError> {
     let body = serde_json::to_vec(&keepalive_payload(client, now_epoch())).unwrap_or_default();
     session.publish(&session.channel, KEEPALIVES_EXCHANGE, &body).await?;
-    stats.keepalives.fetch_add(1, Ordering::Relaxed);
+    telemetry.keepalives.inc();
     Ok(())
 }
 
@@ -494,7 +528,7 @@ struct RequestContext {
     publisher: Publisher,
     tracker: TaskTracker,
     rejections: Arc<RejectionLog>,
-    stats: Arc<FleetStats>,
+    telemetry: Arc<Telemetry>,
     manual_ack: bool,
     max_bytes: usize,
     drain: CancellationToken,
@@ -505,7 +539,7 @@ impl RequestContext {
         let request = match requests::parse(&delivery.data, self.max_bytes) {
             Ok(request) => request,
             Err(rejection) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                self.telemetry.rejected.get_or_create(&vec![("reason", rejection.label().to_string())]).inc();
                 self.rejections.record(rejection, queue, &delivery.data);
                 if self.manual_ack {
                     let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
@@ -513,9 +547,9 @@ impl RequestContext {
                 return;
             }
         };
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.requests.inc();
         if delivery.redelivered {
-            self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
+            self.telemetry.redelivered.inc();
         }
         let ctx = self.clone();
         self.tracker.spawn(async move {
@@ -530,7 +564,7 @@ impl RequestContext {
                 }
                 Processed::Dropped => Ack::Ack,
                 Processed::NotStarted => {
-                    ctx.stats.handed_back.fetch_add(1, Ordering::Relaxed);
+                    ctx.telemetry.handed_back.inc();
                     Ack::Requeue
                 }
             };

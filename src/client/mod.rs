@@ -15,12 +15,14 @@ pub mod signals;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::checks::courier::DeliveryPlan;
 use crate::checks::executor::Processed;
 use crate::checks::{Executor, ExecutorSettings};
 use crate::config::Settings;
 use crate::proto::{Object, ResultPayload};
+use crate::telemetry::Telemetry;
 
 /// Where results go.
 pub trait Sink: Send + Sync {
@@ -95,7 +97,11 @@ pub async fn deliver(executor: &Executor, sink: &dyn Sink, check: Object, plan: 
 }
 
 /// What the executor needs from the settings. Writes `SENSU_LOADED_TEMPFILE`.
-pub fn executor_settings(settings: &Settings, env: &HashMap<String, String>) -> anyhow::Result<ExecutorSettings> {
+pub fn executor_settings(
+    settings: &Settings,
+    env: &HashMap<String, String>,
+    telemetry: &Arc<Telemetry>,
+) -> anyhow::Result<ExecutorSettings> {
     let concierge = settings.concierge().map_err(anyhow::Error::msg)?;
     let mut child_env = Vec::new();
     match settings.write_loaded_tempfile(env) {
@@ -109,12 +115,13 @@ pub fn executor_settings(settings: &Settings, env: &HashMap<String, String>) -> 
         builtin_limit: concierge.builtin_concurrency,
         env: child_env,
         builtins: crate::checks::builtins(),
+        telemetry: telemetry.clone(),
     })
 }
 
 /// Build the executor the settings describe.
 pub fn build_executor(settings: &Settings, env: &HashMap<String, String>) -> anyhow::Result<Executor> {
-    Ok(Executor::new(executor_settings(settings, env)?))
+    Ok(Executor::new(executor_settings(settings, env, &Arc::new(Telemetry::new()))?))
 }
 
 /// The payload for a check this client executed.

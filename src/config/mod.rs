@@ -17,6 +17,7 @@
 
 pub mod env;
 pub mod files;
+pub mod identity;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -111,6 +112,12 @@ pub struct ConciergeSettings {
     pub connect_timeout: f64,
     /// TLS defaults for `amqps` brokers (per-broker `ssl` hashes override them).
     pub tls: crate::transport::tls::TlsOptions,
+    /// Print CloudWatch Embedded Metric Format lines on stdout. Default false.
+    pub emf: bool,
+    /// Seconds between EMF lines. Default 60.
+    pub emf_interval: f64,
+    /// The `Service` dimension of EMF lines. Default `concierge`.
+    pub service_name: String,
 }
 
 impl Default for ConciergeSettings {
@@ -126,6 +133,9 @@ impl Default for ConciergeSettings {
             heartbeat: None,
             connect_timeout: 10.0,
             tls: crate::transport::tls::TlsOptions::default(),
+            emf: false,
+            emf_interval: 60.0,
+            service_name: "concierge".into(),
         }
     }
 }
@@ -180,6 +190,7 @@ impl Settings {
                 deep_merge_into(&mut raw, &doc);
             }
         }
+        expand_client_name(&mut raw, &sources.env)?;
         apply_overrides(&mut raw);
         Ok(Self { raw, loaded_files })
     }
@@ -260,6 +271,16 @@ fn defaults() -> Object {
         "checks": {}, "filters": {}, "mutators": {}, "handlers": {}, "extensions": {}
     });
     doc.as_object().cloned().unwrap_or_default()
+}
+
+/// Expand `{hostname}`, `{env:VAR}` and `{ecs_task_id}` in `client.name`.
+fn expand_client_name(raw: &mut Object, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    let Some(Value::Object(client)) = raw.get_mut("client") else { return Ok(()) };
+    let Some(Value::String(name)) = client.get("name") else { return Ok(()) };
+    let expanded = identity::expand(name, env, &hostname())
+        .map_err(|problem| ConfigError::Env { var: "client.name".into(), problem })?;
+    client.insert("name".into(), Value::String(expanded));
+    Ok(())
 }
 
 /// `client.subscriptions ||= []`, then `client:<name>` appended, de-duplicated.

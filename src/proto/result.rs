@@ -53,6 +53,14 @@ impl ResultPayload {
 /// `version` and `timestamp`, then redacted with `client.redact` or the default list.
 pub fn keepalive_payload(client: &Object, timestamp: i64) -> Value {
     let mut payload = client.clone();
+    // sensu-client writes the socket defaults into a configured `socket`/`http_socket`
+    // hash when it opens them, so they show in keepalives (never added when absent).
+    for (key, port) in [("socket", 3030), ("http_socket", 3031)] {
+        if let Some(Value::Object(scope)) = payload.get_mut(key) {
+            scope.entry("bind").or_insert_with(|| Value::from("127.0.0.1"));
+            scope.entry("port").or_insert_with(|| Value::from(port));
+        }
+    }
     payload.insert("version".into(), Value::String(SENSU_VERSION.to_string()));
     payload.insert("timestamp".into(), Value::from(timestamp));
     let payload = Value::Object(payload);
@@ -103,6 +111,16 @@ mod tests {
             serde_json::to_string(&k).unwrap(),
             r#"{"name":"i-424242","address":"127.0.0.1","version":"1.9.0","service":{"password":"REDACTED"},"subscriptions":["test","client:i-424242"],"timestamp":1575000000}"#
         );
+    }
+
+    // The captured sample: configured sockets show their defaults.
+    #[test]
+    fn keepalive_fills_configured_socket_defaults() {
+        let client = obj(json!({"name": "c", "socket": {}, "http_socket": {"port": 4031}}));
+        let k = keepalive_payload(&client, 1);
+        assert_eq!(serde_json::to_string(&k["socket"]).unwrap(), r#"{"bind":"127.0.0.1","port":3030}"#);
+        assert_eq!(k["http_socket"], json!({"port": 4031, "bind": "127.0.0.1"}));
+        assert!(keepalive_payload(&obj(json!({"name": "c"})), 1).get("socket").is_none());
     }
 
     #[test]

@@ -63,11 +63,12 @@ pub struct Publisher {
     timeout: Duration,
     /// Counters.
     pub stats: Arc<PublisherStats>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Publisher {
     /// A publisher keeping at most `capacity` results, waiting `timeout` for each confirm.
-    pub fn new(capacity: usize, timeout: Duration) -> Self {
+    pub fn new(capacity: usize, timeout: Duration, telemetry: Arc<crate::telemetry::Telemetry>) -> Self {
         Self {
             state: Arc::default(),
             wake: Arc::default(),
@@ -75,6 +76,7 @@ impl Publisher {
             capacity: capacity.max(1),
             timeout,
             stats: Arc::default(),
+            telemetry,
         }
     }
 
@@ -93,6 +95,7 @@ impl Publisher {
         };
         if let Some(oldest) = overflow {
             let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.telemetry.results_dropped.inc();
             tracing::warn!(
                 dropped_total = dropped,
                 capacity = self.capacity,
@@ -100,7 +103,8 @@ impl Publisher {
             );
             oldest.finish(false);
         } else {
-            self.stats.pending.fetch_add(1, Ordering::Relaxed);
+            let pending = self.stats.pending.fetch_add(1, Ordering::Relaxed) + 1;
+            self.telemetry.results_buffered.set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
         self.wake.notify_one();
         rx
@@ -198,7 +202,9 @@ impl Publisher {
         }
         failed.extend(batch);
         let (pendings, confirms): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        let waiting = tokio::time::Instant::now();
         let outcomes = tokio::time::timeout(self.timeout, join_all(confirms)).await;
+        self.telemetry.confirm_latency.observe(waiting.elapsed().as_secs_f64());
         let outcomes: Vec<bool> = match outcomes {
             Ok(results) => results.into_iter().map(|r| r.is_ok_and(|c| c.is_ack())).collect(),
             Err(_) => {
@@ -210,7 +216,10 @@ impl Publisher {
         for (pending, acked) in pendings.into_iter().zip(outcomes) {
             if acked {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
-                if self.stats.pending.fetch_sub(1, Ordering::Relaxed) == 1 {
+                self.telemetry.results_published.inc();
+                let before = self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                self.telemetry.results_buffered.set(i64::try_from(before.saturating_sub(1)).unwrap_or(i64::MAX));
+                if before == 1 {
                     self.idle.notify_waiters();
                 }
                 pending.finish(true);

@@ -221,6 +221,9 @@ impl Client {
             .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
             .env("CONCIERGE_LOG_LEVEL", "debug")
             .env("CONCIERGE_PUBLISH_TIMEOUT", "5")
+            // Many clients run at once: let each bind free ports for its sockets.
+            .env("CONCIERGE_SOCKET_PORT", "0")
+            .env("CONCIERGE_HTTP_SOCKET_PORT", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -253,6 +256,15 @@ impl Client {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The address a socket bound (from the log): `"HTTP socket listening"` or
+    /// `"listening for check results (TCP and UDP)"`.
+    pub async fn bound(&self, message: &str) -> std::net::SocketAddr {
+        self.wait_log(message, 1, Duration::from_secs(20)).await;
+        let line = self.logs().lines().find(|l| l.contains(&format!("\"message\":\"{message}"))).unwrap().to_string();
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        doc["bound"].as_str().unwrap().parse().unwrap()
     }
 
     /// Wait until subscribed (bootstrap complete).

@@ -1,0 +1,84 @@
+//! Whether this replica can do work: connected to the broker, a consumer on every
+//! subscription, and no check stuck past its time. `/healthz` answers 200 or 503 with
+//! the reason, and `concierge health` turns that into an exit code for a Docker
+//! `HEALTHCHECK`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+use crate::checks::Executor;
+use crate::transport::session::Session;
+
+/// A check without a timeout counts as stuck after this long.
+pub const STUCK_WITHOUT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Time allowed beyond a check's own timeout (the TERM→KILL grace and some slack).
+pub const STUCK_GRACE: Duration = Duration::from_secs(30);
+
+/// The fleet loop's view of the broker, shared with the API.
+#[derive(Default)]
+pub struct TransportView {
+    session: RwLock<Option<Arc<Session>>>,
+    subscribed: AtomicBool,
+    consumers: AtomicUsize,
+    expected: AtomicUsize,
+}
+
+impl TransportView {
+    /// A session is up and bootstrapped with `consumers` of `expected` queues consumed.
+    pub async fn up(&self, session: Arc<Session>, consumers: usize, expected: usize) {
+        *self.session.write().await = Some(session);
+        self.consumers.store(consumers, Ordering::Relaxed);
+        self.expected.store(expected, Ordering::Relaxed);
+        self.subscribed.store(consumers >= expected, Ordering::Relaxed);
+    }
+
+    /// The session is gone.
+    pub async fn down(&self) {
+        *self.session.write().await = None;
+        self.subscribed.store(false, Ordering::Relaxed);
+        self.consumers.store(0, Ordering::Relaxed);
+    }
+
+    /// The current session, if connected.
+    pub async fn session(&self) -> Option<Arc<Session>> {
+        self.session.read().await.clone().filter(|s| s.connected())
+    }
+}
+
+/// The health verdict and its JSON document.
+pub async fn check(executor: &Executor, transport: Option<&TransportView>) -> (bool, Value) {
+    let mut problems = Vec::new();
+    let mut doc = json!({});
+    if let Some(t) = transport {
+        let connected = t.session().await.is_some();
+        let (consumers, expected) = (t.consumers.load(Ordering::Relaxed), t.expected.load(Ordering::Relaxed));
+        doc["transport"] = json!({"connected": connected, "consumers": consumers, "subscriptions_queues": expected});
+        if !connected {
+            problems.push("not connected to the broker".to_string());
+        } else if !t.subscribed.load(Ordering::Relaxed) {
+            problems.push(format!("consuming {consumers} of {expected} subscription queues"));
+        }
+    } else {
+        doc["mode"] = json!("local");
+    }
+    if let Some((key, running, timeout)) = executor.oldest_running() {
+        let limit = timeout.map_or(STUCK_WITHOUT_TIMEOUT, |t| t + STUCK_GRACE);
+        doc["oldest_check"] = json!({"check": key, "running_seconds": running.as_secs_f64()});
+        if running > limit {
+            problems.push(format!("check {key} has been running for {} s", running.as_secs()));
+        }
+    }
+    let (busy, capacity) = (executor.busy(), executor.capacity());
+    doc["slots"] =
+        json!({"command": {"busy": busy.0, "total": capacity.0}, "builtin": {"busy": busy.1, "total": capacity.1}});
+    let healthy = problems.is_empty();
+    doc["status"] = json!(if healthy { "ok" } else { "unhealthy" });
+    if !healthy {
+        doc["reason"] = json!(problems.join("; "));
+    }
+    (healthy, doc)
+}

@@ -1,0 +1,143 @@
+//! The local API, as sensu-client has it, plus what a container fleet needs:
+//!
+//! * [`socket`]: the JSON socket (TCP and UDP, default 127.0.0.1:3030): `ping`/`pong`,
+//!   results in, `ok`/`invalid` out;
+//! * [`http`]: the HTTP socket (default 127.0.0.1:3031): `/info`, `/results`,
+//!   `/settings`, `/brew`, and Concierge's `/healthz` and `/metrics`;
+//! * [`health`]: whether this replica can do work.
+//!
+//! Both sockets are bound at start-up, before the broker is reached (sensu-client waits
+//! for the transport), so `/healthz` can say "not connected" instead of refusing the
+//! connection; results that arrive meanwhile are buffered like any other.
+
+pub mod health;
+pub mod http;
+pub mod socket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::Executor;
+use crate::client::Sink;
+use crate::proto::{Object, ResultPayload, now_epoch, validate::validate_result};
+use crate::telemetry::Telemetry;
+
+/// Default JSON socket port (`client.socket.port`).
+pub const DEFAULT_SOCKET_PORT: u16 = 3030;
+/// Default HTTP socket port (`client.http_socket.port`).
+pub const DEFAULT_HTTP_PORT: u16 = 3031;
+/// Default bind address of both sockets.
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+
+/// What the API handlers share.
+pub struct ApiState {
+    /// The client's executor (client settings, slots).
+    pub executor: Arc<Executor>,
+    /// Where results received locally go.
+    pub sink: Arc<dyn Sink>,
+    /// The whole settings, for `/settings`.
+    pub settings: Object,
+    /// Figures.
+    pub telemetry: Arc<Telemetry>,
+    /// The broker side, when there is one.
+    pub transport: Option<Arc<health::TransportView>>,
+    /// HTTP socket credentials and policy.
+    pub http: HttpSocketSettings,
+}
+
+/// `client.http_socket` user, password and `protect_all_endpoints`.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSocketSettings {
+    /// Basic auth user.
+    pub user: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// Require auth on `/info` and `/results` too.
+    pub protect_all_endpoints: bool,
+}
+
+impl HttpSocketSettings {
+    /// From the `client.http_socket` scope.
+    pub fn from_client(client: &Object) -> Self {
+        let http = client.get("http_socket").and_then(Value::as_object);
+        let text = |key: &str| http.and_then(|h| h.get(key)).and_then(Value::as_str).map(str::to_string);
+        Self {
+            user: text("user"),
+            password: text("password"),
+            protect_all_endpoints: http.and_then(|h| h.get("protect_all_endpoints")) == Some(&Value::Bool(true)),
+        }
+    }
+}
+
+/// Where a socket listens, from `client.socket` / `client.http_socket`; `None` when
+/// `enabled` is false.
+pub fn listen_address(client: &Object, key: &str, default_port: u16) -> Result<Option<SocketAddr>, String> {
+    let scope = client.get(key).and_then(Value::as_object);
+    if scope.and_then(|s| s.get("enabled")) == Some(&Value::Bool(false)) {
+        return Ok(None);
+    }
+    let bind = scope.and_then(|s| s.get("bind")).and_then(Value::as_str).unwrap_or(DEFAULT_BIND);
+    let port = scope.and_then(|s| s.get("port")).and_then(Value::as_u64).unwrap_or(u64::from(default_port));
+    let port = u16::try_from(port).map_err(|_| format!("client.{key}.port {port} is not a port"))?;
+    let ip: std::net::IpAddr = bind.parse().map_err(|_| format!("client.{key}.bind {bind:?} is not an IP address"))?;
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+/// Why a locally received result was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalResultError {
+    /// Not a JSON object (or an array element that is not).
+    NotAnObject,
+    /// A validation rule failed (Sensu's message).
+    Invalid(&'static str),
+}
+
+/// `Sensu::Client::CheckUtils#process_check_result`: `status ||= 0`, `executed ||= now`,
+/// validate, then publish with `issued` = now (no token substitution, an empty `source`
+/// kept). Results before a failing element of an array have already been published.
+pub async fn process_local_results(state: &ApiState, value: Value) -> Result<(), LocalResultError> {
+    let items = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    for item in items {
+        let Value::Object(mut check) = item else { return Err(LocalResultError::NotAnObject) };
+        if check.get("status").is_none_or(|s| s.is_null() || s == &Value::Bool(false)) {
+            check.insert("status".into(), 0.into());
+        }
+        if check.get("executed").is_none_or(|s| s.is_null() || s == &Value::Bool(false)) {
+            check.insert("executed".into(), now_epoch().into());
+        }
+        validate_result(&check).map_err(LocalResultError::Invalid)?;
+        check.insert("issued".into(), now_epoch().into());
+        state.telemetry.local_results.inc();
+        let payload =
+            ResultPayload::verbatim(&state.executor.client_name(), check, state.executor.signature().as_deref());
+        // "ok" means queued for publishing, as in Sensu: do not wait for the broker.
+        let sink = state.sink.clone();
+        tokio::spawn(async move {
+            sink.publish(payload).await;
+        });
+    }
+    Ok(())
+}
+
+/// Start both sockets (those enabled). Returns the addresses actually bound.
+pub async fn start(state: Arc<ApiState>, shutdown: CancellationToken) -> Result<Vec<SocketAddr>, String> {
+    let client = state.executor.client();
+    let mut bound = Vec::new();
+    if let Some(addr) = listen_address(&client, "socket", DEFAULT_SOCKET_PORT)? {
+        bound.push(
+            socket::start(addr, state.clone(), shutdown.clone()).await.map_err(|e| format!("socket {addr}: {e}"))?,
+        );
+    }
+    if let Some(addr) = listen_address(&client, "http_socket", DEFAULT_HTTP_PORT)? {
+        bound.push(
+            http::start(addr, state.clone(), shutdown.clone()).await.map_err(|e| format!("http_socket {addr}: {e}"))?,
+        );
+    }
+    Ok(bound)
+}

@@ -1,0 +1,126 @@
+//! The JSON socket (`Sensu::Client::Socket`), TCP and UDP on the same address.
+//!
+//! TCP: received bytes accumulate; after every chunk a 0.5 s watchdog restarts, `ping`
+//! (whitespace-trimmed) is answered `pong`, and the whole buffer is tried as JSON. Once
+//! it parses, the result (or array of results) is processed and answered `ok`, or
+//! `invalid` if it fails validation; if it never parses, the watchdog answers `invalid`.
+//! Replies are bare words without a newline, and the connection is then closed.
+//! UDP: each datagram is processed alone and never answered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use super::{ApiState, LocalResultError, process_local_results};
+
+/// sensu-client's watchdog: silence this long after a chunk ends the exchange.
+pub const WATCHDOG: Duration = Duration::from_millis(500);
+/// A connection that sends nothing at all is closed after this long.
+const IDLE: Duration = Duration::from_secs(60);
+/// Largest buffer accepted on one connection.
+const MAX_BUFFER: usize = 16 * 1024 * 1024;
+
+/// Bind TCP and UDP on `addr` and serve until `shutdown`. Returns the TCP address.
+pub async fn start(addr: SocketAddr, state: Arc<ApiState>, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+    let tcp = TcpListener::bind(addr).await?;
+    let bound = tcp.local_addr()?;
+    let udp = UdpSocket::bind(bound).await?;
+    let tcp_state = state.clone();
+    let tcp_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tcp_shutdown.cancelled() => return,
+                accepted = tcp.accept() => {
+                    if let Ok((stream, peer)) = accepted {
+                        tokio::spawn(serve_tcp(stream, peer, tcp_state.clone()));
+                    }
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = udp.recv_from(&mut buf) => {
+                    if let Ok((n, peer)) = received {
+                        serve_datagram(&buf[..n], peer, &state).await;
+                    }
+                }
+            }
+        }
+    });
+    tracing::info!(%bound, "listening for check results (TCP and UDP)");
+    Ok(bound)
+}
+
+async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, state: Arc<ApiState>) {
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16384];
+    loop {
+        let wait = if buffer.is_empty() { IDLE } else { WATCHDOG };
+        let n = match tokio::time::timeout(wait, stream.read(&mut chunk)).await {
+            Err(_) => {
+                if !buffer.is_empty() {
+                    tracing::warn!(%peer, "discarding data buffer for sender and closing connection");
+                    let _ = stream.write_all(b"invalid").await;
+                }
+                break;
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+        if buffer.len() > MAX_BUFFER {
+            let _ = stream.write_all(b"invalid").await;
+            break;
+        }
+        if String::from_utf8_lossy(&buffer).trim() == "ping" {
+            let _ = stream.write_all(b"pong").await;
+            break;
+        }
+        if std::str::from_utf8(&buffer).is_err() {
+            tracing::warn!(%peer, "data from socket is not a valid UTF-8 sequence, processing it anyways");
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(&buffer) else { continue };
+        let reply: &[u8] = match process_local_results(&state, value).await {
+            Ok(()) => b"ok",
+            Err(error) => {
+                log_failure(peer, &error);
+                b"invalid"
+            }
+        };
+        let _ = stream.write_all(reply).await;
+        break;
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_datagram(data: &[u8], peer: SocketAddr, state: &ApiState) {
+    if String::from_utf8_lossy(data).trim() == "ping" {
+        return;
+    }
+    match serde_json::from_slice::<Value>(data) {
+        Ok(value) => {
+            if let Err(error) = process_local_results(state, value).await {
+                log_failure(peer, &error);
+            }
+        }
+        Err(_) => tracing::warn!(%peer, "discarding data buffer for sender (not JSON)"),
+    }
+}
+
+fn log_failure(peer: SocketAddr, error: &LocalResultError) {
+    let message = match error {
+        LocalResultError::NotAnObject => "check result must be a JSON object",
+        LocalResultError::Invalid(message) => message,
+    };
+    tracing::warn!(%peer, error = message, "failed to process check result from socket");
+}

@@ -1,0 +1,269 @@
+//! Concierge's own figures, in one registry (prometheus-client), exported as Prometheus
+//! text on `/metrics` and, optionally, as CloudWatch Embedded Metric Format lines.
+//!
+//! These are the figures to scale a fleet on. Two gauges are meant to drive a scaling
+//! policy on their own:
+//! * `concierge_execution_slots_busy_ratio`: busy execution slots / all slots (0–1);
+//! * `concierge_lag_p95_seconds`: the 95th percentile of `executed − issued` over the
+//!   last minute (how late checks start compared with when the server asked).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Labels of a check outcome.
+pub type CheckLabels = Vec<(&'static str, String)>;
+
+/// How far back the lag percentile looks.
+const LAG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Every figure Concierge exports.
+pub struct Telemetry {
+    /// Checks run, by `kind` (command, http, dns, tls, courier) and `status`.
+    pub checks: Family<CheckLabels, Counter>,
+    /// Check duration, by kind.
+    pub duration: Family<CheckLabels, Histogram>,
+    /// `executed − issued` of each request, seconds.
+    pub lag: Histogram,
+    /// Time a request waited for an execution slot, seconds.
+    pub queue_wait: Histogram,
+    /// Executions running, by kind (`command`, `builtin`).
+    pub in_flight: Family<CheckLabels, Gauge>,
+    /// Execution slots, by kind.
+    pub slots: Family<CheckLabels, Gauge>,
+    /// Busy slots / all slots.
+    pub busy_ratio: Gauge<f64, AtomicU64>,
+    /// p95 of the lag over the last minute.
+    pub lag_p95: Gauge<f64, AtomicU64>,
+    /// Check requests received from subscriptions.
+    pub requests: Counter,
+    /// Requests that arrived redelivered (another replica died or handed them back).
+    pub redelivered: Counter,
+    /// Malformed messages rejected, by reason.
+    pub rejected: Family<CheckLabels, Counter>,
+    /// Requests handed back at drain.
+    pub handed_back: Counter,
+    /// Requests dropped because the same check was still running.
+    pub duplicates_dropped: Counter,
+    /// Results confirmed by the broker.
+    pub results_published: Counter,
+    /// Results waiting for the broker (buffered or in flight).
+    pub results_buffered: Gauge,
+    /// Results dropped because the buffer was full.
+    pub results_dropped: Counter,
+    /// Publish → confirm latency, seconds.
+    pub confirm_latency: Histogram,
+    /// Reconnections after a lost session.
+    pub reconnects: Counter,
+    /// Keepalives confirmed.
+    pub keepalives: Counter,
+    /// 1 while both broker connections are up.
+    pub connected: Gauge,
+    /// Results received on the local socket and HTTP API.
+    pub local_results: Counter,
+    recent_lags: Mutex<VecDeque<(Instant, f64)>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// A fresh registry with every figure registered.
+    pub fn new() -> Self {
+        let duration_buckets = || Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        Self {
+            checks: Family::default(),
+            duration: Family::new_with_constructor(duration_buckets),
+            lag: Histogram::new([0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]),
+            queue_wait: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            in_flight: Family::default(),
+            slots: Family::default(),
+            busy_ratio: Gauge::default(),
+            lag_p95: Gauge::default(),
+            requests: Counter::default(),
+            redelivered: Counter::default(),
+            rejected: Family::default(),
+            handed_back: Counter::default(),
+            duplicates_dropped: Counter::default(),
+            results_published: Counter::default(),
+            results_buffered: Gauge::default(),
+            results_dropped: Counter::default(),
+            confirm_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            reconnects: Counter::default(),
+            keepalives: Counter::default(),
+            connected: Gauge::default(),
+            local_results: Counter::default(),
+            recent_lags: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("concierge");
+        r.register("checks", "Checks run, by kind and status", self.checks.clone());
+        r.register("check_duration_seconds", "Check duration, by kind", self.duration.clone());
+        r.register("lag_seconds", "executed - issued of each check request", self.lag.clone());
+        r.register("queue_wait_seconds", "Time a request waited for an execution slot", self.queue_wait.clone());
+        r.register("executions_in_flight", "Executions running, by kind", self.in_flight.clone());
+        r.register("execution_slots", "Execution slots, by kind", self.slots.clone());
+        r.register(
+            "execution_slots_busy_ratio",
+            "Busy execution slots / all slots (scale on this)",
+            self.busy_ratio.clone(),
+        );
+        r.register(
+            "lag_p95_seconds",
+            "95th percentile of the lag over the last minute (or scale on this)",
+            self.lag_p95.clone(),
+        );
+        r.register("requests", "Check requests received from subscriptions", self.requests.clone());
+        r.register("requests_redelivered", "Requests that arrived redelivered", self.redelivered.clone());
+        r.register("requests_rejected", "Malformed messages rejected, by reason", self.rejected.clone());
+        r.register("requests_handed_back", "Requests handed back (requeued) at drain", self.handed_back.clone());
+        r.register(
+            "requests_dropped_in_progress",
+            "Requests dropped because the check was still running",
+            self.duplicates_dropped.clone(),
+        );
+        r.register("results_published", "Results confirmed by the broker", self.results_published.clone());
+        r.register("results_buffered", "Results waiting for the broker", self.results_buffered.clone());
+        r.register("results_dropped", "Results dropped because the buffer was full", self.results_dropped.clone());
+        r.register("publish_confirm_seconds", "Publish to broker confirm latency", self.confirm_latency.clone());
+        r.register("reconnects", "Reconnections to the broker", self.reconnects.clone());
+        r.register("keepalives", "Keepalives confirmed by the broker", self.keepalives.clone());
+        r.register("transport_connected", "1 while connected to the broker", self.connected.clone());
+        r.register("local_results", "Results received on the local socket and HTTP API", self.local_results.clone());
+        r
+    }
+
+    /// A check finished.
+    pub fn check_finished(&self, kind: &str, status: i64, seconds: f64) {
+        let status = match status {
+            0 => "ok",
+            1 => "warning",
+            2 => "critical",
+            _ => "unknown",
+        };
+        self.checks.get_or_create(&vec![("kind", kind.to_string()), ("status", status.to_string())]).inc();
+        self.duration.get_or_create(&vec![("kind", kind.to_string())]).observe(seconds);
+    }
+
+    /// A request started `lag` seconds after it was issued.
+    pub fn lag_observed(&self, lag: f64) {
+        let lag = lag.max(0.0);
+        self.lag.observe(lag);
+        if let Ok(mut recent) = self.recent_lags.lock() {
+            let now = Instant::now();
+            recent.push_back((now, lag));
+            while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > LAG_WINDOW) || recent.len() > 10_000 {
+                recent.pop_front();
+            }
+        }
+    }
+
+    /// Update the slot gauges.
+    pub fn slots_used(&self, commands: (usize, usize), builtins: (usize, usize)) {
+        let set = |family: &Family<CheckLabels, Gauge>, kind: &str, v: usize| {
+            family.get_or_create(&vec![("kind", kind.to_string())]).set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.in_flight, "command", commands.0);
+        set(&self.in_flight, "builtin", builtins.0);
+        set(&self.slots, "command", commands.1);
+        set(&self.slots, "builtin", builtins.1);
+        let total = (commands.1 + builtins.1).max(1) as f64;
+        self.busy_ratio.set((commands.0 + builtins.0) as f64 / total);
+    }
+
+    /// Recompute the windowed lag percentile.
+    fn refresh_lag_p95(&self) {
+        let now = Instant::now();
+        let mut lags: Vec<f64> = match self.recent_lags.lock() {
+            Ok(recent) => {
+                recent.iter().filter(|(t, _)| now.duration_since(*t) <= LAG_WINDOW).map(|(_, l)| *l).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if lags.is_empty() {
+            self.lag_p95.set(0.0);
+            return;
+        }
+        lags.sort_by(f64::total_cmp);
+        let index = ((lags.len() as f64) * 0.95).ceil() as usize;
+        self.lag_p95.set(lags[index.saturating_sub(1).min(lags.len() - 1)]);
+    }
+
+    /// Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        self.refresh_lag_p95();
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry());
+        out
+    }
+
+    /// One CloudWatch Embedded Metric Format document with the scaling figures.
+    pub fn emf(&self, service: &str, client: &str) -> String {
+        self.refresh_lag_p95();
+        let timestamp = chrono::Utc::now().timestamp_millis();
+        serde_json::json!({
+            "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+                "Namespace": "Concierge",
+                "Dimensions": [["Service"]],
+                "Metrics": [
+                    {"Name": "ExecutionSlotsBusyRatio", "Unit": "None"},
+                    {"Name": "LagP95", "Unit": "Seconds"},
+                    {"Name": "ResultsBuffered", "Unit": "Count"},
+                    {"Name": "Connected", "Unit": "None"}
+                ]
+            }]},
+            "Service": service,
+            "Client": client,
+            "ExecutionSlotsBusyRatio": self.busy_ratio.get(),
+            "LagP95": self.lag_p95.get(),
+            "ResultsBuffered": self.results_buffered.get(),
+            "Connected": self.connected.get(),
+        })
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_scaling_gauges() {
+        let t = Telemetry::new();
+        t.check_finished("http", 0, 0.02);
+        t.check_finished("command", 2, 1.5);
+        for lag in [0.0, 1.0, 1.0, 2.0, 30.0] {
+            t.lag_observed(lag);
+        }
+        t.slots_used((3, 12), (1, 500));
+        let text = t.render();
+        assert!(text.contains("concierge_checks_total{kind=\"http\",status=\"ok\"} 1"), "{text}");
+        assert!(text.contains("concierge_check_duration_seconds_count{kind=\"command\"} 1"));
+        assert!(text.contains("concierge_lag_p95_seconds 30.0"));
+        assert!(text.contains("concierge_execution_slots_busy_ratio 0.0078125"));
+        assert!(text.contains("concierge_executions_in_flight{kind=\"command\"} 3"));
+        assert!(text.ends_with("# EOF\n"));
+        let emf: serde_json::Value = serde_json::from_str(&t.emf("probes", "p1")).unwrap();
+        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Concierge");
+        assert_eq!(emf["LagP95"], 30.0);
+    }
+}
