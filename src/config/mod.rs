@@ -110,6 +110,10 @@ pub struct ConciergeSettings {
     pub heartbeat: Option<u16>,
     /// Seconds to connect to a broker (TCP, TLS, AMQP handshake). Default 10.
     pub connect_timeout: f64,
+    /// AMQP `frame_max` Concierge proposes when the broker setting has none. Default
+    /// 16384: lapin keeps 32 frames of buffer per direction and connection, so the
+    /// amqp gem's 131072 would cost 16 MB of memory for nothing a check runner needs.
+    pub frame_max: u32,
     /// TLS defaults for `amqps` brokers (per-broker `ssl` hashes override them).
     pub tls: crate::transport::tls::TlsOptions,
     /// Print CloudWatch Embedded Metric Format lines on stdout. Default false.
@@ -132,6 +136,7 @@ impl Default for ConciergeSettings {
             max_request_bytes: 1024 * 1024,
             heartbeat: None,
             connect_timeout: 10.0,
+            frame_max: 16_384,
             tls: crate::transport::tls::TlsOptions::default(),
             emf: false,
             emf_interval: 60.0,

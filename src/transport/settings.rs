@@ -54,6 +54,9 @@ fn broker(value: &Value, concierge: &ConciergeSettings) -> Result<Broker, String
             if uri.query.heartbeat.is_none() {
                 uri.query.heartbeat = concierge.heartbeat;
             }
+            if uri.query.frame_max.is_none() {
+                uri.query.frame_max = Some(concierge.frame_max);
+            }
             let tls = (uri.scheme == AMQPScheme::AMQPS).then(|| concierge.tls.clone());
             Ok(Broker { uri, prefetch: concierge.prefetch, tls, connect_timeout })
         }
@@ -99,7 +102,9 @@ fn broker(value: &Value, concierge: &ConciergeSettings) -> Result<Broker, String
                 vhost: string("vhost")?.unwrap_or_else(|| "/".into()),
                 query: AMQPQueryString {
                     heartbeat,
-                    frame_max: int("frame_max")?.map(|f| f.min(u64::from(u32::MAX)) as u32),
+                    frame_max: Some(
+                        int("frame_max")?.map_or(concierge.frame_max, |f| f.min(u64::from(u32::MAX)) as u32),
+                    ),
                     ..AMQPQueryString::default()
                 },
             };
