@@ -167,6 +167,20 @@ fn split_header(h: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{h:?} is not \"Name: value\""))
 }
 
+/// `"Name: value"` flags as a `{"Name": "value"}` parameter (nothing when there are none).
+fn set_headers(params: &mut Object, key: &str, flags: &[String]) -> Result<(), String> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let mut headers = Object::new();
+    for flag in flags {
+        let (name, value) = split_header(flag)?;
+        headers.insert(name, value.into());
+    }
+    params.insert(key.into(), Value::Object(headers));
+    Ok(())
+}
+
 fn finish(kind: &str, mut params: Object, common: &Common) -> Result<Object, String> {
     set(&mut params, "timeout", common.timeout.map(Value::from));
     for p in &common.params {
@@ -190,14 +204,7 @@ impl HttpArgs {
         let mut p = Object::new();
         p.insert("url".into(), self.url.clone().into());
         set(&mut p, "method", self.method.clone().map(Value::from));
-        if !self.headers.is_empty() {
-            let mut headers = Object::new();
-            for h in &self.headers {
-                let (n, v) = split_header(h)?;
-                headers.insert(n, v.into());
-            }
-            p.insert("headers".into(), Value::Object(headers));
-        }
+        set_headers(&mut p, "headers", &self.headers)?;
         set(&mut p, "body", self.body.clone().map(Value::from));
         if !self.status.is_empty() {
             let codes: Vec<Value> =
@@ -209,14 +216,7 @@ impl HttpArgs {
         }
         set(&mut p, "body_match", self.body_match.clone().map(Value::from));
         set(&mut p, "body_not_match", self.body_not_match.clone().map(Value::from));
-        if !self.headers_match.is_empty() {
-            let mut rules = Object::new();
-            for h in &self.headers_match {
-                let (n, v) = split_header(h)?;
-                rules.insert(n, v.into());
-            }
-            p.insert("headers_match".into(), Value::Object(rules));
-        }
+        set_headers(&mut p, "headers_match", &self.headers_match)?;
         set(&mut p, "user", self.user.clone().map(Value::from));
         set(&mut p, "password", self.password.clone().map(Value::from));
         set(&mut p, "bearer_token", self.bearer.clone().map(Value::from));
@@ -323,14 +323,7 @@ impl DiscoverArgs {
         let mut p = Object::new();
         p.insert("url".into(), self.url.clone().into());
         set(&mut p, "format", self.format.clone().map(Value::from));
-        if !self.headers.is_empty() {
-            let mut headers = Object::new();
-            for h in &self.headers {
-                let (n, v) = split_header(h)?;
-                headers.insert(n, v.into());
-            }
-            p.insert("headers".into(), Value::Object(headers));
-        }
+        set_headers(&mut p, "headers", &self.headers)?;
         set(&mut p, "user", self.user.clone().map(Value::from));
         set(&mut p, "password", self.password.clone().map(Value::from));
         set(&mut p, "bearer_token", self.bearer.clone().map(Value::from));
