@@ -103,26 +103,40 @@ pub async fn process_local_results(state: &ApiState, value: Value) -> Result<(),
         Value::Array(items) => items,
         other => vec![other],
     };
+    let mut accepted = Vec::with_capacity(items.len());
+    let mut outcome = Ok(());
     for item in items {
-        let Value::Object(mut check) = item else { return Err(LocalResultError::NotAnObject) };
+        let Value::Object(mut check) = item else {
+            outcome = Err(LocalResultError::NotAnObject);
+            break;
+        };
         if check.get("status").is_none_or(|s| s.is_null() || s == &Value::Bool(false)) {
             check.insert("status".into(), 0.into());
         }
         if check.get("executed").is_none_or(|s| s.is_null() || s == &Value::Bool(false)) {
             check.insert("executed".into(), now_epoch().into());
         }
-        validate_result(&check).map_err(LocalResultError::Invalid)?;
+        if let Err(message) = validate_result(&check) {
+            outcome = Err(LocalResultError::Invalid(message));
+            break;
+        }
         check.insert("issued".into(), now_epoch().into());
         state.telemetry.local_results.inc();
-        let payload =
-            ResultPayload::verbatim(&state.executor.client_name(), check, state.executor.signature().as_deref());
-        // "ok" means queued for publishing, as in Sensu: do not wait for the broker.
-        let sink = state.sink.clone();
-        tokio::spawn(async move {
-            sink.publish(payload).await;
-        });
+        accepted.push(ResultPayload::verbatim(
+            &state.executor.client_name(),
+            check,
+            state.executor.signature().as_deref(),
+        ));
     }
-    Ok(())
+    // "ok" means queued for publishing, as in Sensu: do not wait for the broker, but keep
+    // the order of an array's elements (those before a failing one are published too).
+    let sink = state.sink.clone();
+    tokio::spawn(async move {
+        for payload in accepted {
+            sink.publish(payload).await;
+        }
+    });
+    outcome
 }
 
 /// Start both sockets (those enabled). Returns the addresses actually bound.
