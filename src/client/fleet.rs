@@ -215,7 +215,7 @@ impl Fleet {
             }
         }
 
-        self.drain(current.as_deref(), ever_connected).await;
+        self.drain(ever_connected).await;
         if let Some(session) = current {
             session.close().await;
         }
@@ -453,7 +453,7 @@ impl Fleet {
 
     /// Let running checks finish, publish their results and the deregistration, and wait
     /// for the broker's confirms, all within `concierge.drain_grace`.
-    async fn drain(&self, session: Option<&Session>, ever_connected: bool) {
+    async fn drain(&self, ever_connected: bool) {
         let grace = Duration::from_secs_f64(self.concierge.drain_grace.max(0.0));
         let deadline = tokio::time::Instant::now() + grace;
         self.tracker.close();
@@ -475,7 +475,6 @@ impl Fleet {
         if !self.publisher.flushed(remaining).await {
             tracing::warn!(unpublished = self.publisher.pending(), "results not confirmed by the broker are lost");
         }
-        let _ = session;
     }
 }
 
