@@ -4,13 +4,9 @@ mod support;
 
 use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
-use regex::Regex;
 use serde_json::{Value, json};
 use support::dns::TestDns;
-
-fn obj(v: Value) -> Object {
-    v.as_object().cloned().unwrap()
-}
+use support::{assert_output, obj, output};
 
 async fn dns(params: Value) -> Object {
     let executor = Executor::new(ExecutorSettings {
@@ -20,14 +16,6 @@ async fn dns(params: Value) -> Object {
         ..ExecutorSettings::default()
     });
     executor.process(obj(json!({"name": "resolve", "extension": "dns", "dns": params, "issued": 1}))).await.unwrap()
-}
-
-fn output(r: &Object) -> &str {
-    r["output"].as_str().unwrap()
-}
-
-fn assert_output(r: &Object, pattern: &str) {
-    assert!(Regex::new(pattern).unwrap().is_match(output(r)), "output {:?} does not match {pattern}", output(r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

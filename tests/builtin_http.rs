@@ -5,13 +5,9 @@ mod support;
 
 use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
-use regex::Regex;
 use serde_json::{Value, json};
 use support::web::{CertKind, TestCa, TestServer};
-
-fn obj(v: Value) -> Object {
-    v.as_object().cloned().unwrap()
-}
+use support::{assert_output, obj, output};
 
 fn executor() -> Executor {
     Executor::new(ExecutorSettings {
@@ -25,15 +21,6 @@ fn executor() -> Executor {
 
 async fn http(params: Value) -> Object {
     executor().process(obj(json!({"name": "api", "extension": "http", "http": params, "issued": 1}))).await.unwrap()
-}
-
-fn output(r: &Object) -> &str {
-    r["output"].as_str().unwrap()
-}
-
-fn assert_output(r: &Object, pattern: &str) {
-    let re = Regex::new(pattern).unwrap();
-    assert!(re.is_match(output(r)), "output {:?} does not match {pattern}", output(r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,15 +267,7 @@ async fn bad_parameters_are_unknown_not_panics() {
 fn cli_runs_the_same_check() {
     let server = TestServer::http_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("SENSU_CLIENT_NAME", "cli")
-            .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| support::cli_in(dir.path()).args(args).output().unwrap();
     let out = run(&["http", &server.url_for("/ok"), "--match", "hello", "--header-match", "X-Test: yes"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP OK: 200 in "));

@@ -6,13 +6,9 @@ mod support;
 
 use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
-use regex::Regex;
 use serde_json::{Value, json};
 use support::web::{CertKind, TestCa, TlsOnlyServer};
-
-fn obj(v: Value) -> Object {
-    v.as_object().cloned().unwrap()
-}
+use support::{assert_output, obj, output};
 
 async fn tls(params: Value) -> Object {
     let executor = Executor::new(ExecutorSettings {
@@ -22,14 +18,6 @@ async fn tls(params: Value) -> Object {
         ..ExecutorSettings::default()
     });
     executor.process(obj(json!({"name": "cert", "extension": "tls", "tls": params, "issued": 1}))).await.unwrap()
-}
-
-fn output(r: &Object) -> &str {
-    r["output"].as_str().unwrap()
-}
-
-fn assert_output(r: &Object, pattern: &str) {
-    assert!(Regex::new(pattern).unwrap().is_match(output(r)), "output {:?} does not match {pattern}", output(r));
 }
 
 struct Fixture {

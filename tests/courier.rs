@@ -13,10 +13,7 @@ use concierge::client::{Sink, deliver};
 use concierge::proto::{Object, ResultPayload};
 use serde_json::{Value, json};
 use support::fixtures::FixtureServer;
-
-fn obj(v: Value) -> Object {
-    v.as_object().cloned().unwrap()
-}
+use support::obj;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -256,15 +253,7 @@ fn cli_check_and_discover() {
         json!({"checks": {"orders": {"type": "metric", "extension": "courier", "courier": {"url": server.url("/actuator/prometheus"), "include": "^logback"}, "interval": 10}}}).to_string(),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("SENSU_CLIENT_NAME", "cli")
-            .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| support::cli_in(dir.path()).args(args).output().unwrap();
     let out = run(&["check", file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();

@@ -28,6 +28,29 @@ pub struct Common {
     pub timeout: Option<f64>,
 }
 
+/// Credentials of the built-ins that make HTTP requests (`http`, `courier discover`).
+#[derive(Debug, Clone, Args)]
+pub struct Auth {
+    /// Basic auth user
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Basic auth password
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Bearer token
+    #[arg(long)]
+    pub bearer: Option<String>,
+}
+
+impl Auth {
+    /// Set `user`, `password` and `bearer_token` in the check parameters.
+    fn apply(&self, params: &mut Object) {
+        set(params, "user", self.user.clone().map(Value::from));
+        set(params, "password", self.password.clone().map(Value::from));
+        set(params, "bearer_token", self.bearer.clone().map(Value::from));
+    }
+}
+
 /// `concierge http URL`.
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
@@ -57,15 +80,8 @@ pub struct HttpArgs {
     /// Response header that must match "Name: REGEX" (repeatable)
     #[arg(long = "header-match", value_name = "NAME: REGEX")]
     pub headers_match: Vec<String>,
-    /// Basic auth user
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Basic auth password
-    #[arg(long)]
-    pub password: Option<String>,
-    /// Bearer token
-    #[arg(long)]
-    pub bearer: Option<String>,
+    #[command(flatten)]
+    pub auth: Auth,
     /// Do not verify the TLS certificate
     #[arg(short = 'k', long)]
     pub insecure: bool,
@@ -217,9 +233,7 @@ impl HttpArgs {
         set(&mut p, "body_match", self.body_match.clone().map(Value::from));
         set(&mut p, "body_not_match", self.body_not_match.clone().map(Value::from));
         set_headers(&mut p, "headers_match", &self.headers_match)?;
-        set(&mut p, "user", self.user.clone().map(Value::from));
-        set(&mut p, "password", self.password.clone().map(Value::from));
-        set(&mut p, "bearer_token", self.bearer.clone().map(Value::from));
+        self.auth.apply(&mut p);
         let mut tls = Object::new();
         if self.insecure {
             tls.insert("insecure".into(), true.into());
@@ -300,15 +314,8 @@ pub struct DiscoverArgs {
     /// Request header "Name: value" (repeatable)
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// Basic auth user
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Basic auth password
-    #[arg(long)]
-    pub password: Option<String>,
-    /// Bearer token
-    #[arg(long)]
-    pub bearer: Option<String>,
+    #[command(flatten)]
+    pub auth: Auth,
     /// Do not verify the TLS certificate
     #[arg(short = 'k', long)]
     pub insecure: bool,
@@ -324,9 +331,7 @@ impl DiscoverArgs {
         p.insert("url".into(), self.url.clone().into());
         set(&mut p, "format", self.format.clone().map(Value::from));
         set_headers(&mut p, "headers", &self.headers)?;
-        set(&mut p, "user", self.user.clone().map(Value::from));
-        set(&mut p, "password", self.password.clone().map(Value::from));
-        set(&mut p, "bearer_token", self.bearer.clone().map(Value::from));
+        self.auth.apply(&mut p);
         if self.insecure {
             p.insert("tls".into(), json!({"insecure": true}));
         }

@@ -367,3 +367,26 @@ impl Proxy {
 pub fn path(dir: &tempfile::TempDir, rel: &str) -> PathBuf {
     dir.path().join(rel)
 }
+
+/// A JSON object literal as a Sensu object.
+pub fn obj(v: Value) -> concierge::proto::Object {
+    v.as_object().cloned().unwrap()
+}
+
+/// The `output` of a check result.
+pub fn output(r: &concierge::proto::Object) -> &str {
+    r["output"].as_str().unwrap()
+}
+
+/// Assert that a result's output matches `pattern`.
+pub fn assert_output(r: &concierge::proto::Object, pattern: &str) {
+    let re = regex::Regex::new(pattern).unwrap();
+    assert!(re.is_match(output(r)), "output {:?} does not match {pattern}", output(r));
+}
+
+/// The `concierge` binary run in `dir` as client `cli`, keeping its loaded-tempfile state there.
+pub fn cli_in(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concierge"));
+    cmd.current_dir(dir).env("SENSU_CLIENT_NAME", "cli").env("SENSU_LOADED_TEMPFILE_DIR", dir);
+    cmd
+}
