@@ -323,9 +323,7 @@ pub async fn scrape(p: &CourierParams) -> Result<Scraped, (&'static str, String)
 
 async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
     let name = check.get("name").and_then(Value::as_str).unwrap_or("courier").to_string();
-    let params = match plugin::parameters(&check, "courier")
-        .and_then(|v| CourierParams::deserialize(v).map_err(|e| e.to_string()))
-    {
+    let params = match plugin::parameters::<CourierParams>(&check, "courier") {
         Ok(p) => p,
         Err(problem) => return plugin::invalid_parameters("COURIER", problem),
     };

@@ -197,10 +197,7 @@ impl Builtin for Dns {
 
     fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
-            let query = match plugin::parameters(&check, "dns")
-                .and_then(|v| DnsParams::deserialize(v).map_err(|e| e.to_string()))
-                .and_then(DnsParams::compile)
-            {
+            let query = match plugin::parameters::<DnsParams>(&check, "dns").and_then(DnsParams::compile) {
                 Ok(q) => q,
                 Err(problem) => return plugin::invalid_parameters("DNS", problem),
             };

@@ -264,10 +264,7 @@ impl Builtin for Http {
 
     fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
-            let probe = match plugin::parameters(&check, "http")
-                .and_then(|v| HttpParams::deserialize(v).map_err(|e| e.to_string()))
-                .and_then(HttpParams::compile)
-            {
+            let probe = match plugin::parameters::<HttpParams>(&check, "http").and_then(HttpParams::compile) {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("HTTP", problem),
             };

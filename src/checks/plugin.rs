@@ -238,10 +238,10 @@ pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -
     }
 }
 
-/// The parameters object of a built-in (`check.<extension>`), as JSON.
-pub fn parameters<'a>(check: &'a Object, key: &str) -> Result<&'a Value, String> {
+/// The parameters object of a built-in (`check.<extension>`), deserialized.
+pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Result<P, String> {
     match check.get(key) {
-        Some(v @ Value::Object(_)) => Ok(v),
+        Some(v @ Value::Object(_)) => P::deserialize(v).map_err(|e| e.to_string()),
         Some(_) => Err(format!("`{key}` must be an object")),
         None => Err(format!("missing `{key}` object with the check's parameters")),
     }

@@ -106,10 +106,7 @@ impl Builtin for Tls {
 
     fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
-            let params = match plugin::parameters(&check, "tls")
-                .and_then(|v| TlsParams::deserialize(v).map_err(|e| e.to_string()))
-                .and_then(validate)
-            {
+            let params = match plugin::parameters::<TlsParams>(&check, "tls").and_then(validate) {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("TLS", problem),
             };
