@@ -262,6 +262,29 @@ async fn sigkill_mid_check_loses_no_request() {
     assert!(results.next_for(&a, Duration::from_millis(100)).await.is_none(), "the victim published nothing");
 }
 
+// Requests that wait for a command slot run in the order they arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_requests_run_in_arrival_order() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let name = unique("orderly");
+    let client = Client::start(&name, &["ordered"], &[("CONCIERGE_COMMAND_CONCURRENCY", "1")]);
+    client.ready().await;
+    let direct = format!("client:{name}");
+    for i in 0..8 {
+        let request = json!({"command": format!("sleep 0.05; echo q{i}"), "name": format!("q{i}"), "issued": 1});
+        server.publish_request(&direct, &request).await;
+    }
+    let order: Vec<String> = results
+        .collect_for(&name, 8, WAIT)
+        .await
+        .iter()
+        .map(|r| r["check"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
+    assert_eq!(order, expected, "{}", client.logs());
+}
+
 // Items 6; spec §4.3: SIGTERM lets running checks finish, publishes their results and
 // the deregistration, hands back what had not started, and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

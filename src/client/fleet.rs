@@ -350,7 +350,7 @@ impl Fleet {
             let executor = executor.clone();
             let publisher = publisher.clone();
             let drain = drain.clone();
-            tracker.spawn(async move {
+            super::spawn_in_order(&tracker, async move {
                 if let Processed::Result(check, plan) = executor.process_until(request, &drain).await {
                     super::deliver(&executor, &publisher, check, plan).await;
                 }
@@ -551,7 +551,7 @@ impl RequestContext {
             self.telemetry.redelivered.inc();
         }
         let ctx = self.clone();
-        self.tracker.spawn(async move {
+        super::spawn_in_order(&self.tracker, async move {
             let outcome = ctx.executor.process_until(request, &ctx.drain).await;
             let ack = match outcome {
                 Processed::Result(check, plan) => {

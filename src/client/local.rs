@@ -37,7 +37,10 @@ pub async fn run(settings: &Settings, executor: Arc<Executor>, shutdown: Cancell
         move |request: Object| {
             let executor = executor.clone();
             let sink = sink.clone();
-            tracker.spawn(async move { execute_and_publish(&executor, sink.as_ref(), request).await });
+            super::spawn_in_order(
+                &tracker,
+                async move { execute_and_publish(&executor, sink.as_ref(), request).await },
+            );
         }
     };
     schedule::run(executor.client_name(), checks, submit, shutdown).await;

@@ -59,6 +59,18 @@ impl Sink for crate::transport::publisher::Publisher {
     }
 }
 
+/// Spawn `task` onto `tracker` after polling it once here, so that work waiting for an
+/// execution slot joins the queue in the order it was handed over: tokio may start freshly
+/// spawned tasks out of order, and `CONCIERGE_COMMAND_CONCURRENCY` promises that waiting
+/// checks run in order. A task that completes in that first poll is not spawned.
+pub fn spawn_in_order(tracker: &tokio_util::task::TaskTracker, task: impl Future<Output = ()> + Send + 'static) {
+    let mut task = Box::pin(task);
+    let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+    if task.as_mut().poll(&mut cx).is_pending() {
+        tracker.spawn(task);
+    }
+}
+
 /// Publish a processed check: its result, and for a courier shot the further parts and
 /// then the delivery report, timed from the first publish to the last confirmation.
 /// Returns whether everything was delivered.
