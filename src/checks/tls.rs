@@ -194,8 +194,11 @@ fn date(epoch: i64) -> String {
 
 fn days_phrase(days: f64) -> String {
     if days < 0.0 {
-        let d = (-days).ceil() as i64;
-        format!("expired {d} day{} ago", if d == 1 { "" } else { "s" })
+        // Whole days elapsed, as people say it: 30 hours ago is "1 day ago".
+        match (-days).floor() as i64 {
+            0 => "expired less than a day ago".to_string(),
+            d => format!("expired {d} day{} ago", if d == 1 { "" } else { "s" }),
+        }
     } else {
         let d = days.floor() as i64;
         format!("expires in {d} day{}", if d == 1 { "" } else { "s" })
@@ -368,8 +371,10 @@ mod tests {
     fn day_phrases() {
         assert_eq!(days_phrase(45.7), "expires in 45 days");
         assert_eq!(days_phrase(1.2), "expires in 1 day");
-        assert_eq!(days_phrase(-0.5), "expired 1 day ago");
-        assert_eq!(days_phrase(-3.2), "expired 4 days ago");
+        assert_eq!(days_phrase(-0.5), "expired less than a day ago");
+        assert_eq!(days_phrase(-1.0), "expired 1 day ago");
+        assert_eq!(days_phrase(-1.00001), "expired 1 day ago");
+        assert_eq!(days_phrase(-3.2), "expired 3 days ago");
     }
 
     #[test]

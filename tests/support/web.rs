@@ -76,6 +76,8 @@ use tokio::sync::oneshot;
 
 /// One day in seconds.
 pub const DAY: i64 = 86_400;
+/// One hour in seconds.
+pub const HOUR: i64 = 3_600;
 
 /// Seconds since the Unix epoch, now.
 pub fn now_epoch() -> i64 {
@@ -118,7 +120,8 @@ pub struct TestCa {
 pub enum CertKind {
     /// Issued by the CA; SANs `localhost`, `127.0.0.1`; valid now − 1 day .. now + 60 days.
     Valid,
-    /// Issued by the CA; SANs `localhost`, `127.0.0.1`; valid now − 30 days .. now − 1 day.
+    /// Issued by the CA; SANs `localhost`, `127.0.0.1`; valid now − 30 days .. now − 30 hours (so the
+    /// whole days elapsed are 1, far from a rounding edge).
     Expired,
     /// Issued by the CA; SANs `localhost`, `127.0.0.1`; valid until now + n days, from
     /// now − 1 day (or from `not_after` − 1 day if that is earlier, for n ≤ 0).
@@ -214,7 +217,7 @@ impl TestCa {
         let now = now_epoch();
         let (from, to) = (now - DAY, now + 60 * DAY);
         let leaf = match kind {
-            CertKind::Expired => leaf_params(LOCAL_SANS, now - 30 * DAY, now - DAY),
+            CertKind::Expired => leaf_params(LOCAL_SANS, now - 30 * DAY, now - DAY - 6 * HOUR),
             CertKind::ExpiresInDays(days) => {
                 let not_after = now + days * DAY;
                 leaf_params(LOCAL_SANS, from.min(not_after - DAY), not_after)
