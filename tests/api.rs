@@ -311,8 +311,14 @@ async fn health_and_metrics() {
     assert!(value("concierge_keepalives_total", None) >= 1.0);
     assert!(value("concierge_requests_total", None) >= 6.0);
     // After the burst: counted by kind and status, slots free again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, _, text) = http_raw(http, &get("/metrics", None)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (_, _, text) = http_raw(http, &get("/metrics", None)).await;
+        if text.contains("concierge_results_published_total 6") || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(text.contains("concierge_checks_total{kind=\"command\",status=\"ok\"} 6"), "{text}");
     assert!(text.contains("concierge_executions_in_flight{kind=\"command\"} 0"));
     assert!(text.contains("concierge_results_published_total 6"));

@@ -131,10 +131,10 @@ async fn timeouts_name_the_phase_and_timings_separate_ttfb_from_transfer() {
     assert_output(&r, r"^HTTP CRITICAL: timed out after 0\.4 s \(during ttfb\) \|");
     let r = http(json!({"url": server.url_for("/slowbody/3000"), "timeout": 0.4})).await;
     assert_output(&r, r"^HTTP CRITICAL: timed out after 0\.4 s \(during transfer\) \|");
-    let r = http(json!({"url": server.url_for("/slowbody/300")})).await;
+    let r = http(json!({"url": server.url_for("/slowbody/1000")})).await;
     assert_eq!(r["status"], 0);
     let (ttfb, transfer) = (r["timings"]["ttfb"].as_f64().unwrap(), r["timings"]["transfer"].as_f64().unwrap());
-    assert!(ttfb < 0.2 && transfer >= 0.25, "ttfb {ttfb}, transfer {transfer}");
+    assert!(ttfb < 0.5 && transfer >= 0.5, "ttfb {ttfb}, transfer {transfer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +142,7 @@ async fn latency_thresholds() {
     let server = TestServer::http().await;
     let r = http(json!({"url": server.url_for("/delay/300"), "warning": 0.1, "critical": 5})).await;
     assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(1), json!("latency")));
-    assert_output(&r, r"^HTTP WARNING: 200 in 0\.\d{3} s, 5 bytes \(slower than 0\.1 s\) \| time=[\d.]+s;0\.1;5;0 ");
+    assert_output(&r, r"^HTTP WARNING: 200 in \d+\.\d{3} s, 5 bytes \(slower than 0\.1 s\) \| time=[\d.]+s;0\.1;5;0 ");
     let r = http(json!({"url": server.url_for("/delay/300"), "warning": 0.05, "critical": 0.1})).await;
     assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("latency")));
 }

@@ -152,7 +152,7 @@ fn run_local_prints_results_on_schedule_and_stops_cleanly_on_ctrl_c() {
         r#"{"checks":{
             "fast":{"command":"echo fast :::environment|dev:::","interval":1,"subscribers":["x"]},
             "never":{"command":"echo never","publish":false,"interval":1,"subscribers":["x"]},
-            "adhoc":{"command":"echo adhoc","subscribers":["x"],"interval":1,"subdue":{"days":{"all":[{"begin":"12:00:00 AM","end":"11:59:59 PM"}]}}}
+            "adhoc":{"command":"echo adhoc","subscribers":["x"],"interval":1,"subdue":{"days":{"all":[{"begin":"12:00:00 AM","end":"11:59:59 PM"},{"begin":"11:59:00 PM","end":"12:01:00 AM"}]}}}
         }}"#,
     );
     let mut child = concierge(dir.path())

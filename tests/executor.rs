@@ -221,7 +221,9 @@ async fn spawn_limit_queues_and_duration_includes_the_wait() {
     for h in handles {
         durations.push(h.await.unwrap()["duration"].as_f64().unwrap());
     }
-    assert!(durations[2] >= 0.85, "{durations:?}");
+    // The third waited for both others (~0.56 s) and then ran (0.3 s): 0.86 s, against 0.3 s
+    // alone or 0.56 s after one; the margin is for a loaded machine's late timers.
+    assert!(durations[2] >= 0.75, "{durations:?}");
 }
 
 #[tokio::test]

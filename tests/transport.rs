@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use support::{Client, Proxy, ServerSide, rabbitmqctl, unique};
+use support::{Client, Gate, Proxy, ServerSide, rabbitmqctl, unique};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -239,13 +239,11 @@ async fn sigkill_mid_check_loses_no_request() {
     let (a, b) = (unique("victim"), unique("survivor"));
     let mut victim = Client::start(&a, &[&rr], &[]);
     victim.ready().await;
+    // The checks run until the test says so, however long the replicas take to start.
+    let gate = Gate::closed();
     for i in 0..5 {
-        server
-            .publish_request(
-                &rr,
-                &json!({"command": "sleep 5; echo finished", "name": format!("slow{i}"), "issued": 1}),
-            )
-            .await;
+        let request = json!({"command": gate.command("echo finished"), "name": format!("slow{i}"), "issued": 1});
+        server.publish_request(&rr, &request).await;
     }
     // All five are running on the victim (prefetch = execution slots); then a second
     // replica joins and finds the queue empty.
@@ -255,6 +253,7 @@ async fn sigkill_mid_check_loses_no_request() {
     assert_eq!(server.queue_state(&rr).await, Some((0, 2)), "the victim holds every request");
     victim.signal(Signal::SIGKILL);
     victim.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    gate.open();
     let done = results.collect_for(&b, 5, Duration::from_secs(30)).await;
     let mut names: Vec<String> = done.iter().map(|r| r["check"]["name"].as_str().unwrap().to_string()).collect();
     names.sort();
@@ -304,10 +303,10 @@ async fn sigterm_drains_deregisters_and_exits_cleanly() {
         ],
     );
     client.ready().await;
+    let gate = Gate::closed();
     for i in 0..3 {
-        server
-            .publish_request(&rr, &json!({"command": "sleep 3; echo drained", "name": format!("d{i}"), "issued": 1}))
-            .await;
+        let request = json!({"command": gate.command("echo drained"), "name": format!("d{i}"), "issued": 1});
+        server.publish_request(&rr, &request).await;
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Another replica, which finds the queue empty (the first holds all three).
@@ -315,36 +314,40 @@ async fn sigterm_drains_deregisters_and_exits_cleanly() {
     let peer_client = Client::start(&peer, &[&rr], &[]);
     peer_client.ready().await;
     client.signal(Signal::SIGTERM);
+    // The running check finishes once the drain has handed back the waiting ones.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gate.open();
     let status = client.wait_exit(Duration::from_secs(10)).await.expect("exits within the grace");
     assert_eq!(status.code(), Some(0), "{}", client.logs());
 
-    // The draining client publishes what it ran (at least the check running at SIGTERM),
-    // then the deregistration, last.
-    let mut ran = Vec::new();
-    let dereg = loop {
-        let result = results.next_for(&name, WAIT).await.expect("results, then the deregistration").0;
-        if result["check"]["name"] == "deregistration" {
-            break result;
+    // The draining client publishes what it ran (the check running at SIGTERM), then the
+    // deregistration, last; the peer runs what was handed back, meanwhile.
+    let (mut ran, mut handed_back, mut dereg) = (Vec::new(), Vec::new(), None);
+    while dereg.is_none() || handed_back.len() < 2 {
+        let result = results.next_any(WAIT).await.unwrap_or_else(|| {
+            panic!("ran {ran:?}, peer {handed_back:?}, deregistered {}\n{}", dereg.is_some(), peer_client.logs())
+        });
+        let check = result["check"].clone();
+        if result["client"] == name.as_str() {
+            assert!(dereg.is_none(), "nothing after the deregistration: {result}");
+            if check["name"] == "deregistration" {
+                dereg = Some(check);
+            } else {
+                assert_eq!(check["output"], "drained\n");
+                ran.push(check["name"].as_str().unwrap().to_string());
+            }
+        } else if result["client"] == peer.as_str() {
+            handed_back.push(check["name"].as_str().unwrap().to_string());
         }
-        assert_eq!(result["check"]["output"], "drained\n");
-        ran.push(result["check"]["name"].as_str().unwrap().to_string());
-    };
-    assert!(ran.contains(&"d0".to_string()), "the running check finished: {ran:?}");
-    let check = &dereg["check"];
+    }
+    assert_eq!(ran, ["d0"], "the running check finished; the waiting ones were handed back");
+    handed_back.sort();
+    assert_eq!(handed_back, ["d1", "d2"], "the other replica ran what was handed back");
+    let check = dereg.unwrap();
     assert_eq!(check["handler"], "DEREGISTER_HANDLER");
     assert_eq!(check["status"], 1);
     assert_eq!(check["output"], "client initiated deregistration");
     assert_eq!(check["issued"], check["executed"]);
-    // What had not started was handed back, and the other replica ran it: nothing lost.
-    assert!(ran.len() < 3, "some requests were still waiting at SIGTERM: {ran:?}");
-    let mut all = peer_results(&mut results, &peer, 3 - ran.len()).await;
-    all.extend(ran);
-    all.sort();
-    assert_eq!(all, ["d0", "d1", "d2"], "{}", peer_client.logs());
-}
-
-async fn peer_results(results: &mut support::Tap, peer: &str, n: usize) -> Vec<String> {
-    results.collect_for(peer, n, WAIT).await.iter().map(|r| r["check"]["name"].as_str().unwrap().to_string()).collect()
 }
 
 // A flood of malformed messages is rejected and counted; valid requests still run.

@@ -105,6 +105,9 @@ pub async fn process_local_results(state: &ApiState, value: Value) -> Result<(),
     };
     let mut accepted = Vec::with_capacity(items.len());
     let mut outcome = Ok(());
+    // One clock reading: `executed` (when missing) and `issued` agree, as Sensu's do within
+    // a second.
+    let now = now_epoch();
     for item in items {
         let Value::Object(mut check) = item else {
             outcome = Err(LocalResultError::NotAnObject);
@@ -114,13 +117,13 @@ pub async fn process_local_results(state: &ApiState, value: Value) -> Result<(),
             check.insert("status".into(), 0.into());
         }
         if check.get("executed").is_none_or(|s| s.is_null() || s == &Value::Bool(false)) {
-            check.insert("executed".into(), now_epoch().into());
+            check.insert("executed".into(), now.into());
         }
         if let Err(message) = validate_result(&check) {
             outcome = Err(LocalResultError::Invalid(message));
             break;
         }
-        check.insert("issued".into(), now_epoch().into());
+        check.insert("issued".into(), now.into());
         state.telemetry.local_results.inc();
         accepted.push(ResultPayload::verbatim(
             &state.executor.client_name(),

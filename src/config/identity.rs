@@ -66,7 +66,8 @@ fn http_get(url: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{url}: no address"))?;
     let mut stream = TcpStream::connect_timeout(&addr, METADATA_TIMEOUT).map_err(|e| format!("{url}: {e}"))?;
     let _ = stream.set_read_timeout(Some(METADATA_TIMEOUT));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").map_err(|e| format!("{url}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(|e| format!("{url}: {e}"))?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| format!("{url}: malformed response"))?;
@@ -97,9 +98,13 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 1024];
-            let n = s.read(&mut buf).unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /v4/abc/task HTTP/1.0"));
+            let (mut request, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "request ended early: {}", String::from_utf8_lossy(&request));
+                request.extend_from_slice(&buf[..n]);
+            }
+            assert!(String::from_utf8_lossy(&request).starts_with("GET /v4/abc/task HTTP/1.0"));
             let body = r#"{"Cluster":"c","TaskARN":"arn:aws:ecs:eu-west-1:123456789012:task/probes/0f5e2c3a4b5d4e6f8a9b0c1d2e3f4a5b"}"#;
             write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
         });

@@ -390,3 +390,28 @@ pub fn cli_in(dir: &std::path::Path) -> Command {
     cmd.current_dir(dir).env("SENSU_CLIENT_NAME", "cli").env("SENSU_LOADED_TEMPFILE_DIR", dir);
     cmd
 }
+
+/// A file whose creation lets gated check commands finish, so a test decides when running
+/// checks end instead of guessing with sleeps.
+pub struct Gate {
+    dir: tempfile::TempDir,
+}
+
+impl Gate {
+    pub fn closed() -> Self {
+        Gate { dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// A shell command that waits for the gate to open, then runs `then`.
+    pub fn command(&self, then: &str) -> String {
+        format!("until [ -e '{}' ]; do sleep 0.05; done; {then}", self.flag().display())
+    }
+
+    pub fn open(&self) {
+        std::fs::write(self.flag(), b"").unwrap();
+    }
+
+    fn flag(&self) -> PathBuf {
+        self.dir.path().join("open")
+    }
+}
