@@ -63,6 +63,16 @@ struct Cli {
     /// Log format (logs go to stderr)
     #[arg(long = "log-format", env = "CONCIERGE_LOG_FORMAT", global = true, value_enum, default_value = "json")]
     log_format: LogFormat,
+    /// Runtime threads: 1 runs checks, sockets and the transport on one thread (the least
+    /// CPU per check); 0 = one per CPU; N = N threads
+    #[arg(
+        long = "worker-threads",
+        env = "CONCIERGE_WORKER_THREADS",
+        global = true,
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    worker_threads: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,11 +127,28 @@ enum CourierAction {
     Discover(concierge::checks::cli::DiscoverArgs),
 }
 
+/// The async runtime. One thread by default: a check runner waits on sockets and children
+/// almost all the time, and one thread saves the cross-thread wake-ups that cost more CPU per
+/// check than the checks themselves (README, "Benchmarks"). Scale with replicas, or with
+/// `--worker-threads` for CPU-heavy work such as large courier shots.
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    };
+    builder.enable_all().build()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&cli.log_level, cli.log_format);
     let env: HashMap<String, String> = std::env::vars().collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime(cli.worker_threads) {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -202,3 +202,40 @@ fn printed_configuration_hides_broker_passwords() {
     let printed: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(printed["rabbitmq"], "amqp://sensu:REDACTED@mq:5672/%2F");
 }
+
+// One runtime thread by default; `CONCIERGE_WORKER_THREADS` (or `--worker-threads`) picks
+// more, and the checks run the same either way.
+#[test]
+fn worker_threads_choose_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "checks/tick.json",
+        r#"{"checks":{"tick":{"command":"echo tick","interval":1,"subscribers":["x"]}}}"#,
+    );
+    let runtime_threads = |threads: Option<&str>| {
+        let mut cmd = concierge(dir.path());
+        if let Some(n) = threads {
+            cmd.env("CONCIERGE_WORKER_THREADS", n);
+        }
+        let mut child = cmd.args(["run", "--local"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let line = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["check"]["output"], "tick\n");
+        let workers = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .filter(|t| {
+                let comm = std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default();
+                comm.trim() == "tokio-rt-worker"
+            })
+            .count();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        workers
+    };
+    assert_eq!(runtime_threads(None), 0, "the default runs on the main thread");
+    assert_eq!(runtime_threads(Some("3")), 3);
+
+    let out = concierge(dir.path()).env("CONCIERGE_WORKER_THREADS", "many").args(["run", "--local"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--worker-threads"), "{}", stderr(&out));
+}

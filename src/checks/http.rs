@@ -511,40 +511,42 @@ where
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| Failed("http", format!("HTTP handshake failed: {e}")))?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    set_phase(progress, |p| p.phase = "ttfb");
-    let sent = Instant::now();
-    let response = sender.send_request(request).await.map_err(|e| Failed("http", format!("no HTTP response: {e}")));
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => {
-            driver.abort();
-            return Err(e);
-        }
-    };
-    set_phase(progress, |p| {
-        p.ttfb += sent.elapsed().as_secs_f64();
-        p.phase = "transfer";
-    });
-    let transfer_started = Instant::now();
-    let status = response.status().as_u16();
-    let (parts, mut body) = response.into_parts();
-    let mut collected = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Failed("http", format!("reading the body: {e}")))?;
-        if let Some(data) = frame.data_ref() {
-            if collected.len() + data.len() > probe.max_body {
-                driver.abort();
-                return Err(Failed("body_size", format!("{status}: body larger than {} bytes", probe.max_body)));
+    let exchange = async {
+        set_phase(progress, |p| p.phase = "ttfb");
+        let sent = Instant::now();
+        let response =
+            sender.send_request(request).await.map_err(|e| Failed("http", format!("no HTTP response: {e}")))?;
+        set_phase(progress, |p| {
+            p.ttfb += sent.elapsed().as_secs_f64();
+            p.phase = "transfer";
+        });
+        let transfer_started = Instant::now();
+        let status = response.status().as_u16();
+        let (parts, mut body) = response.into_parts();
+        let mut collected = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Failed("http", format!("reading the body: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                if collected.len() + data.len() > probe.max_body {
+                    return Err(Failed("body_size", format!("{status}: body larger than {} bytes", probe.max_body)));
+                }
+                collected.extend_from_slice(data);
             }
-            collected.extend_from_slice(data);
+        }
+        set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
+        Ok(Exchange { status, headers: parts.headers, body: Bytes::from(collected), address })
+    };
+    // The connection is driven in this task, not a spawned one: one task wake per socket
+    // event instead of two. When it ends first (the server closed), the exchange still
+    // completes or fails on its own; when the exchange ends, the connection is dropped.
+    let (mut exchange, mut connection) = (std::pin::pin!(exchange), std::pin::pin!(connection));
+    let mut connection_done = false;
+    loop {
+        tokio::select! {
+            result = &mut exchange => return result,
+            _ = &mut connection, if !connection_done => connection_done = true,
         }
     }
-    set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
-    driver.abort();
-    Ok(Exchange { status, headers: parts.headers, body: Bytes::from(collected), address })
 }
 
 fn fmt_secs(s: f64) -> String {

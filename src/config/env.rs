@@ -339,6 +339,13 @@ pub const VARIABLES: &[EnvVar] = &[
         help: "Same as `-L`: `trace`, `debug`, `info`, `warn`, `error`, or a tracing filter such as `concierge=debug`.",
     },
     EnvVar {
+        name: "CONCIERGE_WORKER_THREADS",
+        target: Target::Cli,
+        kind: Kind::Str,
+        default: "`1`",
+        help: "Same as `--worker-threads`: runtime threads. `1` runs checks, sockets and the transport on one thread, the least CPU per check (lapin adds one I/O thread per broker connection); `0` = one per CPU; `N` = N threads, for CPU-heavy work such as very large courier shots.",
+    },
+    EnvVar {
         name: "CONCIERGE_LOG_FORMAT",
         target: Target::Cli,
         kind: Kind::Str,
