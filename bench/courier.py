@@ -37,7 +37,7 @@ def run(cmd, env=None):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 34000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    concierge = os.path.join(ROOT, "target", "release", "concierge")
+    concierge = os.path.join(ROOT, "target", "dist", "concierge")
     python = sys.executable
     work = tempfile.mkdtemp(prefix="courier-bench-")
     body = page(n)

@@ -12,7 +12,7 @@ import uuid
 import pika
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONCIERGE = os.path.join(ROOT, "target", "release", "concierge")
+CONCIERGE = os.path.join(ROOT, "target", "dist", "concierge")
 TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The Dockerfile's build, without a Docker engine: a locked release build, then the
+# The Dockerfile's build, without a Docker engine: a locked `dist` build, then the
 # runtime layout staged under target/image/ (what COPY puts in the image), then smoke
 # checks of what the image relies on (the binary's shared libraries are all in
 # debian:bookworm-slim's libc; `concierge health` and `--version` work).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build --release --locked --bin concierge
+cargo build --profile dist --locked --bin concierge
 root=target/image
 rm -rf "$root"
-install -D -m 0755 target/release/concierge "$root/usr/local/bin/concierge"
+install -D -m 0755 target/dist/concierge "$root/usr/local/bin/concierge"
 "$root/usr/local/bin/concierge" --version
 # Only glibc libraries (present in bookworm-slim) may be needed at run time.
 unexpected=$(ldd "$root/usr/local/bin/concierge" | awk '{print $1}' | grep -vE '^(linux-vdso|/lib64/ld-linux|libc\.so|libm\.so|libgcc_s\.so|libdl\.so|libpthread\.so|librt\.so)' || true)

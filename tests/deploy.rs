@@ -131,7 +131,7 @@ fn compose_file() {
 fn dockerfile_is_complete() {
     let docker = std::fs::read_to_string(root("Dockerfile")).unwrap();
     for needle in [
-        "cargo build --release --locked",
+        "cargo build --profile dist --locked",
         "ca-certificates",
         "tini",
         "USER 10001",
