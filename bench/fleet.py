@@ -1,11 +1,13 @@
 """Fleet benchmarks through RabbitMQ, side by side in one run, medians of interleaved rounds.
 
 1. Throughput: N round-robin check requests published as sensu-server publishes them
-   (unique names), results consumed from `results`, for a built-in HTTP check, a command
-   check running check_http, and a command check running `true`. Results/s, client
+   (unique names), results consumed from `results`, for a built-in HTTP check (on the default
+   one-thread runtime and on one thread per CPU), a command check running check_http, and a
+   command check running `true`. Results/s, client
    CPU-seconds per 1,000 checks (children included), peak RSS, p50/p99 of executed - issued.
 2. Probe cost against blackbox_exporter: the same N HTTP probes of the same nginx target
-   through blackbox's /probe and through Concierge; CPU per probe of each process.
+   through blackbox's /probe and through Concierge, in the same interleaved rounds; CPU per
+   probe of each process.
 3. Idle footprint: RSS and CPU% of an idle connected client over IDLE seconds.
 4. Fairness: 3 replicas on one round-robin queue, 3,000 requests of varying cost; shares.
 
@@ -53,7 +55,9 @@ def collect(broker, queue, expected, timeout, on_result):
 def throughput(broker, nginx, variant, n):
     rr = lib.unique("roundrobin:bench")
     name = lib.unique("bench-" + variant)
-    client = lib.start_client(broker.url, name, [rr])
+    # "builtin-mt": the same built-in check on a multi-threaded runtime (one thread per CPU).
+    env = {"CONCIERGE_WORKER_THREADS": "0"} if variant == "builtin-mt" else {}
+    client = lib.start_client(broker.url, name, [rr], env=env)
     try:
         lib.wait_consumers(broker.url, rr, 1)
         connection, ch = lib.channel(broker.url)
@@ -67,7 +71,7 @@ def throughput(broker, nginx, variant, n):
         started = time.time()
         issued = int(time.time())
         for i in range(n):
-            if variant == "builtin":
+            if variant.startswith("builtin"):
                 request = {"name": "c%d" % i, "extension": "http", "http": {"url": nginx.url}, "issued": issued}
             elif variant == "check_http":
                 request = {"name": "c%d" % i, "command": "%s -H 127.0.0.1 -p %d -u /ok" % (CHECK_HTTP, port), "timeout": 10, "issued": issued}
@@ -176,23 +180,27 @@ def main():
     broker = lib.Broker()
     nginx = lib.Nginx()
     try:
-        samples = {"builtin": [], "check_http": [], "true": []}
+        samples = {"builtin": [], "builtin-mt": [], "check_http": [], "true": []}
+        blackbox = []
         for r in range(rounds):
             for variant in samples:
                 samples[variant].append(throughput(broker, nginx, variant, n))
                 print("round %d %s %s" % (r + 1, variant, samples[variant][-1]), file=sys.stderr)
-        bb = blackbox_cpu(nginx, n)
-        print("blackbox %s" % bb, file=sys.stderr)
+            blackbox.append(blackbox_cpu(nginx, n))
+            print("round %d blackbox %s" % (r + 1, blackbox[-1]), file=sys.stderr)
+        bb = {k: statistics.median(b[k] for b in blackbox) for k in ("cpu_per_probe_us", "probes_per_s")}
         idle_fig = idle(broker, idle_seconds)
         fair = fairness(broker, nginx)
         med = lambda v, k: statistics.median(s[k] for s in samples[v])
         print("Fleet benchmarks through RabbitMQ: %d requests per run, %d interleaved rounds, medians; %d cores" % (n, rounds, os.cpu_count()))
         print("%-34s %12s %18s %14s %10s %10s" % ("1. check kind (one client)", "results/s", "CPU-s per 1000", "peak RSS MB", "lag p50", "lag p99"))
-        for v, label in (("builtin", "built-in http"), ("check_http", "command: check_http"), ("true", "command: true")):
+        for v, label in (("builtin", "built-in http"), ("builtin-mt", "built-in http, 1 thread per CPU"),
+                         ("check_http", "command: check_http"), ("true", "command: true")):
             print("%-34s %12.0f %18.3f %14.1f %9.0fs %9.0fs" % (label, med(v, "results_per_s"), med(v, "cpu_per_1000"), med(v, "rss_mb"), med(v, "lag_p50"), med(v, "lag_p99")))
         concierge_us = med("builtin", "cpu_per_1000") * 1000
-        print("2. HTTP probe CPU: concierge %.0f us/check end to end through RabbitMQ, blackbox_exporter %.0f us/probe -> %.1fx less"
-              % (concierge_us, bb["cpu_per_probe_us"], bb["cpu_per_probe_us"] / concierge_us))
+        print("2. HTTP probe CPU (medians of %d interleaved rounds): concierge %.0f us/check end to end through RabbitMQ,"
+              " blackbox_exporter %.0f us/probe through /probe -> %.1fx less"
+              % (rounds, concierge_us, bb["cpu_per_probe_us"], bb["cpu_per_probe_us"] / concierge_us))
         print("3. idle connected client over %.0f s: RSS %.1f MB, CPU %.2f%%" % (idle_seconds, idle_fig["rss_mb"], idle_fig["cpu_percent"]))
         print("4. fairness, 3 replicas, %d requests of varying cost: shares %s, max/min %.2f" % (fair["total"], fair["shares"], fair["max_min"]))
     finally:

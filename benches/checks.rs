@@ -69,7 +69,8 @@ fn serve(port_file: String) {
 
 /// Run N checks of one kind and print `{"wall","cpu","rss_kb","children_rss_kb","ok"}`.
 fn worker(mode: &str, n: usize, url: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // The runtime `concierge run` uses by default (`--worker-threads 1`).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let port = url.rsplit(':').next().unwrap_or("80").trim_end_matches("/ok").to_string();
     let (wall, ok) = rt.block_on(async {
         let executor = Arc::new(Executor::new(ExecutorSettings {
