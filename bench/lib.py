@@ -41,10 +41,13 @@ class Broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def channel(url):
+def channel(url, confirm=True):
+    """A pika channel; with `confirm=False` publishes are not confirmed, as sensu-server
+    publishes check requests (EventMachine AMQP, no confirm mode)."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     ch = connection.channel()
-    ch.confirm_delivery()
+    if confirm:
+        ch.confirm_delivery()
     return connection, ch
 
 
