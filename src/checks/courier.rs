@@ -368,14 +368,6 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
     };
     let (format, scrape_secs) = (scraped.format_label(), scraped.seconds);
     let convert_started = Instant::now();
-    let page = match scraped.parse() {
-        Ok(page) => page,
-        Err((reason, message)) => {
-            let convert = convert_started.elapsed().as_secs_f64();
-            return failed(DeliveryPlan { format, scrape: scrape_secs, convert, ..plan }, reason, message);
-        }
-    };
-    let timestamp = crate::proto::now_epoch();
     let writer = Writer {
         format: params.output,
         scheme: params
@@ -383,41 +375,32 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
             .clone()
             .unwrap_or_else(|| format!("{}.{}", plugin::graphite_safe(&ctx.client_name), plugin::graphite_safe(&name))),
         prefix: params.prefix.clone(),
-        timestamp,
+        timestamp: 0,
         host: ctx.client_name.clone(),
     };
-    let mut out = String::with_capacity(page.samples.len() * 64);
-    let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(page.samples.len(), Default::default());
-    let (mut metrics, mut skipped, mut duplicates) = (0usize, 0usize, 0usize);
-    for sample in &page.samples {
-        if include.as_ref().is_some_and(|re| !re.is_match(&sample.name))
-            || exclude.as_ref().is_some_and(|re| re.is_match(&sample.name))
-        {
-            continue;
+    let selection = Selection { include, exclude, renames };
+    let max_message_size = params.max_message_size;
+    // Parsing and converting a large page is CPU work (tens of ms for 34,000 metrics): it
+    // runs on the blocking pool so the runtime thread keeps serving the transport, the
+    // sockets and the other checks meanwhile.
+    let job = tokio::task::spawn_blocking(move || convert(&scraped, &selection, writer, max_message_size)).await;
+    let converted = match job {
+        Ok(Ok(converted)) => converted,
+        Ok(Err((reason, message))) => {
+            let convert = convert_started.elapsed().as_secs_f64();
+            return failed(DeliveryPlan { format, scrape: scrape_secs, convert, ..plan }, reason, message);
         }
-        if !seen.insert((&sample.name, &sample.labels)) {
-            duplicates += 1;
-            continue;
+        Err(error) => {
+            let convert = convert_started.elapsed().as_secs_f64();
+            let message = format!("conversion failed: {error}");
+            return failed(DeliveryPlan { format, scrape: scrape_secs, convert, ..plan }, "parse", message);
         }
-        let mut final_name = std::borrow::Cow::Borrowed(&*sample.name);
-        for (re, replacement) in &renames {
-            if let std::borrow::Cow::Owned(renamed) = re.replace_all(&final_name, replacement.as_str()) {
-                final_name = std::borrow::Cow::Owned(renamed);
-            }
-        }
-        if writer.write(&final_name, sample, &mut out) {
-            metrics += 1;
-        } else {
-            skipped += 1;
-        }
-    }
-    let bytes = out.len();
-    let mut parts = split(out, params.max_message_size);
-    let first = if parts.is_empty() { String::new() } else { parts.remove(0) };
+    };
     let convert_secs = convert_started.elapsed().as_secs_f64();
+    let Converted { mut parts, metrics, bytes, skipped, duplicates, exposed } = converted;
+    let first = if parts.is_empty() { String::new() } else { parts.remove(0) };
     if metrics == 0 {
-        let why =
-            if page.samples.is_empty() { "the endpoint exposes no metrics" } else { "no metric left after filtering" };
+        let why = if exposed == 0 { "the endpoint exposes no metrics" } else { "no metric left after filtering" };
         return failed(
             DeliveryPlan { format, scrape: scrape_secs, convert: convert_secs, ..plan },
             "empty",
@@ -442,6 +425,63 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
     }
 }
 
+/// Which samples go out, and under which names.
+struct Selection {
+    include: Option<Regex>,
+    exclude: Option<Regex>,
+    renames: Vec<(Regex, String)>,
+}
+
+/// The converted shot: the output in parts, and what went into it.
+struct Converted {
+    parts: Vec<String>,
+    metrics: usize,
+    bytes: usize,
+    skipped: usize,
+    duplicates: usize,
+    /// Samples the page exposed before filtering.
+    exposed: usize,
+}
+
+/// Parse the page and write every selected sample with one timestamp, taken now.
+fn convert(
+    scraped: &Scraped,
+    selection: &Selection,
+    mut writer: Writer,
+    max_message_size: Option<usize>,
+) -> Result<Converted, (&'static str, String)> {
+    let page = scraped.parse()?;
+    writer.timestamp = crate::proto::now_epoch();
+    let mut out = String::with_capacity(page.samples.len() * 64);
+    let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(page.samples.len(), Default::default());
+    let (mut metrics, mut skipped, mut duplicates) = (0usize, 0usize, 0usize);
+    for sample in &page.samples {
+        if selection.include.as_ref().is_some_and(|re| !re.is_match(&sample.name))
+            || selection.exclude.as_ref().is_some_and(|re| re.is_match(&sample.name))
+        {
+            continue;
+        }
+        if !seen.insert((&sample.name, &sample.labels)) {
+            duplicates += 1;
+            continue;
+        }
+        let mut final_name = std::borrow::Cow::Borrowed(&*sample.name);
+        for (re, replacement) in &selection.renames {
+            if let std::borrow::Cow::Owned(renamed) = re.replace_all(&final_name, replacement.as_str()) {
+                final_name = std::borrow::Cow::Owned(renamed);
+            }
+        }
+        if writer.write(&final_name, sample, &mut out) {
+            metrics += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    let bytes = out.len();
+    let parts = split(out, max_message_size);
+    Ok(Converted { parts, metrics, bytes, skipped, duplicates, exposed: page.samples.len() })
+}
+
 /// Split lines into parts of at most `max` bytes once JSON-escaped (each line feed
 /// becomes two bytes; 4 KiB is kept for the rest of the result).
 fn split(out: String, max: Option<usize>) -> Vec<String> {
@@ -449,11 +489,15 @@ fn split(out: String, max: Option<usize>) -> Vec<String> {
     let budget = max.saturating_sub(4096).max(1024);
     let mut parts = Vec::new();
     let mut current = String::new();
+    // Line feeds in `current`, counted as lines go in (rescanning made this quadratic).
+    let mut line_feeds = 0;
     for line in out.split_inclusive('\n') {
-        if !current.is_empty() && current.len() + line.len() + current.matches('\n').count() + 1 > budget {
+        if !current.is_empty() && current.len() + line.len() + line_feeds + 1 > budget {
             parts.push(std::mem::take(&mut current));
+            line_feeds = 0;
         }
         current.push_str(line);
+        line_feeds += usize::from(line.ends_with('\n'));
     }
     if !current.is_empty() {
         parts.push(current);
@@ -474,7 +518,14 @@ mod tests {
         let parts = split(out.clone(), Some(8192));
         assert!(parts.len() > 1);
         assert_eq!(parts.concat(), out);
-        assert!(parts.iter().all(|p| p.len() + p.matches('\n').count() <= 8192 - 4096 + 64));
+        // JSON-escaped (a line feed is two bytes), every part fits the budget, and is full:
+        // the next part's first line would not have fitted.
+        let escaped = |p: &str| p.len() + p.matches('\n').count();
+        assert!(parts.iter().all(|p| escaped(p) <= 8192 - 4096));
+        for pair in parts.windows(2) {
+            let next_line = pair[1].split_inclusive('\n').next().unwrap();
+            assert!(escaped(&pair[0]) + escaped(next_line) > 8192 - 4096);
+        }
         assert_eq!(split(out.clone(), None), vec![out]);
     }
 
