@@ -539,12 +539,16 @@ where
     // The connection is driven in this task, not a spawned one: one task wake per socket
     // event instead of two. When it ends first (the server closed), the exchange still
     // completes or fails on its own; when the exchange ends, the connection is dropped.
+    let connection = async move {
+        let _ = connection.await;
+    };
     let (mut exchange, mut connection) = (std::pin::pin!(exchange), std::pin::pin!(connection));
     let mut connection_done = false;
     loop {
         tokio::select! {
+            biased;
             result = &mut exchange => return result,
-            _ = &mut connection, if !connection_done => connection_done = true,
+            () = &mut connection, if !connection_done => connection_done = true,
         }
     }
 }
