@@ -388,7 +388,11 @@ impl Fleet {
 
     /// SIGHUP: reload the settings; on success apply them without dropping work.
     async fn reload(&mut self, session: &Session, activity: Activity) -> Activity {
-        let settings = match Settings::load(&self.sources) {
+        // Reading files (and, for `{ecs_task_id}`, asking the metadata endpoint) blocks: on
+        // the blocking pool, so the runtime thread keeps the transport and checks going.
+        let sources = self.sources.clone();
+        let loaded = tokio::task::spawn_blocking(move || Settings::load(&sources)).await;
+        let settings = match loaded.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
             Ok(s) => s,
             Err(error) => {
                 tracing::error!(%error, "reload failed; keeping the running configuration");
