@@ -384,19 +384,18 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
     // runs on the blocking pool so the runtime thread keeps serving the transport, the
     // sockets and the other checks meanwhile.
     let job = tokio::task::spawn_blocking(move || convert(&scraped, &selection, writer, max_message_size)).await;
-    let converted = match job {
-        Ok(Ok(converted)) => converted,
-        Ok(Err((reason, message))) => {
-            let convert = convert_started.elapsed().as_secs_f64();
-            return failed(DeliveryPlan { format, scrape: scrape_secs, convert, ..plan }, reason, message);
-        }
-        Err(error) => {
-            let convert = convert_started.elapsed().as_secs_f64();
-            let message = format!("conversion failed: {error}");
-            return failed(DeliveryPlan { format, scrape: scrape_secs, convert, ..plan }, "parse", message);
+    let converted = job.unwrap_or_else(|error| Err(("parse", format!("conversion failed: {error}"))));
+    let convert_secs = convert_started.elapsed().as_secs_f64();
+    let converted = match converted {
+        Ok(converted) => converted,
+        Err((reason, message)) => {
+            return failed(
+                DeliveryPlan { format, scrape: scrape_secs, convert: convert_secs, ..plan },
+                reason,
+                message,
+            );
         }
     };
-    let convert_secs = convert_started.elapsed().as_secs_f64();
     let Converted { mut parts, metrics, bytes, skipped, duplicates, exposed } = converted;
     let first = if parts.is_empty() { String::new() } else { parts.remove(0) };
     if metrics == 0 {
