@@ -1,8 +1,8 @@
 # Concierge container image.
 #
-# Build stage: a locked build with the `dist` profile (release, whole-program LTO). Runtime stage: Debian slim with /bin/sh (command
-# checks run `sh -c`), CA certificates (TLS checks and amqps), and tini as PID 1 so
-# orphaned check processes are reaped. Runs as an unprivileged user; configuration comes
+# Build stage: a locked build with the `dist` profile (release, whole-program LTO).
+# Runtime stage: Debian slim with /bin/sh (command checks run `sh -c`), CA certificates
+# (TLS checks and amqps), and tini as PID 1 so orphaned check processes are reaped. Runs as an unprivileged user; configuration comes
 # only from the environment (see the README). scripts/build-image.sh performs the same
 # build and staging without a Docker engine.
 FROM rust:1.95-bookworm AS build
