@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::{Consumer, ExchangeKind};
+use lapin::{Channel, Consumer, ExchangeKind};
 use rand::seq::SliceRandom;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -247,7 +247,7 @@ impl Fleet {
         let mut tags = Vec::new();
         for (queue, consumer) in consumers {
             tags.push(consumer.tag().to_string());
-            tokio::spawn(self.consume(queue, consumer, session.broken.clone(), stop.clone()));
+            tokio::spawn(self.consume(queue, consumer, session, stop.clone()));
         }
         Ok(tags)
     }
@@ -263,10 +263,12 @@ impl Fleet {
         &self,
         queue: String,
         mut consumer: Consumer,
-        broken: CancellationToken,
+        session: &Session,
         stop: CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let broken = session.broken.clone();
         let ctx = RequestContext {
+            channel: session.channel.clone(),
             executor: self.executor.clone(),
             publisher: self.publisher.clone(),
             tracker: self.tracker.clone(),
@@ -527,6 +529,8 @@ async fn publish_confirmed(
 /// What a delivery handler needs.
 #[derive(Clone)]
 struct RequestContext {
+    /// The channel the requests arrive on; acknowledgements go straight to it.
+    channel: Channel,
     executor: Arc<Executor>,
     publisher: Publisher,
     tracker: TaskTracker,
@@ -572,9 +576,12 @@ impl RequestContext {
                 }
             };
             if ctx.manual_ack {
+                // The ack goes to the channel itself rather than through the delivery's
+                // acker, which relays it via lapin's internal RPC task: one hand-over less
+                // per request. A closed channel refuses it (the broker requeues anyway).
                 let done = match ack {
-                    Ack::Ack => delivery.ack(BasicAckOptions::default()).await,
-                    Ack::Requeue => delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await,
+                    Ack::Ack => ctx.channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await,
+                    Ack::Requeue => delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await.map(drop),
                 };
                 if let Err(error) = done {
                     // The channel is gone (reconnect): the broker has requeued it already.
