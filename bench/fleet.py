@@ -57,7 +57,12 @@ def throughput(broker, nginx, variant, n):
     name = lib.unique("bench-" + variant)
     # "builtin-mt": the same built-in check on a multi-threaded runtime (one thread per CPU).
     env = {"CONCIERGE_WORKER_THREADS": "0"} if variant == "builtin-mt" else {}
-    client = lib.start_client(broker.url, name, [rr], env=env)
+    if variant == "amqp-echo":
+        # Reference point: a minimal lapin client answering every request with a fixed
+        # result (examples/amqp_echo.rs), with Concierge's default prefetch.
+        client = subprocess.Popen([lib.AMQP_ECHO, broker.url, rr, "512"], stdout=subprocess.DEVNULL)
+    else:
+        client = lib.start_client(broker.url, name, [rr], env=env)
     try:
         lib.wait_consumers(broker.url, rr, 1)
         # No publisher confirms, as sensu-server publishes requests: the client, not a
@@ -75,6 +80,10 @@ def throughput(broker, nginx, variant, n):
         for i in range(n):
             if variant.startswith("builtin"):
                 request = {"name": "c%d" % i, "extension": "http", "http": {"url": nginx.url}, "issued": issued}
+            elif variant in ("no-check", "amqp-echo"):
+                # Concierge's AMQP path without a check: an unknown extension is answered
+                # with a status-3 result ("no-check"); the same requests to amqp-echo.
+                request = {"name": "c%d" % i, "extension": "none", "issued": issued}
             elif variant == "check_http":
                 request = {"name": "c%d" % i, "command": "%s -H 127.0.0.1 -p %d -u /ok" % (CHECK_HTTP, port), "timeout": 10, "issued": issued}
             else:
@@ -182,7 +191,7 @@ def main():
     broker = lib.Broker()
     nginx = lib.Nginx()
     try:
-        samples = {"builtin": [], "builtin-mt": [], "check_http": [], "true": []}
+        samples = {"builtin": [], "builtin-mt": [], "check_http": [], "true": [], "no-check": [], "amqp-echo": []}
         blackbox = []
         for r in range(rounds):
             for variant in samples:
@@ -197,12 +206,16 @@ def main():
         print("Fleet benchmarks through RabbitMQ: %d requests per run, %d interleaved rounds, medians; %d cores" % (n, rounds, os.cpu_count()))
         print("%-34s %12s %18s %14s %10s %10s" % ("1. check kind (one client)", "results/s", "CPU-s per 1000", "peak RSS MB", "lag p50", "lag p99"))
         for v, label in (("builtin", "built-in http"), ("builtin-mt", "built-in http, 1 thread per CPU"),
-                         ("check_http", "command: check_http"), ("true", "command: true")):
+                         ("check_http", "command: check_http"), ("true", "command: true"),
+                         ("no-check", "no check: AMQP path only"), ("amqp-echo", "reference: minimal lapin echo")):
             print("%-34s %12.0f %18.3f %14.1f %9.0fs %9.0fs" % (label, med(v, "results_per_s"), med(v, "cpu_per_1000"), med(v, "rss_mb"), med(v, "lag_p50"), med(v, "lag_p99")))
         concierge_us = med("builtin", "cpu_per_1000") * 1000
         print("2. HTTP probe CPU (medians of %d interleaved rounds): concierge %.0f us/check end to end through RabbitMQ,"
               " blackbox_exporter %.0f us/probe through /probe -> %.1fx less"
               % (rounds, concierge_us, bb["cpu_per_probe_us"], bb["cpu_per_probe_us"] / concierge_us))
+        print("   where the built-in's CPU goes: AMQP path without a check %.0f us (a minimal lapin echo: %.0f us);"
+              " `bench/run http` measures the HTTP exchange and a bare connect/GET/close beside it"
+              % (med("no-check", "cpu_per_1000") * 1000, med("amqp-echo", "cpu_per_1000") * 1000))
         print("3. idle connected client over %.0f s: RSS %.1f MB, CPU %.2f%%" % (idle_seconds, idle_fig["rss_mb"], idle_fig["cpu_percent"]))
         print("4. fairness, 3 replicas, %d requests of varying cost: shares %s, max/min %.2f" % (fair["total"], fair["shares"], fair["max_min"]))
     finally:

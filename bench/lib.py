@@ -12,7 +12,8 @@ import uuid
 import pika
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONCIERGE = os.path.join(ROOT, "target", "dist", "concierge")
+AMQP_ECHO = os.path.join(ROOT, "target", "dist", "examples", "amqp_echo")
+CONCIERGE = os.environ.get("CONCIERGE_BIN") or os.path.join(ROOT, "target", "dist", "concierge")
 TICK = os.sysconf("SC_CLK_TCK")
 
 

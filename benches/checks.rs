@@ -81,6 +81,9 @@ fn worker(mode: &str, n: usize, url: &str) {
             ..ExecutorSettings::default()
         }));
         let started = Instant::now();
+        if mode == "floor" {
+            return floor(n, &port).await;
+        }
         let mut tasks = Vec::with_capacity(n);
         for i in 0..n {
             let check = match mode {
@@ -112,6 +115,40 @@ fn worker(mode: &str, n: usize, url: &str) {
     );
 }
 
+/// The floor under any HTTP check: N concurrent tasks that each open a fresh TCP
+/// connection, write a fixed GET, read until the response is complete and close —
+/// no HTTP library, no check logic, no result. What remains is the kernel and runtime.
+async fn floor(n: usize, port: &str) -> (Duration, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+                stream.write_all(b"GET /ok HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await.ok()?;
+                let mut buffer = [0u8; 1024];
+                let mut filled = 0;
+                while !buffer[..filled].ends_with(b"\r\n\r\nok") {
+                    let read = stream.read(&mut buffer[filled..]).await.ok()?;
+                    if read == 0 {
+                        return None;
+                    }
+                    filled += read;
+                }
+                buffer.starts_with(b"HTTP/1.1 200").then_some(())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        if let Ok(Some(())) = task.await {
+            ok += 1;
+        }
+    }
+    (started.elapsed(), ok)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -134,7 +171,7 @@ fn orchestrate(n: usize, rounds: usize) {
     let url = format!("http://127.0.0.1:{}/ok", std::fs::read_to_string(&port_file).unwrap());
     let mut samples: Vec<(&str, Value)> = Vec::new();
     for round in 0..rounds {
-        for mode in ["builtin", "command"] {
+        for mode in ["builtin", "command", "floor"] {
             let out = Command::new(&me)
                 .args(["worker", "--mode", mode, "--n", &n.to_string(), "--url", &url])
                 .stderr(Stdio::inherit())
@@ -156,8 +193,11 @@ fn orchestrate(n: usize, rounds: usize) {
     );
     println!("{:<36} {:>14} {:>20} {:>16} {:>8}", "path", "checks/s", "CPU-s per 1000", "peak RSS (MB)", "ok");
     let mut rows = Vec::new();
-    for (mode, label) in [("builtin", "concierge built-in http"), ("command", "command: check_http (sh -c, 12 slots)")]
-    {
+    for (mode, label) in [
+        ("builtin", "concierge built-in http"),
+        ("command", "command: check_http (sh -c, 12 slots)"),
+        ("floor", "floor: bare connect/GET/close"),
+    ] {
         let wall = stat(mode, "wall");
         let cpu = stat(mode, "cpu");
         let rss = stat(mode, "rss_kb") / 1024.0;
@@ -169,5 +209,9 @@ fn orchestrate(n: usize, rounds: usize) {
         "ratio: built-in is {:.1}x faster and uses {:.1}x less CPU per check",
         rows[0].0 / rows[1].0,
         rows[1].1 / rows[0].1
+    );
+    println!(
+        "floor: the kernel and runtime alone cost {:.0}% of the built-in check's CPU",
+        rows[2].1 / rows[0].1 * 100.0
     );
 }

@@ -1,0 +1,76 @@
+//! A reference point for the fleet benchmark: the least a lapin client can do per check
+//! request. It consumes a round-robin subscription the way Concierge does (two
+//! connections, channel-wide prefetch, publisher confirms, ack after the confirm) and
+//! answers every request with the same fixed result: no parsing, no check, no result
+//! building. Its CPU per request is what the AMQP path costs before any of Concierge's
+//! own work. Run by `bench/run fleet`; not part of the product.
+//!
+//! Usage: amqp_echo AMQP_URL SUBSCRIPTION PREFETCH
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+
+const RESULT: &[u8] = br#"{"client":"amqp-echo","check":{"name":"echo","issued":0,"executed":0,"status":0,"output":"ok"}}"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [url, subscription, prefetch] = args.as_slice() else {
+        eprintln!("usage: amqp_echo AMQP_URL SUBSCRIPTION PREFETCH");
+        std::process::exit(2);
+    };
+    let prefetch: u16 = prefetch.parse().expect("PREFETCH is a number");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let requests = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+        let results = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+        let channel = requests.create_channel().await.expect("channel");
+        let publish = results.create_channel().await.expect("channel");
+        channel.basic_qos(prefetch, BasicQosOptions { global: true }).await.expect("qos");
+        publish.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm.select");
+        let queue = QueueDeclareOptions { auto_delete: true, ..QueueDeclareOptions::default() };
+        channel.queue_declare(subscription.as_str().into(), queue, FieldTable::default()).await.expect("queue");
+        let exchange = ExchangeDeclareOptions::default();
+        channel
+            .exchange_declare(subscription.as_str().into(), ExchangeKind::Direct, exchange, FieldTable::default())
+            .await
+            .expect("exchange");
+        channel
+            .queue_bind(
+                subscription.as_str().into(),
+                subscription.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        let mut consumer = channel
+            .basic_consume(
+                subscription.as_str().into(),
+                "amqp-echo".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let (channel, publish) = (channel.clone(), publish.clone());
+            tokio::spawn(async move {
+                let properties = BasicProperties::default();
+                let confirm = publish
+                    .basic_publish("results".into(), "".into(), BasicPublishOptions::default(), RESULT, properties)
+                    .await;
+                if let Ok(confirm) = confirm
+                    && confirm.await.is_ok()
+                {
+                    let _ = channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await;
+                }
+            });
+        }
+    });
+}
