@@ -119,6 +119,26 @@ async fn tcp_socket_protocol() {
     assert_eq!(f.results.next_for(&f.client.name, WAIT).await.unwrap().0["check"]["name"], "c");
 }
 
+// The results pipe publishes a batch of queued results before awaiting any of them: a
+// burst larger than a batch (256) arrives complete, once each, and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_results_is_published_whole_and_in_order() {
+    let mut f = fixture(json!({})).await;
+    let burst: Vec<Value> = (0..600).map(|i| json!({"name": format!("burst_{i}"), "output": "x"})).collect();
+    let body = serde_json::to_vec(&burst).unwrap();
+    assert_eq!(tcp_exchange(f.socket, &[&body], Duration::ZERO).await, "ok");
+    let names: Vec<String> = f
+        .results
+        .collect_for(&f.client.name, 600, WAIT)
+        .await
+        .iter()
+        .map(|r| r["check"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..600).map(|i| format!("burst_{i}")).collect();
+    assert_eq!(names, expected);
+    assert!(f.results.next_for(&f.client.name, Duration::from_millis(500)).await.is_none(), "published twice");
+}
+
 // Items 31, 37: validation failures and partial data give "invalid"; one character per
 // chunk still gives one publish; non-ASCII is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
