@@ -49,7 +49,10 @@ fn main() {
 fn serve(port_file: String) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A deep accept queue: bursts of connects must not overflow it into SYN retries.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(4096).unwrap();
         std::fs::write(&port_file, listener.local_addr().unwrap().port().to_string()).unwrap();
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
@@ -115,16 +118,20 @@ fn worker(mode: &str, n: usize, url: &str) {
     );
 }
 
-/// The floor under any HTTP check: N concurrent tasks that each open a fresh TCP
-/// connection, write a fixed GET, read until the response is complete and close —
-/// no HTTP library, no check logic, no result. What remains is the kernel and runtime.
+/// The floor under any HTTP check: N tasks, at most 500 at a time as the built-in's
+/// slots allow, that each open a fresh TCP connection, write a fixed GET, read until the
+/// response is complete and close — no HTTP library, no check logic, no result. What
+/// remains is the kernel and the runtime.
 async fn floor(n: usize, port: &str) -> (Duration, usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(500));
     let started = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
+            let slots = slots.clone();
             tokio::spawn(async move {
+                let _slot = slots.acquire().await.ok()?;
                 let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
                 stream.write_all(b"GET /ok HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await.ok()?;
                 let mut buffer = [0u8; 1024];
