@@ -15,7 +15,8 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
-const RESULT: &[u8] = br#"{"client":"amqp-echo","check":{"name":"echo","issued":0,"executed":0,"status":0,"output":"ok"}}"#;
+const RESULT: &[u8] =
+    br#"{"client":"amqp-echo","check":{"name":"echo","issued":0,"executed":0,"status":0,"output":"ok"}}"#;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
