@@ -3,7 +3,9 @@
 1. Throughput: N round-robin check requests published as sensu-server publishes them
    (unique names), results consumed from `results`, for a built-in HTTP check (on the default
    one-thread runtime and on one thread per CPU), a command check running check_http, and a
-   command check running `true`. Results/s, client
+   command check running `true`; beside them, two reference rows: Concierge answering
+   requests without a check (an unknown extension, answered with status 3) and a minimal
+   lapin client answering with a fixed result (examples/amqp_echo.rs). Results/s, client
    CPU-seconds per 1,000 checks (children included), peak RSS, p50/p99 of executed - issued.
 2. Probe cost against blackbox_exporter: the same N HTTP probes of the same nginx target
    through blackbox's /probe and through Concierge, in the same interleaved rounds; CPU per
