@@ -47,7 +47,7 @@ pub enum DnsProtocol {
 /// Build a resolver with caching off (every check really resolves): against `server`,
 /// or the system configuration (`/etc/resolv.conf`, `/etc/hosts`) when `None`.
 pub fn resolver(server: Option<SocketAddr>, protocol: DnsProtocol, timeout: Duration) -> Result<TokioResolver, String> {
-    let (config, mut options) = match server {
+    let (config, options) = match server {
         Some(addr) => {
             let mut connection = ConnectionConfig::new(match protocol {
                 DnsProtocol::Udp => ProtocolConfig::Udp,
@@ -60,18 +60,42 @@ pub fn resolver(server: Option<SocketAddr>, protocol: DnsProtocol, timeout: Dura
             options.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
             (ResolverConfig::from_parts(None, vec![], vec![ns]), options)
         }
-        None => hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("reading resolv.conf: {e}"))?,
+        None => system_config(&std::fs::read(RESOLV_CONF).unwrap_or_default())?,
     };
-    options.cache_size = 0;
-    options.timeout = timeout;
-    options.attempts = 1;
     if server.is_none() && protocol == DnsProtocol::Tcp {
         return Err("protocol tcp needs an explicit server".into());
     }
+    build(config, options, timeout)
+}
+
+/// A resolver with caching off (every check really resolves) and one attempt.
+fn build(
+    config: ResolverConfig,
+    mut options: hickory_resolver::config::ResolverOpts,
+    timeout: Duration,
+) -> Result<TokioResolver, String> {
+    options.cache_size = 0;
+    options.timeout = timeout;
+    options.attempts = 1;
     TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
         .with_options(options)
         .build()
         .map_err(|e| e.to_string())
+}
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The system configuration from `resolv.conf`'s text, read as the C library reads it: a
+/// missing file or one without a `nameserver` line means the name server on this machine
+/// (127.0.0.1), instead of hickory's "no nameservers" error that would fail every lookup,
+/// even of names in `/etc/hosts`.
+fn system_config(resolv_conf: &[u8]) -> Result<(ResolverConfig, hickory_resolver::config::ResolverOpts), String> {
+    use hickory_resolver::system_conf::parse_resolv_conf;
+    parse_resolv_conf(resolv_conf).or_else(|error| {
+        let mut with_local = resolv_conf.to_vec();
+        with_local.extend_from_slice(b"\nnameserver 127.0.0.1\n");
+        parse_resolv_conf(with_local).map_err(|_| format!("reading {RESOLV_CONF}: {error}"))
+    })
 }
 
 /// The system resolver, built once (its cache is off, so every lookup goes out).
@@ -229,6 +253,30 @@ mod tests {
         assert_eq!(order(vec![v4, v6], IpPreference::Ipv6First), [v6, v4]);
         assert_eq!(order(vec![v4, v6], IpPreference::Ipv6), [v6]);
         assert_eq!(order(vec![v4, v6], IpPreference::Ipv4), [v4]);
+    }
+
+    #[test]
+    fn resolv_conf_without_nameserver_means_this_machine() {
+        let local: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap()];
+        let servers = |conf: &ResolverConfig| conf.name_servers().iter().map(|ns| ns.ip).collect::<Vec<_>>();
+        let (conf, _) = system_config(b"").unwrap();
+        assert_eq!(servers(&conf), local);
+        let (conf, _) = system_config(b"search example.com\noptions ndots:2\n").unwrap();
+        assert_eq!(servers(&conf), local);
+        assert_eq!(conf.search().iter().map(ToString::to_string).collect::<Vec<_>>(), ["example.com"]);
+        let (conf, options) = system_config(b"nameserver 192.0.2.53\noptions timeout:3\n").unwrap();
+        assert_eq!(servers(&conf), ["192.0.2.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(options.timeout, Duration::from_secs(3));
+    }
+
+    // With no name server configured, names in /etc/hosts still resolve (no DNS server
+    // listens on 127.0.0.1:53 here; the hosts file answers).
+    #[tokio::test]
+    async fn hosts_file_answers_without_a_configured_nameserver() {
+        let (config, options) = system_config(b"").unwrap();
+        let resolver = build(config, options, Duration::from_secs(2)).unwrap();
+        let lookup = resolver.lookup_ip("localhost").await.expect("localhost from /etc/hosts");
+        assert!(lookup.iter().any(|ip| ip.is_loopback()), "{lookup:?}");
     }
 
     #[tokio::test]
