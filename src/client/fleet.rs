@@ -578,9 +578,13 @@ impl RequestContext {
             if ctx.manual_ack {
                 // The ack goes to the channel itself rather than through the delivery's
                 // acker, which relays it via lapin's internal RPC task: one hand-over less
-                // per request. A closed channel refuses it (the broker requeues anyway).
+                // per request. The acker still says whether the channel is gone (then the
+                // broker has requeued the request already); it is not used after this.
                 let done = match ack {
-                    Ack::Ack => ctx.channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await,
+                    Ack::Ack if delivery.acker.usable() => {
+                        ctx.channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await
+                    }
+                    Ack::Ack => Ok(()),
                     Ack::Requeue => delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await.map(drop),
                 };
                 if let Err(error) = done {

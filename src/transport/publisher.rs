@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesOrdered;
 use lapin::Channel;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{bounded, sensu_properties};
+use super::session::sensu_properties;
 use super::{RESULTS_EXCHANGE, ROUTING_KEY};
 
 /// Results published without waiting for earlier confirms.
@@ -178,45 +180,49 @@ impl Publisher {
         }
     }
 
-    /// Publish a batch and wait for its confirms. Returns what must be retried.
+    /// Publish a batch and wait for its confirms. Returns what must be retried, in order.
     ///
     /// Every publish of the batch is queued on the channel before any is awaited: lapin
     /// resolves a publish once its I/O thread has written it, so awaiting them one by one
     /// would cost two thread hand-overs per result instead of two per batch. The first
-    /// poll of each publish queues its frames, in batch order.
+    /// poll of each publish queues its frames, in batch order. The writes are then
+    /// collected in order, each within the publish timeout: a failed or late write ends
+    /// the batch there, and only it and what follows are retried — what was written
+    /// before still waits for its confirm, so a stall costs one result in doubt, not a
+    /// batch of duplicates.
     async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Vec<Pending> {
-        let publishes = batch.iter().map(|pending| {
-            channel.basic_publish(
-                RESULTS_EXCHANGE.into(),
-                ROUTING_KEY.into(),
-                Default::default(),
-                &pending.body,
-                sensu_properties(),
-            )
-        });
-        let written =
-            bounded("basic.publish to \"results\"", self.timeout, async { Ok(join_all(publishes).await) }).await;
-        let mut sent = Vec::with_capacity(batch.len());
-        let mut failed = Vec::new();
-        match written {
-            Ok(written) => {
-                for (pending, publish) in batch.into_iter().zip(written) {
-                    match publish {
-                        Ok(confirm) => sent.push((pending, confirm)),
-                        Err(error) => {
-                            if failed.is_empty() {
-                                tracing::warn!(%error, "failed to publish check result; it stays buffered");
-                            }
-                            failed.push(pending);
-                        }
-                    }
+        let mut writes: FuturesOrdered<_> = batch
+            .iter()
+            .map(|pending| {
+                channel.basic_publish(
+                    RESULTS_EXCHANGE.into(),
+                    ROUTING_KEY.into(),
+                    Default::default(),
+                    &pending.body,
+                    sensu_properties(),
+                )
+            })
+            .collect();
+        let mut confirms = Vec::with_capacity(batch.len());
+        loop {
+            match tokio::time::timeout(self.timeout, writes.next()).await {
+                Ok(Some(Ok(confirm))) => confirms.push(confirm),
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
+                    tracing::warn!(%error, "failed to publish check result; it stays buffered");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(timeout = ?self.timeout, "publishing a check result timed out; it stays buffered");
+                    break;
                 }
             }
-            Err(error) => {
-                tracing::warn!(%error, "failed to publish check results; they stay buffered");
-                failed = batch;
-            }
         }
+        drop(writes);
+        let mut batch = batch.into_iter();
+        let sent: Vec<_> =
+            confirms.into_iter().map(|confirm| (batch.next().expect("one per write"), confirm)).collect();
+        let failed: Vec<Pending> = batch.collect();
         let (pendings, confirms): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
         let waiting = tokio::time::Instant::now();
         let outcomes = tokio::time::timeout(self.timeout, join_all(confirms)).await;
