@@ -1,0 +1,85 @@
+//! A resource alarm in the middle of a stream of results: the broker blocks publishing
+//! connections and stops confirming, the client gives up on the confirms after the
+//! publish timeout and reconnects with its results buffered, and once the alarm clears
+//! every result arrives, in order, with at most the few the broker had routed but not
+//! confirmed arriving twice (at-least-once). Its own test binary, because the alarm blocks every publisher on the broker
+//! the other tests share.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Client, ServerSide, rabbitmqctl, unique};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Submit results through the local socket (3030), which needs no publisher on the test's
+/// side: the test's own connection would be blocked by the alarm too.
+async fn submit(socket: SocketAddr, names: std::ops::Range<usize>) {
+    let results: Vec<Value> = names.map(|i| json!({"name": format!("alarm_{i}"), "output": "x"})).collect();
+    let mut stream = tokio::net::TcpStream::connect(socket).await.unwrap();
+    stream.write_all(&serde_json::to_vec(&results).unwrap()).await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(reply, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_alarm_mid_stream_loses_nothing() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let name = unique("alarm");
+    let client = Client::start(&name, &["x"], &[("CONCIERGE_PUBLISH_TIMEOUT", "2")]);
+    let socket = client.bound("listening for check results (TCP and UDP)").await;
+    client.ready().await;
+    submit(socket, 0..50).await;
+    let before = results.collect_for(&name, 50, Duration::from_secs(20)).await;
+    assert_eq!(before.len(), 50, "{}", client.logs());
+
+    rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
+    let cleared = scopeguard(|| {
+        rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+    });
+    submit(socket, 50..400).await;
+    client.wait_log("broker blocked the connection (resource alarm)", 1, Duration::from_secs(20)).await;
+    // Past the publish timeout: the broker stopped reading, so no confirm comes; the client
+    // reconnects, keeping the results buffered.
+    client.wait_log("no publish confirm from the broker in time", 1, Duration::from_secs(20)).await;
+    drop(cleared);
+
+    // At-least-once: a result the broker had routed but not confirmed when it blocked is
+    // sent again. Everything arrives, in order of first arrival, and repeats are only
+    // those few.
+    let mut names: Vec<String> = Vec::new();
+    let mut repeats = 0;
+    while names.len() < 350 {
+        let Some((result, _)) = results.next_for(&name, Duration::from_secs(60)).await else { break };
+        let got = result["check"]["name"].as_str().unwrap().to_string();
+        if names.contains(&got) {
+            repeats += 1;
+        } else {
+            names.push(got);
+        }
+    }
+    while let Some((result, _)) = results.next_for(&name, Duration::from_secs(3)).await {
+        assert!(names.iter().any(|n| result["check"]["name"] == n.as_str()), "unexpected {result}");
+        repeats += 1;
+    }
+    let expected: Vec<String> = (50..400).map(|i| format!("alarm_{i}")).collect();
+    assert_eq!(names, expected, "every result, in order:\n{}", client.logs());
+    assert!(repeats <= 3, "{repeats} results arrived twice:\n{}", client.logs());
+}
+
+/// Runs `f` when dropped, so a failing assertion still clears the alarm for the suite.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
