@@ -38,8 +38,9 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     assert_eq!(before.len(), 50, "{}", client.logs());
 
     rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
+    // Back to what scripts/rabbitmq.sh configures (vm_memory_high_watermark.relative).
     let cleared = scopeguard(|| {
-        rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+        rabbitmqctl(&["set_vm_memory_high_watermark", "0.8"]);
     });
     submit(socket, 50..400).await;
     client.wait_log("broker blocked the connection (resource alarm)", 1, Duration::from_secs(20)).await;
