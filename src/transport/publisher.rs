@@ -219,9 +219,9 @@ impl Publisher {
             }
         }
         drop(writes);
+        // One write per result, in batch order: the first `confirms.len()` results went out.
         let mut batch = batch.into_iter();
-        let sent: Vec<_> =
-            confirms.into_iter().map(|confirm| (batch.next().expect("one per write"), confirm)).collect();
+        let sent: Vec<_> = batch.by_ref().take(confirms.len()).zip(confirms).collect();
         let failed: Vec<Pending> = batch.collect();
         let (pendings, confirms): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
         let waiting = tokio::time::Instant::now();
