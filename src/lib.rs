@@ -18,11 +18,11 @@ pub mod checks;
 pub mod client;
 pub mod config;
 pub mod logging;
+pub mod pki;
 pub mod proto;
 pub mod schedule;
 pub mod scrape;
 pub mod telemetry;
-pub mod tls;
 pub mod transport;
 
 /// Concierge's own version, as built.

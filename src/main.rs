@@ -253,9 +253,10 @@ async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashM
                 }
             }
         });
+        let state_sink: Arc<dyn concierge::transport::sink::Sink> = Arc::new(concierge::transport::sink::StdoutSink);
         let state = api::ApiState {
             executor: executor.clone(),
-            sink: Arc::new(client::StdoutSink),
+            sink: state_sink.clone(),
             settings: settings.raw.clone(),
             telemetry: telemetry.clone(),
             transport: None,
@@ -265,11 +266,13 @@ async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashM
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
-        client::local::run(&settings, executor, signals.stop.clone()).await;
+        let pipeline = client::pipeline::Pipeline::new(executor, state_sink, usize::MAX);
+        client::local::run(&settings, pipeline, signals.stop.clone()).await;
         api_shutdown.cancel();
         return ExitCode::SUCCESS;
     }
     let concierge_settings = settings.concierge().unwrap_or_default();
+    let fleet_raw = settings.raw.clone();
     let fleet = match Fleet::new(sources, env, settings, telemetry.clone()) {
         Ok(f) => f,
         Err(error) => {
@@ -278,7 +281,15 @@ async fn run(config: &Option<PathBuf>, dirs: &[PathBuf], local: bool, env: HashM
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(error) = api::start(Arc::new(fleet.api_state()), api_shutdown.clone()).await {
+    let state = api::ApiState {
+        executor: fleet.pipeline().executor().clone(),
+        sink: fleet.pipeline().sink().clone(),
+        settings: fleet_raw,
+        telemetry: telemetry.clone(),
+        transport: Some(fleet.transport().clone()),
+        http: api::HttpSocketSettings::from_client(&fleet.pipeline().executor().client()),
+    };
+    if let Err(error) = api::start(Arc::new(state), api_shutdown.clone()).await {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
@@ -387,7 +398,7 @@ async fn check(
     let mut as_standalone = definition.clone();
     as_standalone.insert("standalone".into(), true.into());
     as_standalone.insert("publish".into(), false.into());
-    let failures = proto::validate::check_definition_failures(&as_standalone, schedule::cron::is_valid);
+    let failures = proto::validate::check_definition_failures(&as_standalone, schedule::SYNTAX);
     if let Some(problem) = failures.first() {
         eprintln!("UNKNOWN: check {name:?}: {problem}");
         return ExitCode::from(EXIT_UNKNOWN);
@@ -475,14 +486,14 @@ async fn run_once(mut settings: Settings, definition: Object, json: bool, env: &
     };
     let mut request = definition;
     request.insert("issued".into(), proto::now_epoch().into());
-    let Processed::Result(result, plan) = executor.process_until(request, &CancellationToken::new()).await else {
+    let Processed::Result(finished) = executor.process_until(request, &CancellationToken::new()).await else {
         eprintln!("UNKNOWN: the check was not run");
         return ExitCode::from(EXIT_UNKNOWN);
     };
     // Prints each published result (the output, or the whole result with --json); the exit
     // status is the last one's: the check's, or a courier's delivery report.
     let sink = PrintSink { json, last_status: std::sync::atomic::AtomicI64::new(3) };
-    client::deliver(&executor, &sink, result, plan).await;
+    client::pipeline::publish(&sink, finished).await;
     let status = sink.last_status.load(std::sync::atomic::Ordering::Relaxed);
     ExitCode::from(u8::try_from(status.clamp(0, 255)).unwrap_or(EXIT_UNKNOWN))
 }
@@ -493,7 +504,7 @@ struct PrintSink {
     last_status: std::sync::atomic::AtomicI64,
 }
 
-impl client::Sink for PrintSink {
+impl concierge::transport::sink::Sink for PrintSink {
     fn publish(
         &self,
         payload: concierge::proto::ResultPayload,
@@ -566,7 +577,7 @@ fn show_config(config: &Option<PathBuf>, dirs: &[PathBuf], validate: bool, env: 
     }
     let mut redacted = proto::redact(&Value::Object(settings.raw.clone()), proto::DEFAULT_REDACT_KEYS);
     if let Some(rabbitmq) = settings.raw.get("rabbitmq") {
-        redacted["rabbitmq"] = concierge::transport::settings::redacted(rabbitmq);
+        redacted["rabbitmq"] = concierge::config::brokers::redacted(rabbitmq);
     }
     println!("{}", serde_json::to_string_pretty(&redacted).unwrap_or_default());
     for failure in &failures {

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use concierge::checks::executor::Processed;
 use concierge::checks::{Executor, ExecutorSettings, builtins};
-use concierge::client::{Sink, deliver};
+use concierge::client::pipeline::publish;
 use concierge::proto::{Object, ResultPayload};
+use concierge::transport::sink::Sink;
 use serde_json::{Value, json};
 use support::fixtures::FixtureServer;
 use support::obj;
@@ -46,11 +47,11 @@ async fn shot(params: Value) -> Vec<Object> {
     let check = obj(
         json!({"name": "app", "type": "metric", "extension": "courier", "courier": params, "handlers": ["graphite"], "issued": 1}),
     );
-    let Processed::Result(result, plan) = executor.process_until(check, &Default::default()).await else {
+    let Processed::Result(finished) = executor.process_until(check, &Default::default()).await else {
         panic!("not run")
     };
     let recorder = Recorder::default();
-    deliver(&executor, &recorder, result, plan).await;
+    publish(&recorder, finished).await;
     recorder.0.into_inner().unwrap()
 }
 

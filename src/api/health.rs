@@ -3,51 +3,17 @@
 //! the reason, and `concierge health` turns that into an exit code for a Docker
 //! `HEALTHCHECK`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::RwLock;
 
 use crate::checks::Executor;
-use crate::transport::session::Session;
+use crate::transport::view::TransportView;
 
 /// A check without a timeout counts as stuck after this long.
 pub const STUCK_WITHOUT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed beyond a check's own timeout (the TERM→KILL grace and some slack).
 pub const STUCK_GRACE: Duration = Duration::from_secs(30);
-
-/// The fleet loop's view of the broker, shared with the API.
-#[derive(Default)]
-pub struct TransportView {
-    session: RwLock<Option<Arc<Session>>>,
-    subscribed: AtomicBool,
-    consumers: AtomicUsize,
-    expected: AtomicUsize,
-}
-
-impl TransportView {
-    /// A session is up and bootstrapped with `consumers` of `expected` queues consumed.
-    pub async fn up(&self, session: Arc<Session>, consumers: usize, expected: usize) {
-        *self.session.write().await = Some(session);
-        self.consumers.store(consumers, Ordering::Relaxed);
-        self.expected.store(expected, Ordering::Relaxed);
-        self.subscribed.store(consumers >= expected, Ordering::Relaxed);
-    }
-
-    /// The session is gone.
-    pub async fn down(&self) {
-        *self.session.write().await = None;
-        self.subscribed.store(false, Ordering::Relaxed);
-        self.consumers.store(0, Ordering::Relaxed);
-    }
-
-    /// The current session, if connected.
-    pub async fn session(&self) -> Option<Arc<Session>> {
-        self.session.read().await.clone().filter(|s| s.connected())
-    }
-}
 
 /// The health verdict and its JSON document.
 pub async fn check(executor: &Executor, transport: Option<&TransportView>) -> (bool, Value) {
@@ -55,11 +21,11 @@ pub async fn check(executor: &Executor, transport: Option<&TransportView>) -> (b
     let mut doc = json!({});
     if let Some(t) = transport {
         let connected = t.session().await.is_some();
-        let (consumers, expected) = (t.consumers.load(Ordering::Relaxed), t.expected.load(Ordering::Relaxed));
+        let (consumers, expected) = t.consumers();
         doc["transport"] = json!({"connected": connected, "consumers": consumers, "subscriptions_queues": expected});
         if !connected {
             problems.push("not connected to the broker".to_string());
-        } else if !t.subscribed.load(Ordering::Relaxed) {
+        } else if !t.subscribed() {
             problems.push(format!("consuming {consumers} of {expected} subscription queues"));
         }
     } else {

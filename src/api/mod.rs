@@ -21,9 +21,10 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Executor;
-use crate::client::Sink;
 use crate::proto::{Object, ResultPayload, now_epoch, validate::validate_result};
 use crate::telemetry::Telemetry;
+use crate::transport::sink::Sink;
+use crate::transport::view::TransportView;
 
 /// Default JSON socket port (`client.socket.port`).
 pub const DEFAULT_SOCKET_PORT: u16 = 3030;
@@ -43,7 +44,7 @@ pub struct ApiState {
     /// Figures.
     pub telemetry: Arc<Telemetry>,
     /// The broker side, when there is one.
-    pub transport: Option<Arc<health::TransportView>>,
+    pub transport: Option<Arc<TransportView>>,
     /// HTTP socket credentials and policy.
     pub http: HttpSocketSettings,
 }

@@ -4,9 +4,10 @@
 //! how many metrics and bytes went out and how long the scrape, the conversion and the
 //! delivery (until the broker confirmed it) took.
 //!
-//! The delivery report is built by the client once the metric result is confirmed (see
-//! [`DeliveryPlan`] and `client::deliver`); when the scrape or the conversion fails,
-//! nothing is sent to the metric handlers and only the failed report is published.
+//! The delivery report is built once the metric result is confirmed: [`DeliveryPlan`] is
+//! the outcome's [`FollowUp`], which the client's request pipeline drives; when the
+//! scrape or the conversion fails, nothing is sent to the metric handlers and only the
+//! failed report is published.
 
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ use tokio::time::Instant;
 use super::http::{self, HttpParams};
 use super::net::{CheckTls, IpPreference};
 use super::plugin::{self, Perf, Status, Thresholds};
-use super::{Builtin, BuiltinContext, BuiltinFuture, BuiltinOutcome};
-use crate::proto::{Object, round6};
+use super::{Builtin, BuiltinContext, BuiltinFuture, BuiltinOutcome, FollowUp};
+use crate::proto::{Object, ResultPayload, round6};
 use crate::scrape::output::{OutputFormat, Writer};
 use crate::scrape::{self, Format, Page};
 
@@ -136,6 +137,47 @@ pub struct DeliveryPlan {
     pub handlers: Option<Vec<String>>,
     /// Set when the shot failed before delivery: nothing but the report is published.
     pub failure: Option<(&'static str, String)>,
+    /// What the report needs of the metric result (name, issued, executed, source), its
+    /// client and signature: kept when the result is handed over.
+    pub context: Option<ResultPayload>,
+}
+
+impl FollowUp for DeliveryPlan {
+    fn results(&mut self, result: ResultPayload) -> Vec<ResultPayload> {
+        let mut context = Object::new();
+        for key in ["name", "issued", "executed", "source"] {
+            if let Some(v) = result.check.get(key) {
+                context.insert(key.into(), v.clone());
+            }
+        }
+        self.context = Some(ResultPayload {
+            check: context,
+            ..ResultPayload::verbatim(&result.client, Object::new(), result.signature.as_deref())
+        });
+        if self.failure.is_some() {
+            return Vec::new();
+        }
+        let parts = self.extra_parts.len() + 1;
+        let mut out = Vec::with_capacity(parts);
+        for (i, output) in self.extra_parts.iter().enumerate() {
+            let mut part = result.check.clone();
+            part.insert("output".into(), output.clone().into());
+            part.insert("part".into(), format!("{}/{parts}", i + 2).into());
+            out.push(ResultPayload { check: part, client: result.client.clone(), signature: result.signature.clone() });
+        }
+        let mut first = result;
+        if parts > 1 {
+            first.check.insert("part".into(), format!("1/{parts}").into());
+        }
+        out.insert(0, first);
+        out
+    }
+
+    fn finish(self: Box<Self>, seconds: f64, delivered: bool) -> Option<ResultPayload> {
+        let context = self.context.clone().unwrap_or_else(|| ResultPayload::verbatim("", Object::new(), None));
+        let report = self.report(&context.check, seconds, delivered, crate::proto::now_epoch());
+        Some(ResultPayload::new(&context.client, report, context.signature.as_deref()))
+    }
 }
 
 /// Human bytes, decimal units (`1.6 MB`).
@@ -257,7 +299,7 @@ fn failed(plan: DeliveryPlan, reason: &'static str, message: String) -> BuiltinO
         output: text,
         status: 2,
         attributes: Object::new(),
-        delivery: Some(Box::new(DeliveryPlan { failure: Some((reason, message)), ..plan })),
+        follow_up: Some(Box::new(DeliveryPlan { failure: Some((reason, message)), ..plan })),
     }
 }
 
@@ -341,6 +383,7 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
         thresholds: Thresholds { warning: params.warning, critical: params.critical },
         handlers: params.delivery_handlers.clone(),
         failure: None,
+        context: None,
     };
     let re = |what: &str, p: &Option<String>| {
         p.as_ref().map(|p| Regex::new(p).map_err(|e| format!("{what} is not a valid regex: {e}"))).transpose()
@@ -410,7 +453,7 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
         output: first,
         status: 0,
         attributes: Object::new(),
-        delivery: Some(Box::new(DeliveryPlan {
+        follow_up: Some(Box::new(DeliveryPlan {
             extra_parts: parts,
             metrics,
             bytes,
@@ -544,6 +587,7 @@ mod tests {
             thresholds: Thresholds { warning: Some(1.0), critical: Some(2.0) },
             handlers: Some(vec!["pager".into()]),
             failure: None,
+            context: None,
         };
         let check: Object = json!({"name": "app", "issued": 1, "executed": 2}).as_object().cloned().unwrap();
         let r = plan.report(&check, 0.009, true, 3);

@@ -11,17 +11,13 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::command::{self, Spawn};
-use super::{Builtin, hooks};
-use crate::proto::{Object, now_epoch, object_substitute_tokens, round3, substitute_tokens};
+use super::{Builtin, FollowUp, hooks};
+use crate::proto::{Object, ResultPayload, now_epoch, object_substitute_tokens, round3, substitute_tokens};
 
 /// Output of a request refused by safe mode (sensu-client).
 pub const SAFE_MODE_OUTPUT: &str = "Check is not locally defined (safe mode)";
 /// Prefix of the output when tokens match nothing (sensu-client).
 pub const UNMATCHED_TOKENS_PREFIX: &str = "Unmatched client token(s): ";
-/// Sensu's default `sensu.spawn.limit`.
-pub const DEFAULT_SPAWN_LIMIT: usize = 12;
-/// Default number of built-in checks running at once.
-pub const DEFAULT_BUILTIN_LIMIT: usize = 500;
 
 /// What the executor needs from the settings.
 #[derive(Clone, Default)]
@@ -42,11 +38,21 @@ pub struct ExecutorSettings {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
+/// A finished check: its result payload, built once, and what its built-in asks to publish
+/// besides it.
+#[derive(Debug)]
+pub struct Finished {
+    /// The result to publish (`{client, check, signature?}`).
+    pub result: ResultPayload,
+    /// Parts and reports to publish with it (the courier's), driven by the client's pipeline.
+    pub follow_up: Option<Box<dyn FollowUp>>,
+}
+
 /// What became of a request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Processed {
-    /// A result to publish, and for a courier shot what to report once it is delivered.
-    Result(Object, Option<Box<super::courier::DeliveryPlan>>),
+    /// A result to publish.
+    Result(Finished),
     /// Nothing to publish: the check was already in progress, or the request had no name.
     Dropped,
     /// Cancelled while waiting for an execution slot: never started, safe to hand back.
@@ -56,6 +62,9 @@ pub enum Processed {
 /// The parts of the executor that a configuration reload replaces.
 struct Config {
     client: Object,
+    /// `client.name` and `client.signature`, read once: every result carries them.
+    name: String,
+    signature: Option<String>,
     safe_mode: bool,
     local: HashMap<String, Object>,
     env: Vec<(String, String)>,
@@ -71,6 +80,8 @@ impl Config {
                 .into_iter()
                 .filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c)))
                 .collect(),
+            name: settings.client.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+            signature: settings.client.get("signature").and_then(Value::as_str).map(str::to_string),
             client: settings.client,
             env: settings.env,
             builtins: settings.builtins.into_iter().map(|b| (b.name(), b)).collect(),
@@ -171,12 +182,12 @@ impl Executor {
 
     /// The client's name.
     pub fn client_name(&self) -> String {
-        self.config().client.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
+        self.config().name.clone()
     }
 
     /// The client's signature, if configured.
     pub fn signature(&self) -> Option<String> {
-        self.config().client.get("signature").and_then(Value::as_str).map(str::to_string)
+        self.config().signature.clone()
     }
 
     /// The whole, unredacted client settings.
@@ -224,7 +235,7 @@ impl Executor {
     /// request is dropped (already in progress, or without a name).
     pub async fn process(&self, check: Object) -> Option<Object> {
         match self.process_until(check, &CancellationToken::new()).await {
-            Processed::Result(check, _) => Some(check),
+            Processed::Result(finished) => Some(finished.result.check),
             Processed::Dropped | Processed::NotStarted => None,
         }
     }
@@ -249,7 +260,7 @@ impl Executor {
                 check.insert("status".into(), 3.into());
                 check.insert("handle".into(), false.into());
                 check.insert("executed".into(), now_epoch().into());
-                return Processed::Result(check, None);
+                return finished(&config, check, None);
             }
             self.execute_command(&config, check, cancel).await
         } else {
@@ -288,7 +299,7 @@ impl Executor {
         let started = tokio::time::Instant::now();
         check.insert("executed".into(), now_epoch().into());
         if !unmatched.is_empty() {
-            return Processed::Result(unmatched_result(check, &unmatched), None);
+            return finished(config, unmatched_result(check, &unmatched), None);
         }
         let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| stdin_payload(config, &check));
         let Some(slot) = self.spawn_slots.acquire(cancel).await else { return Processed::NotStarted };
@@ -300,7 +311,7 @@ impl Executor {
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
         self.run_hook(config, &mut check).await;
-        Processed::Result(check, None)
+        finished(config, check, None)
     }
 
     async fn execute_builtin(&self, config: &Config, mut check: Object, cancel: &CancellationToken) -> Processed {
@@ -318,7 +329,7 @@ impl Executor {
             check.insert("executed".into(), now_epoch().into());
             check.insert("output".into(), format!("Unknown check extension: {extension}").into());
             check.insert("status".into(), 3.into());
-            return Processed::Result(check, None);
+            return finished(config, check, None);
         };
         let Some(_guard) = self.claim(&check) else {
             tracing::warn!(check = ?check.get("name"), "previous check extension execution in progress");
@@ -329,14 +340,12 @@ impl Executor {
         let mut substituted = Value::Object(check.clone());
         let unmatched = object_substitute_tokens(&mut substituted, &config.client);
         if !unmatched.is_empty() {
-            return Processed::Result(unmatched_result(check, &unmatched), None);
+            return finished(config, unmatched_result(check, &unmatched), None);
         }
         let Value::Object(request) = substituted else { return Processed::Dropped };
         let Some(slot) = self.builtin_slots.acquire(cancel).await else { return Processed::NotStarted };
         self.started(&check, started.elapsed());
-        let ctx = super::BuiltinContext {
-            client_name: config.client.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-        };
+        let ctx = super::BuiltinContext { client_name: config.name.clone() };
         let outcome = builtin.run(request, ctx).await;
         drop(slot);
         self.telemetry.check_finished(builtin.name(), i64::from(outcome.status), started.elapsed().as_secs_f64());
@@ -347,7 +356,7 @@ impl Executor {
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
         self.run_hook(config, &mut check).await;
-        Processed::Result(check, outcome.delivery)
+        finished(config, check, outcome.follow_up)
     }
 
     async fn spawn(
@@ -389,6 +398,12 @@ impl Executor {
         hook.insert("output".into(), outcome.output.into());
         hook.insert("status".into(), outcome.status.into());
     }
+}
+
+/// The result of a check this client executed, with its name and signature.
+fn finished(config: &Config, check: Object, follow_up: Option<Box<dyn FollowUp>>) -> Processed {
+    let result = ResultPayload::new(&config.name, check, config.signature.as_deref());
+    Processed::Result(Finished { result, follow_up })
 }
 
 /// `{client, check}` as a check's stdin (unredacted client settings, as Sensu).

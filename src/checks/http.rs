@@ -474,7 +474,7 @@ async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Resul
 fn tls_failure(error: std::io::Error) -> Failed {
     match error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         Some(e @ rustls::Error::InvalidCertificate(_)) => {
-            Failed("tls_verify", format!("TLS certificate not accepted: {}", crate::tls::describe_cert_error(e)))
+            Failed("tls_verify", format!("TLS certificate not accepted: {}", crate::pki::describe_cert_error(e)))
         }
         Some(e) => Failed("tls_handshake", format!("TLS handshake failed: {e}")),
         None => Failed("tls_handshake", format!("TLS handshake failed: {error}")),

@@ -19,12 +19,12 @@ pub mod tls;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::proto::Object;
+use crate::proto::{Object, ResultPayload};
 
 pub use executor::{Executor, ExecutorSettings};
 
 /// What a built-in check produced.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct BuiltinOutcome {
     /// Plugin-style output (first line, then `|` perfdata).
     pub output: String,
@@ -32,8 +32,21 @@ pub struct BuiltinOutcome {
     pub status: i32,
     /// Attributes added to the published check (e.g. `reason`, timings).
     pub attributes: Object,
-    /// A delivery report to publish once the result is confirmed (the courier).
-    pub delivery: Option<Box<courier::DeliveryPlan>>,
+    /// What to publish besides the result, and after it (the courier's parts and delivery
+    /// report).
+    pub follow_up: Option<Box<dyn FollowUp>>,
+}
+
+/// What a built-in asks the client to do with its result beyond publishing it: publish it
+/// as several results, and one more once those are confirmed (or not). The client's
+/// request pipeline drives it the same way for every built-in; the courier uses it for
+/// split shots and its `<check>.delivery` report.
+pub trait FollowUp: Send + std::fmt::Debug {
+    /// The results to publish for this finished check (all at once; possibly none).
+    fn results(&mut self, result: ResultPayload) -> Vec<ResultPayload>;
+    /// A last result to publish once those were confirmed (`delivered`) or not,
+    /// `seconds` after the first was handed over.
+    fn finish(self: Box<Self>, seconds: f64, delivered: bool) -> Option<ResultPayload>;
 }
 
 /// What a built-in check gets besides its request.

@@ -210,14 +210,14 @@ pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, St
     if let Some(config) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(config);
     }
-    let provider = crate::tls::provider();
+    let provider = crate::pki::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let builder = if tls.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(crate::tls::NoChainVerification(provider)))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(crate::pki::NoChainVerification(provider)))
     } else {
-        builder.with_root_certificates(crate::tls::roots_with(tls.ca_pem()?.as_deref())?)
+        builder.with_root_certificates(crate::pki::roots_with(tls.ca_pem()?.as_deref())?)
     };
     let mut config = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
@@ -225,7 +225,7 @@ pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, St
             let key_pem = std::fs::read(key).map_err(|e| format!("key_file {key}: {e}"))?;
             let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("key_file {key}: {e}"))?;
             builder
-                .with_client_auth_cert(crate::tls::certs_from_pem(&chain)?, key)
+                .with_client_auth_cert(crate::pki::certs_from_pem(&chain)?, key)
                 .map_err(|e| format!("client certificate: {e}"))?
         }
         (None, None) => builder.with_no_client_auth(),

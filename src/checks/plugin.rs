@@ -198,7 +198,7 @@ impl Report {
         if !details.is_empty() {
             attributes.insert("probe".into(), Value::Object(details));
         }
-        BuiltinOutcome { output, status: self.status as i32, attributes, delivery: None }
+        BuiltinOutcome { output, status: self.status as i32, attributes, follow_up: None }
     }
 }
 
@@ -234,7 +234,7 @@ pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -
         output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"),
         status: 3,
         attributes,
-        delivery: None,
+        follow_up: None,
     }
 }
 

@@ -211,7 +211,7 @@ fn from_file(p: &TlsParams, file: &str) -> Report {
         Ok(pem) => pem,
         Err(e) => return report.fail(Status::Unknown, "file", format!("cannot read {file}: {e}")),
     };
-    let ders = match crate::tls::certs_from_pem(&pem) {
+    let ders = match crate::pki::certs_from_pem(&pem) {
         Ok(c) => c.into_iter().map(|c| c.to_vec()).collect::<Vec<_>>(),
         Err(e) => return report.fail(Status::Unknown, "file", format!("{file}: {e}")),
     };
@@ -257,9 +257,9 @@ async fn handshake(
         (None, Some(f)) => Some(std::fs::read(f).map_err(|e| ("parameters", format!("ca_file {f}: {e}")))?),
         (None, None) => None,
     };
-    let roots = crate::tls::roots_with(ca.as_deref()).map_err(|e| ("parameters", e))?;
-    let recorder = crate::tls::RecordingVerifier::new(roots).map_err(|e| ("tls_handshake", e))?;
-    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+    let roots = crate::pki::roots_with(ca.as_deref()).map_err(|e| ("parameters", e))?;
+    let recorder = crate::pki::RecordingVerifier::new(roots).map_err(|e| ("tls_handshake", e))?;
+    let config = rustls::ClientConfig::builder_with_provider(crate::pki::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ("tls_handshake", e.to_string()))?
         .dangerous()
@@ -345,7 +345,7 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
             message.push_str("; chain verified");
         }
         Some(Some(Err(e))) => {
-            let why = crate::tls::describe_cert_error(&e);
+            let why = crate::pki::describe_cert_error(&e);
             report.details.insert("verified".into(), false.into());
             report.details.insert("verify_error".into(), Value::String(why.clone()));
             message.push_str(&format!("; chain does not verify: {why}"));

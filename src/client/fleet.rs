@@ -11,28 +11,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::{Channel, Consumer, ExchangeKind};
 use rand::seq::SliceRandom;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::executor_settings;
-use super::requests::{self, RejectionLog};
+use super::pipeline::Pipeline;
 use super::signals::Signals;
 use crate::checks::Executor;
-use crate::checks::executor::Processed;
+use crate::config::brokers::{Broker, brokers};
 use crate::config::{AckMode, ConciergeSettings, Settings, Sources};
 use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
 use crate::schedule;
 use crate::telemetry::Telemetry;
+use crate::transport::inbox::Inbox;
 use crate::transport::publisher::Publisher;
 use crate::transport::session::{Session, TransportError};
-use crate::transport::settings::{Broker, brokers};
-use crate::transport::{KEEPALIVE_INTERVAL_SECS, KEEPALIVES_EXCHANGE, RESULTS_EXCHANGE, funnel_name};
+use crate::transport::view::TransportView;
+use crate::transport::{KEEPALIVE_INTERVAL_SECS, Subscription, funnel_name};
 
 /// Output of the deregistration result (sensu-client `deregister`).
 pub const DEREGISTRATION_OUTPUT: &str = "client initiated deregistration";
@@ -55,18 +51,18 @@ pub struct Fleet {
     brokers: Vec<Broker>,
     executor: Arc<Executor>,
     publisher: Publisher,
-    tracker: TaskTracker,
-    rejections: Arc<RejectionLog>,
+    pipeline: Arc<Pipeline>,
     funnel: String,
-    /// Figures.
-    pub telemetry: Arc<Telemetry>,
-    /// The broker as the API sees it.
-    pub transport: Arc<crate::api::health::TransportView>,
+    telemetry: Arc<Telemetry>,
+    transport: Arc<TransportView>,
 }
 
 /// Everything a running session owns that a pause or reload stops.
 struct Activity {
+    /// Stops the consumers, the keepalive timer and the schedule, and hands back the
+    /// requests they fed that still wait for an execution slot (see [`Pipeline`]).
     stop: CancellationToken,
+    /// Consumer tags.
     consumers: Vec<String>,
 }
 
@@ -88,6 +84,7 @@ impl Fleet {
             telemetry.clone(),
         );
         let funnel = funnel_name(&settings.client_name(), now_epoch());
+        let pipeline = Pipeline::new(executor.clone(), Arc::new(publisher.clone()), concierge.max_request_bytes);
         Ok(Self {
             sources,
             env,
@@ -96,8 +93,7 @@ impl Fleet {
             brokers,
             executor,
             publisher,
-            tracker: TaskTracker::new(),
-            rejections: Arc::default(),
+            pipeline,
             funnel,
             telemetry,
             transport: Arc::default(),
@@ -128,16 +124,15 @@ impl Fleet {
         self.executor.client_name()
     }
 
-    /// What the local API serves for this client: results go to the confirmed pipe.
-    pub fn api_state(&self) -> crate::api::ApiState {
-        crate::api::ApiState {
-            executor: self.executor.clone(),
-            sink: Arc::new(self.publisher.clone()),
-            settings: self.settings.raw.clone(),
-            telemetry: self.telemetry.clone(),
-            transport: Some(self.transport.clone()),
-            http: crate::api::HttpSocketSettings::from_client(&self.executor.client()),
-        }
+    /// The request pipeline: its executor, and its sink (the confirmed results pipe), which
+    /// the local API publishes to as well.
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// The broker as the local API sees it.
+    pub fn transport(&self) -> &Arc<TransportView> {
+        &self.transport
     }
 
     /// Run until a stop signal, then drain. Returns when the process may exit 0.
@@ -204,7 +199,7 @@ impl Fleet {
                     }
                     () = signals.stop.cancelled() => {
                         activity.stop.cancel();
-                        self.cancel_consumers(&session, &activity.consumers).await;
+                        session.cancel_consumers(&activity.consumers).await;
                         current = Some(session);
                         break 'connect;
                     }
@@ -224,14 +219,14 @@ impl Fleet {
     }
 
     /// Keepalive at once, subscriptions, keepalive timer, standalone schedule.
-    async fn bootstrap(&self, session: &Session) -> Result<Activity, TransportError> {
-        session.declare_exchange(&session.channel, KEEPALIVES_EXCHANGE, ExchangeKind::Direct).await?;
-        session.declare_exchange(&session.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await?;
-        self.send_keepalive(session).await?;
+    async fn bootstrap(&self, session: &Arc<Session>) -> Result<Activity, TransportError> {
+        session.declare_pipes().await?;
+        session.publish_keepalive(&self.keepalive()).await?;
+        self.telemetry.keepalives.inc();
         let stop = CancellationToken::new();
         let consumers = self.start_consumers(session, &stop).await?;
         // Buffered results go out once the server has seen our keepalive.
-        self.publisher.attach(session.results.clone(), session.broken.clone());
+        self.publisher.attach(session);
         self.start_keepalives(session, &stop);
         self.start_schedule(&stop);
         Ok(Activity { stop, consumers })
@@ -243,95 +238,42 @@ impl Fleet {
         stop: &CancellationToken,
     ) -> Result<Vec<String>, TransportError> {
         let no_ack = self.concierge.ack == AckMode::Auto;
-        let consumers = session.subscribe(&self.funnel, &self.subscriptions(), no_ack).await?;
+        let inboxes = session.subscribe(&self.funnel, &self.subscriptions(), no_ack).await?;
         let mut tags = Vec::new();
-        for (queue, consumer) in consumers {
-            tags.push(consumer.tag().to_string());
-            tokio::spawn(self.consume(queue, consumer, session, stop.clone()));
+        for inbox in inboxes {
+            tags.push(inbox.tag());
+            tokio::spawn(consume(inbox, self.pipeline.clone(), session.broken.clone(), stop.clone()));
         }
         Ok(tags)
     }
 
-    async fn cancel_consumers(&self, session: &Session, tags: &[String]) {
-        for tag in tags {
-            let cancel = session.channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
-            let _ = tokio::time::timeout(session.op_timeout, cancel).await;
-        }
+    /// The keepalive document, now.
+    fn keepalive(&self) -> Vec<u8> {
+        serde_json::to_vec(&keepalive_payload(&self.executor.client(), now_epoch())).unwrap_or_default()
     }
 
-    fn consume(
-        &self,
-        queue: String,
-        mut consumer: Consumer,
-        session: &Session,
-        stop: CancellationToken,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let broken = session.broken.clone();
-        let ctx = RequestContext {
-            channel: session.channel.clone(),
-            executor: self.executor.clone(),
-            publisher: self.publisher.clone(),
-            tracker: self.tracker.clone(),
-            rejections: self.rejections.clone(),
-            telemetry: self.telemetry.clone(),
-            manual_ack: self.concierge.ack == AckMode::AfterPublish,
-            max_bytes: self.concierge.max_request_bytes,
-            drain: stop.clone(),
-        };
-        async move {
-            loop {
-                let next = tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = broken.cancelled() => return,
-                    next = consumer.next() => next,
-                };
-                match next {
-                    Some(Ok(delivery)) => ctx.handle(&queue, delivery).await,
-                    Some(Err(error)) => {
-                        tracing::warn!(%queue, %error, "consumer failed");
-                        broken.cancel();
-                        return;
-                    }
-                    None => {
-                        if !stop.is_cancelled() {
-                            tracing::warn!(%queue, "consumer cancelled by the broker; reconnecting");
-                            broken.cancel();
-                        }
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn send_keepalive(&self, session: &Session) -> Result<(), TransportError> {
-        send_keepalive(session, &self.executor.client(), &self.telemetry).await
-    }
-
-    fn start_keepalives(&self, session: &Session, stop: &CancellationToken) {
-        let channel = session.channel.clone();
-        let broken = session.broken.clone();
+    fn start_keepalives(&self, session: &Arc<Session>, stop: &CancellationToken) {
+        let session = session.clone();
         let stop = stop.clone();
         let executor = self.executor.clone();
         let telemetry = self.telemetry.clone();
-        let timeout = session.op_timeout;
         tokio::spawn(async move {
             let period = Duration::from_secs(KEEPALIVE_INTERVAL_SECS);
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = broken.cancelled() => return,
+                    () = session.broken.cancelled() => return,
                     _ = ticker.tick() => {}
                 }
                 let body = serde_json::to_vec(&keepalive_payload(&executor.client(), now_epoch())).unwrap_or_default();
-                match publish_confirmed(&channel, KEEPALIVES_EXCHANGE, &body, timeout).await {
+                match session.publish_keepalive(&body).await {
                     Ok(()) => {
                         telemetry.keepalives.inc();
                     }
                     Err(error) => {
                         tracing::warn!(%error, "failed to publish keepalive");
-                        broken.cancel();
+                        session.broken.cancel();
                         return;
                     }
                 }
@@ -344,32 +286,22 @@ impl Fleet {
         if checks.is_empty() {
             return;
         }
-        let executor = self.executor.clone();
-        let publisher = self.publisher.clone();
-        let tracker = self.tracker.clone();
-        let drain = stop.clone();
-        let submit = move |request: Object| {
-            let executor = executor.clone();
-            let publisher = publisher.clone();
-            let drain = drain.clone();
-            super::spawn_in_order(&tracker, async move {
-                if let Processed::Result(check, plan) = executor.process_until(request, &drain).await {
-                    super::deliver(&executor, &publisher, check, plan).await;
-                }
-            });
+        let pipeline = self.pipeline.clone();
+        let submit = {
+            let stop = stop.clone();
+            move |request: Object| pipeline.submit(request, stop.clone(), |_| async {})
         };
         tokio::spawn(schedule::run(self.executor.client_name(), checks, submit, stop.clone()));
     }
 
-    /// Stop the session's activity and close it; results stay buffered.
     /// Tell the API (health, `/info`) that the session is bootstrapped.
     async fn transport_up(&self, session: &Arc<Session>, activity: &Activity) {
         let subscriptions = self.subscriptions();
         let mut queues: Vec<String> = subscriptions
             .iter()
-            .map(|s| match crate::transport::Subscription::parse(s) {
-                crate::transport::Subscription::Shared(name) => name,
-                crate::transport::Subscription::Fanout(_) => self.funnel.clone(),
+            .map(|s| match Subscription::parse(s) {
+                Subscription::Shared(name) => name,
+                Subscription::Fanout(_) => self.funnel.clone(),
             })
             .collect();
         queues.sort();
@@ -378,6 +310,7 @@ impl Fleet {
         self.telemetry.connected.set(1);
     }
 
+    /// Stop the session's activity and close it; results stay buffered.
     async fn pause(&self, session: &Session, activity: Option<Activity>) {
         self.transport.down().await;
         self.telemetry.connected.set(0);
@@ -389,7 +322,7 @@ impl Fleet {
     }
 
     /// SIGHUP: reload the settings; on success apply them without dropping work.
-    async fn reload(&mut self, session: &Session, activity: Activity) -> Activity {
+    async fn reload(&mut self, session: &Arc<Session>, activity: Activity) -> Activity {
         // Reading files (and, for `{ecs_task_id}`, asking the metadata endpoint) blocks: on
         // the blocking pool, so the runtime thread keeps the transport and checks going.
         let sources = self.sources.clone();
@@ -427,12 +360,15 @@ impl Fleet {
         let old_subscriptions = self.subscriptions();
         self.executor.reconfigure(executor_config);
         self.settings = settings;
-        // Stop consumers and the schedule; unacknowledged requests stay valid on the channel.
+        // Stop the consumers, the keepalive timer and the schedule. Requests still waiting for
+        // an execution slot are handed back to their queues (nacked with requeue) and come
+        // back through the new consumers; running checks finish and publish. Unacknowledged
+        // requests stay valid on the channel, which stays open.
         activity.stop.cancel();
-        self.cancel_consumers(session, &activity.consumers).await;
+        session.cancel_consumers(&activity.consumers).await;
         let new_subscriptions = self.subscriptions();
         for gone in old_subscriptions.iter().filter(|s| !new_subscriptions.contains(s)) {
-            if let crate::transport::Subscription::Fanout(exchange) = crate::transport::Subscription::parse(gone)
+            if let Subscription::Fanout(exchange) = Subscription::parse(gone)
                 && let Err(error) = session.unbind_fanout(&self.funnel, &exchange).await
             {
                 tracing::warn!(%error, "reload: could not unbind a removed subscription");
@@ -462,11 +398,12 @@ impl Fleet {
     async fn drain(&self, ever_connected: bool) {
         let grace = Duration::from_secs_f64(self.concierge.drain_grace.max(0.0));
         let deadline = tokio::time::Instant::now() + grace;
-        self.tracker.close();
-        tracing::info!(running = self.tracker.len(), grace = ?grace, "draining");
+        let tracker = self.pipeline.tracker();
+        tracker.close();
+        tracing::info!(running = tracker.len(), grace = ?grace, "draining");
         let checks_deadline = deadline.checked_sub(DRAIN_RESERVE).unwrap_or(deadline);
-        if tokio::time::timeout_at(checks_deadline, self.tracker.wait()).await.is_err() {
-            tracing::warn!(running = self.tracker.len(), "checks still running at the end of the drain grace");
+        if tokio::time::timeout_at(checks_deadline, tracker.wait()).await.is_err() {
+            tracing::warn!(running = tracker.len(), "checks still running at the end of the drain grace");
         }
         let client = self.executor.client();
         if ever_connected && client.get("deregister") == Some(&Value::Bool(true)) {
@@ -501,104 +438,30 @@ pub fn deregistration(client: &Object, now: i64) -> ResultPayload {
     ResultPayload::new(name, check, client.get("signature").and_then(Value::as_str))
 }
 
-async fn send_keepalive(session: &Session, client: &Object, telemetry: &Telemetry) -> Result<(), TransportError> {
-    let body = serde_json::to_vec(&keepalive_payload(client, now_epoch())).unwrap_or_default();
-    session.publish(&session.channel, KEEPALIVES_EXCHANGE, &body).await?;
-    telemetry.keepalives.inc();
-    Ok(())
-}
-
-async fn publish_confirmed(
-    channel: &lapin::Channel,
-    exchange: &str,
-    body: &[u8],
-    limit: Duration,
-) -> Result<(), TransportError> {
-    use crate::transport::session::{bounded, sensu_properties};
-    let op = format!("basic.publish to {exchange:?}");
-    let confirm = bounded(
-        op.clone(),
-        limit,
-        channel.basic_publish(exchange.into(), "".into(), Default::default(), body, sensu_properties()),
-    )
-    .await?;
-    let confirmation = bounded(op.clone(), limit, confirm).await?;
-    if confirmation.is_nack() { Err(TransportError::Nacked { operation: op }) } else { Ok(()) }
-}
-
-/// What a delivery handler needs.
-#[derive(Clone)]
-struct RequestContext {
-    /// The channel the requests arrive on; acknowledgements go straight to it.
-    channel: Channel,
-    executor: Arc<Executor>,
-    publisher: Publisher,
-    tracker: TaskTracker,
-    rejections: Arc<RejectionLog>,
-    telemetry: Arc<Telemetry>,
-    manual_ack: bool,
-    max_bytes: usize,
-    drain: CancellationToken,
-}
-
-impl RequestContext {
-    async fn handle(&self, queue: &str, delivery: Delivery) {
-        let request = match requests::parse(&delivery.data, self.max_bytes) {
-            Ok(request) => request,
-            Err(rejection) => {
-                self.telemetry.rejected.get_or_create(&vec![("reason", rejection.label().to_string())]).inc();
-                self.rejections.record(rejection, queue, &delivery.data);
-                if self.manual_ack {
-                    let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+/// Feed a subscription queue's requests into the pipeline until `stop` or the session breaks.
+async fn consume(mut inbox: Inbox, pipeline: Arc<Pipeline>, broken: CancellationToken, stop: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return,
+            () = broken.cancelled() => return,
+            next = inbox.next() => next,
+        };
+        match next {
+            Some(Ok(incoming)) => pipeline.receive(inbox.queue(), incoming, &stop),
+            Some(Err(error)) => {
+                tracing::warn!(queue = %inbox.queue(), %error, "consumer failed");
+                broken.cancel();
+                return;
+            }
+            None => {
+                if !stop.is_cancelled() {
+                    tracing::warn!(queue = %inbox.queue(), "consumer cancelled by the broker; reconnecting");
+                    broken.cancel();
                 }
                 return;
             }
-        };
-        self.telemetry.requests.inc();
-        if delivery.redelivered {
-            self.telemetry.redelivered.inc();
         }
-        let ctx = self.clone();
-        super::spawn_in_order(&self.tracker, async move {
-            let outcome = ctx.executor.process_until(request, &ctx.drain).await;
-            let ack = match outcome {
-                Processed::Result(check, plan) => {
-                    if super::deliver(&ctx.executor, &ctx.publisher, check, plan).await {
-                        Ack::Ack
-                    } else {
-                        Ack::Requeue
-                    }
-                }
-                Processed::Dropped => Ack::Ack,
-                Processed::NotStarted => {
-                    ctx.telemetry.handed_back.inc();
-                    Ack::Requeue
-                }
-            };
-            if ctx.manual_ack {
-                // The ack goes to the channel itself rather than through the delivery's
-                // acker, which relays it via lapin's internal RPC task: one hand-over less
-                // per request. The acker still says whether the channel is gone (then the
-                // broker has requeued the request already); it is not used after this.
-                let done = match ack {
-                    Ack::Ack if delivery.acker.usable() => {
-                        ctx.channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await
-                    }
-                    Ack::Ack => Ok(()),
-                    Ack::Requeue => delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await.map(drop),
-                };
-                if let Err(error) = done {
-                    // The channel is gone (reconnect): the broker has requeued it already.
-                    tracing::debug!(%error, "could not acknowledge a request on a closed channel");
-                }
-            }
-        });
     }
-}
-
-enum Ack {
-    Ack,
-    Requeue,
 }
 
 #[cfg(test)]

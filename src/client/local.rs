@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::{Sink, StdoutSink, execute_and_publish};
-use crate::checks::Executor;
+use super::pipeline::Pipeline;
 use crate::config::Settings;
 use crate::proto::Object;
 use crate::schedule;
@@ -16,34 +14,28 @@ use crate::schedule;
 /// How long local mode lets running checks finish after Ctrl-C.
 pub const LOCAL_DRAIN_GRACE: Duration = Duration::from_secs(8);
 
-/// Run until `shutdown`, then let running checks finish (for at most
-/// [`LOCAL_DRAIN_GRACE`]).
-pub async fn run(settings: &Settings, executor: Arc<Executor>, shutdown: CancellationToken) {
+/// Run until `stop`, then let running checks finish (for at most [`LOCAL_DRAIN_GRACE`]).
+/// Checks run to the end once started: nothing waits in a queue that could take them back.
+pub async fn run(settings: &Settings, pipeline: Arc<Pipeline>, stop: CancellationToken) {
     let checks = schedule::eligible(&settings.checks(), true);
     if checks.is_empty() {
         tracing::warn!("no check definitions with an interval or cron were found; nothing to run");
     }
+    let client = pipeline.executor().client_name();
     tracing::info!(
-        client = executor.client_name(),
+        client,
         checks = checks.len(),
         files = settings.loaded_files.len(),
         "Running checks locally (no broker); results go to stdout."
     );
-    let sink: Arc<dyn Sink> = Arc::new(StdoutSink);
-    let tracker = TaskTracker::new();
     let submit = {
-        let tracker = tracker.clone();
-        let executor = executor.clone();
-        move |request: Object| {
-            let executor = executor.clone();
-            let sink = sink.clone();
-            super::spawn_in_order(
-                &tracker,
-                async move { execute_and_publish(&executor, sink.as_ref(), request).await },
-            );
-        }
+        let pipeline = pipeline.clone();
+        // Scheduled checks are never handed back in local mode: a token that never fires.
+        let keep_going = CancellationToken::new();
+        move |request: Object| pipeline.submit(request, keep_going.clone(), |_| async {})
     };
-    schedule::run(executor.client_name(), checks, submit, shutdown).await;
+    schedule::run(client, checks, submit, stop).await;
+    let tracker = pipeline.tracker();
     tracker.close();
     if tokio::time::timeout(LOCAL_DRAIN_GRACE, tracker.wait()).await.is_err() {
         tracing::warn!(running = tracker.len(), "checks still running after the grace period; exiting anyway");

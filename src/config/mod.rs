@@ -15,6 +15,7 @@
 //! concatenates them, lower-cases keys, and its `try_parsing` turns `007` into `7`.
 //! Sensu's merge is a few lines ([`crate::proto::merge`]) and the env table is ours.
 
+pub mod brokers;
 pub mod env;
 pub mod files;
 pub mod identity;
@@ -34,6 +35,10 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/sensu/config.json";
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/sensu/conf.d";
 /// The project-relative directory of check definitions that local mode runs.
 pub const LOCAL_CHECKS_DIR: &str = "checks";
+/// Sensu's default `sensu.spawn.limit` (sensu-settings `DEFAULT_SETTINGS`).
+pub const DEFAULT_SPAWN_LIMIT: usize = 12;
+/// Default number of built-in checks running at once (`concierge.builtin_concurrency`).
+pub const DEFAULT_BUILTIN_LIMIT: usize = 500;
 /// Name of the loaded-files list sensu-plugin reads (`SENSU_LOADED_TEMPFILE`).
 pub const LOADED_TEMPFILE_NAME: &str = "sensu_client_loaded_files";
 
@@ -115,7 +120,7 @@ pub struct ConciergeSettings {
     /// amqp gem's 131072 would cost 16 MB of memory for nothing a check runner needs.
     pub frame_max: u32,
     /// TLS defaults for `amqps` brokers (per-broker `ssl` hashes override them).
-    pub tls: crate::transport::tls::TlsOptions,
+    pub tls: brokers::TlsOptions,
     /// Print CloudWatch Embedded Metric Format lines on stdout. Default false.
     pub emf: bool,
     /// Seconds between EMF lines. Default 60.
@@ -127,7 +132,7 @@ pub struct ConciergeSettings {
 impl Default for ConciergeSettings {
     fn default() -> Self {
         Self {
-            builtin_concurrency: crate::checks::executor::DEFAULT_BUILTIN_LIMIT,
+            builtin_concurrency: DEFAULT_BUILTIN_LIMIT,
             ack: AckMode::AfterPublish,
             prefetch: None,
             publish_timeout: 10.0,
@@ -137,7 +142,7 @@ impl Default for ConciergeSettings {
             heartbeat: None,
             connect_timeout: 10.0,
             frame_max: 16_384,
-            tls: crate::transport::tls::TlsOptions::default(),
+            tls: brokers::TlsOptions::default(),
             emf: false,
             emf_interval: 60.0,
             service_name: "concierge".into(),
@@ -230,7 +235,7 @@ impl Settings {
             .and_then(|s| s.get("spawn"))
             .and_then(|s| s.get("limit"))
             .and_then(Value::as_u64)
-            .map_or(crate::checks::executor::DEFAULT_SPAWN_LIMIT, |n| n as usize)
+            .map_or(DEFAULT_SPAWN_LIMIT, |n| n as usize)
     }
 
     /// The `concierge` scope, typed.
@@ -271,7 +276,7 @@ fn merge_file(raw: &mut Object, path: &Path, loaded: &mut Vec<PathBuf>) -> Resul
 fn defaults() -> Object {
     let doc = json!({
         "client": {"name": hostname(), "address": first_ipv4()},
-        "sensu": {"spawn": {"limit": crate::checks::executor::DEFAULT_SPAWN_LIMIT}, "keepalives": {"thresholds": {"warning": 120, "critical": 180}}},
+        "sensu": {"spawn": {"limit": DEFAULT_SPAWN_LIMIT}, "keepalives": {"thresholds": {"warning": 120, "critical": 180}}},
         "transport": {"name": "rabbitmq", "reconnect_on_error": true},
         "checks": {}, "filters": {}, "mutators": {}, "handlers": {}, "extensions": {}
     });

@@ -88,7 +88,7 @@ pub fn validate(settings: &Settings) -> Vec<Failure> {
                 let mut with_name = def.clone();
                 with_name.insert("name".into(), Value::String(name.clone()));
                 let object = Value::Object(with_name.clone());
-                for message in check_definition_failures(&with_name, crate::schedule::cron::is_valid) {
+                for message in check_definition_failures(&with_name, crate::schedule::SYNTAX) {
                     fail(&key, &object, message);
                 }
             }
@@ -109,9 +109,9 @@ pub fn validate(settings: &Settings) -> Vec<Failure> {
         Err(problem) => fail("concierge", raw.get("concierge").unwrap_or(&null), &problem),
         Ok(concierge) => {
             if let Some(rabbitmq) = raw.get("rabbitmq")
-                && let Err(problem) = crate::transport::settings::brokers(rabbitmq, &concierge)
+                && let Err(problem) = super::brokers::brokers(rabbitmq, &concierge)
             {
-                let shown = crate::transport::settings::redacted(rabbitmq);
+                let shown = super::brokers::redacted(rabbitmq);
                 fail("rabbitmq", &shown, problem.strip_prefix("rabbitmq: ").unwrap_or(&problem));
             }
         }

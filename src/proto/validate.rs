@@ -152,6 +152,16 @@ fn push(out: &mut Vec<&'static str>, rule: Rule) {
     }
 }
 
+/// The schedule syntax that check validation needs: whether a cron expression and a
+/// subdue time of day parse. Implemented by the schedule layer (`schedule::SYNTAX`), so
+/// the model does not depend on it.
+pub trait ScheduleSyntax {
+    /// `cron` parses.
+    fn cron_valid(&self, cron: &str) -> bool;
+    /// A subdue `begin`/`end` time parses.
+    fn time_valid(&self, time: &str) -> bool;
+}
+
 /// Validate a check result received from a local socket or the HTTP API. Returns the
 /// first failure's message, exactly as sensu-client raises it.
 pub fn validate_result(c: &Object) -> Result<(), &'static str> {
@@ -179,8 +189,9 @@ pub fn is_hook_key(key: &str) -> bool {
 }
 
 /// Validate a check definition from the settings (`name` already inserted), collecting
-/// every failure. `cron_valid` decides whether a cron string parses.
-pub fn check_definition_failures(c: &Object, cron_valid: impl Fn(&str) -> bool) -> Vec<&'static str> {
+/// every failure. `syntax` decides whether cron strings and subdue times parse (the
+/// parsers belong to the schedule layer, above this one: `schedule::SYNTAX`).
+pub fn check_definition_failures(c: &Object, syntax: &dyn ScheduleSyntax) -> Vec<&'static str> {
     let mut out = Vec::new();
     name_rules(c, &mut out);
     // Execution: command xor extension, numeric timeout, boolean stdin.
@@ -202,7 +213,7 @@ pub fn check_definition_failures(c: &Object, cron_valid: impl Fn(&str) -> bool) 
         if truthy(c.get("cron")) {
             match c.get("cron") {
                 Some(Value::String(s)) => {
-                    push(&mut out, fail(cron_valid(s), "check cron string must use the cron syntax"))
+                    push(&mut out, fail(syntax.cron_valid(s), "check cron string must use the cron syntax"))
                 }
                 _ => out.push("check cron must be a string"),
             }
@@ -256,12 +267,12 @@ pub fn check_definition_failures(c: &Object, cron_valid: impl Fn(&str) -> bool) 
         }
     }
     if truthy(c.get("subdue")) {
-        subdue_rules(c.get("subdue"), &mut out);
+        subdue_rules(c.get("subdue"), syntax, &mut out);
     }
     out
 }
 
-fn subdue_rules(subdue: Option<&Value>, out: &mut Vec<&'static str>) {
+fn subdue_rules(subdue: Option<&Value>, syntax: &dyn ScheduleSyntax, out: &mut Vec<&'static str>) {
     const DAYS: &[&str] = &["all", "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
     let Some(Value::Object(subdue)) = subdue else {
         out.push("check subdue must be a hash");
@@ -286,8 +297,8 @@ fn subdue_rules(subdue: Option<&Value>, out: &mut Vec<&'static str>) {
         };
         for window in windows {
             let valid = window.as_object().is_some_and(|w| {
-                let parse = |k: &str| w.get(k).and_then(Value::as_str).and_then(crate::schedule::subdue::parse_time);
-                parse("begin").is_some() && parse("end").is_some()
+                let parses = |k: &str| w.get(k).and_then(Value::as_str).is_some_and(|t| syntax.time_valid(t));
+                parses("begin") && parses("end")
             });
             if !window.is_object() {
                 out.push("check subdue must be a hash");
@@ -354,7 +365,16 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap();
-        let failures = check_definition_failures(&def, |_| true);
+        struct Lenient;
+        impl ScheduleSyntax for Lenient {
+            fn cron_valid(&self, _: &str) -> bool {
+                true
+            }
+            fn time_valid(&self, _: &str) -> bool {
+                true
+            }
+        }
+        let failures = check_definition_failures(&def, &Lenient);
         assert_eq!(
             failures,
             vec![

@@ -15,7 +15,24 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::proto::validate::ScheduleSyntax;
 use crate::proto::{Object, now_epoch, now_epoch_f64};
+
+/// The schedule syntax check validation uses (`proto::validate::check_definition_failures`).
+pub const SYNTAX: &Syntax = &Syntax;
+
+/// Cron expressions and subdue times, as this layer parses them.
+#[derive(Debug, Clone, Copy)]
+pub struct Syntax;
+
+impl ScheduleSyntax for Syntax {
+    fn cron_valid(&self, expr: &str) -> bool {
+        cron::is_valid(expr)
+    }
+    fn time_valid(&self, time: &str) -> bool {
+        subdue::parse_time(time).is_some()
+    }
+}
 
 /// When a standalone check fires.
 #[derive(Debug, Clone)]

@@ -1,17 +1,20 @@
 //! The RabbitMQ transport, exactly as sensu-transport 8.3.0 uses it
 //! (`lib/sensu/transport/rabbitmq.rb`) and as `Sensu::Client::Process` subscribes.
 //!
-//! * [`settings`]: the `rabbitmq` setting (URL string, hash, or array of brokers) and
-//!   Concierge's transport options.
-//! * [`tls`]: rustls configuration for `amqps` (verification configurable).
+//! * [`amqps`]: rustls configuration for `amqps` (verification configurable).
 //! * [`session`]: one connected broker: two connections (primary for consumers and
 //!   keepalives, secondary for results), Sensu's topology and flags.
+//! * [`inbox`]: requests arriving on subscription queues, and how each is settled.
 //! * [`publisher`]: the results pipe: a bounded buffer drained with publisher confirms.
+//! * [`sink`]: where results go (the publisher, or stdout in local mode).
+//! * [`view`]: the broker as the local API sees it (connected, consumers).
 
+pub mod amqps;
+pub mod inbox;
 pub mod publisher;
 pub mod session;
-pub mod settings;
-pub mod tls;
+pub mod sink;
+pub mod view;
 
 /// Exchange (direct) keepalives are published to (`keepalives` pipe).
 pub const KEEPALIVES_EXCHANGE: &str = "keepalives";

@@ -8,7 +8,7 @@
 //! result is safe.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,17 +44,6 @@ struct State {
     target: Option<(Channel, CancellationToken)>,
 }
 
-/// Counters the publisher keeps (for logs, health and metrics).
-#[derive(Debug, Default)]
-pub struct PublisherStats {
-    /// Results confirmed by the broker.
-    pub published: AtomicU64,
-    /// Results dropped because the buffer was full.
-    pub dropped: AtomicU64,
-    /// Results waiting (buffered or in flight).
-    pub pending: AtomicUsize,
-}
-
 /// Handle to the results pipe; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
@@ -63,8 +52,9 @@ pub struct Publisher {
     idle: Arc<Notify>,
     capacity: usize,
     timeout: Duration,
-    /// Counters.
-    pub stats: Arc<PublisherStats>,
+    /// Results waiting (buffered or in flight); published, dropped and buffered counts
+    /// go to the telemetry.
+    pending: Arc<AtomicUsize>,
     telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
@@ -77,7 +67,7 @@ impl Publisher {
             idle: Arc::default(),
             capacity: capacity.max(1),
             timeout,
-            stats: Arc::default(),
+            pending: Arc::default(),
             telemetry,
         }
     }
@@ -96,8 +86,7 @@ impl Publisher {
             (state.queue.len() > self.capacity).then(|| state.queue.pop_front()).flatten()
         };
         if let Some(oldest) = overflow {
-            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            self.telemetry.results_dropped.inc();
+            let dropped = self.telemetry.results_dropped.inc() + 1;
             tracing::warn!(
                 dropped_total = dropped,
                 capacity = self.capacity,
@@ -105,7 +94,7 @@ impl Publisher {
             );
             oldest.finish(false);
         } else {
-            let pending = self.stats.pending.fetch_add(1, Ordering::Relaxed) + 1;
+            let pending = self.pending.fetch_add(1, Ordering::Relaxed) + 1;
             self.telemetry.results_buffered.set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
         self.wake.notify_one();
@@ -117,9 +106,9 @@ impl Publisher {
         self.submit(body).await.unwrap_or(false)
     }
 
-    /// Start draining into a session's results channel; `broken` is fired on failure.
-    pub fn attach(&self, channel: Channel, broken: CancellationToken) {
-        self.lock().target = Some((channel, broken));
+    /// Start draining into a session's results channel; its `broken` is fired on failure.
+    pub fn attach(&self, session: &super::session::Session) {
+        self.lock().target = Some((session.results.clone(), session.broken.clone()));
         self.wake.notify_one();
     }
 
@@ -130,7 +119,7 @@ impl Publisher {
 
     /// Results not yet confirmed.
     pub fn pending(&self) -> usize {
-        self.stats.pending.load(Ordering::Relaxed)
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Wait until nothing is pending, for at most `limit`. Returns whether it emptied.
@@ -237,9 +226,8 @@ impl Publisher {
         let mut retry = Vec::new();
         for (pending, acked) in pendings.into_iter().zip(outcomes) {
             if acked {
-                self.stats.published.fetch_add(1, Ordering::Relaxed);
                 self.telemetry.results_published.inc();
-                let before = self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                let before = self.pending.fetch_sub(1, Ordering::Relaxed);
                 self.telemetry.results_buffered.set(i64::try_from(before.saturating_sub(1)).unwrap_or(i64::MAX));
                 if before == 1 {
                     self.idle.notify_waiters();

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
-use super::settings::Broker;
-use super::tls;
-use super::{CONTENT_TYPE, ROUTING_KEY, Subscription};
+use super::amqps;
+use super::inbox::Inbox;
+use super::{CONTENT_TYPE, KEEPALIVES_EXCHANGE, RESULTS_EXCHANGE, ROUTING_KEY, Subscription};
+use crate::config::brokers::Broker;
 
 /// Why talking to the broker failed. Each carries the operation and, for timeouts, the limit.
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +89,9 @@ pub struct Session {
     primary: Connection,
     secondary: Connection,
     /// Primary channel: subscriptions and keepalives (confirm mode).
-    pub channel: Channel,
+    pub(super) channel: Channel,
     /// Secondary channel: results (confirm mode).
-    pub results: Channel,
+    pub(super) results: Channel,
     /// Fired when either connection fails, is closed by the broker, or is blocked past use.
     pub broken: CancellationToken,
     /// Timeout for declarations and publishes.
@@ -128,6 +129,25 @@ impl Session {
         Ok(Self { label, primary, secondary, channel, results, broken, op_timeout })
     }
 
+    /// Declare the two pipes a client publishes to (`keepalives`, `results`: direct).
+    pub async fn declare_pipes(&self) -> Result<(), TransportError> {
+        self.declare_exchange(&self.channel, KEEPALIVES_EXCHANGE, ExchangeKind::Direct).await?;
+        self.declare_exchange(&self.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await
+    }
+
+    /// Publish a keepalive on the primary channel and wait for the broker's confirm.
+    pub async fn publish_keepalive(&self, body: &[u8]) -> Result<(), TransportError> {
+        self.publish(&self.channel, KEEPALIVES_EXCHANGE, body).await
+    }
+
+    /// Cancel consumers (bounded each); unacknowledged requests stay valid on the channel.
+    pub async fn cancel_consumers(&self, tags: &[String]) {
+        for tag in tags {
+            let cancel = self.channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+            let _ = tokio::time::timeout(self.op_timeout, cancel).await;
+        }
+    }
+
     /// Declare an exchange with Sensu's flags.
     pub async fn declare_exchange(
         &self,
@@ -160,13 +180,14 @@ impl Session {
 
     /// Set up every subscription in settings order, as `Client::Process#setup_subscriptions`
     /// does: `[queue.declare if new] → exchange.declare → queue.bind → [basic.consume if
-    /// new]`. Fanout subscriptions share the funnel queue and its one consumer.
+    /// new]`. Fanout subscriptions share the funnel queue and its one consumer. Without
+    /// `no_ack`, each request is settled through its [`super::inbox::Ticket`].
     pub async fn subscribe(
         &self,
         funnel: &str,
         subscriptions: &[String],
         no_ack: bool,
-    ) -> Result<Vec<(String, Consumer)>, TransportError> {
+    ) -> Result<Vec<Inbox>, TransportError> {
         let mut consumers: Vec<(String, Consumer)> = Vec::new();
         for name in subscriptions {
             let sub = Subscription::parse(name);
@@ -208,7 +229,10 @@ impl Session {
                 consumers.push((queue.to_string(), consumer));
             }
         }
-        Ok(consumers)
+        Ok(consumers
+            .into_iter()
+            .map(|(queue, consumer)| Inbox::new(queue, consumer, self.channel.clone(), !no_ack))
+            .collect())
     }
 
     /// Unbind the funnel from a fanout subscription's exchange (used when a reload drops it).
@@ -292,7 +316,7 @@ async fn connect(broker: &Broker, name: &str) -> Result<Connection, TransportErr
                 if !options.verify {
                     tracing::warn!(broker = %label, "TLS certificate of the broker is not verified (as sensu-client); set CONCIERGE_TLS_VERIFY=true to verify it");
                 }
-                let config = tls::client_config(options).map_err(|e| fail(e.to_string()))?;
+                let config = amqps::client_config(options).map_err(|e| fail(e.to_string()))?;
                 let connector = lapin::tcp::RustlsConnector::from(config);
                 let server_name = options.server_name.clone().unwrap_or_else(|| broker.uri.authority.host.clone());
                 let runtime = lapin::runtime::default_runtime().map_err(|e| fail(e.to_string()))?;

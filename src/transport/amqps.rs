@@ -1,4 +1,4 @@
-//! TLS to the broker, with rustls.
+//! TLS to the broker (`amqps`), with rustls.
 //!
 //! sensu-client (EventMachine `start_tls`) does **not** verify the broker's certificate
 //! unless `verify_peer` is set, and many deployments rely on that with self-signed
@@ -9,34 +9,10 @@
 
 use std::sync::Arc;
 
+use crate::config::brokers::TlsOptions;
 use rustls::ClientConfig;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use serde::Deserialize;
-
-/// TLS options: the `concierge.tls` defaults, overridden per broker by its `ssl` hash.
-/// Every `*_file` setting also has an inline form holding the PEM text (filled from the
-/// `CONCIERGE_TLS_*_B64` variables), which wins over the file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsOptions {
-    /// Verify the broker's certificate chain and name. Default false, as sensu-client.
-    pub verify: bool,
-    /// PEM file of extra CA certificates to trust.
-    pub ca_file: Option<String>,
-    /// PEM text of extra CA certificates.
-    pub ca: Option<String>,
-    /// PEM file of the client certificate chain (Sensu's `cert_chain_file`).
-    pub cert_chain_file: Option<String>,
-    /// PEM text of the client certificate chain.
-    pub cert_chain: Option<String>,
-    /// PEM file of the client private key (Sensu's `private_key_file`).
-    pub private_key_file: Option<String>,
-    /// PEM text of the client private key (redacted in printed settings).
-    pub private_key: Option<String>,
-    /// Name to send as SNI and to verify (Sensu's `sni_hostname`); default the host.
-    pub server_name: Option<String>,
-}
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -61,24 +37,24 @@ fn pem(inline: &Option<String>, file: &Option<String>, what: &'static str) -> Re
 }
 
 fn certs(bytes: &[u8], what: &'static str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
-    crate::tls::certs_from_pem(bytes).map_err(|e| err(what, e))
+    crate::pki::certs_from_pem(bytes).map_err(|e| err(what, e))
 }
 
 /// Build the rustls client configuration for these options.
 pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
-    let provider = crate::tls::provider();
+    let provider = crate::pki::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| err("protocol versions", e))?;
     let builder = if options.verify {
         let ca = pem(&options.ca, &options.ca_file, "ca")?;
-        let roots = crate::tls::roots_with(ca.as_deref()).map_err(|e| err("ca", e))?;
+        let roots = crate::pki::roots_with(ca.as_deref()).map_err(|e| err("ca", e))?;
         if roots.is_empty() {
             return Err(err("verify", "no trusted roots: install ca-certificates or set ca_file"));
         }
         builder.with_root_certificates(roots)
     } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(crate::tls::NoChainVerification(provider)))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(crate::pki::NoChainVerification(provider)))
     };
     let chain = pem(&options.cert_chain, &options.cert_chain_file, "cert_chain")?;
     let key = pem(&options.private_key, &options.private_key_file, "private_key")?;

@@ -8,8 +8,33 @@ use std::time::Duration;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use serde_json::Value;
 
-use super::tls::TlsOptions;
-use crate::config::ConciergeSettings;
+use serde::Deserialize;
+
+use super::ConciergeSettings;
+
+/// TLS options: the `concierge.tls` defaults, overridden per broker by its `ssl` hash.
+/// Every `*_file` setting also has an inline form holding the PEM text (filled from the
+/// `CONCIERGE_TLS_*_B64` variables), which wins over the file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsOptions {
+    /// Verify the broker's certificate chain and name. Default false, as sensu-client.
+    pub verify: bool,
+    /// PEM file of extra CA certificates to trust.
+    pub ca_file: Option<String>,
+    /// PEM text of extra CA certificates.
+    pub ca: Option<String>,
+    /// PEM file of the client certificate chain (Sensu's `cert_chain_file`).
+    pub cert_chain_file: Option<String>,
+    /// PEM text of the client certificate chain.
+    pub cert_chain: Option<String>,
+    /// PEM file of the client private key (Sensu's `private_key_file`).
+    pub private_key_file: Option<String>,
+    /// PEM text of the client private key (redacted in printed settings).
+    pub private_key: Option<String>,
+    /// Name to send as SNI and to verify (Sensu's `sni_hostname`); default the host.
+    pub server_name: Option<String>,
+}
 
 /// One broker to connect to.
 #[derive(Debug, Clone)]
