@@ -1,20 +1,40 @@
 //! Concierge: a Sensu 1.x-compatible check runner.
 //!
-//! The crate is laid out so that its folders show the architecture:
+//! The folders show the architecture, and dependencies point one way: a module uses only
+//! modules of a lower layer (`tests/architecture.rs` fails otherwise). Two modules of one
+//! layer talk through types of a lower one.
+//!
+//! | layer | modules | role |
+//! |---|---|---|
+//! | 5 | `main.rs` | wiring: parse the command line, start logging and the runtime, dispatch |
+//! | 4 | [`cli`] | front ends: argument types, one file per subcommand, exit codes, settings errors |
+//! | 3 | [`client`], [`api`] | processes: the agent (fleet session, local mode, the request pipeline, signals); the local sockets |
+//! | 2 | [`checks`], [`transport`] | services: the executor and one runner per kind of check; RabbitMQ (session, inbox, publisher, sinks) |
+//! | 1 | [`config`], [`telemetry`], [`pki`], [`logging`] | shared: sources → one validated `Settings`; figures; rustls plumbing; logs |
+//! | 0 | [`proto`], then [`scrape`], [`schedule`] | pure core: the Sensu model and rules; metric formats; splay, cron, subdue |
 //!
 //! * [`proto`]: the Sensu 1.x data model and its pure rules (token substitution,
-//!   redaction, deep merge, result validation). No I/O.
-//! * [`config`]: where settings come from: environment, JSON files, base64 documents,
-//!   and their validation.
-//! * [`checks`]: how a check request becomes a result: the executor (local
-//!   definitions, safe mode, in-progress guard, hooks) and one runner per kind.
+//!   redaction, deep merge, result and definition validation, payloads). No I/O.
+//! * [`scrape`]: metric page formats (Prometheus/OpenMetrics, Dropwizard, JSON) and the
+//!   Graphite/Influx/OpenTSDB writers.
 //! * [`schedule`]: standalone checks: splay, cron and subdue.
-//! * [`client`]: the process that ties them together, and the sinks results go to.
+//! * [`config`]: where settings come from (environment, JSON files, base64 documents),
+//!   parsed into [`config::Loaded`], then validated once into [`config::Settings`].
+//! * [`telemetry`]: Concierge's own figures (`/metrics`, EMF lines).
+//! * [`pki`]: rustls plumbing shared by the broker connection and the checks.
+//! * [`logging`]: the tracing subscriber.
+//! * [`checks`]: how a check request becomes a result: the executor (local definitions,
+//!   safe mode, in-progress guard, hooks) and one runner per kind.
+//! * [`transport`]: RabbitMQ exactly as sensu-transport uses it, and where results go.
+//! * [`api`]: the JSON and HTTP sockets, `/healthz`, `/metrics`.
+//! * [`client`]: the agent: the request pipeline, local mode, the fleet lifecycle.
+//! * [`cli`]: the command line.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod api;
 pub mod checks;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod logging;

@@ -216,6 +216,24 @@ impl Telemetry {
         out
     }
 
+    /// Print an EMF line on stdout every `period` until `stop` (ECS with awslogs turns
+    /// them into CloudWatch metrics to scale on).
+    pub async fn emf_ticker(
+        self: std::sync::Arc<Self>,
+        service: String,
+        client: String,
+        period: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticker.tick() => println!("{}", self.emf(&service, &client)),
+            }
+        }
+    }
+
     /// One CloudWatch Embedded Metric Format document with the scaling figures.
     pub fn emf(&self, service: &str, client: &str) -> String {
         self.refresh_lag_p95();

@@ -44,12 +44,14 @@ fn every_example_check_validates_and_runs() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "configuration is valid\n");
-    let settings = concierge::config::Settings::load(&concierge::config::Sources {
+    let settings = concierge::config::Loaded::load(&concierge::config::Sources {
         config_dirs: vec![format!("{root}/checks").into()],
         ..Default::default()
     })
+    .unwrap()
+    .validate()
     .unwrap();
-    let checks = settings.checks();
+    let checks = settings.checks;
     assert!(checks.len() >= 3);
     for check in checks {
         let name = check["name"].as_str().unwrap();

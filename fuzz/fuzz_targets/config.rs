@@ -1,4 +1,4 @@
-//! A config document: merged over the defaults, validated, broker and concierge scopes read.
+//! A config document: merged over the defaults, validated, and built into typed settings.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -11,13 +11,13 @@ fuzz_target!(|data: &[u8]| {
     .cloned()
     .unwrap();
     concierge::proto::deep_merge_into(&mut raw, &doc);
-    let settings = concierge::config::Settings { raw, loaded_files: Vec::new() };
-    let _ = concierge::config::validate::validate(&settings);
-    let _ = settings.checks();
-    if let Ok(concierge) = settings.concierge()
-        && let Some(rabbitmq) = settings.raw.get("rabbitmq")
-    {
-        let _ = concierge::transport::settings::brokers(rabbitmq, &concierge);
+    let loaded = concierge::config::Loaded { raw, loaded_files: Vec::new(), has_broker: false };
+    let _ = loaded.failures();
+    // Validated or not, building the typed settings never panics.
+    if let Ok(settings) = loaded.clone().validate() {
+        let _ = concierge::schedule::eligible(&settings.checks, true);
     }
-    let _ = concierge::schedule::eligible(&settings.checks(), true);
+    if let Ok(settings) = loaded.build() {
+        let _ = concierge::schedule::eligible(&settings.checks, true);
+    }
 });

@@ -82,7 +82,7 @@ fn unauthorized() -> Response<Full<Bytes>> {
 }
 
 fn authorized(req: &Request<Incoming>, state: &ApiState) -> bool {
-    let (Some(user), Some(password)) = (&state.http.user, &state.http.password) else { return false };
+    let (Some(user), Some(password)) = (&state.api.http_auth.user, &state.api.http_auth.password) else { return false };
     let Some(header) = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -102,7 +102,7 @@ fn method_not_allowed(methods: &str) -> Response<Full<Bytes>> {
 
 async fn handle(req: Request<Incoming>, state: &ApiState) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    let protect = state.http.protect_all_endpoints;
+    let protect = state.api.http_auth.protect_all_endpoints;
     match (path.as_str(), req.method()) {
         ("/info", &Method::GET) => {
             if protect && !authorized(&req, state) {

@@ -21,17 +21,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Executor;
+use crate::config::ApiSettings;
 use crate::proto::{Object, ResultPayload, now_epoch, validate::validate_result};
 use crate::telemetry::Telemetry;
 use crate::transport::sink::Sink;
 use crate::transport::view::TransportView;
-
-/// Default JSON socket port (`client.socket.port`).
-pub const DEFAULT_SOCKET_PORT: u16 = 3030;
-/// Default HTTP socket port (`client.http_socket.port`).
-pub const DEFAULT_HTTP_PORT: u16 = 3031;
-/// Default bind address of both sockets.
-pub const DEFAULT_BIND: &str = "127.0.0.1";
 
 /// What the API handlers share.
 pub struct ApiState {
@@ -39,52 +33,14 @@ pub struct ApiState {
     pub executor: Arc<Executor>,
     /// Where results received locally go.
     pub sink: Arc<dyn Sink>,
-    /// The whole settings, for `/settings`.
+    /// The whole settings document, for `/settings`.
     pub settings: Object,
     /// Figures.
     pub telemetry: Arc<Telemetry>,
     /// The broker side, when there is one.
     pub transport: Option<Arc<TransportView>>,
-    /// HTTP socket credentials and policy.
-    pub http: HttpSocketSettings,
-}
-
-/// `client.http_socket` user, password and `protect_all_endpoints`.
-#[derive(Debug, Clone, Default)]
-pub struct HttpSocketSettings {
-    /// Basic auth user.
-    pub user: Option<String>,
-    /// Basic auth password.
-    pub password: Option<String>,
-    /// Require auth on `/info` and `/results` too.
-    pub protect_all_endpoints: bool,
-}
-
-impl HttpSocketSettings {
-    /// From the `client.http_socket` scope.
-    pub fn from_client(client: &Object) -> Self {
-        let http = client.get("http_socket").and_then(Value::as_object);
-        let text = |key: &str| http.and_then(|h| h.get(key)).and_then(Value::as_str).map(str::to_string);
-        Self {
-            user: text("user"),
-            password: text("password"),
-            protect_all_endpoints: http.and_then(|h| h.get("protect_all_endpoints")) == Some(&Value::Bool(true)),
-        }
-    }
-}
-
-/// Where a socket listens, from `client.socket` / `client.http_socket`; `None` when
-/// `enabled` is false.
-pub fn listen_address(client: &Object, key: &str, default_port: u16) -> Result<Option<SocketAddr>, String> {
-    let scope = client.get(key).and_then(Value::as_object);
-    if scope.and_then(|s| s.get("enabled")) == Some(&Value::Bool(false)) {
-        return Ok(None);
-    }
-    let bind = scope.and_then(|s| s.get("bind")).and_then(Value::as_str).unwrap_or(DEFAULT_BIND);
-    let port = scope.and_then(|s| s.get("port")).and_then(Value::as_u64).unwrap_or(u64::from(default_port));
-    let port = u16::try_from(port).map_err(|_| format!("client.{key}.port {port} is not a port"))?;
-    let ip: std::net::IpAddr = bind.parse().map_err(|_| format!("client.{key}.bind {bind:?} is not an IP address"))?;
-    Ok(Some(SocketAddr::new(ip, port)))
+    /// Where the sockets listen, and the HTTP socket's credentials.
+    pub api: ApiSettings,
 }
 
 /// Why a locally received result was refused.
@@ -145,14 +101,13 @@ pub async fn process_local_results(state: &ApiState, value: Value) -> Result<(),
 
 /// Start both sockets (those enabled). Returns the addresses actually bound.
 pub async fn start(state: Arc<ApiState>, shutdown: CancellationToken) -> Result<Vec<SocketAddr>, String> {
-    let client = state.executor.client();
     let mut bound = Vec::new();
-    if let Some(addr) = listen_address(&client, "socket", DEFAULT_SOCKET_PORT)? {
+    if let Some(addr) = state.api.socket.address()? {
         bound.push(
             socket::start(addr, state.clone(), shutdown.clone()).await.map_err(|e| format!("socket {addr}: {e}"))?,
         );
     }
-    if let Some(addr) = listen_address(&client, "http_socket", DEFAULT_HTTP_PORT)? {
+    if let Some(addr) = state.api.http_socket.address()? {
         bound.push(
             http::start(addr, state.clone(), shutdown.clone()).await.map_err(|e| format!("http_socket {addr}: {e}"))?,
         );

@@ -5,7 +5,6 @@
 //! and hands the execution to a runner: [`command`] for `command` checks, or a
 //! [`Builtin`] selected by `extension` for checks that run in-process.
 
-pub mod cli;
 pub mod command;
 pub mod courier;
 pub mod dns;

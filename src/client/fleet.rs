@@ -7,7 +7,6 @@
 //! 6 … seconds capped at 20. Checks already running carry on across a reconnect; their
 //! results wait in the publisher's buffer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +18,7 @@ use super::executor_settings;
 use super::pipeline::Pipeline;
 use super::signals::Signals;
 use crate::checks::Executor;
-use crate::config::brokers::{Broker, brokers};
-use crate::config::{AckMode, ConciergeSettings, Settings, Sources};
+use crate::config::{AckMode, Loaded, Settings, Sources};
 use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
 use crate::schedule;
 use crate::telemetry::Telemetry;
@@ -45,10 +43,7 @@ pub fn reconnect_delay(attempt: u32) -> Duration {
 /// The fleet client.
 pub struct Fleet {
     sources: Sources,
-    env: HashMap<String, String>,
     settings: Settings,
-    concierge: ConciergeSettings,
-    brokers: Vec<Broker>,
     executor: Arc<Executor>,
     publisher: Publisher,
     pipeline: Arc<Pipeline>,
@@ -67,61 +62,37 @@ struct Activity {
 }
 
 impl Fleet {
-    /// Build the client from validated settings.
-    pub fn new(
-        sources: Sources,
-        env: HashMap<String, String>,
-        settings: Settings,
-        telemetry: Arc<Telemetry>,
-    ) -> anyhow::Result<Self> {
-        let concierge = settings.concierge().map_err(anyhow::Error::msg)?;
-        let rabbitmq = settings.raw.get("rabbitmq").cloned().unwrap_or(Value::Null);
-        let brokers = brokers(&rabbitmq, &concierge).map_err(anyhow::Error::msg)?;
-        let executor = Arc::new(Executor::new(executor_settings(&settings, &env, &telemetry)?));
+    /// Build the client from validated settings (`sources` are read again on SIGHUP).
+    pub fn new(sources: Sources, settings: Settings, telemetry: Arc<Telemetry>) -> Self {
+        let concierge = &settings.concierge;
+        let executor = Arc::new(Executor::new(executor_settings(&settings, &sources.env, &telemetry)));
         let publisher = Publisher::new(
             concierge.result_buffer,
             Duration::from_secs_f64(concierge.publish_timeout.max(0.1)),
             telemetry.clone(),
         );
-        let funnel = funnel_name(&settings.client_name(), now_epoch());
+        let funnel = funnel_name(&settings.client.name, now_epoch());
         let pipeline = Pipeline::new(executor.clone(), Arc::new(publisher.clone()), concierge.max_request_bytes);
-        Ok(Self {
-            sources,
-            env,
-            settings,
-            concierge,
-            brokers,
-            executor,
-            publisher,
-            pipeline,
-            funnel,
-            telemetry,
-            transport: Arc::default(),
-        })
+        Self { sources, settings, executor, publisher, pipeline, funnel, telemetry, transport: Arc::default() }
     }
 
     fn prefetch(&self) -> u16 {
         let (commands, builtins) = self.executor.capacity();
         let slots = u16::try_from(commands + builtins).unwrap_or(u16::MAX);
-        self.concierge.prefetch.unwrap_or(slots).max(1)
+        self.settings.concierge.prefetch.unwrap_or(slots).max(1)
     }
 
     fn op_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.concierge.publish_timeout.max(0.1))
+        Duration::from_secs_f64(self.settings.concierge.publish_timeout.max(0.1))
     }
 
-    fn subscriptions(&self) -> Vec<String> {
-        self.executor
-            .client()
-            .get("subscriptions")
-            .and_then(Value::as_array)
-            .map(|s| s.iter().filter_map(Value::as_str).map(str::to_string).collect())
-            .unwrap_or_default()
+    fn subscriptions(&self) -> &[String] {
+        &self.settings.client.subscriptions
     }
 
     /// The client's name.
-    pub fn client_name(&self) -> String {
-        self.executor.client_name()
+    pub fn client_name(&self) -> &str {
+        &self.settings.client.name
     }
 
     /// The request pipeline: its executor, and its sink (the confirmed results pipe), which
@@ -146,14 +117,13 @@ impl Fleet {
 
         'connect: while !signals.stop.is_cancelled() {
             if order.is_empty() {
-                order = (0..self.brokers.len()).collect();
+                order = (0..self.settings.brokers.len()).collect();
                 order.shuffle(&mut rand::rng());
             }
-            let broker = self.brokers[order.remove(0)].clone();
-            let name = self.settings.client_name();
+            let broker = self.settings.brokers[order.remove(0)].clone();
             let opened = tokio::select! {
                 () = signals.stop.cancelled() => break 'connect,
-                opened = Session::open(&broker, &name, self.prefetch(), self.op_timeout()) => opened,
+                opened = Session::open(&broker, self.client_name(), self.prefetch(), self.op_timeout()) => opened,
             };
             let session = match opened {
                 Ok(session) => Arc::new(session),
@@ -237,8 +207,8 @@ impl Fleet {
         session: &Session,
         stop: &CancellationToken,
     ) -> Result<Vec<String>, TransportError> {
-        let no_ack = self.concierge.ack == AckMode::Auto;
-        let inboxes = session.subscribe(&self.funnel, &self.subscriptions(), no_ack).await?;
+        let no_ack = self.settings.concierge.ack == AckMode::Auto;
+        let inboxes = session.subscribe(&self.funnel, self.subscriptions(), no_ack).await?;
         let mut tags = Vec::new();
         for inbox in inboxes {
             tags.push(inbox.tag());
@@ -282,7 +252,7 @@ impl Fleet {
     }
 
     fn start_schedule(&self, stop: &CancellationToken) {
-        let checks = schedule::eligible(&self.settings.checks(), false);
+        let checks = schedule::eligible(&self.settings.checks, false);
         if checks.is_empty() {
             return;
         }
@@ -291,7 +261,7 @@ impl Fleet {
             let stop = stop.clone();
             move |request: Object| pipeline.submit(request, stop.clone(), |_| async {})
         };
-        tokio::spawn(schedule::run(self.executor.client_name(), checks, submit, stop.clone()));
+        tokio::spawn(schedule::run(self.client_name().to_string(), checks, submit, stop.clone()));
     }
 
     /// Tell the API (health, `/info`) that the session is bootstrapped.
@@ -326,38 +296,36 @@ impl Fleet {
         // Reading files (and, for `{ecs_task_id}`, asking the metadata endpoint) blocks: on
         // the blocking pool, so the runtime thread keeps the transport and checks going.
         let sources = self.sources.clone();
-        let loaded = tokio::task::spawn_blocking(move || Settings::load(&sources)).await;
-        let settings = match loaded.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
-            Ok(s) => s,
+        let loaded = tokio::task::spawn_blocking(move || Loaded::load(&sources)).await;
+        let loaded = match loaded.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(%error, "reload failed; keeping the running configuration");
                 return activity;
             }
         };
-        let failures = crate::config::validate::validate(&settings);
-        if !failures.is_empty() {
-            for f in &failures {
-                tracing::error!(key = %f.key, message = %f.message, "reload: invalid configuration");
+        let mut settings = match loaded.validate() {
+            Ok(settings) => settings,
+            Err(failures) => {
+                for f in &failures {
+                    tracing::error!(key = %f.key, message = %f.message, "reload: invalid configuration");
+                }
+                tracing::error!("reload failed; keeping the running configuration");
+                return activity;
             }
-            tracing::error!("reload failed; keeping the running configuration");
-            return activity;
-        }
-        if settings.client_name() != self.settings.client_name() {
+        };
+        if settings.client.name != self.settings.client.name {
             tracing::warn!("reload: client.name cannot change without a restart; keeping the old name");
+            settings.client.name.clone_from(&self.settings.client.name);
         }
-        let mut executor_config = match executor_settings(&settings, &self.env, &self.telemetry) {
-            Ok(c) => c,
-            Err(error) => {
-                tracing::error!(%error, "reload failed; keeping the running configuration");
-                return activity;
-            }
-        };
+        let mut executor_config = executor_settings(&settings, &self.sources.env, &self.telemetry);
         deep_merge_into(&mut executor_config.client, &{
             let mut keep = Object::new();
-            keep.insert("name".into(), self.settings.client_name().into());
+            keep.insert("name".into(), self.settings.client.name.clone().into());
             keep
         });
-        let old_subscriptions = self.subscriptions();
+        settings.client.attributes.clone_from(&executor_config.client);
+        let old_subscriptions = self.subscriptions().to_vec();
         self.executor.reconfigure(executor_config);
         self.settings = settings;
         // Stop the consumers, the keepalive timer and the schedule. Requests still waiting for
@@ -366,7 +334,7 @@ impl Fleet {
         // requests stay valid on the channel, which stays open.
         activity.stop.cancel();
         session.cancel_consumers(&activity.consumers).await;
-        let new_subscriptions = self.subscriptions();
+        let new_subscriptions = self.subscriptions().to_vec();
         for gone in old_subscriptions.iter().filter(|s| !new_subscriptions.contains(s)) {
             if let Subscription::Fanout(exchange) = Subscription::parse(gone)
                 && let Err(error) = session.unbind_fanout(&self.funnel, &exchange).await
@@ -396,7 +364,7 @@ impl Fleet {
     /// Let running checks finish, publish their results and the deregistration, and wait
     /// for the broker's confirms, all within `concierge.drain_grace`.
     async fn drain(&self, ever_connected: bool) {
-        let grace = Duration::from_secs_f64(self.concierge.drain_grace.max(0.0));
+        let grace = Duration::from_secs_f64(self.settings.concierge.drain_grace.max(0.0));
         let deadline = tokio::time::Instant::now() + grace;
         let tracker = self.pipeline.tracker();
         tracker.close();
@@ -405,9 +373,8 @@ impl Fleet {
         if tokio::time::timeout_at(checks_deadline, tracker.wait()).await.is_err() {
             tracing::warn!(running = tracker.len(), "checks still running at the end of the drain grace");
         }
-        let client = self.executor.client();
-        if ever_connected && client.get("deregister") == Some(&Value::Bool(true)) {
-            let payload = deregistration(&client, now_epoch());
+        if ever_connected && self.settings.client.deregister {
+            let payload = deregistration(&self.settings.client.attributes, now_epoch());
             let confirmed = self.publisher.submit(payload.to_bytes());
             let wait = tokio::time::timeout_at(deadline, confirmed).await;
             if !matches!(wait, Ok(Ok(true))) {

@@ -17,34 +17,29 @@ pub mod signals;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::checks::{Executor, ExecutorSettings};
+use crate::checks::ExecutorSettings;
 use crate::config::Settings;
 use crate::telemetry::Telemetry;
 
-/// What the executor needs from the settings. Writes `SENSU_LOADED_TEMPFILE`.
+/// What the executor needs from the settings. Writes `SENSU_LOADED_TEMPFILE`, whose path
+/// goes to every command's environment.
 pub fn executor_settings(
     settings: &Settings,
     env: &HashMap<String, String>,
     telemetry: &Arc<Telemetry>,
-) -> anyhow::Result<ExecutorSettings> {
-    let concierge = settings.concierge().map_err(anyhow::Error::msg)?;
+) -> ExecutorSettings {
     let mut child_env = Vec::new();
     match settings.write_loaded_tempfile(env) {
         Ok(var) => child_env.push(var),
         Err(error) => tracing::warn!(%error, "could not write the loaded-files list (SENSU_LOADED_TEMPFILE)"),
     }
-    Ok(ExecutorSettings {
-        client: settings.client(),
-        local_checks: settings.checks(),
-        spawn_limit: settings.spawn_limit(),
-        builtin_limit: concierge.builtin_concurrency,
+    ExecutorSettings {
+        client: settings.client.attributes.clone(),
+        local_checks: settings.checks.clone(),
+        spawn_limit: settings.spawn_limit,
+        builtin_limit: settings.concierge.builtin_concurrency,
         env: child_env,
         builtins: crate::checks::builtins(),
         telemetry: telemetry.clone(),
-    })
-}
-
-/// Build the executor the settings describe.
-pub fn build_executor(settings: &Settings, env: &HashMap<String, String>) -> anyhow::Result<Executor> {
-    Ok(Executor::new(executor_settings(settings, env, &Arc::new(Telemetry::new()))?))
+    }
 }

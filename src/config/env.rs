@@ -437,6 +437,42 @@ pub fn documents(env: &HashMap<String, String>) -> Result<Vec<(String, Value)>, 
     Ok(docs)
 }
 
+/// Prefix of the variables Concierge owns: one it does not know is most likely a typo.
+pub const PREFIX: &str = "CONCIERGE_";
+
+/// The `CONCIERGE_*` variables set in `env` that are not in [`VARIABLES`], sorted, each
+/// with the known variable closest to it, if one is close enough to be a likely typo.
+pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<(String, Option<&'static str>)> {
+    let mut unknown: Vec<(String, Option<&'static str>)> = env
+        .keys()
+        .filter(|k| k.starts_with(PREFIX) && !VARIABLES.iter().any(|v| v.name == k.as_str()))
+        .map(|k| (k.clone(), closest(k)))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// The known variable a misspelt or guessed name most likely meant: the one sharing the
+/// most `_`-separated words with it (beyond the prefix), then the most similar spelling.
+/// `None` when nothing is similar enough.
+pub fn closest(name: &str) -> Option<&'static str> {
+    let words = |n: &str| -> Vec<String> {
+        n.trim_start_matches(PREFIX).split('_').filter(|w| !w.is_empty()).map(str::to_string).collect()
+    };
+    let wanted = words(name);
+    VARIABLES
+        .iter()
+        .filter(|v| v.name.starts_with(PREFIX))
+        .map(|v| {
+            let theirs = words(v.name);
+            let shared = wanted.iter().filter(|w| theirs.contains(w)).count();
+            (shared, strsim::normalized_levenshtein(name, v.name), v.name)
+        })
+        .filter(|(shared, similarity, _)| *shared > 0 || *similarity >= 0.8)
+        .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, name)| name)
+}
+
 fn lookup(name: &str) -> &'static EnvVar {
     VARIABLES.iter().find(|v| v.name == name).unwrap_or(&VARIABLES[0])
 }
@@ -509,6 +545,27 @@ mod tests {
         );
         let err = apply(&mut Object::new(), &env(&[("CONCIERGE_CLIENT_ATTRIBUTES", "[1]")])).unwrap_err();
         assert!(err.to_string().contains("CONCIERGE_CLIENT_ATTRIBUTES: expected a JSON object"));
+    }
+
+    #[test]
+    fn unknown_concierge_variables_name_the_closest_known_one() {
+        let found = unknown_variables(&env(&[
+            ("CONCIERGE_HTTP_PORT", "3131"),
+            ("CONCIERGE_SAFEMODE", "true"),
+            ("CONCIERGE_XYZZY", "1"),
+            ("CONCIERGE_HTTP_SOCKET_PORT", "3131"),
+            ("HOME", "/root"),
+        ]));
+        assert_eq!(
+            found,
+            vec![
+                ("CONCIERGE_HTTP_PORT".to_string(), Some("CONCIERGE_HTTP_SOCKET_PORT")),
+                ("CONCIERGE_SAFEMODE".to_string(), Some("CONCIERGE_SAFE_MODE")),
+                ("CONCIERGE_XYZZY".to_string(), None),
+            ]
+        );
+        assert_eq!(closest("CONCIERGE_ACK"), Some("CONCIERGE_ACK_MODE"));
+        assert_eq!(closest("CONCIERGE_TLS_CA"), Some("CONCIERGE_TLS_CA_FILE"));
     }
 
     #[test]

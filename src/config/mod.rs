@@ -22,10 +22,13 @@ pub mod identity;
 pub mod validate;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+pub use validate::Failure;
 
 use crate::proto::{Object, deep_merge_into};
 
@@ -39,6 +42,12 @@ pub const LOCAL_CHECKS_DIR: &str = "checks";
 pub const DEFAULT_SPAWN_LIMIT: usize = 12;
 /// Default number of built-in checks running at once (`concierge.builtin_concurrency`).
 pub const DEFAULT_BUILTIN_LIMIT: usize = 500;
+/// Default JSON socket port (`client.socket.port`).
+pub const DEFAULT_SOCKET_PORT: u16 = 3030;
+/// Default HTTP socket port (`client.http_socket.port`).
+pub const DEFAULT_HTTP_PORT: u16 = 3031;
+/// Default bind address of both sockets.
+pub const DEFAULT_BIND: &str = "127.0.0.1";
 /// Name of the loaded-files list sensu-plugin reads (`SENSU_LOADED_TEMPFILE`).
 pub const LOADED_TEMPFILE_NAME: &str = "sensu_client_loaded_files";
 
@@ -72,6 +81,10 @@ pub struct Sources {
     pub config_dirs: Vec<PathBuf>,
     /// Also read `./checks` when no directory is given (local mode, `check`).
     pub include_local_checks_dir: bool,
+    /// `run`: also read `./checks` (when no directory is given) if no broker is
+    /// configured, since the client then runs locally. Whether one is configured is
+    /// decided before `./checks` is read.
+    pub local_checks_without_broker: bool,
     /// The environment (injected so tests need not touch the process's).
     pub env: HashMap<String, String>,
 }
@@ -150,18 +163,37 @@ impl Default for ConciergeSettings {
     }
 }
 
-/// The loaded settings.
+/// The merged settings document as loaded, before validation: sensu-settings'
+/// `@settings`. Parse, then validate: [`Loaded::validate`] turns it into the one
+/// [`Settings`] value every component receives.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Loaded {
     /// The whole merged document.
     pub raw: Object,
     /// Files that were read, in order.
     pub loaded_files: Vec<PathBuf>,
+    /// Whether a broker is configured (`RABBITMQ_URL` or a `rabbitmq` setting; a
+    /// `./checks` read only because there is none does not count).
+    pub has_broker: bool,
 }
 
-impl Settings {
-    /// Load settings from the given sources.
+impl Loaded {
+    /// Load the document from the given sources. Warns about `CONCIERGE_*` variables that
+    /// Concierge does not read (a typo would otherwise be ignored silently).
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        for (var, closest) in env::unknown_variables(&sources.env) {
+            match closest {
+                Some(known) => tracing::warn!(
+                    variable = %var,
+                    closest = known,
+                    "environment variable {var} is not a Concierge setting and is ignored; did you mean {known}?"
+                ),
+                None => tracing::warn!(
+                    variable = %var,
+                    "environment variable {var} is not a Concierge setting and is ignored (see the README's configuration table)"
+                ),
+            }
+        }
         let mut raw = defaults();
         env::apply(&mut raw, &sources.env)?;
 
@@ -195,55 +227,260 @@ impl Settings {
                 merge_file(&mut raw, &path, &mut loaded_files)?;
             }
         }
-        for (_origin, doc) in env::documents(&sources.env)? {
+        let documents = env::documents(&sources.env)?;
+        let has_broker = raw.contains_key("rabbitmq") || documents.iter().any(|(_, doc)| doc.get("rabbitmq").is_some());
+        let local_dir = PathBuf::from(LOCAL_CHECKS_DIR);
+        if sources.local_checks_without_broker
+            && !has_broker
+            && !sources.include_local_checks_dir
+            && sources.config_dirs.is_empty()
+            && local_dir.is_dir()
+        {
+            for path in files::json_files(&local_dir)? {
+                merge_file(&mut raw, &path, &mut loaded_files)?;
+            }
+        }
+        for (_origin, doc) in documents {
             if let Value::Object(doc) = doc {
                 deep_merge_into(&mut raw, &doc);
             }
         }
         expand_client_name(&mut raw, &sources.env)?;
         apply_overrides(&mut raw);
-        Ok(Self { raw, loaded_files })
+        Ok(Self { raw, loaded_files, has_broker })
     }
 
-    /// The `client` scope.
-    pub fn client(&self) -> Object {
-        self.raw.get("client").and_then(Value::as_object).cloned().unwrap_or_default()
+    /// What sensu-settings' validator finds wrong (empty: valid).
+    pub fn failures(&self) -> Vec<Failure> {
+        validate::validate(self)
     }
 
-    /// The client's name.
-    pub fn client_name(&self) -> String {
-        self.raw.get("client").and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("unknown").to_string()
-    }
-
-    /// Local check definitions, each with `name` appended (as `@settings.checks`).
-    pub fn checks(&self) -> Vec<Object> {
-        let Some(checks) = self.raw.get("checks").and_then(Value::as_object) else { return Vec::new() };
-        checks
-            .iter()
-            .filter_map(|(name, def)| {
-                let mut def = def.as_object()?.clone();
-                def.insert("name".into(), Value::String(name.clone()));
-                Some(def)
-            })
-            .collect()
-    }
-
-    /// `sensu.spawn.limit`.
-    pub fn spawn_limit(&self) -> usize {
-        self.raw
-            .get("sensu")
-            .and_then(|s| s.get("spawn"))
-            .and_then(|s| s.get("limit"))
-            .and_then(Value::as_u64)
-            .map_or(DEFAULT_SPAWN_LIMIT, |n| n as usize)
-    }
-
-    /// The `concierge` scope, typed.
-    pub fn concierge(&self) -> Result<ConciergeSettings, String> {
-        match self.raw.get("concierge") {
-            None => Ok(ConciergeSettings::default()),
-            Some(v) => ConciergeSettings::deserialize(v).map_err(|e| e.to_string()),
+    /// Validate the whole document, then build the settings (for `run`: the client).
+    pub fn validate(self) -> Result<Settings, Vec<Failure>> {
+        let failures = self.failures();
+        if !failures.is_empty() {
+            return Err(failures);
         }
+        self.build().map_err(|failure| vec![failure])
+    }
+
+    /// Build the settings without Sensu's validation, for commands that run one check
+    /// once (`concierge check`, `http`, `dns`, `tls`): the rest of the configuration need
+    /// not be valid to run it, but the `concierge` scope must be. The brokers are not read
+    /// (they stay empty).
+    pub fn build(self) -> Result<Settings, Failure> {
+        let concierge = concierge_scope(&self.raw)?;
+        let brokers = match self.raw.get("rabbitmq") {
+            Some(rabbitmq) => brokers::brokers(rabbitmq, &concierge).map_err(|problem| Failure {
+                key: "rabbitmq".into(),
+                message: problem.strip_prefix("rabbitmq: ").unwrap_or(&problem).to_string(),
+                object: brokers::redacted(rabbitmq),
+            }),
+            None => Ok(Vec::new()),
+        };
+        Ok(Settings {
+            client: ClientSettings::from_raw(&self.raw),
+            api: ApiSettings::from_raw(&self.raw),
+            spawn_limit: spawn_limit(&self.raw),
+            checks: checks(&self.raw),
+            has_broker: self.has_broker,
+            brokers: brokers.unwrap_or_default(),
+            concierge,
+            raw: self.raw,
+            loaded_files: self.loaded_files,
+        })
+    }
+}
+
+/// The settings: loaded, validated and typed once ([`Loaded::validate`]), then handed to
+/// every component. Raw JSON remains only where Sensu is open-ended: the client's
+/// attributes, check definitions, and the whole document for `/settings`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The whole merged document (`/settings`, `concierge config`).
+    pub raw: Object,
+    /// Files that were read, in order.
+    pub loaded_files: Vec<PathBuf>,
+    /// The `client` scope.
+    pub client: ClientSettings,
+    /// Concierge's own scope.
+    pub concierge: ConciergeSettings,
+    /// Whether a broker is configured (`RABBITMQ_URL` or a `rabbitmq` setting).
+    pub has_broker: bool,
+    /// The brokers to connect to, in configured order (empty when none is configured).
+    pub brokers: Vec<brokers::Broker>,
+    /// `sensu.spawn.limit`: command checks running at once.
+    pub spawn_limit: usize,
+    /// Local check definitions, each with its `name` (as `@settings.checks`).
+    pub checks: Vec<Object>,
+    /// The local sockets.
+    pub api: ApiSettings,
+}
+
+/// The `client` scope: what Concierge reads of it, and the whole scope, which is
+/// open-ended (custom attributes go into keepalives, token substitution and stdin).
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    /// `client.name` (placeholders expanded).
+    pub name: String,
+    /// `client.signature`.
+    pub signature: Option<String>,
+    /// `client.subscriptions`, in order (`client:<name>` included).
+    pub subscriptions: Vec<String>,
+    /// `client.deregister`: publish a deregistration result on a clean stop.
+    pub deregister: bool,
+    /// The whole, unredacted scope.
+    pub attributes: Object,
+}
+
+impl ClientSettings {
+    /// From the document's `client` scope.
+    pub fn from_raw(raw: &Object) -> Self {
+        let attributes = raw.get("client").and_then(Value::as_object).cloned().unwrap_or_default();
+        Self::from_attributes(attributes)
+    }
+
+    /// From a whole `client` scope.
+    pub fn from_attributes(attributes: Object) -> Self {
+        let text = |key: &str| attributes.get(key).and_then(Value::as_str).map(str::to_string);
+        Self {
+            name: text("name").unwrap_or_else(|| "unknown".into()),
+            signature: text("signature"),
+            subscriptions: attributes
+                .get("subscriptions")
+                .and_then(Value::as_array)
+                .map(|s| s.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
+            deregister: attributes.get("deregister") == Some(&Value::Bool(true)),
+            attributes,
+        }
+    }
+}
+
+/// The local sockets (`client.socket`, `client.http_socket`).
+#[derive(Debug, Clone, Default)]
+pub struct ApiSettings {
+    /// The JSON socket.
+    pub socket: Listen,
+    /// The HTTP socket.
+    pub http_socket: Listen,
+    /// The HTTP socket's credentials and policy.
+    pub http_auth: HttpAuth,
+}
+
+/// Where a local socket listens, as configured (checked when it is bound).
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// Which scope: `socket` or `http_socket`.
+    pub key: &'static str,
+    /// `enabled` is not false.
+    pub enabled: bool,
+    /// `bind` (default `127.0.0.1`).
+    pub bind: String,
+    /// `port`.
+    pub port: u64,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self { key: "socket", enabled: true, bind: DEFAULT_BIND.into(), port: u64::from(DEFAULT_SOCKET_PORT) }
+    }
+}
+
+impl Listen {
+    fn from_client(client: Option<&Object>, key: &'static str, default_port: u16) -> Self {
+        let scope = client.and_then(|c| c.get(key)).and_then(Value::as_object);
+        Self {
+            key,
+            enabled: scope.and_then(|s| s.get("enabled")) != Some(&Value::Bool(false)),
+            bind: scope.and_then(|s| s.get("bind")).and_then(Value::as_str).unwrap_or(DEFAULT_BIND).to_string(),
+            port: scope.and_then(|s| s.get("port")).and_then(Value::as_u64).unwrap_or(u64::from(default_port)),
+        }
+    }
+
+    /// The address to bind; `None` when disabled.
+    pub fn address(&self) -> Result<Option<SocketAddr>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let key = self.key;
+        let port = u16::try_from(self.port).map_err(|_| format!("client.{key}.port {} is not a port", self.port))?;
+        let ip: IpAddr =
+            self.bind.parse().map_err(|_| format!("client.{key}.bind {:?} is not an IP address", self.bind))?;
+        Ok(Some(SocketAddr::new(ip, port)))
+    }
+}
+
+/// `client.http_socket` user, password and `protect_all_endpoints`.
+#[derive(Debug, Clone, Default)]
+pub struct HttpAuth {
+    /// Basic auth user.
+    pub user: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// Require auth on `/info` and `/results` too.
+    pub protect_all_endpoints: bool,
+}
+
+impl ApiSettings {
+    /// From the document's `client` scope.
+    pub fn from_raw(raw: &Object) -> Self {
+        let client = raw.get("client").and_then(Value::as_object);
+        let http = client.and_then(|c| c.get("http_socket")).and_then(Value::as_object);
+        let text = |key: &str| http.and_then(|h| h.get(key)).and_then(Value::as_str).map(str::to_string);
+        Self {
+            socket: Listen::from_client(client, "socket", DEFAULT_SOCKET_PORT),
+            http_socket: Listen::from_client(client, "http_socket", DEFAULT_HTTP_PORT),
+            http_auth: HttpAuth {
+                user: text("user"),
+                password: text("password"),
+                protect_all_endpoints: http.and_then(|h| h.get("protect_all_endpoints")) == Some(&Value::Bool(true)),
+            },
+        }
+    }
+}
+
+/// The `concierge` scope, typed.
+fn concierge_scope(raw: &Object) -> Result<ConciergeSettings, Failure> {
+    match raw.get("concierge") {
+        None => Ok(ConciergeSettings::default()),
+        Some(v) => ConciergeSettings::deserialize(v).map_err(|e| Failure {
+            key: "concierge".into(),
+            message: e.to_string(),
+            object: v.clone(),
+        }),
+    }
+}
+
+/// `sensu.spawn.limit`.
+fn spawn_limit(raw: &Object) -> usize {
+    raw.get("sensu")
+        .and_then(|s| s.get("spawn"))
+        .and_then(|s| s.get("limit"))
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_SPAWN_LIMIT, |n| n as usize)
+}
+
+/// Local check definitions, each with `name` appended (as `@settings.checks`).
+fn checks(raw: &Object) -> Vec<Object> {
+    let Some(checks) = raw.get("checks").and_then(Value::as_object) else { return Vec::new() };
+    checks
+        .iter()
+        .filter_map(|(name, def)| {
+            let mut def = def.as_object()?.clone();
+            def.insert("name".into(), Value::String(name.clone()));
+            Some(def)
+        })
+        .collect()
+}
+
+impl Settings {
+    /// Add (or replace) a local check definition (`concierge check FILE` runs a file's
+    /// definition as a local one, so safe mode and the local merge treat it as such).
+    pub fn define_check(&mut self, definition: Object) {
+        let name = definition.get("name").cloned();
+        self.checks.retain(|c| c.get("name") != name.as_ref());
+        self.checks.push(definition);
     }
 
     /// Write the loaded-files list that sensu-plugin reads, and return the variable to
@@ -341,6 +578,7 @@ mod tests {
             config_file: Some(dir.join("config.json")),
             config_dirs: vec![dir.join("conf.d")],
             include_local_checks_dir: false,
+            local_checks_without_broker: false,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
@@ -355,12 +593,10 @@ mod tests {
             .unwrap();
         std::fs::write(dir.path().join("conf.d/a.json"), r#"{"client":{"x":1}}"#).unwrap();
         std::fs::write(dir.path().join("conf.d/sub/c.json"), "").unwrap();
-        let s = Settings::load(&sources(
-            dir.path(),
-            &[("SENSU_CLIENT_NAME", "env"), ("SENSU_CLIENT_SUBSCRIPTIONS", "e,a")],
-        ))
-        .unwrap();
-        assert_eq!(s.client_name(), "from-file");
+        let s =
+            Loaded::load(&sources(dir.path(), &[("SENSU_CLIENT_NAME", "env"), ("SENSU_CLIENT_SUBSCRIPTIONS", "e,a")]))
+                .unwrap();
+        assert_eq!(ClientSettings::from_raw(&s.raw).name, "from-file");
         assert_eq!(s.raw["client"]["subscriptions"], json!(["e", "a", "b", "client:from-file"]));
         // Sorted: a.json before b.json, so b wins.
         assert_eq!(s.raw["client"]["x"], 2);
@@ -371,7 +607,7 @@ mod tests {
     #[test]
     fn client_subscription_is_added() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Settings::load(&sources(dir.path(), &[("SENSU_CLIENT_NAME", "i-424242")])).unwrap();
+        let s = Loaded::load(&sources(dir.path(), &[("SENSU_CLIENT_NAME", "i-424242")])).unwrap();
         assert_eq!(s.raw["client"]["subscriptions"], json!(["client:i-424242"]));
         assert_eq!(s.raw["sensu"]["spawn"]["limit"], 12);
     }
@@ -381,7 +617,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
         std::fs::write(dir.path().join("conf.d/bad.json"), "{\"checks\": ").unwrap();
-        let err = Settings::load(&sources(dir.path(), &[])).unwrap_err().to_string();
+        let err = Loaded::load(&sources(dir.path(), &[])).unwrap_err().to_string();
         assert!(err.contains("bad.json: invalid JSON"), "{err}");
     }
 
@@ -390,8 +626,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), r#"{"client":{"name":"file"}}"#).unwrap();
         let s =
-            Settings::load(&sources(dir.path(), &[("CONCIERGE_CONFIG_JSON", r#"{"client":{"name":"doc"}}"#)])).unwrap();
-        assert_eq!(s.client_name(), "doc");
+            Loaded::load(&sources(dir.path(), &[("CONCIERGE_CONFIG_JSON", r#"{"client":{"name":"doc"}}"#)])).unwrap();
+        assert_eq!(ClientSettings::from_raw(&s.raw).name, "doc");
     }
 
     // Spec §7 item 66.
@@ -401,7 +637,7 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
         std::fs::write(dir.path().join("conf.d/x.json"), "{}").unwrap();
-        let s = Settings::load(&sources(dir.path(), &[])).unwrap();
+        let s = Loaded::load(&sources(dir.path(), &[])).unwrap().build().unwrap();
         let env: HashMap<String, String> =
             [("SENSU_LOADED_TEMPFILE_DIR".to_string(), dir.path().display().to_string())].into();
         let (key, path) = s.write_loaded_tempfile(&env).unwrap();

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Settings;
+use super::Loaded;
 use crate::proto::validate::check_definition_failures;
 use crate::proto::{Object, is_valid_name};
 
@@ -29,7 +29,7 @@ const CATEGORIES: &[(&str, &str)] = &[
 ];
 
 /// Validate the settings for running a client. Empty means valid.
-pub fn validate(settings: &Settings) -> Vec<Failure> {
+pub fn validate(settings: &Loaded) -> Vec<Failure> {
     let mut failures = Vec::new();
     let raw = &settings.raw;
     let mut fail = |key: &str, object: &Value, message: &str| {
@@ -105,8 +105,8 @@ pub fn validate(settings: &Settings) -> Vec<Failure> {
         None => fail("client", client, "client must be a hash"),
     }
 
-    match settings.concierge() {
-        Err(problem) => fail("concierge", raw.get("concierge").unwrap_or(&null), &problem),
+    match super::concierge_scope(raw) {
+        Err(failure) => failures.push(failure),
         Ok(concierge) => {
             if let Some(rabbitmq) = raw.get("rabbitmq")
                 && let Err(problem) = super::brokers::brokers(rabbitmq, &concierge)
@@ -298,7 +298,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn settings(doc: Value) -> Settings {
+    fn settings(doc: Value) -> Loaded {
         let mut base = json!({
             "client": {"name": "i-424242", "address": "127.0.0.1", "subscriptions": ["client:i-424242"]},
             "sensu": {"spawn": {"limit": 12}},
@@ -309,7 +309,7 @@ mod tests {
         .cloned()
         .unwrap();
         crate::proto::deep_merge_into(&mut base, doc.as_object().unwrap());
-        Settings { raw: base, loaded_files: vec![] }
+        Loaded { raw: base, loaded_files: vec![], has_broker: false }
     }
 
     #[test]

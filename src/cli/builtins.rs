@@ -1,54 +1,37 @@
-//! Command-line front ends of the built-in checks (`concierge http|dns|tls …`). Each
-//! turns its flags into the same check definition a Sensu server would send
+//! `concierge http|dns|tls`: a built-in check from command-line flags. Each turns its
+//! flags into the same check definition a Sensu server would send
 //! (`{"extension": "http", "http": {…}}`), so the CLI and the fleet run one
 //! implementation and print the same output.
+
+use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::args::{Auth, Common, finish, set, set_headers};
+use super::{Complaint, Context, exit, for_one_check};
 use crate::proto::Object;
 
-/// Flags every built-in accepts.
-#[derive(Debug, Clone, Args)]
-pub struct Common {
-    /// Check name used in the result and metric scheme [default: the kind]
-    #[arg(long = "name", id = "check_name")]
-    pub check_name: Option<String>,
-    /// Print the full Sensu result (`{"client":…,"check":{…}}`) instead of the output
-    #[arg(long)]
-    pub json: bool,
-    /// Output Graphite metric lines (`"type": "metric"`)
-    #[arg(long)]
-    pub metric: bool,
-    /// Any other parameter, as KEY=VALUE (VALUE is JSON, or a plain string)
-    #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
-    pub params: Vec<String>,
-    /// Seconds for the whole probe
-    #[arg(short = 't', long)]
-    pub timeout: Option<f64>,
+/// A built-in's flags, as a check definition.
+pub trait ToCheck {
+    /// The check definition these flags describe.
+    fn to_check(&self) -> Result<Object, String>;
 }
 
-/// Credentials of the built-ins that make HTTP requests (`http`, `courier discover`).
-#[derive(Debug, Clone, Args)]
-pub struct Auth {
-    /// Basic auth user
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Basic auth password
-    #[arg(long)]
-    pub password: Option<String>,
-    /// Bearer token
-    #[arg(long)]
-    pub bearer: Option<String>,
-}
-
-impl Auth {
-    /// Set `user`, `password` and `bearer_token` in the check parameters.
-    fn apply(&self, params: &mut Object) {
-        set(params, "user", self.user.clone().map(Value::from));
-        set(params, "password", self.password.clone().map(Value::from));
-        set(params, "bearer_token", self.bearer.clone().map(Value::from));
-    }
+/// Run the built-in the flags describe, once, as `concierge check` runs a definition.
+pub async fn run(context: &Context, args: &(impl ToCheck + AsRef<Common>)) -> ExitCode {
+    let definition = match args.to_check() {
+        Ok(d) => d,
+        Err(problem) => {
+            eprintln!("UNKNOWN: {problem}");
+            return ExitCode::from(exit::UNKNOWN);
+        }
+    };
+    let settings = match for_one_check(&context.sources(false), Complaint::Plugin) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    super::check::run_once(context, settings, definition, args.as_ref().json).await
 }
 
 /// `concierge http URL`.
@@ -171,52 +154,8 @@ pub struct TlsArgs {
     pub common: Common,
 }
 
-fn set(params: &mut Object, key: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        params.insert(key.to_string(), v);
-    }
-}
-
-fn split_header(h: &str) -> Result<(String, String), String> {
-    h.split_once(':')
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .ok_or_else(|| format!("{h:?} is not \"Name: value\""))
-}
-
-/// `"Name: value"` flags as a `{"Name": "value"}` parameter (nothing when there are none).
-fn set_headers(params: &mut Object, key: &str, flags: &[String]) -> Result<(), String> {
-    if flags.is_empty() {
-        return Ok(());
-    }
-    let mut headers = Object::new();
-    for flag in flags {
-        let (name, value) = split_header(flag)?;
-        headers.insert(name, value.into());
-    }
-    params.insert(key.into(), Value::Object(headers));
-    Ok(())
-}
-
-fn finish(kind: &str, mut params: Object, common: &Common) -> Result<Object, String> {
-    set(&mut params, "timeout", common.timeout.map(Value::from));
-    for p in &common.params {
-        let (key, raw) = p.split_once('=').ok_or_else(|| format!("--param {p:?} is not KEY=VALUE"))?;
-        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
-        params.insert(key.trim().to_string(), value);
-    }
-    let mut check = Object::new();
-    check.insert("name".into(), common.check_name.clone().unwrap_or_else(|| kind.to_string()).into());
-    check.insert("extension".into(), kind.into());
-    check.insert(kind.into(), Value::Object(params));
-    if common.metric {
-        check.insert("type".into(), "metric".into());
-    }
-    Ok(check)
-}
-
-impl HttpArgs {
-    /// The check definition these flags describe.
-    pub fn to_check(&self) -> Result<Object, String> {
+impl ToCheck for HttpArgs {
+    fn to_check(&self) -> Result<Object, String> {
         let mut p = Object::new();
         p.insert("url".into(), self.url.clone().into());
         set(&mut p, "method", self.method.clone().map(Value::from));
@@ -250,9 +189,8 @@ impl HttpArgs {
     }
 }
 
-impl DnsArgs {
-    /// The check definition these flags describe.
-    pub fn to_check(&self) -> Result<Object, String> {
+impl ToCheck for DnsArgs {
+    fn to_check(&self) -> Result<Object, String> {
         let mut p = Object::new();
         p.insert("name".into(), self.name.clone().into());
         set(&mut p, "type", self.record_type.clone().map(Value::from));
@@ -274,9 +212,8 @@ impl DnsArgs {
     }
 }
 
-impl TlsArgs {
-    /// The check definition these flags describe.
-    pub fn to_check(&self) -> Result<Object, String> {
+impl ToCheck for TlsArgs {
+    fn to_check(&self) -> Result<Object, String> {
         let mut p = Object::new();
         if let Some(host) = &self.host {
             let (h, port) = match host.rsplit_once(':') {
@@ -303,39 +240,20 @@ impl TlsArgs {
     }
 }
 
-/// `concierge courier discover URL`.
-#[derive(Debug, Clone, Args)]
-pub struct DiscoverArgs {
-    /// The metrics endpoint
-    pub url: String,
-    /// prometheus, dropwizard or json [default: detected]
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Request header "Name: value" (repeatable)
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    #[command(flatten)]
-    pub auth: Auth,
-    /// Do not verify the TLS certificate
-    #[arg(short = 'k', long)]
-    pub insecure: bool,
-    /// Seconds for the scrape [default: 10]
-    #[arg(short = 't', long)]
-    pub timeout: Option<f64>,
+impl AsRef<Common> for HttpArgs {
+    fn as_ref(&self) -> &Common {
+        &self.common
+    }
 }
 
-impl DiscoverArgs {
-    /// The courier parameters these flags describe.
-    pub fn to_params(&self) -> Result<Value, String> {
-        let mut p = Object::new();
-        p.insert("url".into(), self.url.clone().into());
-        set(&mut p, "format", self.format.clone().map(Value::from));
-        set_headers(&mut p, "headers", &self.headers)?;
-        self.auth.apply(&mut p);
-        if self.insecure {
-            p.insert("tls".into(), json!({"insecure": true}));
-        }
-        set(&mut p, "timeout", self.timeout.map(Value::from));
-        Ok(Value::Object(p))
+impl AsRef<Common> for DnsArgs {
+    fn as_ref(&self) -> &Common {
+        &self.common
+    }
+}
+
+impl AsRef<Common> for TlsArgs {
+    fn as_ref(&self) -> &Common {
+        &self.common
     }
 }
