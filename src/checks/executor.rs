@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::command::{self, Spawn};
 use super::{Builtin, FollowUp, hooks};
+use crate::config::ClientSettings;
 use crate::proto::{Object, ResultPayload, now_epoch, object_substitute_tokens, round3, substitute_tokens};
 
 /// Output of a request refused by safe mode (sensu-client).
@@ -80,8 +81,8 @@ impl Config {
                 .into_iter()
                 .filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c)))
                 .collect(),
-            name: settings.client.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-            signature: settings.client.get("signature").and_then(Value::as_str).map(str::to_string),
+            name: ClientSettings::name_of(&settings.client),
+            signature: ClientSettings::signature_of(&settings.client),
             client: settings.client,
             env: settings.env,
             builtins: settings.builtins.into_iter().map(|b| (b.name(), b)).collect(),
@@ -118,12 +119,12 @@ impl Slots {
         }
     }
 
-    /// Wait (in order) for a slot, unless `cancel` fires first.
-    async fn acquire(&self, cancel: &CancellationToken) -> Option<SemaphorePermit<'_>> {
+    /// Wait (in order) for a slot, unless `stop` fires first.
+    async fn acquire(&self, stop: &CancellationToken) -> Option<SemaphorePermit<'_>> {
         tokio::select! {
             biased;
             permit = self.semaphore.acquire() => permit.ok(),
-            () = cancel.cancelled() => None,
+            () = stop.cancelled() => None,
         }
     }
 
@@ -240,9 +241,9 @@ impl Executor {
         }
     }
 
-    /// Process one check request; if `cancel` fires while it waits for an execution slot,
+    /// Process one check request; if `stop` fires while it waits for an execution slot,
     /// give up before starting it ([`Processed::NotStarted`]).
-    pub async fn process_until(&self, mut check: Object, cancel: &CancellationToken) -> Processed {
+    pub async fn process_until(&self, mut check: Object, stop: &CancellationToken) -> Processed {
         let config = self.config();
         let Some(name) = check.get("name").and_then(Value::as_str).map(str::to_string) else {
             return Processed::Dropped;
@@ -262,9 +263,9 @@ impl Executor {
                 check.insert("executed".into(), now_epoch().into());
                 return finished(&config, check, None);
             }
-            self.execute_command(&config, check, cancel).await
+            self.execute_command(&config, check, stop).await
         } else {
-            self.execute_builtin(&config, check, cancel).await
+            self.execute_builtin(&config, check, stop).await
         }
     }
 
@@ -283,7 +284,7 @@ impl Executor {
         Some(InProgress { set: &self.in_progress, key })
     }
 
-    async fn execute_command(&self, config: &Config, check: Object, cancel: &CancellationToken) -> Processed {
+    async fn execute_command(&self, config: &Config, check: Object, stop: &CancellationToken) -> Processed {
         let Some(_guard) = self.claim(&check) else {
             tracing::warn!(check = ?check.get("name"), "previous check command execution in progress");
             return Processed::Dropped;
@@ -302,7 +303,7 @@ impl Executor {
             return finished(config, unmatched_result(check, &unmatched), None);
         }
         let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| stdin_payload(config, &check));
-        let Some(slot) = self.spawn_slots.acquire(cancel).await else { return Processed::NotStarted };
+        let Some(slot) = self.spawn_slots.acquire(stop).await else { return Processed::NotStarted };
         self.started(&check, started.elapsed());
         let outcome = self.spawn(config, command_line, timeout_of(check.get("timeout")), stdin).await;
         drop(slot);
@@ -314,7 +315,7 @@ impl Executor {
         finished(config, check, None)
     }
 
-    async fn execute_builtin(&self, config: &Config, mut check: Object, cancel: &CancellationToken) -> Processed {
+    async fn execute_builtin(&self, config: &Config, mut check: Object, stop: &CancellationToken) -> Processed {
         let extension = check
             .get("extension")
             .or_else(|| check.get("name"))
@@ -343,7 +344,7 @@ impl Executor {
             return finished(config, unmatched_result(check, &unmatched), None);
         }
         let Value::Object(request) = substituted else { return Processed::Dropped };
-        let Some(slot) = self.builtin_slots.acquire(cancel).await else { return Processed::NotStarted };
+        let Some(slot) = self.builtin_slots.acquire(stop).await else { return Processed::NotStarted };
         self.started(&check, started.elapsed());
         let ctx = super::BuiltinContext { client_name: config.name.clone() };
         let outcome = builtin.run(request, ctx).await;

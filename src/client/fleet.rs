@@ -18,7 +18,7 @@ use super::executor_settings;
 use super::pipeline::Pipeline;
 use super::signals::Signals;
 use crate::checks::Executor;
-use crate::config::{AckMode, Loaded, Settings, Sources};
+use crate::config::{AckMode, ClientSettings, Loaded, Settings, Sources};
 use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
 use crate::schedule;
 use crate::telemetry::Telemetry;
@@ -374,7 +374,7 @@ impl Fleet {
             tracing::warn!(running = tracker.len(), "checks still running at the end of the drain grace");
         }
         if ever_connected && self.settings.client.deregister {
-            let payload = deregistration(&self.settings.client.attributes, now_epoch());
+            let payload = deregistration(&self.settings.client, now_epoch());
             let confirmed = self.publisher.submit(payload.to_bytes());
             let wait = tokio::time::timeout_at(deadline, confirmed).await;
             if !matches!(wait, Ok(Ok(true))) {
@@ -390,19 +390,18 @@ impl Fleet {
 
 /// The deregistration result: `{handler: "deregistration", status: 1}` deep-merged with
 /// `client.deregistration`, then `name`, `output`, `issued`, `executed` forced.
-pub fn deregistration(client: &Object, now: i64) -> ResultPayload {
+pub fn deregistration(client: &ClientSettings, now: i64) -> ResultPayload {
     let mut check = Object::new();
     check.insert("handler".into(), "deregistration".into());
     check.insert("status".into(), 1.into());
-    if let Some(Value::Object(extra)) = client.get("deregistration") {
+    if let Some(Value::Object(extra)) = client.attributes.get("deregistration") {
         deep_merge_into(&mut check, extra);
     }
     check.insert("name".into(), "deregistration".into());
     check.insert("output".into(), DEREGISTRATION_OUTPUT.into());
     check.insert("issued".into(), now.into());
     check.insert("executed".into(), now.into());
-    let name = client.get("name").and_then(Value::as_str).unwrap_or_default();
-    ResultPayload::new(name, check, client.get("signature").and_then(Value::as_str))
+    ResultPayload::new(&client.name, check, client.signature.as_deref())
 }
 
 /// Feed a subscription queue's requests into the pipeline until `stop` or the session breaks.
@@ -445,17 +444,18 @@ mod tests {
     // Spec §4.3 and §7 item 6.
     #[test]
     fn deregistration_payload() {
-        let client =
+        let client = ClientSettings::from_attributes(
             json!({"name": "i-424242", "deregistration": {"handler": "DEREGISTER_HANDLER", "handlers": ["a"]}})
                 .as_object()
                 .cloned()
-                .unwrap();
+                .unwrap(),
+        );
         let payload = deregistration(&client, 1575000000);
         assert_eq!(
             String::from_utf8(payload.to_bytes()).unwrap(),
             r#"{"client":"i-424242","check":{"handler":"DEREGISTER_HANDLER","status":1,"handlers":["a"],"name":"deregistration","output":"client initiated deregistration","issued":1575000000,"executed":1575000000}}"#
         );
-        let plain = deregistration(&json!({"name": "x"}).as_object().cloned().unwrap(), 1);
+        let plain = deregistration(&ClientSettings::from_attributes(json!({"name": "x"}).as_object().cloned().unwrap()), 1);
         assert_eq!(
             String::from_utf8(plain.to_bytes()).unwrap(),
             r#"{"client":"x","check":{"handler":"deregistration","status":1,"name":"deregistration","output":"client initiated deregistration","issued":1,"executed":1}}"#

@@ -565,7 +565,8 @@ mod tests {
             ]
         );
         assert_eq!(closest("CONCIERGE_ACK"), Some("CONCIERGE_ACK_MODE"));
-        assert_eq!(closest("CONCIERGE_TLS_CA"), Some("CONCIERGE_TLS_CA_FILE"));
+        assert_eq!(closest("CONCIERGE_DRAIN"), Some("CONCIERGE_DRAIN_GRACE"));
+        assert_eq!(closest("CONCIERGE_SAFE_MOD"), Some("CONCIERGE_SAFE_MODE"));
     }
 
     #[test]

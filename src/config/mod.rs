@@ -340,12 +340,22 @@ impl ClientSettings {
         Self::from_attributes(attributes)
     }
 
+    /// The client name in a `client` scope: the one definition of it (Sensu requires a
+    /// string; validated settings always have one).
+    pub fn name_of(attributes: &Object) -> String {
+        attributes.get("name").and_then(Value::as_str).unwrap_or("unknown").to_string()
+    }
+
+    /// `client.signature` in a `client` scope.
+    pub fn signature_of(attributes: &Object) -> Option<String> {
+        attributes.get("signature").and_then(Value::as_str).map(str::to_string)
+    }
+
     /// From a whole `client` scope.
     pub fn from_attributes(attributes: Object) -> Self {
-        let text = |key: &str| attributes.get(key).and_then(Value::as_str).map(str::to_string);
         Self {
-            name: text("name").unwrap_or_else(|| "unknown".into()),
-            signature: text("signature"),
+            name: Self::name_of(&attributes),
+            signature: Self::signature_of(&attributes),
             subscriptions: attributes
                 .get("subscriptions")
                 .and_then(Value::as_array)

@@ -34,18 +34,27 @@ impl ResultPayload {
 
     /// The JSON document, keys in sensu-client's order.
     pub fn to_value(&self) -> Value {
-        let mut root = Object::new();
-        root.insert("client".into(), Value::String(self.client.clone()));
-        root.insert("check".into(), Value::Object(self.check.clone()));
-        if let Some(signature) = &self.signature {
-            root.insert("signature".into(), Value::String(signature.clone()));
-        }
-        Value::Object(root)
+        serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// Compact JSON bytes, as they go on the wire.
+    /// Compact JSON bytes, as they go on the wire, written straight from the check (no
+    /// copy of it: a courier result can be megabytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// `{client, check, signature?}`, in sensu-client's key order.
+impl serde::Serialize for ResultPayload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(2 + usize::from(self.signature.is_some())))?;
+        map.serialize_entry("client", &self.client)?;
+        map.serialize_entry("check", &self.check)?;
+        if let Some(signature) = &self.signature {
+            map.serialize_entry("signature", signature)?;
+        }
+        map.end()
     }
 }
 
