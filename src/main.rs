@@ -350,8 +350,8 @@ async fn health(
             println!("{}", String::from_utf8_lossy(&fetched.body));
             ExitCode::FAILURE
         }
-        Err((_, message)) => {
-            eprintln!("unhealthy: {message}");
+        Err(failure) => {
+            eprintln!("unhealthy: {}", failure.message);
             ExitCode::FAILURE
         }
     }
@@ -435,8 +435,8 @@ async fn discover(args: &concierge::checks::cli::DiscoverArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err((reason, message)) => {
-            eprintln!("CRITICAL: {message} ({reason})");
+        Err(failure) => {
+            eprintln!("CRITICAL: {} ({})", failure.message, failure.reason.as_str());
             ExitCode::from(2)
         }
     }

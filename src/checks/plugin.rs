@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BuiltinOutcome;
+use super::failure::{CheckFailure, Reason};
 use crate::proto::Object;
 
 /// A check status.
@@ -116,8 +117,8 @@ pub struct Report {
     pub status: Status,
     /// The message after `KIND STATUS: `.
     pub message: String,
-    /// Why, when not OK (`dns`, `connect`, `timeout`, `status`, …).
-    pub reason: Option<&'static str>,
+    /// Why, when not OK (published as the `reason` attribute).
+    pub reason: Option<Reason>,
     /// Perfdata / metrics.
     pub perf: Vec<Perf>,
     /// Phase timings in seconds, for the `timings` attribute.
@@ -141,7 +142,7 @@ impl Report {
     }
 
     /// Mark as failed with a reason and a message.
-    pub fn fail(mut self, status: Status, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn fail(mut self, status: Status, reason: Reason, message: impl Into<String>) -> Self {
         self.status = status;
         self.reason = Some(reason);
         self.message = message.into();
@@ -149,7 +150,7 @@ impl Report {
     }
 
     /// Raise the status to `status` for `reason` (keeps the worse one).
-    pub fn escalate(&mut self, status: Status, reason: &'static str) {
+    pub fn escalate(&mut self, status: Status, reason: Reason) {
         if status > self.status {
             self.status = status;
             self.reason = Some(reason);
@@ -188,7 +189,7 @@ impl Report {
         };
         let mut attributes = Object::new();
         if let Some(reason) = self.reason {
-            attributes.insert("reason".into(), reason.into());
+            attributes.insert("reason".into(), reason.as_str().into());
         }
         let timings: Object =
             self.timings.iter().map(|(k, v)| (k.to_string(), json!(crate::proto::round6(*v)))).collect();
@@ -229,7 +230,7 @@ impl Thresholds {
 /// regex): status 3, naming the problem, never a panic.
 pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -> BuiltinOutcome {
     let mut attributes = Object::new();
-    attributes.insert("reason".into(), "parameters".into());
+    attributes.insert("reason".into(), Reason::Parameters.as_str().into());
     BuiltinOutcome {
         output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"),
         status: 3,
@@ -239,11 +240,11 @@ pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -
 }
 
 /// The parameters object of a built-in (`check.<extension>`), deserialized.
-pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Result<P, String> {
+pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Result<P, CheckFailure> {
     match check.get(key) {
-        Some(v @ Value::Object(_)) => P::deserialize(v).map_err(|e| e.to_string()),
-        Some(_) => Err(format!("`{key}` must be an object")),
-        None => Err(format!("missing `{key}` object with the check's parameters")),
+        Some(v @ Value::Object(_)) => P::deserialize(v).map_err(|e| CheckFailure::parameters(e.to_string())),
+        Some(_) => Err(CheckFailure::parameters(format!("`{key}` must be an object"))),
+        None => Err(CheckFailure::parameters(format!("missing `{key}` object with the check's parameters"))),
     }
 }
 
