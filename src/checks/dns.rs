@@ -248,7 +248,7 @@ async fn run_query(q: &Query) -> Report {
                     "{} {} timed out after {} s ({server_label})",
                     q.name,
                     q.record_type,
-                    trim(q.timeout.as_secs_f64())
+                    plugin::trim_secs(q.timeout.as_secs_f64())
                 ),
             );
         }
@@ -274,7 +274,8 @@ async fn run_query(q: &Query) -> Report {
         Value::Array(answers.iter().map(|(t, v)| Value::String(format!("{t} {v}"))).collect()),
     );
     let shown = if typed.is_empty() { "no records".to_string() } else { typed.join(", ") };
-    let summary = format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, fmt3(took));
+    let summary =
+        format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, plugin::fmt_secs(took));
     if !q.rcodes.contains(&rcode) {
         return report.fail(Status::Critical, Reason::Rcode, format!("{summary}; expected {}", q.rcodes.join(" or ")));
     }
@@ -310,19 +311,10 @@ async fn run_query(q: &Query) -> Report {
     let status = q.thresholds.status(took);
     if status != Status::Ok {
         let limit = if status == Status::Critical { q.thresholds.critical } else { q.thresholds.warning };
-        report.message.push_str(&format!(" (slower than {} s)", trim(limit.unwrap_or_default())));
+        report.message.push_str(&format!(" (slower than {} s)", plugin::trim_secs(limit.unwrap_or_default())));
         report.escalate(status, Reason::Latency);
     }
     report
-}
-
-fn fmt3(s: f64) -> String {
-    format!("{s:.3}")
-}
-
-fn trim(s: f64) -> String {
-    let t = format!("{s:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]

@@ -323,7 +323,7 @@ async fn run_probe(probe: &Probe) -> Report {
             report.fail(
                 Status::Critical,
                 Reason::Timeout,
-                format!("timed out after {} s (during {})", trim(probe.timeout.as_secs_f64()), p.phase),
+                format!("timed out after {} s (during {})", plugin::trim_secs(probe.timeout.as_secs_f64()), p.phase),
             )
         }
         Ok(Err(failure)) => {
@@ -340,7 +340,7 @@ async fn run_probe(probe: &Probe) -> Report {
             report.details.insert("url".into(), url.to_string().into());
             report.details.insert("address".into(), exchange.address.to_string().into());
             report.details.insert("redirects".into(), redirects.into());
-            let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, fmt_secs(total));
+            let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, plugin::fmt_secs(total));
             if redirects > 0 {
                 summary.push_str(&format!(" after {redirects} redirect{}", if redirects == 1 { "" } else { "s" }));
             }
@@ -390,7 +390,7 @@ fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut r
     let status = probe.thresholds.status(total);
     if status != Status::Ok {
         let limit = if status == Status::Critical { probe.thresholds.critical } else { probe.thresholds.warning };
-        report.message.push_str(&format!(" (slower than {} s)", trim(limit.unwrap_or_default())));
+        report.message.push_str(&format!(" (slower than {} s)", plugin::trim_secs(limit.unwrap_or_default())));
         report.escalate(status, Reason::Latency);
     }
     report
@@ -571,15 +571,6 @@ where
     }
 }
 
-fn fmt_secs(s: f64) -> String {
-    format!("{s:.3}")
-}
-
-fn trim(s: f64) -> String {
-    let t = format!("{s:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 /// A fetched response (the courier's scrape).
 #[derive(Debug)]
 pub struct Fetched {
@@ -604,7 +595,7 @@ pub async fn fetch(params: HttpParams) -> Result<Fetched, CheckFailure> {
             let phase = progress.lock().map(|p| p.phase).unwrap_or("fetch");
             Err(CheckFailure::new(
                 Reason::Timeout,
-                format!("timed out after {} s (during {phase})", trim(probe.timeout.as_secs_f64())),
+                format!("timed out after {} s (during {phase})", plugin::trim_secs(probe.timeout.as_secs_f64())),
             ))
         }
         Ok(Err(failure)) => Err(failure),

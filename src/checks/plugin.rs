@@ -87,6 +87,18 @@ fn num(v: f64) -> String {
     }
 }
 
+/// Seconds with three decimals, as the first line shows a measured time (`0.120`).
+pub fn fmt_secs(s: f64) -> String {
+    format!("{s:.3}")
+}
+
+/// Seconds with at most three decimals and no trailing zeros, as the first line shows a
+/// configured limit (`0.5`, `10`).
+pub fn trim_secs(s: f64) -> String {
+    let t = format!("{s:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// `label=value[UOM];warn;crit;min;max`, joined by spaces.
 pub fn perfdata(perf: &[Perf]) -> String {
     let mut out = String::new();
@@ -284,6 +296,15 @@ mod tests {
             r.graphite("host.curl_timings.api", 1700000000),
             "host.curl_timings.api.time 0.123 1700000000\nhost.curl_timings.api.size 5 1700000000\n"
         );
+    }
+
+    #[test]
+    fn seconds_in_messages() {
+        assert_eq!(fmt_secs(0.12), "0.120");
+        assert_eq!(fmt_secs(2.0), "2.000");
+        assert_eq!(trim_secs(0.5), "0.5");
+        assert_eq!(trim_secs(10.0), "10");
+        assert_eq!(trim_secs(0.1234), "0.123");
     }
 
     #[test]
