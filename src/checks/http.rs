@@ -608,13 +608,6 @@ pub async fn fetch(params: HttpParams) -> Result<Fetched, CheckFailure> {
     }
 }
 
-/// Build the parameters object from a URL and a JSON object of options (the CLI path).
-pub fn params_from_cli(url: &str, options: Object) -> Value {
-    let mut params = options;
-    params.insert("url".into(), url.into());
-    Value::Object(params)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
