@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::failure::{CheckFailure, Reason};
 use super::http::{self, HttpParams};
 use super::net::{CheckTls, IpPreference};
 use super::plugin::{self, Perf, Status, Thresholds};
@@ -136,7 +137,7 @@ pub struct DeliveryPlan {
     /// Handlers for the report.
     pub handlers: Option<Vec<String>>,
     /// Set when the shot failed before delivery: nothing but the report is published.
-    pub failure: Option<(&'static str, String)>,
+    pub failure: Option<CheckFailure>,
     /// What the report needs of the metric result (name, issued, executed, source), its
     /// client and signature: kept when the result is handed over.
     pub context: Option<ResultPayload>,
@@ -202,13 +203,13 @@ impl DeliveryPlan {
         let total = self.scrape + self.convert + delivery;
         let mut status = Status::Ok;
         let mut reason = None;
-        let message = if let Some((why, message)) = &self.failure {
+        let message = if let Some(failure) = &self.failure {
             status = Status::Critical;
-            reason = Some(*why);
-            message.clone()
+            reason = Some(failure.reason);
+            failure.message.clone()
         } else if !delivered {
             status = Status::Critical;
-            reason = Some("delivery");
+            reason = Some(Reason::Delivery);
             format!("{} metrics ({}) were not confirmed by the broker", self.metrics, human_bytes(self.bytes))
         } else {
             let mut text = format!(
@@ -228,12 +229,12 @@ impl DeliveryPlan {
             if self.duplicates > 0 {
                 text.push_str(&format!(", {} duplicate series dropped", self.duplicates));
                 status = Status::Warning;
-                reason = Some("duplicate_series");
+                reason = Some(Reason::DuplicateSeries);
             }
             let latency = self.thresholds.status(total);
             if latency > status {
                 status = latency;
-                reason = Some("latency");
+                reason = Some(Reason::Latency);
             }
             text
         };
@@ -264,7 +265,7 @@ impl DeliveryPlan {
         );
         report.insert("status".into(), (status as i32).into());
         if let Some(reason) = reason {
-            report.insert("reason".into(), reason.into());
+            report.insert("reason".into(), reason.as_str().into());
         }
         report.insert(
             "timings".into(),
@@ -293,18 +294,18 @@ impl Builtin for Courier {
     }
 }
 
-fn failed(plan: DeliveryPlan, reason: &'static str, message: String) -> BuiltinOutcome {
-    let text = format!("COURIER CRITICAL: {message}\n");
+fn failed(plan: DeliveryPlan, failure: CheckFailure) -> BuiltinOutcome {
+    let text = format!("COURIER CRITICAL: {}\n", failure.message);
     BuiltinOutcome {
         output: text,
         status: 2,
         attributes: Object::new(),
-        follow_up: Some(Box::new(DeliveryPlan { failure: Some((reason, message)), ..plan })),
+        follow_up: Some(Box::new(DeliveryPlan { failure: Some(failure), ..plan })),
     }
 }
 
 /// The parameters of the courier's scrape, as HTTP check parameters.
-fn http_params(p: &CourierParams) -> Result<HttpParams, String> {
+fn http_params(p: &CourierParams) -> Result<HttpParams, CheckFailure> {
     let mut v = json!({"url": p.url, "headers": p.headers, "tls": p.tls, "ip": p.ip, "timeout": p.timeout,
         "max_body_bytes": p.max_body_bytes, "user_agent": format!("concierge-courier/{}", crate::CONCIERGE_VERSION)});
     for (key, value) in [("user", &p.user), ("password", &p.password), ("bearer_token", &p.bearer_token)] {
@@ -312,7 +313,7 @@ fn http_params(p: &CourierParams) -> Result<HttpParams, String> {
             v[key] = value.clone().into();
         }
     }
-    HttpParams::deserialize(v).map_err(|e| e.to_string())
+    HttpParams::deserialize(v).map_err(|e| CheckFailure::parameters(e.to_string()))
 }
 
 /// A fetched metrics page, not parsed yet (the samples borrow from its body).
@@ -330,13 +331,13 @@ pub struct Scraped {
 }
 
 impl Scraped {
-    /// Parse the page.
-    pub fn parse(&self) -> Result<Page<'_>, (&'static str, String)> {
+    /// Parse the page; fails with reason `parse`.
+    pub fn parse(&self) -> Result<Page<'_>, CheckFailure> {
         match self.format {
             Format::Prometheus => scrape::prometheus::parse_with(&self.body, self.openmetrics),
             other => scrape::parse(other, &self.body),
         }
-        .map_err(|e| ("parse", format!("unparseable body from {}: {e}", self.url)))
+        .map_err(|e| CheckFailure::new(Reason::Parse, format!("unparseable body from {}: {e}", self.url)))
     }
 
     /// The format's name.
@@ -349,13 +350,15 @@ impl Scraped {
     }
 }
 
-/// Fetch the page (shared with `concierge courier discover`).
-pub async fn scrape(p: &CourierParams) -> Result<Scraped, (&'static str, String)> {
-    let fetched = http::fetch(http_params(p).map_err(|e| ("parameters", e))?)
-        .await
-        .map_err(|(r, m)| (r, format!("scrape of {} failed: {m}", p.url)))?;
+/// Fetch the page (shared with `concierge courier discover`); fails as the HTTP check
+/// would, or with reason `status` for an answer other than 2xx.
+pub async fn scrape(p: &CourierParams) -> Result<Scraped, CheckFailure> {
+    let fetched = http::fetch(http_params(p)?).await.map_err(|failure| CheckFailure {
+        message: format!("scrape of {} failed: {}", p.url, failure.message),
+        ..failure
+    })?;
     if !(200..300).contains(&fetched.status) {
-        return Err(("status", format!("scrape of {} answered HTTP {}", p.url, fetched.status)));
+        return Err(CheckFailure::new(Reason::Status, format!("scrape of {} answered HTTP {}", p.url, fetched.status)));
     }
     let content_type = fetched.headers.get(::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let format = p.format.unwrap_or_else(|| scrape::detect(content_type, &fetched.body));
@@ -390,7 +393,7 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
     };
     let (include, exclude) = match (re("include", &params.include), re("exclude", &params.exclude)) {
         (Ok(i), Ok(e)) => (i, e),
-        (Err(e), _) | (_, Err(e)) => return failed(plan, "parameters", format!("invalid parameters: {e}")),
+        (Err(e), _) | (_, Err(e)) => return failed(plan, CheckFailure::parameters(format!("invalid parameters: {e}"))),
     };
     let mut renames = Vec::new();
     for r in &params.rename {
@@ -399,15 +402,14 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
             Err(e) => {
                 return failed(
                     plan,
-                    "parameters",
-                    format!("invalid parameters: rename pattern is not a valid regex: {e}"),
+                    CheckFailure::parameters(format!("invalid parameters: rename pattern is not a valid regex: {e}")),
                 );
             }
         }
     }
     let scraped = match scrape(&params).await {
         Ok(x) => x,
-        Err((reason, message)) => return failed(plan, reason, message),
+        Err(failure) => return failed(plan, failure),
     };
     let (format, scrape_secs) = (scraped.format_label(), scraped.seconds);
     let convert_started = Instant::now();
@@ -427,16 +429,13 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
     // runs on the blocking pool so the runtime thread keeps serving the transport, the
     // sockets and the other checks meanwhile.
     let job = tokio::task::spawn_blocking(move || convert(&scraped, &selection, writer, max_message_size)).await;
-    let converted = job.unwrap_or_else(|error| Err(("parse", format!("conversion failed: {error}"))));
+    let converted =
+        job.unwrap_or_else(|error| Err(CheckFailure::new(Reason::Parse, format!("conversion failed: {error}"))));
     let convert_secs = convert_started.elapsed().as_secs_f64();
     let converted = match converted {
         Ok(converted) => converted,
-        Err((reason, message)) => {
-            return failed(
-                DeliveryPlan { format, scrape: scrape_secs, convert: convert_secs, ..plan },
-                reason,
-                message,
-            );
+        Err(failure) => {
+            return failed(DeliveryPlan { format, scrape: scrape_secs, convert: convert_secs, ..plan }, failure);
         }
     };
     let Converted { mut parts, metrics, bytes, skipped, duplicates, exposed } = converted;
@@ -445,8 +444,7 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
         let why = if exposed == 0 { "the endpoint exposes no metrics" } else { "no metric left after filtering" };
         return failed(
             DeliveryPlan { format, scrape: scrape_secs, convert: convert_secs, ..plan },
-            "empty",
-            format!("{why} ({})", params.url),
+            CheckFailure::new(Reason::Empty, format!("{why} ({})", params.url)),
         );
     }
     BuiltinOutcome {
@@ -491,7 +489,7 @@ fn convert(
     selection: &Selection,
     mut writer: Writer,
     max_message_size: Option<usize>,
-) -> Result<Converted, (&'static str, String)> {
+) -> Result<Converted, CheckFailure> {
     let page = scraped.parse()?;
     writer.timestamp = crate::proto::now_epoch();
     let mut out = String::with_capacity(page.samples.len() * 64);

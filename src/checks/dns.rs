@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::failure::{CheckFailure, Reason};
 use super::net::{self, DnsProtocol};
 use super::plugin::{self, Perf, Report, Status, Thresholds};
 use super::{Builtin, BuiltinContext, BuiltinFuture};
@@ -197,7 +198,9 @@ impl Builtin for Dns {
 
     fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
-            let query = match plugin::parameters::<DnsParams>(&check, "dns").and_then(DnsParams::compile) {
+            let query = match plugin::parameters::<DnsParams>(&check, "dns")
+                .and_then(|p| p.compile().map_err(CheckFailure::parameters))
+            {
                 Ok(q) => q,
                 Err(problem) => return plugin::invalid_parameters("DNS", problem),
             };
@@ -224,7 +227,7 @@ async fn run_query(q: &Query) -> Report {
     report.details.insert("query".into(), format!("{} {}", q.name, q.record_type).into());
     let resolver = match net::resolver(q.server, q.protocol, q.timeout) {
         Ok(r) => r,
-        Err(e) => return report.fail(Status::Unknown, "parameters", format!("cannot build a resolver: {e}")),
+        Err(failure) => return report.fail(Status::Unknown, failure.reason, failure.message),
     };
     let started = Instant::now();
     // The resolver has its own timeout; this one also bounds the system configuration
@@ -240,12 +243,12 @@ async fn run_query(q: &Query) -> Report {
             report.perf = vec![time];
             return report.fail(
                 Status::Critical,
-                "timeout",
+                Reason::Timeout,
                 format!(
                     "{} {} timed out after {} s ({server_label})",
                     q.name,
                     q.record_type,
-                    trim(q.timeout.as_secs_f64())
+                    plugin::trim_secs(q.timeout.as_secs_f64())
                 ),
             );
         }
@@ -258,7 +261,7 @@ async fn run_query(q: &Query) -> Report {
             report.perf = vec![time];
             return report.fail(
                 Status::Critical,
-                "dns",
+                Reason::Dns,
                 format!("{} {} failed: {other} ({server_label})", q.name, q.record_type),
             );
         }
@@ -271,12 +274,13 @@ async fn run_query(q: &Query) -> Report {
         Value::Array(answers.iter().map(|(t, v)| Value::String(format!("{t} {v}"))).collect()),
     );
     let shown = if typed.is_empty() { "no records".to_string() } else { typed.join(", ") };
-    let summary = format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, fmt3(took));
+    let summary =
+        format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, plugin::fmt_secs(took));
     if !q.rcodes.contains(&rcode) {
-        return report.fail(Status::Critical, "rcode", format!("{summary}; expected {}", q.rcodes.join(" or ")));
+        return report.fail(Status::Critical, Reason::Rcode, format!("{summary}; expected {}", q.rcodes.join(" or ")));
     }
     if rcode == "NOERROR" && typed.is_empty() && !q.allow_empty && q.expect.as_ref().is_none_or(|e| !e.is_empty()) {
-        return report.fail(Status::Critical, "answer", summary);
+        return report.fail(Status::Critical, Reason::Answer, summary);
     }
     if let Some(expected) = &q.expect {
         let mut want: Vec<String> = expected.iter().map(|e| normalise(e)).collect();
@@ -286,36 +290,31 @@ async fn run_query(q: &Query) -> Report {
         got.sort();
         got.dedup();
         if want != got {
-            return report.fail(Status::Critical, "answer", format!("{summary}; expected {}", expected.join(", ")));
+            return report.fail(
+                Status::Critical,
+                Reason::Answer,
+                format!("{summary}; expected {}", expected.join(", ")),
+            );
         }
     }
     if let Some(re) = &q.expect_match
         && !typed.iter().any(|a| re.is_match(a))
     {
-        return report.fail(Status::Critical, "answer", format!("{summary}; no answer matches /{re}/"));
+        return report.fail(Status::Critical, Reason::Answer, format!("{summary}; no answer matches /{re}/"));
     }
     if let Some(re) = &q.expect_not_match
         && let Some(bad) = typed.iter().find(|a| re.is_match(a))
     {
-        return report.fail(Status::Critical, "answer", format!("{summary}; answer {bad} matches /{re}/"));
+        return report.fail(Status::Critical, Reason::Answer, format!("{summary}; answer {bad} matches /{re}/"));
     }
     report.message = summary;
     let status = q.thresholds.status(took);
     if status != Status::Ok {
         let limit = if status == Status::Critical { q.thresholds.critical } else { q.thresholds.warning };
-        report.message.push_str(&format!(" (slower than {} s)", trim(limit.unwrap_or_default())));
-        report.escalate(status, "latency");
+        report.message.push_str(&format!(" (slower than {} s)", plugin::trim_secs(limit.unwrap_or_default())));
+        report.escalate(status, Reason::Latency);
     }
     report
-}
-
-fn fmt3(s: f64) -> String {
-    format!("{s:.3}")
-}
-
-fn trim(s: f64) -> String {
-    let t = format!("{s:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]

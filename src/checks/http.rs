@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::net::{self, CheckTls, IpPreference, NetFailure};
+use super::failure::{CheckFailure, Reason};
+use super::net::{self, CheckTls, IpPreference};
 use super::plugin::{self, Perf, Report, Status, Thresholds};
 use super::{Builtin, BuiltinContext, BuiltinFuture};
 use crate::proto::Object;
@@ -264,7 +265,9 @@ impl Builtin for Http {
 
     fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
-            let probe = match plugin::parameters::<HttpParams>(&check, "http").and_then(HttpParams::compile) {
+            let probe = match plugin::parameters::<HttpParams>(&check, "http")
+                .and_then(|p| p.compile().map_err(CheckFailure::parameters))
+            {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("HTTP", problem),
             };
@@ -296,9 +299,6 @@ struct Exchange {
     address: std::net::SocketAddr,
 }
 
-/// A failure with its reason.
-struct Failed(&'static str, String);
-
 async fn run_probe(probe: &Probe) -> Report {
     let started = Instant::now();
     let progress = Mutex::new(Progress { phase: "dns", ..Progress::default() });
@@ -322,13 +322,13 @@ async fn run_probe(probe: &Probe) -> Report {
             report.perf = perf;
             report.fail(
                 Status::Critical,
-                "timeout",
-                format!("timed out after {} s (during {})", trim(probe.timeout.as_secs_f64()), p.phase),
+                Reason::Timeout,
+                format!("timed out after {} s (during {})", plugin::trim_secs(probe.timeout.as_secs_f64()), p.phase),
             )
         }
-        Ok(Err(Failed(reason, message))) => {
+        Ok(Err(failure)) => {
             report.perf = perf;
-            report.fail(Status::Critical, reason, message)
+            report.fail(Status::Critical, failure.reason, failure.message)
         }
         Ok(Ok((exchange, url, redirects))) => {
             let bytes = exchange.body.len();
@@ -340,7 +340,7 @@ async fn run_probe(probe: &Probe) -> Report {
             report.details.insert("url".into(), url.to_string().into());
             report.details.insert("address".into(), exchange.address.to_string().into());
             report.details.insert("redirects".into(), redirects.into());
-            let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, fmt_secs(total));
+            let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, plugin::fmt_secs(total));
             if redirects > 0 {
                 summary.push_str(&format!(" after {redirects} redirect{}", if redirects == 1 { "" } else { "s" }));
             }
@@ -351,46 +351,54 @@ async fn run_probe(probe: &Probe) -> Report {
 
 fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut report: Report) -> Report {
     if !probe.status.accepts(exchange.status) {
-        return report.fail(Status::Critical, "status", format!("{summary} (expected status {})", probe.status.1));
+        return report.fail(
+            Status::Critical,
+            Reason::Status,
+            format!("{summary} (expected status {})", probe.status.1),
+        );
     }
     let body = String::from_utf8_lossy(&exchange.body);
     if let Some(re) = &probe.body_match
         && !re.is_match(&body)
     {
-        return report.fail(Status::Critical, "body", format!("{summary}; body does not match /{re}/"));
+        return report.fail(Status::Critical, Reason::Body, format!("{summary}; body does not match /{re}/"));
     }
     if let Some(re) = &probe.body_not_match
         && re.is_match(&body)
     {
-        return report.fail(Status::Critical, "body", format!("{summary}; body matches /{re}/"));
+        return report.fail(Status::Critical, Reason::Body, format!("{summary}; body matches /{re}/"));
     }
     for (name, re) in &probe.headers_match {
         let values: Vec<&str> = exchange.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         if values.is_empty() {
-            return report.fail(Status::Critical, "header", format!("{summary}; header {name} missing"));
+            return report.fail(Status::Critical, Reason::Header, format!("{summary}; header {name} missing"));
         }
         if !values.iter().any(|v| re.is_match(v)) {
-            return report.fail(Status::Critical, "header", format!("{summary}; header {name} does not match /{re}/"));
+            return report.fail(
+                Status::Critical,
+                Reason::Header,
+                format!("{summary}; header {name} does not match /{re}/"),
+            );
         }
     }
     for (name, re) in &probe.headers_not_match {
         if exchange.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| re.is_match(v)) {
-            return report.fail(Status::Critical, "header", format!("{summary}; header {name} matches /{re}/"));
+            return report.fail(Status::Critical, Reason::Header, format!("{summary}; header {name} matches /{re}/"));
         }
     }
     report.message = summary;
     let status = probe.thresholds.status(total);
     if status != Status::Ok {
         let limit = if status == Status::Critical { probe.thresholds.critical } else { probe.thresholds.warning };
-        report.message.push_str(&format!(" (slower than {} s)", trim(limit.unwrap_or_default())));
-        report.escalate(status, "latency");
+        report.message.push_str(&format!(" (slower than {} s)", plugin::trim_secs(limit.unwrap_or_default())));
+        report.escalate(status, Reason::Latency);
     }
     report
 }
 
 /// Run the exchange, following redirects if asked. Returns the last exchange, its URL
 /// and the number of redirects followed.
-async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, Uri, u32), Failed> {
+async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, Uri, u32), CheckFailure> {
     let mut url = probe.url.clone();
     let mut redirects = 0;
     loop {
@@ -399,9 +407,12 @@ async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, 
         match location {
             Some(location) if probe.follow && (300..400).contains(&exchange.status) => {
                 if redirects >= probe.max_redirects {
-                    return Err(Failed("redirects", format!("more than {} redirects", probe.max_redirects)));
+                    return Err(CheckFailure::new(
+                        Reason::Redirects,
+                        format!("more than {} redirects", probe.max_redirects),
+                    ));
                 }
-                url = resolve_location(&url, &location).map_err(|e| Failed("redirects", e))?;
+                url = resolve_location(&url, &location).map_err(|e| CheckFailure::new(Reason::Redirects, e))?;
                 redirects += 1;
             }
             _ => return Ok((exchange, url, redirects)),
@@ -431,38 +442,33 @@ fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
     }
 }
 
-async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Result<Exchange, Failed> {
+async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Result<Exchange, CheckFailure> {
     let https = url.scheme_str() == Some("https");
     let host = url.host().unwrap_or_default().to_string();
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
 
     set_phase(progress, |p| p.phase = "dns");
-    let (addrs, dns) = net::resolve(&host, port, probe.ip).await.map_err(|e| match e {
-        NetFailure::Dns(m) | NetFailure::Connect(m) => Failed("dns", m),
-    })?;
+    let (addrs, dns) = net::resolve(&host, port, probe.ip).await?;
     set_phase(progress, |p| {
         p.dns += dns.as_secs_f64();
         p.phase = "connect";
     });
     let connect_started = Instant::now();
-    let (tcp, address) = net::connect(&addrs).await.map_err(|e| match e {
-        NetFailure::Dns(m) | NetFailure::Connect(m) => Failed("connect", format!("cannot connect: {m}")),
-    })?;
+    let (tcp, address) = net::connect(&addrs).await?;
     set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
 
     let request = build_request(probe, url, &host, port, https)?;
     if https {
         set_phase(progress, |p| p.phase = "tls");
         let tls_started = Instant::now();
-        let config =
-            net::client_config(&probe.tls, true).map_err(|e| Failed("tls_handshake", format!("TLS setup: {e}")))?;
+        let config = net::client_config(&probe.tls, true)?;
         let name = probe
             .tls
             .server_name
             .clone()
             .unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
         let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-            .map_err(|_| Failed("tls_handshake", format!("invalid TLS server name {name:?}")))?;
+            .map_err(|_| CheckFailure::new(Reason::TlsHandshake, format!("invalid TLS server name {name:?}")))?;
         let stream = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(tls_failure)?;
         set_phase(progress, |p| p.tls += tls_started.elapsed().as_secs_f64());
         send(probe, request, stream, address, progress).await
@@ -471,17 +477,24 @@ async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Resul
     }
 }
 
-fn tls_failure(error: std::io::Error) -> Failed {
+fn tls_failure(error: std::io::Error) -> CheckFailure {
     match error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-        Some(e @ rustls::Error::InvalidCertificate(_)) => {
-            Failed("tls_verify", format!("TLS certificate not accepted: {}", crate::pki::describe_cert_error(e)))
-        }
-        Some(e) => Failed("tls_handshake", format!("TLS handshake failed: {e}")),
-        None => Failed("tls_handshake", format!("TLS handshake failed: {error}")),
+        Some(e @ rustls::Error::InvalidCertificate(_)) => CheckFailure::new(
+            Reason::TlsVerify,
+            format!("TLS certificate not accepted: {}", crate::pki::describe_cert_error(e)),
+        ),
+        Some(e) => CheckFailure::new(Reason::TlsHandshake, format!("TLS handshake failed: {e}")),
+        None => CheckFailure::new(Reason::TlsHandshake, format!("TLS handshake failed: {error}")),
     }
 }
 
-fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -> Result<Request<Full<Bytes>>, Failed> {
+fn build_request(
+    probe: &Probe,
+    url: &Uri,
+    host: &str,
+    port: u16,
+    https: bool,
+) -> Result<Request<Full<Bytes>>, CheckFailure> {
     let default_port = if https { 443 } else { 80 };
     let host_header = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
     let path = url.path_and_query().map_or("/", |p| p.as_str());
@@ -489,10 +502,10 @@ fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -
         .method(probe.method.clone())
         .uri(path)
         .body(Full::new(probe.body.clone()))
-        .map_err(|e| Failed("parameters", e.to_string()))?;
+        .map_err(|e| CheckFailure::parameters(e.to_string()))?;
     *request.headers_mut() = probe.headers.clone();
     if !request.headers().contains_key(http::header::HOST) {
-        let value = HeaderValue::from_str(&host_header).map_err(|_| Failed("parameters", "invalid host".into()))?;
+        let value = HeaderValue::from_str(&host_header).map_err(|_| CheckFailure::parameters("invalid host"))?;
         request.headers_mut().insert(http::header::HOST, value);
     }
     Ok(request)
@@ -504,18 +517,20 @@ async fn send<S>(
     stream: S,
     address: std::net::SocketAddr,
     progress: &Mutex<Progress>,
-) -> Result<Exchange, Failed>
+) -> Result<Exchange, CheckFailure>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| Failed("http", format!("HTTP handshake failed: {e}")))?;
+        .map_err(|e| CheckFailure::new(Reason::Http, format!("HTTP handshake failed: {e}")))?;
     let exchange = async {
         set_phase(progress, |p| p.phase = "ttfb");
         let sent = Instant::now();
-        let response =
-            sender.send_request(request).await.map_err(|e| Failed("http", format!("no HTTP response: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| CheckFailure::new(Reason::Http, format!("no HTTP response: {e}")))?;
         set_phase(progress, |p| {
             p.ttfb += sent.elapsed().as_secs_f64();
             p.phase = "transfer";
@@ -525,10 +540,13 @@ where
         let (parts, mut body) = response.into_parts();
         let mut collected = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Failed("http", format!("reading the body: {e}")))?;
+            let frame = frame.map_err(|e| CheckFailure::new(Reason::Http, format!("reading the body: {e}")))?;
             if let Some(data) = frame.data_ref() {
                 if collected.len() + data.len() > probe.max_body {
-                    return Err(Failed("body_size", format!("{status}: body larger than {} bytes", probe.max_body)));
+                    return Err(CheckFailure::new(
+                        Reason::BodySize,
+                        format!("{status}: body larger than {} bytes", probe.max_body),
+                    ));
                 }
                 collected.extend_from_slice(data);
             }
@@ -553,15 +571,6 @@ where
     }
 }
 
-fn fmt_secs(s: f64) -> String {
-    format!("{s:.3}")
-}
-
-fn trim(s: f64) -> String {
-    let t = format!("{s:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 /// A fetched response (the courier's scrape).
 #[derive(Debug)]
 pub struct Fetched {
@@ -576,17 +585,20 @@ pub struct Fetched {
 }
 
 /// Fetch a URL with the HTTP check's machinery (timeouts, TLS options, auth, body
-/// limit, redirects if asked). Errors carry the check reason and a message.
-pub async fn fetch(params: HttpParams) -> Result<Fetched, (&'static str, String)> {
-    let probe = params.compile().map_err(|e| ("parameters", e))?;
+/// limit, redirects if asked). Fails as the HTTP check would, with its reason and message.
+pub async fn fetch(params: HttpParams) -> Result<Fetched, CheckFailure> {
+    let probe = params.compile().map_err(CheckFailure::parameters)?;
     let started = Instant::now();
     let progress = Mutex::new(Progress { phase: "dns", ..Progress::default() });
     match tokio::time::timeout(probe.timeout, follow(&probe, &progress)).await {
         Err(_) => {
             let phase = progress.lock().map(|p| p.phase).unwrap_or("fetch");
-            Err(("timeout", format!("timed out after {} s (during {phase})", trim(probe.timeout.as_secs_f64()))))
+            Err(CheckFailure::new(
+                Reason::Timeout,
+                format!("timed out after {} s (during {phase})", plugin::trim_secs(probe.timeout.as_secs_f64())),
+            ))
         }
-        Ok(Err(Failed(reason, message))) => Err((reason, message)),
+        Ok(Err(failure)) => Err(failure),
         Ok(Ok((exchange, _, _))) => Ok(Fetched {
             status: exchange.status,
             headers: exchange.headers,
@@ -594,13 +606,6 @@ pub async fn fetch(params: HttpParams) -> Result<Fetched, (&'static str, String)
             seconds: started.elapsed().as_secs_f64(),
         }),
     }
-}
-
-/// Build the parameters object from a URL and a JSON object of options (the CLI path).
-pub fn params_from_cli(url: &str, options: Object) -> Value {
-    let mut params = options;
-    params.insert("url".into(), url.into());
-    Value::Object(params)
 }
 
 #[cfg(test)]

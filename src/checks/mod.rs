@@ -9,6 +9,7 @@ pub mod command;
 pub mod courier;
 pub mod dns;
 pub mod executor;
+pub mod failure;
 pub mod hooks;
 pub mod http;
 pub mod net;
@@ -21,6 +22,7 @@ use std::pin::Pin;
 use crate::proto::{Object, ResultPayload};
 
 pub use executor::{Executor, ExecutorSettings};
+pub use failure::{CheckFailure, Reason};
 
 /// What a built-in check produced.
 #[derive(Debug, Default)]

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::failure::{CheckFailure, Reason};
+
 /// Which addresses to try, in which order. The default is IPv4 first: blackbox_exporter's
 /// IPv6-first default breaks inside Docker, where IPv6 is usually not routed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, Hash)]
@@ -45,8 +47,18 @@ pub enum DnsProtocol {
 }
 
 /// Build a resolver with caching off (every check really resolves): against `server`,
-/// or the system configuration (`/etc/resolv.conf`, `/etc/hosts`) when `None`.
-pub fn resolver(server: Option<SocketAddr>, protocol: DnsProtocol, timeout: Duration) -> Result<TokioResolver, String> {
+/// or the system configuration (`/etc/resolv.conf`, `/etc/hosts`) when `None`. A
+/// resolver that cannot be built is a `parameters` failure (the check asked for it).
+pub fn resolver(
+    server: Option<SocketAddr>,
+    protocol: DnsProtocol,
+    timeout: Duration,
+) -> Result<TokioResolver, CheckFailure> {
+    new_resolver(server, protocol, timeout)
+        .map_err(|e| CheckFailure::parameters(format!("cannot build a resolver: {e}")))
+}
+
+fn new_resolver(server: Option<SocketAddr>, protocol: DnsProtocol, timeout: Duration) -> Result<TokioResolver, String> {
     let (config, options) = match server {
         Some(addr) => {
             let mut connection = ConnectionConfig::new(match protocol {
@@ -101,40 +113,32 @@ fn system_config(resolv_conf: &[u8]) -> Result<(ResolverConfig, hickory_resolver
 /// The system resolver, built once (its cache is off, so every lookup goes out).
 fn system_resolver() -> Result<TokioResolver, String> {
     static SYSTEM: OnceLock<Result<TokioResolver, String>> = OnceLock::new();
-    SYSTEM.get_or_init(|| resolver(None, DnsProtocol::Udp, Duration::from_secs(5))).clone()
-}
-
-/// Why a connection could not be made.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NetFailure {
-    /// The name did not resolve (or resolved to no usable address).
-    Dns(String),
-    /// No address accepted a connection.
-    Connect(String),
+    SYSTEM.get_or_init(|| new_resolver(None, DnsProtocol::Udp, Duration::from_secs(5))).clone()
 }
 
 /// Resolve `host` to socket addresses in preference order. Returns the addresses and the
-/// time the lookup took (zero for an IP literal).
+/// time the lookup took (zero for an IP literal); fails with reason `dns`.
 pub async fn resolve(
     host: &str,
     port: u16,
     preference: IpPreference,
-) -> Result<(Vec<SocketAddr>, Duration), NetFailure> {
+) -> Result<(Vec<SocketAddr>, Duration), CheckFailure> {
+    let dns = |message: String| CheckFailure::new(Reason::Dns, message);
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         let addrs = order(vec![SocketAddr::new(ip, port)], preference);
         if addrs.is_empty() {
-            return Err(NetFailure::Dns(format!("{host} is not an {} address", family_name(preference))));
+            return Err(dns(format!("{host} is not an {} address", family_name(preference))));
         }
         return Ok((addrs, Duration::ZERO));
     }
-    let resolver = system_resolver().map_err(NetFailure::Dns)?;
+    let resolver = system_resolver().map_err(dns)?;
     let started = Instant::now();
-    let lookup = resolver.lookup_ip(host).await.map_err(|e| NetFailure::Dns(format!("cannot resolve {host}: {e}")))?;
+    let lookup = resolver.lookup_ip(host).await.map_err(|e| dns(format!("cannot resolve {host}: {e}")))?;
     let took = started.elapsed();
     let addrs = order(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect(), preference);
     if addrs.is_empty() {
-        return Err(NetFailure::Dns(format!("{host} has no {} address", family_name(preference))));
+        return Err(dns(format!("{host} has no {} address", family_name(preference))));
     }
     Ok((addrs, took))
 }
@@ -157,8 +161,9 @@ fn order(mut addrs: Vec<SocketAddr>, preference: IpPreference) -> Vec<SocketAddr
     addrs
 }
 
-/// Connect to the first address that accepts. Returns the stream and the address used.
-pub async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), NetFailure> {
+/// Connect to the first address that accepts. Returns the stream and the address used;
+/// fails with reason `connect`, naming the last address's error.
+pub async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), CheckFailure> {
     let mut last = String::from("no address to connect to");
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -169,7 +174,7 @@ pub async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), Ne
             Err(e) => last = format!("{addr}: {e}"),
         }
     }
-    Err(NetFailure::Connect(last))
+    Err(CheckFailure::new(Reason::Connect, format!("cannot connect: {last}")))
 }
 
 /// TLS options of a check (HTTP, TLS certificate): files or inline PEM.
@@ -192,7 +197,7 @@ pub struct CheckTls {
 
 impl CheckTls {
     /// The extra CA PEM, from `ca` or `ca_file`.
-    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+    fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
         if let Some(pem) = &self.ca {
             return Ok(Some(pem.as_bytes().to_vec()));
         }
@@ -201,8 +206,10 @@ impl CheckTls {
 }
 
 /// A client configuration for these options (cached per distinct options), with ALPN
-/// `http/1.1` when `http` is set.
-pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, String> {
+/// `http/1.1` when `http` is set. Options that cannot be used (unreadable files, a
+/// certificate without its key) fail with reason `tls_handshake`, where the check's TLS
+/// setup fails.
+pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, CheckFailure> {
     type Cache = Mutex<HashMap<(CheckTls, bool), Arc<ClientConfig>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -210,6 +217,16 @@ pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, St
     if let Some(config) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(config);
     }
+    let config = Arc::new(
+        new_client_config(tls, http).map_err(|e| CheckFailure::new(Reason::TlsHandshake, format!("TLS setup: {e}")))?,
+    );
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, config.clone());
+    }
+    Ok(config)
+}
+
+fn new_client_config(tls: &CheckTls, http: bool) -> Result<ClientConfig, String> {
     let provider = crate::pki::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -233,10 +250,6 @@ pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, St
     };
     if http {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    }
-    let config = Arc::new(config);
-    if let Ok(mut cache) = cache.lock() {
-        cache.insert(key, config.clone());
     }
     Ok(config)
 }

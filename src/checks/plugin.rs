@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BuiltinOutcome;
+use super::failure::{CheckFailure, Reason};
 use crate::proto::Object;
 
 /// A check status.
@@ -86,6 +87,18 @@ fn num(v: f64) -> String {
     }
 }
 
+/// Seconds with three decimals, as the first line shows a measured time (`0.120`).
+pub fn fmt_secs(s: f64) -> String {
+    format!("{s:.3}")
+}
+
+/// Seconds with at most three decimals and no trailing zeros, as the first line shows a
+/// configured limit (`0.5`, `10`).
+pub fn trim_secs(s: f64) -> String {
+    let t = format!("{s:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// `label=value[UOM];warn;crit;min;max`, joined by spaces.
 pub fn perfdata(perf: &[Perf]) -> String {
     let mut out = String::new();
@@ -116,8 +129,8 @@ pub struct Report {
     pub status: Status,
     /// The message after `KIND STATUS: `.
     pub message: String,
-    /// Why, when not OK (`dns`, `connect`, `timeout`, `status`, …).
-    pub reason: Option<&'static str>,
+    /// Why, when not OK (published as the `reason` attribute).
+    pub reason: Option<Reason>,
     /// Perfdata / metrics.
     pub perf: Vec<Perf>,
     /// Phase timings in seconds, for the `timings` attribute.
@@ -141,7 +154,7 @@ impl Report {
     }
 
     /// Mark as failed with a reason and a message.
-    pub fn fail(mut self, status: Status, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn fail(mut self, status: Status, reason: Reason, message: impl Into<String>) -> Self {
         self.status = status;
         self.reason = Some(reason);
         self.message = message.into();
@@ -149,7 +162,7 @@ impl Report {
     }
 
     /// Raise the status to `status` for `reason` (keeps the worse one).
-    pub fn escalate(&mut self, status: Status, reason: &'static str) {
+    pub fn escalate(&mut self, status: Status, reason: Reason) {
         if status > self.status {
             self.status = status;
             self.reason = Some(reason);
@@ -188,7 +201,7 @@ impl Report {
         };
         let mut attributes = Object::new();
         if let Some(reason) = self.reason {
-            attributes.insert("reason".into(), reason.into());
+            attributes.insert("reason".into(), reason.as_str().into());
         }
         let timings: Object =
             self.timings.iter().map(|(k, v)| (k.to_string(), json!(crate::proto::round6(*v)))).collect();
@@ -229,7 +242,7 @@ impl Thresholds {
 /// regex): status 3, naming the problem, never a panic.
 pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -> BuiltinOutcome {
     let mut attributes = Object::new();
-    attributes.insert("reason".into(), "parameters".into());
+    attributes.insert("reason".into(), Reason::Parameters.as_str().into());
     BuiltinOutcome {
         output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"),
         status: 3,
@@ -239,11 +252,11 @@ pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -
 }
 
 /// The parameters object of a built-in (`check.<extension>`), deserialized.
-pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Result<P, String> {
+pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Result<P, CheckFailure> {
     match check.get(key) {
-        Some(v @ Value::Object(_)) => P::deserialize(v).map_err(|e| e.to_string()),
-        Some(_) => Err(format!("`{key}` must be an object")),
-        None => Err(format!("missing `{key}` object with the check's parameters")),
+        Some(v @ Value::Object(_)) => P::deserialize(v).map_err(|e| CheckFailure::parameters(e.to_string())),
+        Some(_) => Err(CheckFailure::parameters(format!("`{key}` must be an object"))),
+        None => Err(CheckFailure::parameters(format!("missing `{key}` object with the check's parameters"))),
     }
 }
 
@@ -283,6 +296,15 @@ mod tests {
             r.graphite("host.curl_timings.api", 1700000000),
             "host.curl_timings.api.time 0.123 1700000000\nhost.curl_timings.api.size 5 1700000000\n"
         );
+    }
+
+    #[test]
+    fn seconds_in_messages() {
+        assert_eq!(fmt_secs(0.12), "0.120");
+        assert_eq!(fmt_secs(2.0), "2.000");
+        assert_eq!(trim_secs(0.5), "0.5");
+        assert_eq!(trim_secs(10.0), "10");
+        assert_eq!(trim_secs(0.1234), "0.123");
     }
 
     #[test]

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use super::net::{self, IpPreference, NetFailure};
+use super::failure::{CheckFailure, Reason};
+use super::net::{self, IpPreference};
 use super::plugin::{self, Perf, Report, Status};
 use super::{Builtin, BuiltinContext, BuiltinFuture};
 use crate::proto::Object;
@@ -106,7 +107,9 @@ impl Builtin for Tls {
 
     fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
-            let params = match plugin::parameters::<TlsParams>(&check, "tls").and_then(validate) {
+            let params = match plugin::parameters::<TlsParams>(&check, "tls")
+                .and_then(|p| validate(p).map_err(CheckFailure::parameters))
+            {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("TLS", problem),
             };
@@ -209,11 +212,11 @@ fn from_file(p: &TlsParams, file: &str) -> Report {
     let report = Report::new("TLS");
     let pem = match std::fs::read(file) {
         Ok(pem) => pem,
-        Err(e) => return report.fail(Status::Unknown, "file", format!("cannot read {file}: {e}")),
+        Err(e) => return report.fail(Status::Unknown, Reason::File, format!("cannot read {file}: {e}")),
     };
     let ders = match crate::pki::certs_from_pem(&pem) {
         Ok(c) => c.into_iter().map(|c| c.to_vec()).collect::<Vec<_>>(),
-        Err(e) => return report.fail(Status::Unknown, "file", format!("{file}: {e}")),
+        Err(e) => return report.fail(Status::Unknown, Reason::File, format!("{file}: {e}")),
     };
     assess(p, file.to_string(), &ders, None, report)
 }
@@ -230,8 +233,8 @@ async fn from_server(p: &TlsParams) -> Report {
     report.timings = timings.clone();
     report.perf = timings.iter().map(|(k, v)| Perf::seconds(k, *v)).collect();
     match handshake {
-        Err(_) => report.fail(Status::Critical, "timeout", format!("{target}: timed out after {} s", p.timeout)),
-        Ok(Err((reason, message))) => report.fail(Status::Critical, reason, format!("{target}: {message}")),
+        Err(_) => report.fail(Status::Critical, Reason::Timeout, format!("{target}: timed out after {} s", p.timeout)),
+        Ok(Err(failure)) => report.fail(Status::Critical, failure.reason, format!("{target}: {}", failure.message)),
         Ok(Ok((ders, verdict))) => assess(p, target, &ders, Some(verdict), report),
     }
 }
@@ -242,37 +245,33 @@ async fn handshake(
     p: &TlsParams,
     host: &str,
     timings: &mut Vec<(&'static str, f64)>,
-) -> Result<(Vec<Vec<u8>>, Verdict), (&'static str, String)> {
-    let (addrs, dns) = net::resolve(host, p.port, p.ip).await.map_err(|e| match e {
-        NetFailure::Dns(m) | NetFailure::Connect(m) => ("dns", m),
-    })?;
+) -> Result<(Vec<Vec<u8>>, Verdict), CheckFailure> {
+    let (addrs, dns) = net::resolve(host, p.port, p.ip).await?;
     timings.push(("dns", dns.as_secs_f64()));
     let connect_started = Instant::now();
-    let (tcp, _) = net::connect(&addrs).await.map_err(|e| match e {
-        NetFailure::Dns(m) | NetFailure::Connect(m) => ("connect", format!("cannot connect: {m}")),
-    })?;
+    let (tcp, _) = net::connect(&addrs).await?;
     timings.push(("connect", connect_started.elapsed().as_secs_f64()));
     let ca = match (&p.ca, &p.ca_file) {
         (Some(pem), _) => Some(pem.as_bytes().to_vec()),
-        (None, Some(f)) => Some(std::fs::read(f).map_err(|e| ("parameters", format!("ca_file {f}: {e}")))?),
+        (None, Some(f)) => Some(std::fs::read(f).map_err(|e| CheckFailure::parameters(format!("ca_file {f}: {e}")))?),
         (None, None) => None,
     };
-    let roots = crate::pki::roots_with(ca.as_deref()).map_err(|e| ("parameters", e))?;
-    let recorder = crate::pki::RecordingVerifier::new(roots).map_err(|e| ("tls_handshake", e))?;
+    let roots = crate::pki::roots_with(ca.as_deref()).map_err(CheckFailure::parameters)?;
+    let recorder = crate::pki::RecordingVerifier::new(roots).map_err(|e| CheckFailure::new(Reason::TlsHandshake, e))?;
     let config = rustls::ClientConfig::builder_with_provider(crate::pki::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ("tls_handshake", e.to_string()))?
+        .map_err(|e| CheckFailure::new(Reason::TlsHandshake, e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
         .with_no_client_auth();
     let name = p.server_name.clone().unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
     let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-        .map_err(|_| ("parameters", format!("invalid server name {name:?}")))?;
+        .map_err(|_| CheckFailure::parameters(format!("invalid server name {name:?}")))?;
     let tls_started = Instant::now();
     let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
-        .map_err(|e| ("tls_handshake", format!("TLS handshake failed: {e}")))?;
+        .map_err(|e| CheckFailure::new(Reason::TlsHandshake, format!("TLS handshake failed: {e}")))?;
     timings.push(("tls", tls_started.elapsed().as_secs_f64()));
     let ders =
         stream.get_ref().1.peer_certificates().map(|c| c.iter().map(|c| c.to_vec()).collect()).unwrap_or_default();
@@ -283,8 +282,10 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
     let now = crate::proto::now_epoch();
     let chain = match parse_chain(ders, now) {
         Ok(c) if !c.is_empty() => c,
-        Ok(_) => return report.fail(Status::Critical, "tls_handshake", format!("{target}: no certificate presented")),
-        Err(e) => return report.fail(Status::Critical, "certificate", format!("{target}: {e}")),
+        Ok(_) => {
+            return report.fail(Status::Critical, Reason::TlsHandshake, format!("{target}: no certificate presented"));
+        }
+        Err(e) => return report.fail(Status::Critical, Reason::Certificate, format!("{target}: {e}")),
     };
     let leaf = &chain[0];
     let (earliest_index, earliest) = chain.iter().enumerate().min_by_key(|(_, c)| c.not_after).unwrap_or((0, leaf));
@@ -350,7 +351,7 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
             report.details.insert("verify_error".into(), Value::String(why.clone()));
             message.push_str(&format!("; chain does not verify: {why}"));
             if p.verify && expiry_status != Status::Critical {
-                report.escalate(Status::Critical, "tls_verify");
+                report.escalate(Status::Critical, Reason::TlsVerify);
             }
         }
     }
@@ -358,7 +359,7 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
     if !leaf.sans.is_empty() {
         message.push_str(&format!(" [{}]", leaf.sans.join(", ")));
     }
-    report.escalate(expiry_status, "cert_expiry");
+    report.escalate(expiry_status, Reason::CertExpiry);
     report.message = message;
     report
 }

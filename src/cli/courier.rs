@@ -85,8 +85,8 @@ pub async fn discover(args: &DiscoverArgs) -> ExitCode {
             }
             ExitCode::from(exit::OK)
         }
-        Err((reason, message)) => {
-            eprintln!("CRITICAL: {message} ({reason})");
+        Err(failure) => {
+            eprintln!("CRITICAL: {} ({})", failure.message, failure.reason.as_str());
             ExitCode::from(2)
         }
     }

@@ -24,8 +24,8 @@ pub async fn health(context: &Context, url: Option<String>) -> ExitCode {
             println!("{}", String::from_utf8_lossy(&fetched.body));
             ExitCode::from(if fetched.status == 200 { exit::OK } else { exit::FAILURE })
         }
-        Err((_, message)) => {
-            eprintln!("unhealthy: {message}");
+        Err(failure) => {
+            eprintln!("unhealthy: {}", failure.message);
             ExitCode::from(exit::FAILURE)
         }
     }

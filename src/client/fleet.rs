@@ -455,7 +455,8 @@ mod tests {
             String::from_utf8(payload.to_bytes()).unwrap(),
             r#"{"client":"i-424242","check":{"handler":"DEREGISTER_HANDLER","status":1,"handlers":["a"],"name":"deregistration","output":"client initiated deregistration","issued":1575000000,"executed":1575000000}}"#
         );
-        let plain = deregistration(&ClientSettings::from_attributes(json!({"name": "x"}).as_object().cloned().unwrap()), 1);
+        let plain =
+            deregistration(&ClientSettings::from_attributes(json!({"name": "x"}).as_object().cloned().unwrap()), 1);
         assert_eq!(
             String::from_utf8(plain.to_bytes()).unwrap(),
             r#"{"client":"x","check":{"handler":"deregistration","status":1,"name":"deregistration","output":"client initiated deregistration","issued":1,"executed":1}}"#
