@@ -159,23 +159,14 @@ async fn tokens_metrics_and_bad_parameters() {
 async fn cli_runs_the_same_check() {
     let server = TestDns::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_concierge");
     let addr = server.addr.to_string();
-    let out = tokio::process::Command::new(bin)
-        .args(["dns", "www.test.concierge", "-s", &addr, "-e", "192.0.2.10", "-e", "192.0.2.11"])
-        .current_dir(dir.path())
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = support::bin::run_async(
+        dir.path(),
+        &["dns", "www.test.concierge", "-s", &addr, "-e", "192.0.2.10", "-e", "192.0.2.11"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("DNS OK: www.test.concierge. A NOERROR"));
-    let out = tokio::process::Command::new(bin)
-        .args(["dns", "missing.test.concierge", "-s", &addr, "--tcp"])
-        .current_dir(dir.path())
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = support::bin::run_async(dir.path(), &["dns", "missing.test.concierge", "-s", &addr, "--tcp"]).await;
     assert_eq!(out.status.code(), Some(2));
 }

@@ -267,7 +267,7 @@ async fn bad_parameters_are_unknown_not_panics() {
 fn cli_runs_the_same_check() {
     let server = TestServer::http_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| support::cli_in(dir.path()).args(args).output().unwrap();
+    let run = |args: &[&str]| support::bin::run(dir.path(), args);
     let out = run(&["http", &server.url_for("/ok"), "--match", "hello", "--header-match", "X-Test: yes"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP OK: 200 in "));

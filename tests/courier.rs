@@ -254,7 +254,7 @@ fn cli_check_and_discover() {
         json!({"checks": {"orders": {"type": "metric", "extension": "courier", "courier": {"url": server.url("/actuator/prometheus"), "include": "^logback"}, "interval": 10}}}).to_string(),
     )
     .unwrap();
-    let run = |args: &[&str]| support::cli_in(dir.path()).args(args).output().unwrap();
+    let run = |args: &[&str]| support::bin::run(dir.path(), args);
     let out = run(&["check", file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();

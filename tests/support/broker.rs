@@ -200,21 +200,13 @@ impl Client {
     pub fn start_with_url(url: &str, name: &str, subscriptions: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_concierge"));
+        let mut cmd = super::bin::concierge_in(dir.path());
         cmd.arg("run")
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RABBITMQ_URL", url)
             .env("SENSU_CLIENT_NAME", name)
             .env("SENSU_CLIENT_SUBSCRIPTIONS", subscriptions.join(","))
-            .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
             .env("CONCIERGE_LOG_LEVEL", "debug")
             .env("CONCIERGE_PUBLISH_TIMEOUT", "5")
-            // Many clients run at once: let each bind free ports for its sockets.
-            .env("CONCIERGE_SOCKET_PORT", "0")
-            .env("CONCIERGE_HTTP_SOCKET_PORT", "0")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
         for (k, v) in env {

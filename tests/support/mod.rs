@@ -1,7 +1,8 @@
-//! Shared test support: the private broker (`broker`, re-exported here), loopback servers
-//! (`dns`, `web`, `fixtures`), and small helpers for check results.
+//! Shared test support: the private broker (`broker`, re-exported here), the binary
+//! (`bin`), loopback servers (`dns`, `web`, `fixtures`), and small helpers for check results.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod broker;
 pub mod dns;
 pub mod fixtures;
@@ -12,7 +13,6 @@ pub mod web;
 pub use broker::*;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
@@ -42,13 +42,6 @@ pub fn output(r: &concierge::proto::Object) -> &str {
 pub fn assert_output(r: &concierge::proto::Object, pattern: &str) {
     let re = regex::Regex::new(pattern).unwrap();
     assert!(re.is_match(output(r)), "output {:?} does not match {pattern}", output(r));
-}
-
-/// The `concierge` binary run in `dir` as client `cli`, keeping its loaded-tempfile state there.
-pub fn cli_in(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concierge"));
-    cmd.current_dir(dir).env("SENSU_CLIENT_NAME", "cli").env("SENSU_LOADED_TEMPFILE_DIR", dir);
-    cmd
 }
 
 /// A file whose creation lets gated check commands finish, so a test decides when running
