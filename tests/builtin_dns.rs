@@ -2,19 +2,16 @@
 
 mod support;
 
-use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
 use serde_json::{Value, json};
 use support::dns::TestDns;
 use support::{assert_output, obj, output};
 
 async fn dns(params: Value) -> Object {
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1", "names": {"web": "www.test.concierge"}})),
-        builtin_limit: 50,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::Builder::default()
+        .client(json!({"name": "probe-1", "names": {"web": "www.test.concierge"}}))
+        .builtins()
+        .build();
     executor.process(obj(json!({"name": "resolve", "extension": "dns", "dns": params, "issued": 1}))).await.unwrap()
 }
 
@@ -124,12 +121,7 @@ async fn tokens_metrics_and_bad_parameters() {
     let server = TestDns::start().await;
     let r = dns(json!({"name": ":::names.web:::", "server": server.addr.to_string()})).await;
     assert_eq!(r["status"], 0, "{}", output(&r));
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1"})),
-        builtin_limit: 5,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::Builder::default().builtin_limit(5).builtins().build();
     let r = executor
         .process(obj(json!({"name": "resolve", "type": "metric", "extension": "dns", "dns": {"name": "www.test.concierge", "server": server.addr.to_string()}})))
         .await

@@ -3,20 +3,18 @@
 
 mod support;
 
-use concierge::checks::{Executor, ExecutorSettings, builtins};
+use concierge::checks::Executor;
 use concierge::proto::Object;
 use serde_json::{Value, json};
 use support::web::{CertKind, TestCa, TestServer};
 use support::{assert_output, obj, output};
 
 fn executor() -> Executor {
-    Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1", "site": {"base": "http://127.0.0.1"}})),
-        spawn_limit: 2,
-        builtin_limit: 50,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    })
+    support::executor::Builder::default()
+        .client(json!({"name": "probe-1", "site": {"base": "http://127.0.0.1"}}))
+        .spawn_limit(2)
+        .builtins()
+        .build()
 }
 
 async fn http(params: Value) -> Object {

@@ -4,19 +4,13 @@
 
 mod support;
 
-use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
 use serde_json::{Value, json};
 use support::web::{CertKind, TestCa, TlsOnlyServer};
 use support::{assert_output, obj, output};
 
 async fn tls(params: Value) -> Object {
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1"})),
-        builtin_limit: 50,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::with_builtins();
     executor.process(obj(json!({"name": "cert", "extension": "tls", "tls": params, "issued": 1}))).await.unwrap()
 }
 
