@@ -296,11 +296,7 @@ async fn health_and_metrics() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["transport"]["connected"], true);
     let run_health = |url: String| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-            .args(["health", "--url", &url])
-            .env("CONCIERGE_LOG_LEVEL", "error")
-            .output()
-            .unwrap()
+        support::bin::concierge().args(["health", "--url", &url]).env("CONCIERGE_LOG_LEVEL", "error").output().unwrap()
     };
     assert_eq!(run_health(format!("http://{http}/healthz")).status.code(), Some(0));
     assert_eq!(run_health("http://127.0.0.1:1/healthz".into()).status.code(), Some(1));

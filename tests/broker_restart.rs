@@ -35,10 +35,7 @@ async fn broker_restart_mid_stream_loses_no_result() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The replica cannot work: /healthz says so, and `concierge health` exits 1.
     assert_eq!(healthz(http).await, 503);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args(["health", "--url", &format!("http://{http}/healthz")])
-        .output()
-        .unwrap();
+    let out = support::bin::concierge().args(["health", "--url", &format!("http://{http}/healthz")]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not connected to the broker"));
     rabbitmqctl(&["start_app"]);

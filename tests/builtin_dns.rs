@@ -2,19 +2,16 @@
 
 mod support;
 
-use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
 use serde_json::{Value, json};
 use support::dns::TestDns;
 use support::{assert_output, obj, output};
 
 async fn dns(params: Value) -> Object {
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1", "names": {"web": "www.test.concierge"}})),
-        builtin_limit: 50,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::Builder::default()
+        .client(json!({"name": "probe-1", "names": {"web": "www.test.concierge"}}))
+        .builtins()
+        .build();
     executor.process(obj(json!({"name": "resolve", "extension": "dns", "dns": params, "issued": 1}))).await.unwrap()
 }
 
@@ -124,12 +121,7 @@ async fn tokens_metrics_and_bad_parameters() {
     let server = TestDns::start().await;
     let r = dns(json!({"name": ":::names.web:::", "server": server.addr.to_string()})).await;
     assert_eq!(r["status"], 0, "{}", output(&r));
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1"})),
-        builtin_limit: 5,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::Builder::default().builtin_limit(5).builtins().build();
     let r = executor
         .process(obj(json!({"name": "resolve", "type": "metric", "extension": "dns", "dns": {"name": "www.test.concierge", "server": server.addr.to_string()}})))
         .await
@@ -159,23 +151,14 @@ async fn tokens_metrics_and_bad_parameters() {
 async fn cli_runs_the_same_check() {
     let server = TestDns::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_concierge");
     let addr = server.addr.to_string();
-    let out = tokio::process::Command::new(bin)
-        .args(["dns", "www.test.concierge", "-s", &addr, "-e", "192.0.2.10", "-e", "192.0.2.11"])
-        .current_dir(dir.path())
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = support::bin::run_async(
+        dir.path(),
+        &["dns", "www.test.concierge", "-s", &addr, "-e", "192.0.2.10", "-e", "192.0.2.11"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("DNS OK: www.test.concierge. A NOERROR"));
-    let out = tokio::process::Command::new(bin)
-        .args(["dns", "missing.test.concierge", "-s", &addr, "--tcp"])
-        .current_dir(dir.path())
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = support::bin::run_async(dir.path(), &["dns", "missing.test.concierge", "-s", &addr, "--tcp"]).await;
     assert_eq!(out.status.code(), Some(2));
 }

@@ -3,20 +3,18 @@
 
 mod support;
 
-use concierge::checks::{Executor, ExecutorSettings, builtins};
+use concierge::checks::Executor;
 use concierge::proto::Object;
 use serde_json::{Value, json};
 use support::web::{CertKind, TestCa, TestServer};
 use support::{assert_output, obj, output};
 
 fn executor() -> Executor {
-    Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1", "site": {"base": "http://127.0.0.1"}})),
-        spawn_limit: 2,
-        builtin_limit: 50,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    })
+    support::executor::Builder::default()
+        .client(json!({"name": "probe-1", "site": {"base": "http://127.0.0.1"}}))
+        .spawn_limit(2)
+        .builtins()
+        .build()
 }
 
 async fn http(params: Value) -> Object {
@@ -267,7 +265,7 @@ async fn bad_parameters_are_unknown_not_panics() {
 fn cli_runs_the_same_check() {
     let server = TestServer::http_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| support::cli_in(dir.path()).args(args).output().unwrap();
+    let run = |args: &[&str]| support::bin::run(dir.path(), args);
     let out = run(&["http", &server.url_for("/ok"), "--match", "hello", "--header-match", "X-Test: yes"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP OK: 200 in "));

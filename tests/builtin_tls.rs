@@ -4,19 +4,13 @@
 
 mod support;
 
-use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::proto::Object;
 use serde_json::{Value, json};
 use support::web::{CertKind, TestCa, TlsOnlyServer};
 use support::{assert_output, obj, output};
 
 async fn tls(params: Value) -> Object {
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1"})),
-        builtin_limit: 50,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::with_builtins();
     executor.process(obj(json!({"name": "cert", "extension": "tls", "tls": params, "issued": 1}))).await.unwrap()
 }
 
@@ -166,21 +160,9 @@ async fn cli_runs_the_same_check() {
     let server = f.server(CertKind::Valid).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = f.ca.write_pem(dir.path().join("ca.pem"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args(["tls", &server.host_port(), "--ca", ca.to_str().unwrap()])
-        .current_dir(dir.path())
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = support::bin::run_async(dir.path(), &["tls", &server.host_port(), "--ca", ca.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("TLS OK: localhost:"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args(["tls", &server.host_port()])
-        .current_dir(dir.path())
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = support::bin::run_async(dir.path(), &["tls", &server.host_port()]).await;
     assert_eq!(out.status.code(), Some(2), "unknown CA is critical by default");
 }

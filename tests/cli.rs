@@ -1,5 +1,7 @@
 //! The `concierge` binary as an operator uses it: `check`, `config`, `run --local`.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -8,16 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn concierge(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concierge"));
-    cmd.current_dir(dir)
-        .env_remove("RABBITMQ_URL")
-        .env_remove("CONCIERGE_CONFIG_JSON")
-        .env_remove("CONCIERGE_CONFIG_B64")
-        .env("SENSU_CLIENT_NAME", "cli-test")
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir)
-        .env("CONCIERGE_LOG_LEVEL", "warn")
-        .env("CONCIERGE_SOCKET_PORT", "0")
-        .env("CONCIERGE_HTTP_SOCKET_PORT", "0");
+    let mut cmd = support::bin::concierge_in(dir);
+    cmd.env("SENSU_CLIENT_NAME", "cli-test");
     cmd
 }
 

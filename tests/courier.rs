@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use concierge::checks::executor::Processed;
-use concierge::checks::{Executor, ExecutorSettings, builtins};
 use concierge::client::pipeline::publish;
 use concierge::proto::{Object, ResultPayload};
 use concierge::transport::sink::Sink;
@@ -38,12 +37,7 @@ impl Sink for Recorder {
 
 /// Run a courier check through the executor and deliver it; returns what was published.
 async fn shot(params: Value) -> Vec<Object> {
-    let executor = Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "probe-1"})),
-        builtin_limit: 10,
-        builtins: builtins(),
-        ..ExecutorSettings::default()
-    });
+    let executor = support::executor::Builder::default().builtin_limit(10).builtins().build();
     let check = obj(
         json!({"name": "app", "type": "metric", "extension": "courier", "courier": params, "handlers": ["graphite"], "issued": 1}),
     );
@@ -254,7 +248,7 @@ fn cli_check_and_discover() {
         json!({"checks": {"orders": {"type": "metric", "extension": "courier", "courier": {"url": server.url("/actuator/prometheus"), "include": "^logback"}, "interval": 10}}}).to_string(),
     )
     .unwrap();
-    let run = |args: &[&str]| support::cli_in(dir.path()).args(args).output().unwrap();
+    let run = |args: &[&str]| support::bin::run(dir.path(), args);
     let out = run(&["check", file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();

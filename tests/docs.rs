@@ -1,6 +1,6 @@
 //! The README's configuration table and the shipped examples stay true.
 
-use std::process::Command;
+mod support;
 
 use concierge::config::env::VARIABLES;
 
@@ -36,13 +36,8 @@ fn readme_starts_with_the_two_commands() {
 #[test]
 fn every_example_check_validates_and_runs() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let bin = env!("CARGO_BIN_EXE_concierge");
-    let out = Command::new(bin)
-        .args(["-d", "checks", "config", "--validate"])
-        .current_dir(root)
-        .env_remove("RABBITMQ_URL")
-        .output()
-        .unwrap();
+    let out =
+        support::bin::concierge().args(["-d", "checks", "config", "--validate"]).current_dir(root).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "configuration is valid\n");
     let settings = concierge::config::Loaded::load(&concierge::config::Sources {
         config_dirs: vec![format!("{root}/checks").into()],
@@ -55,11 +50,9 @@ fn every_example_check_validates_and_runs() {
     assert!(checks.len() >= 3);
     for check in checks {
         let name = check["name"].as_str().unwrap();
-        let out = Command::new(bin)
+        let out = support::bin::concierge()
             .args(["-d", "checks", "check", name, "--json"])
             .current_dir(root)
-            .env_remove("RABBITMQ_URL")
-            .env("CONCIERGE_LOG_LEVEL", "warn")
             .output()
             .unwrap();
         let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -1,18 +1,17 @@
 //! sensu-client's request processing through the public executor: spec §7 items 7–25
 //! (process_spec.rb), each with the real `sh` behind it.
 
-use concierge::checks::{Executor, ExecutorSettings};
+mod support;
+
+use concierge::checks::Executor;
 use concierge::proto::Object;
 use serde_json::{Value, json};
-
-fn obj(v: Value) -> Object {
-    v.as_object().cloned().unwrap()
-}
+use support::obj;
 
 /// The fixture of sensu's spec/helpers.rb.
 fn executor(safe_mode: bool) -> Executor {
-    Executor::new(ExecutorSettings {
-        client: obj(json!({
+    support::executor::Builder::default()
+        .client(json!({
             "name": "i-424242",
             "address": "127.0.0.1",
             "subscriptions": ["test", "roundrobin:test", "all", "client:i-424242"],
@@ -20,19 +19,16 @@ fn executor(safe_mode: bool) -> Executor {
             "service": {"password": "secret"},
             "empty": {},
             "safe_mode": safe_mode
-        })),
-        local_checks: vec![obj(json!({
+        }))
+        .local_checks(vec![json!({
             "command": "echo :::name::: :::nested.attribute::: && exit 2",
             "subscribers": ["test"],
             "interval": 60,
             "name": "tokens"
-        }))],
-        spawn_limit: 12,
-        builtin_limit: 10,
-        env: vec![],
-        builtins: vec![],
-        telemetry: Default::default(),
-    })
+        })])
+        .spawn_limit(12)
+        .builtin_limit(10)
+        .build()
 }
 
 fn request(extra: Value) -> Object {
@@ -203,12 +199,9 @@ async fn in_progress_guard_drops_duplicates_per_source() {
 // The spawn limit queues in order; duration includes the wait (as Sensu).
 #[tokio::test]
 async fn spawn_limit_queues_and_duration_includes_the_wait() {
-    let executor = std::sync::Arc::new(Executor::new(ExecutorSettings {
-        client: obj(json!({"name": "c"})),
-        spawn_limit: 1,
-        builtin_limit: 1,
-        ..ExecutorSettings::default()
-    }));
+    let executor = std::sync::Arc::new(
+        support::executor::Builder::default().client(json!({"name": "c"})).spawn_limit(1).builtin_limit(1).build(),
+    );
     let mut handles = Vec::new();
     for i in 0..3 {
         let e = executor.clone();

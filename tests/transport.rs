@@ -496,13 +496,7 @@ async fn standalone_checks_are_published() {
 #[test]
 fn invalid_broker_settings_are_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .arg("run")
-        .current_dir(dir.path())
-        .env("RABBITMQ_URL", "http://nope")
-        .env("SENSU_LOADED_TEMPFILE_DIR", dir.path())
-        .output()
-        .unwrap();
+    let out = support::bin::concierge_in(dir.path()).arg("run").env("RABBITMQ_URL", "http://nope").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rabbitmq: invalid URL"), "{stderr}");
