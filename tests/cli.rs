@@ -137,6 +137,34 @@ fn invalid_environment_is_a_config_error() {
     assert!(stderr(&out).contains("client: client name cannot contain spaces or special characters"));
 }
 
+// A guessed variable name used to be ignored without a word (issue 11).
+#[test]
+fn an_unknown_concierge_variable_is_warned_about_with_the_closest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = concierge(dir.path())
+        .env("CONCIERGE_HTTP_PORT", "3131")
+        .env("CONCIERGE_XYZZY", "1")
+        .args(["config", "--validate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "still valid: the variable is ignored; {}", stderr(&out));
+    assert_eq!(stdout(&out), "configuration is valid\n");
+    let warnings: Vec<Value> = stderr(&out).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let message =
+        |var: &str| warnings.iter().find(|w| w["variable"] == var).map(|w| w["message"].as_str().unwrap().to_string());
+    assert_eq!(
+        message("CONCIERGE_HTTP_PORT").as_deref(),
+        Some(
+            "environment variable CONCIERGE_HTTP_PORT is not a Concierge setting and is ignored; did you mean CONCIERGE_HTTP_SOCKET_PORT?"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(message("CONCIERGE_XYZZY").unwrap().ends_with("is ignored (see the README's configuration table)"));
+    // Known variables and other programs' variables draw no warning.
+    assert_eq!(warnings.iter().filter(|w| w["variable"].is_string()).count(), 2, "{}", stderr(&out));
+}
+
 #[test]
 fn run_local_prints_results_on_schedule_and_stops_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
