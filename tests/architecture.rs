@@ -118,6 +118,25 @@ fn layers_point_one_way() {
 }
 
 #[test]
+fn lapin_stays_in_transport() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(src.join("transport")))
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .any(|l| l.split("//").next().unwrap_or_default().contains("lapin::"))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(outside.is_empty(), "lapin used outside src/transport: {outside:?}");
+}
+
+#[test]
 fn the_module_map_lists_every_module() {
     let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     for (module, _) in LAYERS {

@@ -144,33 +144,33 @@ pub struct DeliveryPlan {
 }
 
 impl FollowUp for DeliveryPlan {
+    /// `result` is the check as it finished (verbatim: each part is made a result
+    /// payload here, which drops an empty `source` after `part` is added, as for any result).
     fn results(&mut self, result: ResultPayload) -> Vec<ResultPayload> {
+        let ResultPayload { client, check, signature } = result;
         let mut context = Object::new();
         for key in ["name", "issued", "executed", "source"] {
-            if let Some(v) = result.check.get(key) {
+            if let Some(v) = check.get(key) {
                 context.insert(key.into(), v.clone());
             }
         }
-        self.context = Some(ResultPayload {
-            check: context,
-            ..ResultPayload::verbatim(&result.client, Object::new(), result.signature.as_deref())
-        });
+        self.context = Some(ResultPayload::verbatim(&client, context, signature.as_deref()));
         if self.failure.is_some() {
             return Vec::new();
         }
         let parts = self.extra_parts.len() + 1;
         let mut out = Vec::with_capacity(parts);
         for (i, output) in self.extra_parts.iter().enumerate() {
-            let mut part = result.check.clone();
+            let mut part = check.clone();
             part.insert("output".into(), output.clone().into());
             part.insert("part".into(), format!("{}/{parts}", i + 2).into());
-            out.push(ResultPayload { check: part, client: result.client.clone(), signature: result.signature.clone() });
+            out.push(ResultPayload::new(&client, part, signature.as_deref()));
         }
-        let mut first = result;
+        let mut first = check;
         if parts > 1 {
-            first.check.insert("part".into(), format!("1/{parts}").into());
+            first.insert("part".into(), format!("1/{parts}").into());
         }
-        out.insert(0, first);
+        out.insert(0, ResultPayload::new(&client, first, signature.as_deref()));
         out
     }
 
@@ -567,6 +567,43 @@ mod tests {
             assert!(escaped(&pair[0]) + escaped(next_line) > 8192 - 4096);
         }
         assert_eq!(split(out.clone(), None), vec![out]);
+    }
+
+    // Parts are made result payloads after `part` is added, so an empty `source` is dropped
+    // from each exactly as from any result (key order included).
+    #[test]
+    fn split_parts_are_results_like_any_other() {
+        let mut plan = DeliveryPlan {
+            name: "app.delivery".into(),
+            extra_parts: vec!["b\n".into()],
+            metrics: 2,
+            bytes: 4,
+            scrape: 0.0,
+            convert: 0.0,
+            skipped: 0,
+            duplicates: 0,
+            format: "prometheus",
+            url: "http://x".into(),
+            thresholds: Thresholds::default(),
+            handlers: None,
+            failure: None,
+            context: None,
+        };
+        let check = json!({"name": "app", "source": "", "issued": 1, "output": "a\n", "status": 0});
+        let result = ResultPayload::verbatim("probe-1", check.as_object().cloned().unwrap(), Some("sig"));
+        let parts: Vec<String> =
+            plan.results(result).iter().map(|p| String::from_utf8(p.to_bytes()).unwrap()).collect();
+        assert_eq!(
+            parts,
+            [
+                r#"{"client":"probe-1","check":{"name":"app","part":"1/2","issued":1,"output":"a\n","status":0},"signature":"sig"}"#,
+                r#"{"client":"probe-1","check":{"name":"app","part":"2/2","issued":1,"output":"b\n","status":0},"signature":"sig"}"#,
+            ]
+        );
+        let report = Box::new(plan).finish(0.001, true).unwrap();
+        assert_eq!((report.client.as_str(), report.signature.as_deref()), ("probe-1", Some("sig")));
+        assert_eq!(report.check["name"], "app.delivery");
+        assert!(!report.check.contains_key("source"));
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub struct ExecutorSettings {
 /// besides it.
 #[derive(Debug)]
 pub struct Finished {
-    /// The result to publish (`{client, check, signature?}`).
+    /// The result to publish (`{client, check, signature?}`); with a follow-up, the check
+    /// as it finished, which the follow-up turns into the results to publish.
     pub result: ResultPayload,
     /// Parts and reports to publish with it (the courier's), driven by the client's pipeline.
     pub follow_up: Option<Box<dyn FollowUp>>,
@@ -401,9 +402,13 @@ impl Executor {
     }
 }
 
-/// The result of a check this client executed, with its name and signature.
+/// The result of a check this client executed, with its name and signature. A follow-up
+/// gets the check verbatim and makes its own results of it.
 fn finished(config: &Config, check: Object, follow_up: Option<Box<dyn FollowUp>>) -> Processed {
-    let result = ResultPayload::new(&config.name, check, config.signature.as_deref());
+    let result = match follow_up {
+        None => ResultPayload::new(&config.name, check, config.signature.as_deref()),
+        Some(_) => ResultPayload::verbatim(&config.name, check, config.signature.as_deref()),
+    };
     Processed::Result(Finished { result, follow_up })
 }
 

@@ -43,7 +43,9 @@ pub struct BuiltinOutcome {
 /// request pipeline drives it the same way for every built-in; the courier uses it for
 /// split shots and its `<check>.delivery` report.
 pub trait FollowUp: Send + std::fmt::Debug {
-    /// The results to publish for this finished check (all at once; possibly none).
+    /// The results to publish for this finished check (all at once; possibly none). It
+    /// gets the check verbatim (an empty `source` not yet dropped): build each result with
+    /// `ResultPayload::new`.
     fn results(&mut self, result: ResultPayload) -> Vec<ResultPayload>;
     /// A last result to publish once those were confirmed (`delivered`) or not,
     /// `seconds` after the first was handed over.

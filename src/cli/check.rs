@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Complaint, Context, exit, for_one_check};
+use super::{Complaint, Context, exit};
 use crate::checks::executor::Processed;
 use crate::client::pipeline;
 use crate::config::{self, Settings};
@@ -20,10 +20,12 @@ use crate::transport::sink::Sink;
 
 /// `concierge check`.
 pub async fn check(context: &Context, target: &str, json: bool) -> ExitCode {
-    let settings = match for_one_check(&context.sources(true), Complaint::Plugin) {
-        Ok(s) => s,
+    // Loaded first, built (the `concierge` scope) once the definition is known to be usable.
+    let loaded = match Complaint::Plugin.load(&context.sources(true)) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let checks = loaded.checks();
     let definition = if Path::new(target).is_file() {
         match definition_from_file(Path::new(target)) {
             Ok(def) => def,
@@ -33,10 +35,10 @@ pub async fn check(context: &Context, target: &str, json: bool) -> ExitCode {
             }
         }
     } else {
-        match settings.checks.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(target)) {
+        match checks.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(target)) {
             Some(def) => def.clone(),
             None => {
-                let known: Vec<&str> = settings.checks.iter().filter_map(|c| c.get("name")?.as_str()).collect();
+                let known: Vec<&str> = checks.iter().filter_map(|c| c.get("name")?.as_str()).collect();
                 eprintln!(
                     "UNKNOWN: no check named {target:?} (and no such file); defined checks: {}",
                     if known.is_empty() { "none".to_string() } else { known.join(", ") }
@@ -55,6 +57,10 @@ pub async fn check(context: &Context, target: &str, json: bool) -> ExitCode {
         eprintln!("UNKNOWN: check {name:?}: {problem}");
         return ExitCode::from(exit::UNKNOWN);
     }
+    let settings = match loaded.build() {
+        Ok(settings) => settings,
+        Err(failure) => return Complaint::Plugin.print(&[failure.message]),
+    };
     run_once(context, settings, definition, json).await
 }
 

@@ -225,6 +225,7 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// Run the command.
 pub async fn dispatch(cli: Cli) -> ExitCode {
     let context = Context::new(&cli);
+    crate::config::env::warn_unknown(&context.env);
     match cli.command {
         Command::Run { local } => run::run(&context, local).await,
         Command::Check { ref target, json } => check::check(&context, target, json).await,

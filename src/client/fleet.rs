@@ -18,7 +18,7 @@ use super::executor_settings;
 use super::pipeline::Pipeline;
 use super::signals::Signals;
 use crate::checks::Executor;
-use crate::config::{AckMode, ClientSettings, Loaded, Settings, Sources};
+use crate::config::{AckMode, ClientSettings, ConciergeSettings, Loaded, Settings, Sources};
 use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
 use crate::schedule;
 use crate::telemetry::Telemetry;
@@ -115,7 +115,10 @@ impl Fleet {
         let mut ever_connected = false;
         let mut current: Option<Arc<Session>> = None;
 
-        'connect: while !signals.stop.is_cancelled() {
+        if self.settings.brokers.is_empty() {
+            tracing::error!("no broker to connect to");
+        }
+        'connect: while !signals.stop.is_cancelled() && !self.settings.brokers.is_empty() {
             if order.is_empty() {
                 order = (0..self.settings.brokers.len()).collect();
                 order.shuffle(&mut rand::rng());
@@ -191,7 +194,7 @@ impl Fleet {
     /// Keepalive at once, subscriptions, keepalive timer, standalone schedule.
     async fn bootstrap(&self, session: &Arc<Session>) -> Result<Activity, TransportError> {
         session.declare_pipes().await?;
-        session.publish_keepalive(&self.keepalive()).await?;
+        session.publish_keepalive(&keepalive(&self.executor)).await?;
         self.telemetry.keepalives.inc();
         let stop = CancellationToken::new();
         let consumers = self.start_consumers(session, &stop).await?;
@@ -217,11 +220,6 @@ impl Fleet {
         Ok(tags)
     }
 
-    /// The keepalive document, now.
-    fn keepalive(&self) -> Vec<u8> {
-        serde_json::to_vec(&keepalive_payload(&self.executor.client(), now_epoch())).unwrap_or_default()
-    }
-
     fn start_keepalives(&self, session: &Arc<Session>, stop: &CancellationToken) {
         let session = session.clone();
         let stop = stop.clone();
@@ -236,8 +234,7 @@ impl Fleet {
                     () = session.broken.cancelled() => return,
                     _ = ticker.tick() => {}
                 }
-                let body = serde_json::to_vec(&keepalive_payload(&executor.client(), now_epoch())).unwrap_or_default();
-                match session.publish_keepalive(&body).await {
+                match session.publish_keepalive(&keepalive(&executor)).await {
                     Ok(()) => {
                         telemetry.keepalives.inc();
                     }
@@ -325,6 +322,12 @@ impl Fleet {
             keep
         });
         settings.client.attributes.clone_from(&executor_config.client);
+        // The brokers and the `concierge` scope (ack mode, timeouts, buffer, drain) take effect
+        // at the next start; of the latter only the built-in slots change now, with the
+        // executor's.
+        settings.brokers = std::mem::take(&mut self.settings.brokers);
+        let builtin_concurrency = settings.concierge.builtin_concurrency;
+        settings.concierge = ConciergeSettings { builtin_concurrency, ..self.settings.concierge.clone() };
         let old_subscriptions = self.subscriptions().to_vec();
         self.executor.reconfigure(executor_config);
         self.settings = settings;
@@ -402,6 +405,11 @@ pub fn deregistration(client: &ClientSettings, now: i64) -> ResultPayload {
     check.insert("issued".into(), now.into());
     check.insert("executed".into(), now.into());
     ResultPayload::new(&client.name, check, client.signature.as_deref())
+}
+
+/// The keepalive document, now, from the client settings as they are (after reloads).
+fn keepalive(executor: &Executor) -> Vec<u8> {
+    serde_json::to_vec(&keepalive_payload(&executor.client(), now_epoch())).unwrap_or_default()
 }
 
 /// Feed a subscription queue's requests into the pipeline until `stop` or the session breaks.

@@ -96,10 +96,7 @@ impl Pipeline {
                 }
             }
             Processed::Dropped => Outcome::Dropped,
-            Processed::NotStarted => {
-                self.executor.telemetry().handed_back.inc();
-                Outcome::NotStarted
-            }
+            Processed::NotStarted => Outcome::NotStarted,
         }
     }
 
@@ -136,7 +133,13 @@ impl Pipeline {
         if redelivered {
             telemetry.redelivered.inc();
         }
-        self.submit(request, stop.clone(), move |outcome| ticket.settle(outcome.settle()));
+        let pipeline = self.clone();
+        self.submit(request, stop.clone(), move |outcome| {
+            if outcome == Outcome::NotStarted {
+                pipeline.executor.telemetry().handed_back.inc();
+            }
+            ticket.settle(outcome.settle())
+        });
     }
 }
 

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use amq_protocol_uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use serde_json::Value;
 
 use serde::Deserialize;

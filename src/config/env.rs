@@ -440,6 +440,24 @@ pub fn documents(env: &HashMap<String, String>) -> Result<Vec<(String, Value)>, 
 /// Prefix of the variables Concierge owns: one it does not know is most likely a typo.
 pub const PREFIX: &str = "CONCIERGE_";
 
+/// Warn, once at start-up, about each `CONCIERGE_*` variable that Concierge does not read
+/// (a typo would otherwise be ignored without a word), naming the closest known one.
+pub fn warn_unknown(env: &HashMap<String, String>) {
+    for (var, closest) in unknown_variables(env) {
+        match closest {
+            Some(known) => tracing::warn!(
+                variable = %var,
+                closest = known,
+                "environment variable {var} is not a Concierge setting and is ignored; did you mean {known}?"
+            ),
+            None => tracing::warn!(
+                variable = %var,
+                "environment variable {var} is not a Concierge setting and is ignored (see the README's configuration table)"
+            ),
+        }
+    }
+}
+
 /// The `CONCIERGE_*` variables set in `env` that are not in [`VARIABLES`], sorted, each
 /// with the known variable closest to it, if one is close enough to be a likely typo.
 pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<(String, Option<&'static str>)> {

@@ -178,22 +178,8 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Load the document from the given sources. Warns about `CONCIERGE_*` variables that
-    /// Concierge does not read (a typo would otherwise be ignored silently).
+    /// Load the document from the given sources.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        for (var, closest) in env::unknown_variables(&sources.env) {
-            match closest {
-                Some(known) => tracing::warn!(
-                    variable = %var,
-                    closest = known,
-                    "environment variable {var} is not a Concierge setting and is ignored; did you mean {known}?"
-                ),
-                None => tracing::warn!(
-                    variable = %var,
-                    "environment variable {var} is not a Concierge setting and is ignored (see the README's configuration table)"
-                ),
-            }
-        }
         let mut raw = defaults();
         env::apply(&mut raw, &sources.env)?;
 
@@ -250,41 +236,54 @@ impl Loaded {
         Ok(Self { raw, loaded_files, has_broker })
     }
 
+    /// The local check definitions, each with its `name`.
+    pub fn checks(&self) -> Vec<Object> {
+        checks(&self.raw)
+    }
+
     /// What sensu-settings' validator finds wrong (empty: valid).
     pub fn failures(&self) -> Vec<Failure> {
         validate::validate(self)
     }
 
-    /// Validate the whole document, then build the settings (for `run`: the client).
+    /// Validate the whole document, then build the settings (for `run`: the client). The
+    /// brokers are read here: with a broker configured, `brokers` is never empty.
     pub fn validate(self) -> Result<Settings, Vec<Failure>> {
         let failures = self.failures();
         if !failures.is_empty() {
             return Err(failures);
         }
-        self.build().map_err(|failure| vec![failure])
+        let brokers = match self.raw.get("rabbitmq") {
+            Some(rabbitmq) => {
+                let concierge = concierge_scope(&self.raw).map_err(|failure| vec![failure])?;
+                brokers::brokers(rabbitmq, &concierge).map_err(|problem| {
+                    vec![Failure {
+                        key: "rabbitmq".into(),
+                        message: problem.strip_prefix("rabbitmq: ").unwrap_or(&problem).to_string(),
+                        object: brokers::redacted(rabbitmq),
+                    }]
+                })?
+            }
+            None => Vec::new(),
+        };
+        let mut settings = self.build().map_err(|failure| vec![failure])?;
+        settings.brokers = brokers;
+        Ok(settings)
     }
 
     /// Build the settings without Sensu's validation, for commands that run one check
     /// once (`concierge check`, `http`, `dns`, `tls`): the rest of the configuration need
     /// not be valid to run it, but the `concierge` scope must be. The brokers are not read
-    /// (they stay empty).
+    /// (`brokers` stays empty).
     pub fn build(self) -> Result<Settings, Failure> {
         let concierge = concierge_scope(&self.raw)?;
-        let brokers = match self.raw.get("rabbitmq") {
-            Some(rabbitmq) => brokers::brokers(rabbitmq, &concierge).map_err(|problem| Failure {
-                key: "rabbitmq".into(),
-                message: problem.strip_prefix("rabbitmq: ").unwrap_or(&problem).to_string(),
-                object: brokers::redacted(rabbitmq),
-            }),
-            None => Ok(Vec::new()),
-        };
         Ok(Settings {
             client: ClientSettings::from_raw(&self.raw),
             api: ApiSettings::from_raw(&self.raw),
             spawn_limit: spawn_limit(&self.raw),
             checks: checks(&self.raw),
             has_broker: self.has_broker,
-            brokers: brokers.unwrap_or_default(),
+            brokers: Vec::new(),
             concierge,
             raw: self.raw,
             loaded_files: self.loaded_files,
@@ -307,7 +306,8 @@ pub struct Settings {
     pub concierge: ConciergeSettings,
     /// Whether a broker is configured (`RABBITMQ_URL` or a `rabbitmq` setting).
     pub has_broker: bool,
-    /// The brokers to connect to, in configured order (empty when none is configured).
+    /// The brokers to connect to, in configured order (empty when none is configured, and
+    /// in settings [built](Loaded::build) for one check).
     pub brokers: Vec<brokers::Broker>,
     /// `sensu.spawn.limit`: command checks running at once.
     pub spawn_limit: usize,
@@ -368,7 +368,7 @@ impl ClientSettings {
 }
 
 /// The local sockets (`client.socket`, `client.http_socket`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// The JSON socket.
     pub socket: Listen,
@@ -379,7 +379,7 @@ pub struct ApiSettings {
 }
 
 /// Where a local socket listens, as configured (checked when it is bound).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// Which scope: `socket` or `http_socket`.
     pub key: &'static str,
@@ -389,12 +389,6 @@ pub struct Listen {
     pub bind: String,
     /// `port`.
     pub port: u64,
-}
-
-impl Default for Listen {
-    fn default() -> Self {
-        Self { key: "socket", enabled: true, bind: DEFAULT_BIND.into(), port: u64::from(DEFAULT_SOCKET_PORT) }
-    }
 }
 
 impl Listen {
@@ -430,6 +424,13 @@ pub struct HttpAuth {
     pub password: Option<String>,
     /// Require auth on `/info` and `/results` too.
     pub protect_all_endpoints: bool,
+}
+
+/// Sensu's defaults: both sockets on 127.0.0.1, ports 3030 and 3031, no credentials.
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self::from_raw(&Object::new())
+    }
 }
 
 impl ApiSettings {
@@ -611,6 +612,23 @@ mod tests {
         // Sorted: a.json before b.json, so b wins.
         assert_eq!(s.raw["client"]["x"], 2);
         assert_eq!(s.loaded_files.len(), 4);
+    }
+
+    // `concierge health` falls back to these when the settings cannot be read.
+    #[test]
+    fn default_sockets_are_sensu_s() {
+        let api = ApiSettings::default();
+        assert_eq!(api.socket.address().unwrap(), Some(([127, 0, 0, 1], 3030).into()));
+        assert_eq!(api.http_socket.address().unwrap(), Some(([127, 0, 0, 1], 3031).into()));
+        let raw = json!({"client": {"http_socket": {"bind": "0.0.0.0", "port": 4031}, "socket": {"enabled": false}}});
+        let api = ApiSettings::from_raw(raw.as_object().unwrap());
+        assert_eq!(api.http_socket.address().unwrap(), Some(([0, 0, 0, 0], 4031).into()));
+        assert_eq!(api.socket.address().unwrap(), None);
+        let raw = json!({"client": {"http_socket": {"port": 70000}}});
+        assert_eq!(
+            ApiSettings::from_raw(raw.as_object().unwrap()).http_socket.address().unwrap_err(),
+            "client.http_socket.port 70000 is not a port"
+        );
     }
 
     // Spec §7 item 67.
