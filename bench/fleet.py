@@ -13,6 +13,10 @@
 3. Idle footprint: RSS and CPU% of an idle connected client over IDLE seconds.
 4. Fairness: 3 replicas on one round-robin queue, 3,000 requests of varying cost; shares.
 
+With CONCIERGE_BASELINE_BIN set to another build of concierge, the built-in, `true` and
+no-check rows are also run with that build, interleaved in the same rounds, and an A/B
+table with ratios is printed (a change's effect, measured side by side).
+
 Usage: bench/run fleet [N] [ROUNDS] [IDLE_SECONDS]"""
 import concurrent.futures
 import json
@@ -29,6 +33,7 @@ import urllib.request
 import lib
 
 CHECK_HTTP = "/usr/lib/nagios/plugins/check_http"
+BASELINE = os.environ.get("CONCIERGE_BASELINE_BIN")
 
 
 def collect(broker, queue, expected, timeout, on_result):
@@ -55,6 +60,9 @@ def collect(broker, queue, expected, timeout, on_result):
 
 
 def throughput(broker, nginx, variant, n):
+    # "<variant>@base": the same run with the baseline build (CONCIERGE_BASELINE_BIN).
+    variant, _, base = variant.partition("@")
+    binary = BASELINE if base else None
     rr = lib.unique("roundrobin:bench")
     name = lib.unique("bench-" + variant)
     # "builtin-mt": the same built-in check on a multi-threaded runtime (one thread per CPU).
@@ -64,7 +72,7 @@ def throughput(broker, nginx, variant, n):
         # result (examples/amqp_echo.rs), with Concierge's default prefetch.
         client = subprocess.Popen([lib.AMQP_ECHO, broker.url, rr, "512"], stdout=subprocess.DEVNULL)
     else:
-        client = lib.start_client(broker.url, name, [rr], env=env)
+        client = lib.start_client(broker.url, name, [rr], env=env, binary=binary)
     try:
         lib.wait_consumers(broker.url, rr, 1)
         # No publisher confirms, as sensu-server publishes requests: the client, not a
@@ -193,7 +201,12 @@ def main():
     broker = lib.Broker()
     nginx = lib.Nginx()
     try:
-        samples = {"builtin": [], "builtin-mt": [], "check_http": [], "true": [], "no-check": [], "amqp-echo": []}
+        variants = ["builtin", "builtin-mt", "check_http", "true", "no-check", "amqp-echo"]
+        if BASELINE:
+            # Each baseline run right after the same run with this build.
+            for v in ("no-check", "true", "builtin"):
+                variants.insert(variants.index(v) + 1, v + "@base")
+        samples = {v: [] for v in variants}
         blackbox = []
         for r in range(rounds):
             for variant in samples:
@@ -220,6 +233,12 @@ def main():
               % (med("no-check", "cpu_per_1000") * 1000, med("amqp-echo", "cpu_per_1000") * 1000))
         print("3. idle connected client over %.0f s: RSS %.1f MB, CPU %.2f%%" % (idle_seconds, idle_fig["rss_mb"], idle_fig["cpu_percent"]))
         print("4. fairness, 3 replicas, %d requests of varying cost: shares %s, max/min %.2f" % (fair["total"], fair["shares"], fair["max_min"]))
+        if BASELINE:
+            print("5. A/B against the baseline build %s (same rounds, interleaved; medians)" % BASELINE)
+            print("%-28s %14s %14s %8s %14s %14s" % ("check kind", "us/check now", "us/check base", "ratio", "results/s now", "results/s base"))
+            for v, label in (("builtin", "built-in http"), ("true", "command: true"), ("no-check", "no check: AMQP path only")):
+                now, was = med(v, "cpu_per_1000") * 1000, med(v + "@base", "cpu_per_1000") * 1000
+                print("%-28s %14.0f %14.0f %7.2fx %14.0f %14.0f" % (label, now, was, now / was, med(v, "results_per_s"), med(v + "@base", "results_per_s")))
     finally:
         nginx.close()
         broker.close()

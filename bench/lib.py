@@ -72,7 +72,7 @@ def publish_request(ch, subscription, request):
                      properties=PROPERTIES)
 
 
-def start_client(url, name, subscriptions, env=None, log=None):
+def start_client(url, name, subscriptions, env=None, log=None, binary=None):
     full = dict(os.environ)
     full.update({
         "RABBITMQ_URL": url, "SENSU_CLIENT_NAME": name, "SENSU_CLIENT_SUBSCRIPTIONS": ",".join(subscriptions),
@@ -80,7 +80,7 @@ def start_client(url, name, subscriptions, env=None, log=None):
         "SENSU_LOADED_TEMPFILE_DIR": tempfile.gettempdir(),
     })
     full.update(env or {})
-    return subprocess.Popen([CONCIERGE, "run"], env=full, stdout=subprocess.DEVNULL,
+    return subprocess.Popen([binary or CONCIERGE, "run"], env=full, stdout=subprocess.DEVNULL,
                             stderr=log or subprocess.DEVNULL, cwd=tempfile.gettempdir())
 
 
