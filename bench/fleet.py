@@ -17,6 +17,9 @@ With CONCIERGE_BASELINE_BIN set to another build of concierge, the built-in, `tr
 no-check rows are also run with that build, interleaved in the same rounds, and an A/B
 table with ratios is printed (a change's effect, measured side by side).
 
+BENCH_VARIANTS=builtin,no-check (comma-separated row names: builtin, builtin-mt, check_http,
+true, no-check, amqp-echo, and X@base) runs only those rows.
+
 Usage: bench/run fleet [N] [ROUNDS] [IDLE_SECONDS]"""
 import concurrent.futures
 import json
@@ -206,6 +209,9 @@ def main():
             # Each baseline run right after the same run with this build.
             for v in ("no-check", "true", "builtin"):
                 variants.insert(variants.index(v) + 1, v + "@base")
+        if os.environ.get("BENCH_VARIANTS"):
+            # Only these rows (comma-separated), e.g. for a focused A/B.
+            variants = [v for v in variants if v in os.environ["BENCH_VARIANTS"].split(",")]
         samples = {v: [] for v in variants}
         blackbox = []
         for r in range(rounds):
@@ -223,20 +229,25 @@ def main():
         for v, label in (("builtin", "built-in http"), ("builtin-mt", "built-in http, 1 thread per CPU"),
                          ("check_http", "command: check_http"), ("true", "command: true"),
                          ("no-check", "no check: AMQP path only"), ("amqp-echo", "reference: minimal lapin echo")):
+            if v not in samples:
+                continue
             print("%-34s %12.0f %18.3f %14.1f %9.0fs %9.0fs" % (label, med(v, "results_per_s"), med(v, "cpu_per_1000"), med(v, "rss_mb"), med(v, "lag_p50"), med(v, "lag_p99")))
-        concierge_us = med("builtin", "cpu_per_1000") * 1000
+        concierge_us = med("builtin", "cpu_per_1000") * 1000 if "builtin" in samples else float("nan")
         print("2. HTTP probe CPU (medians of %d interleaved rounds): concierge %.0f us/check end to end through RabbitMQ,"
               " blackbox_exporter %.0f us/probe through /probe -> %.1fx less"
               % (rounds, concierge_us, bb["cpu_per_probe_us"], bb["cpu_per_probe_us"] / concierge_us))
         print("   where the built-in's CPU goes: AMQP path without a check %.0f us (a minimal lapin echo: %.0f us);"
               " `bench/run http` measures the HTTP exchange and a bare connect/GET/close beside it"
-              % (med("no-check", "cpu_per_1000") * 1000, med("amqp-echo", "cpu_per_1000") * 1000))
+              % (med("no-check", "cpu_per_1000") * 1000 if "no-check" in samples else float("nan"),
+                 med("amqp-echo", "cpu_per_1000") * 1000 if "amqp-echo" in samples else float("nan")))
         print("3. idle connected client over %.0f s: RSS %.1f MB, CPU %.2f%%" % (idle_seconds, idle_fig["rss_mb"], idle_fig["cpu_percent"]))
         print("4. fairness, 3 replicas, %d requests of varying cost: shares %s, max/min %.2f" % (fair["total"], fair["shares"], fair["max_min"]))
         if BASELINE:
             print("5. A/B against the baseline build %s (same rounds, interleaved; medians)" % BASELINE)
             print("%-28s %14s %14s %8s %14s %14s" % ("check kind", "us/check now", "us/check base", "ratio", "results/s now", "results/s base"))
             for v, label in (("builtin", "built-in http"), ("true", "command: true"), ("no-check", "no check: AMQP path only")):
+                if v not in samples:
+                    continue
                 now, was = med(v, "cpu_per_1000") * 1000, med(v + "@base", "cpu_per_1000") * 1000
                 print("%-28s %14.0f %14.0f %7.2fx %14.0f %14.0f" % (label, now, was, now / was, med(v, "results_per_s"), med(v + "@base", "results_per_s")))
     finally:
