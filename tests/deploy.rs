@@ -1,7 +1,6 @@
 //! The deployment files stay true: they parse, carry the fields a deployment relies on,
 //! and set only environment variables the binary reads.
 
-use concierge::config::env::VARIABLES;
 use serde_json::Value;
 
 fn root(rel: &str) -> String {
@@ -17,7 +16,7 @@ fn yaml(rel: &str) -> Value {
 }
 
 fn assert_known(var: &str, file: &str) {
-    assert!(VARIABLES.iter().any(|v| v.name == var), "{file} sets {var}, which the binary does not read");
+    assert!(concierge::config::env::is_known(var), "{file} sets {var}, which the binary does not read");
 }
 
 #[test]
@@ -89,6 +88,9 @@ fn swarm_stack_and_rules() {
         assert_known(name, "stack.yml");
     }
     assert!(service["environment"]["SENSU_CLIENT_NAME"].as_str().unwrap().contains("{{.Task.Slot}}"));
+    // The broker URL comes from a Swarm secret through RABBITMQ_URL_FILE, not a shell wrapper.
+    assert_eq!(service["environment"]["RABBITMQ_URL_FILE"], "/run/secrets/rabbitmq_url");
+    assert!(service["entrypoint"].is_null());
     assert!(service["deploy"]["replicas"].as_u64().unwrap() >= 2);
     assert!(service["deploy"]["restart_policy"].is_object() && service["deploy"]["update_config"].is_object());
     assert_eq!(service["healthcheck"]["test"], serde_json::json!(["CMD", "/usr/local/bin/concierge", "health"]));

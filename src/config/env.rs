@@ -437,6 +437,45 @@ pub fn documents(env: &HashMap<String, String>) -> Result<Vec<(String, Value)>, 
     Ok(docs)
 }
 
+/// Suffix of a variable whose value is read from a file (Docker's convention for Swarm
+/// and Compose secrets, as in its official images): `RABBITMQ_URL_FILE=/run/secrets/url`.
+pub const FILE_SUFFIX: &str = "_FILE";
+
+/// The environment with every `NAME_FILE` of a variable in [`VARIABLES`] replaced by
+/// `NAME` holding the file's content (one trailing line break removed). Setting both is an
+/// error, and so is a file that cannot be read; errors name the variable and the path,
+/// never the content.
+pub fn with_files(env: &HashMap<String, String>) -> Result<HashMap<String, String>, ConfigError> {
+    let mut out = env.clone();
+    for var in VARIABLES.iter().filter(|v| has_file_form(v)) {
+        let file_var = format!("{}{FILE_SUFFIX}", var.name);
+        let Some(path) = env.get(&file_var) else { continue };
+        if env.contains_key(var.name) {
+            return Err(ConfigError::Env {
+                var: file_var,
+                problem: format!("{} is set too; set one of them", var.name),
+            });
+        }
+        let content = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Env { var: file_var.clone(), problem: format!("cannot read {path}: {e}") })?;
+        let value = content.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&content);
+        out.remove(&file_var);
+        out.insert(var.name.to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+/// Whether `NAME_FILE` is read for this variable: every setting the loader reads (the
+/// command line's own variables, such as `CONCIERGE_LOG_LEVEL`, are read by clap).
+fn has_file_form(var: &EnvVar) -> bool {
+    matches!(var.target, Target::Path(_)) || matches!(var.name, "CONCIERGE_CONFIG_JSON" | "CONCIERGE_CONFIG_B64")
+}
+
+/// Whether Concierge reads `name`: a variable of [`VARIABLES`], or the `_FILE` form of one.
+pub fn is_known(name: &str) -> bool {
+    VARIABLES.iter().any(|v| v.name == name || (Some(v.name) == name.strip_suffix(FILE_SUFFIX) && has_file_form(v)))
+}
+
 /// Prefix of the variables Concierge owns: one it does not know is most likely a typo.
 pub const PREFIX: &str = "CONCIERGE_";
 
@@ -463,7 +502,8 @@ pub fn warn_unknown(env: &HashMap<String, String>) {
 pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<(String, Option<&'static str>)> {
     let mut unknown: Vec<(String, Option<&'static str>)> = env
         .keys()
-        .filter(|k| k.starts_with(PREFIX) && !VARIABLES.iter().any(|v| v.name == k.as_str()))
+        .filter(|k| k.starts_with(PREFIX))
+        .filter(|k| !is_known(k))
         .map(|k| (k.clone(), closest(k)))
         .collect();
     unknown.sort();
@@ -585,6 +625,31 @@ mod tests {
         assert_eq!(closest("CONCIERGE_ACK"), Some("CONCIERGE_ACK_MODE"));
         assert_eq!(closest("CONCIERGE_DRAIN"), Some("CONCIERGE_DRAIN_GRACE"));
         assert_eq!(closest("CONCIERGE_SAFE_MOD"), Some("CONCIERGE_SAFE_MODE"));
+    }
+
+    #[test]
+    fn variables_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "amqp://u:secret@h:5672/%2F\n").unwrap();
+        let path = url.display().to_string();
+        let read = with_files(&env(&[("RABBITMQ_URL_FILE", &path), ("CONCIERGE_TLS_KEY_B64_FILE", &path)])).unwrap();
+        assert_eq!(read["RABBITMQ_URL"], "amqp://u:secret@h:5672/%2F");
+        assert!(!read.contains_key("RABBITMQ_URL_FILE"));
+        assert_eq!(read["CONCIERGE_TLS_KEY_B64"], "amqp://u:secret@h:5672/%2F");
+        // Variables the command line reads itself have no file form.
+        assert_eq!(unknown_variables(&env(&[("CONCIERGE_LOG_LEVEL_FILE", "x")])).len(), 1);
+        // Not every variable ending in _FILE is one (CONCIERGE_TLS_CA_FILE is a path).
+        let env2 = with_files(&env(&[("CONCIERGE_TLS_CA_FILE", "/ca.pem")])).unwrap();
+        assert_eq!(env2["CONCIERGE_TLS_CA_FILE"], "/ca.pem");
+        assert!(unknown_variables(&env(&[("CONCIERGE_TLS_KEY_B64_FILE", "x")])).is_empty());
+
+        let missing = dir.path().join("nope").display().to_string();
+        let err = with_files(&env(&[("RABBITMQ_URL_FILE", &missing)])).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("environment variable RABBITMQ_URL_FILE: cannot read {missing}: ")), "{err}");
+        let err = with_files(&env(&[("RABBITMQ_URL_FILE", &path), ("RABBITMQ_URL", "amqp://x")])).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable RABBITMQ_URL_FILE: RABBITMQ_URL is set too; set one of them");
+        assert!(!err.to_string().contains("secret"));
     }
 
     #[test]

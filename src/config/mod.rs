@@ -180,8 +180,9 @@ pub struct Loaded {
 impl Loaded {
     /// Load the document from the given sources.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let environment = env::with_files(&sources.env)?;
         let mut raw = defaults();
-        env::apply(&mut raw, &sources.env)?;
+        env::apply(&mut raw, &environment)?;
 
         let mut loaded_files = Vec::new();
         let config_file = match &sources.config_file {
@@ -213,7 +214,7 @@ impl Loaded {
                 merge_file(&mut raw, &path, &mut loaded_files)?;
             }
         }
-        let documents = env::documents(&sources.env)?;
+        let documents = env::documents(&environment)?;
         let has_broker = raw.contains_key("rabbitmq") || documents.iter().any(|(_, doc)| doc.get("rabbitmq").is_some());
         let local_dir = PathBuf::from(LOCAL_CHECKS_DIR);
         if sources.local_checks_without_broker
@@ -231,7 +232,7 @@ impl Loaded {
                 deep_merge_into(&mut raw, &doc);
             }
         }
-        expand_client_name(&mut raw, &sources.env)?;
+        expand_client_name(&mut raw, &environment)?;
         apply_overrides(&mut raw);
         Ok(Self { raw, loaded_files, has_broker })
     }
