@@ -294,7 +294,7 @@ pub const VARIABLES: &[EnvVar] = &[
         target: Target::Path(&["client", "socket", "port"]),
         kind: Kind::Int,
         default: "`3030`",
-        help: "`client.socket.port`.",
+        help: "`client.socket.port`. Also a sum, such as `23030+{{.Task.Slot}}`: replicas sharing a host network each get their own port from one Swarm service.",
     },
     EnvVar {
         name: "CONCIERGE_HTTP_SOCKET_BIND",
@@ -308,7 +308,7 @@ pub const VARIABLES: &[EnvVar] = &[
         target: Target::Path(&["client", "http_socket", "port"]),
         kind: Kind::Int,
         default: "`3031`",
-        help: "`client.http_socket.port`.",
+        help: "`client.http_socket.port`. Also a sum, such as `24030+{{.Task.Slot}}` (see above); `concierge health` and the image's `HEALTHCHECK` read the same variable.",
     },
     EnvVar {
         name: "CONCIERGE_EMF",
@@ -370,9 +370,7 @@ fn parse(var: &EnvVar, raw: &str) -> Result<Value, ConfigError> {
             "false" | "0" | "no" | "off" | "" => Value::Bool(false),
             other => return Err(bad(format!("expected true or false, got {other:?}"))),
         },
-        Kind::Int => {
-            Value::from(raw.trim().parse::<i64>().map_err(|_| bad(format!("expected an integer, got {raw:?}")))?)
-        }
+        Kind::Int => Value::from(integer(raw).ok_or_else(|| bad(format!("expected an integer, got {raw:?}")))?),
         Kind::Number => {
             let n = raw.trim().parse::<f64>().map_err(|_| bad(format!("expected a number, got {raw:?}")))?;
             serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| bad("not a finite number".into()))?
@@ -389,6 +387,13 @@ fn parse(var: &EnvVar, raw: &str) -> Result<Value, ConfigError> {
             value
         }
     })
+}
+
+/// An integer, or a sum of integers (`23030+{{.Task.Slot}}` once Swarm has filled in its
+/// template: replicas sharing a host network each get their own ports from one service
+/// definition).
+fn integer(raw: &str) -> Option<i64> {
+    raw.split('+').map(|term| term.trim().parse::<i64>().ok()).try_fold(0i64, |sum, term| sum.checked_add(term?))
 }
 
 /// Apply the environment to the settings, in table order. Plain values replace what is
@@ -601,6 +606,20 @@ mod tests {
             err.to_string(),
             r#"environment variable CONCIERGE_SAFE_MODE: expected true or false, got "perhaps""#
         );
+        let mut ports = Object::new();
+        apply(&mut ports, &env(&[("CONCIERGE_SOCKET_PORT", "23030+3"), ("CONCIERGE_HTTP_SOCKET_PORT", " 24030 + 3 ")]))
+            .unwrap();
+        assert_eq!(
+            (ports["client"]["socket"]["port"].clone(), ports["client"]["http_socket"]["port"].clone()),
+            (json!(23033), json!(24033))
+        );
+        for bad in ["3030+", "+1", "3030+x", "1.5"] {
+            let err = apply(&mut Object::new(), &env(&[("CONCIERGE_SOCKET_PORT", bad)])).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("environment variable CONCIERGE_SOCKET_PORT: expected an integer, got {bad:?}")
+            );
+        }
         let err = apply(&mut Object::new(), &env(&[("CONCIERGE_CLIENT_ATTRIBUTES", "[1]")])).unwrap_err();
         assert!(err.to_string().contains("CONCIERGE_CLIENT_ATTRIBUTES: expected a JSON object"));
     }
