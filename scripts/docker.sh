@@ -120,7 +120,8 @@ cmd_image() {
     dir=$(cd "$1" && pwd -P)
     [[ -S $dir/d.sock ]] || die "no engine in $dir (scripts/docker.sh start $dir)"
     base_image "$dir"
-    [[ -x $root/target/dist/concierge ]] || (cd "$root" && cargo build --profile dist --locked -q --bin concierge)
+    # The shipped build of the current tree (a no-op when it is up to date).
+    (cd "$root" && cargo build --profile dist --locked -q --bin concierge)
     # A small build context: the Dockerfile and the binary (the `prebuilt` stage's COPY).
     ctx=$(mktemp -d "$dir/ctx.XXXXXX")
     mkdir -p "$ctx/target/dist"

@@ -9,6 +9,11 @@
 # started before and always stopped after the command; CONCIERGE_TEST_* variables
 # (AMQP URL/port, node name, rabbitmqctl wrapper) are exported to the command.
 # Set CONCIERGE_TEST_RABBITMQ_DIR to keep the broker's files in a known place.
+#
+# For the container tests (a whole run, or one naming `container`), a private Docker engine
+# with a one-node Swarm is started the same way (scripts/docker.sh, as root) and the image is
+# built from the Dockerfile's runtime stage with the dist binary; CONCIERGE_TEST_DOCKER*
+# variables point the tests at it. Without root (outside CI) the container tests skip.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -25,9 +30,14 @@ else
     cleanup_dir=1
 fi
 
+docker_dir=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n $docker_dir ]]; then
+        "$here/docker.sh" stop "$docker_dir" || rc=1
+        rm -rf "$docker_dir"
+    fi
     "$rmq" stop "$dir" || rc=1
     if (( cleanup_dir && rc == 0 )); then rm -rf "$dir"; fi
     (( rc == 0 )) || echo "test.sh: broker files kept in $dir" >&2
@@ -42,6 +52,20 @@ trap 'exit 143' TERM
 . "$dir/env"
 
 cd "$root"
+# The container tests run when the whole suite runs, or when named.
+wants_docker=1
+for arg in "$@"; do
+    case $arg in --test | --lib | --bins | --doc | --examples | --benches) wants_docker=0 ;; esac
+done
+for arg in "$@"; do [[ $arg == container ]] && wants_docker=1; done
+if (( wants_docker )) && (( EUID == 0 )); then
+    "$here/docker.sh" install
+    docker_dir=$(mktemp -d /tmp/concierge-docker.XXXXXX)
+    "$here/docker.sh" start "$docker_dir"
+    "$here/docker.sh" image "$docker_dir"
+    # shellcheck disable=SC1091
+    . "$docker_dir/env"
+fi
 if [[ -n ${CONCIERGE_TEST_CMD:-} ]]; then
     bash -c "$CONCIERGE_TEST_CMD" concierge-test "$@"
 else

@@ -1,11 +1,12 @@
 //! Shared test support: the private broker (`broker`, re-exported here), the binary
-//! (`bin`), executors (`executor`), loopback servers (`dns`, `web`, `fixtures`), and small
+//! (`bin`), the private Docker engine (`docker`), executors (`executor`), loopback servers (`dns`, `web`, `fixtures`), and small
 //! helpers for check results.
 #![allow(dead_code)]
 
 pub mod bin;
 pub mod broker;
 pub mod dns;
+pub mod docker;
 pub mod executor;
 pub mod fixtures;
 pub mod web;
