@@ -165,6 +165,29 @@ fn an_unknown_concierge_variable_is_warned_about_with_the_closest_name() {
     assert_eq!(warnings.iter().filter(|w| w["variable"].is_string()).count(), 2, "{}", stderr(&out));
 }
 
+// Docker secrets: a credential given as NAME_FILE is read from the file, never shown; a file
+// that cannot be read is a configuration error naming the variable.
+#[test]
+fn settings_can_come_from_secret_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "secrets/url", "amqp://sensu:hunter2@127.0.0.1:5672/%2F\n");
+    let secret = dir.path().join("secrets/url");
+    let out = concierge(dir.path()).env("RABBITMQ_URL_FILE", &secret).args(["config"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(printed["rabbitmq"], "amqp://sensu:REDACTED@127.0.0.1:5672/%2F");
+    assert!(!stdout(&out).contains("hunter2") && !stderr(&out).contains("hunter2"));
+
+    let missing = dir.path().join("secrets/nope");
+    let out = concierge(dir.path()).env("RABBITMQ_URL_FILE", &missing).args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("environment variable RABBITMQ_URL_FILE: cannot read {}", missing.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn run_local_prints_results_on_schedule_and_stops_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
