@@ -52,12 +52,12 @@ trap 'exit 143' TERM
 . "$dir/env"
 
 cd "$root"
-# The container tests run when the whole suite runs, or when named.
+# The tests that need the engine (container, scale) run when the whole suite runs, or when named.
 wants_docker=1
 for arg in "$@"; do
     case $arg in --test | --lib | --bins | --doc | --examples | --benches) wants_docker=0 ;; esac
 done
-for arg in "$@"; do [[ $arg == container ]] && wants_docker=1; done
+for arg in "$@"; do [[ $arg == container || $arg == scale ]] && wants_docker=1; done
 if (( wants_docker )) && (( EUID == 0 )); then
     "$here/docker.sh" install
     docker_dir=$(mktemp -d /tmp/concierge-docker.XXXXXX)

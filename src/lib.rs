@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | 5 | `main.rs` | wiring: parse the command line, start logging and the runtime, dispatch |
 //! | 4 | [`cli`] | front ends: argument types, one file per subcommand, exit codes, settings errors |
-//! | 3 | [`client`], [`api`] | processes: the agent (fleet session, local mode, the request pipeline, signals); the local sockets |
+//! | 3 | [`client`], [`api`], [`scale`] | processes: the agent (fleet session, local mode, the request pipeline, signals); the local sockets; the scheduler |
 //! | 2 | [`checks`], [`transport`] | services: the executor and one runner per kind of check; RabbitMQ (session, inbox, publisher, sinks) |
 //! | 1 | [`config`], [`telemetry`], [`pki`], [`logging`] | shared: sources → one validated `Settings`; figures; rustls plumbing; logs |
 //! | 0 | [`proto`], then [`scrape`], [`schedule`] | pure core: the Sensu model and rules; metric formats; splay, cron, subdue |
@@ -28,6 +28,7 @@
 //! * [`transport`]: RabbitMQ exactly as sensu-transport uses it, and where results go.
 //! * [`api`]: the JSON and HTTP sockets, `/healthz`, `/metrics`.
 //! * [`client`]: the agent: the request pipeline, local mode, the fleet lifecycle.
+//! * [`scale`]: the scheduler: scale a service within its bounds; every decision a Sensu result.
 //! * [`cli`]: the command line.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -40,6 +41,7 @@ pub mod config;
 pub mod logging;
 pub mod pki;
 pub mod proto;
+pub mod scale;
 pub mod schedule;
 pub mod scrape;
 pub mod telemetry;

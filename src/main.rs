@@ -10,7 +10,14 @@ use concierge::cli::{self, Cli, exit};
 use concierge::logging;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(cli::usage_exit_code(&error, &args));
+        }
+    };
     logging::init(&cli.log_level, cli.log_format);
     let runtime = match cli::runtime(cli.worker_threads) {
         Ok(rt) => rt,

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     // processes.
     ("api", 4),
     ("client", 4),
+    ("scale", 4),
     // front ends.
     ("cli", 5),
 ];

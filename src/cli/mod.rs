@@ -7,6 +7,7 @@
 //! * [`courier`]: `courier discover`;
 //! * [`health`]: ask a running client's `/healthz`;
 //! * [`config`]: print or validate the configuration;
+//! * [`scale`]: scale a service within its bounds (the scheduler);
 //! * [`args`]: flags shared by the built-ins' front ends.
 
 pub mod args;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod courier;
 pub mod health;
 pub mod run;
+pub mod scale;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -127,6 +129,9 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Scale a service within its bounds: SERVICE up|down [--by N], or SERVICE to N (exit 0
+    /// scaled, 1 refused, 2 failed, 3 bad arguments)
+    Scale(scale::ScaleArgs),
     /// Print the effective configuration (redacted), or validate it
     Config {
         /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)
@@ -205,6 +210,13 @@ pub fn for_one_check(sources: &Sources, complaint: Complaint) -> Result<Settings
     complaint.load(sources)?.build().map_err(|failure: Failure| complaint.print(&[failure.message]))
 }
 
+/// The exit code for a command line clap cannot parse: 0 for help and version, 3 for
+/// `concierge scale` (its documented code for bad arguments), else clap's (2).
+pub fn usage_exit_code(error: &clap::Error, args: &[String]) -> u8 {
+    let code = u8::try_from(error.exit_code()).unwrap_or(exit::CONFIG);
+    if code != 0 && args.iter().skip(1).any(|a| a == "scale") { exit::UNKNOWN } else { code }
+}
+
 /// The async runtime. One thread by default: a check runner waits on sockets and children
 /// almost all the time, and one thread saves the cross-thread wake-ups that cost more CPU per
 /// check than the checks themselves (README, "Benchmarks"). Scale with replicas, or with
@@ -235,6 +247,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Courier { action: courier::CourierAction::Discover(ref args) } => courier::discover(args).await,
         Command::Health { ref url } => health::health(&context, url.clone()).await,
         Command::Config { validate } => config::show(&context, validate),
+        Command::Scale(ref args) => scale::run(&context, args).await,
     }
 }
 

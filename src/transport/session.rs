@@ -140,6 +140,13 @@ impl Session {
         self.publish(&self.channel, KEEPALIVES_EXCHANGE, body).await
     }
 
+    /// Declare the `results` pipe and publish one result to it, confirmed (a one-off
+    /// publisher such as `concierge scale`).
+    pub async fn publish_result(&self, body: &[u8]) -> Result<(), TransportError> {
+        self.declare_exchange(&self.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await?;
+        self.publish(&self.results, RESULTS_EXCHANGE, body).await
+    }
+
     /// Cancel consumers (bounded each); unacknowledged requests stay valid on the channel.
     pub async fn cancel_consumers(&self, tags: &[String]) {
         for tag in tags {

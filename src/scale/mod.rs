@@ -1,0 +1,102 @@
+//! The scheduler: scale a service within its bounds when monitoring says so, and report every
+//! decision as a Sensu result beside the incident that caused it.
+//!
+//! * [`decide`]: the pure decision (bounds, clamping, cooldown) and its one-line wording;
+//! * [`platform`]: what an orchestrator must offer (read a service, set its count, keep the
+//!   record of the move on the service so a cooldown outlives the process);
+//! * [`swarm`]: Docker Swarm through the Engine API (bollard);
+//! * [`report`]: a decision as a Sensu result: to the broker, a local client socket, or stdout.
+//!
+//! [`scale`] ties them: read, decide, apply; a conflicting concurrent update re-reads and
+//! retries once.
+
+pub mod decide;
+pub mod platform;
+pub mod report;
+pub mod swarm;
+
+use decide::{Decision, Move};
+use platform::{Platform, PlatformError, last_move_label};
+
+/// What a caller sets besides the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Minimum replicas (else the service's labels, else 1).
+    pub min: Option<u64>,
+    /// Maximum replicas (else the service's labels; none refuses up-scales).
+    pub max: Option<u64>,
+    /// Seconds a move holds the next one in the same direction back.
+    pub cooldown: u64,
+}
+
+/// Default cooldown per service and direction, in seconds.
+pub const DEFAULT_COOLDOWN: u64 = 300;
+
+/// How a scale request ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Decided (and, unless a dry run, applied).
+    Decided(Decision),
+    /// The service could not be read or updated.
+    Failed {
+        /// The service.
+        service: String,
+        /// Why.
+        error: PlatformError,
+    },
+}
+
+impl Outcome {
+    /// Sensu status and exit code: 0 scaled, 1 refused, 2 failed.
+    pub fn status(&self) -> u8 {
+        match self {
+            Self::Decided(d) if matches!(d.verdict, decide::Verdict::Scale { .. }) => 0,
+            Self::Decided(_) => 1,
+            Self::Failed { .. } => 2,
+        }
+    }
+
+    /// The one line: `SCALE OK: api 3 → 4 (up by 1; bounds 2..6)`.
+    pub fn line(&self) -> String {
+        match self {
+            Self::Decided(d) => d.line(),
+            Self::Failed { service, error } => format!("SCALE FAILED: {service}: {error}"),
+        }
+    }
+
+    /// The service.
+    pub fn service(&self) -> &str {
+        match self {
+            Self::Decided(d) => &d.service,
+            Self::Failed { service, .. } => service,
+        }
+    }
+}
+
+/// Read `service`, decide `request`, and apply the decision unless `dry_run`. A concurrent
+/// update between the read and the write re-reads and decides again, once.
+pub async fn scale(platform: &impl Platform, service: &str, request: Move, limits: Limits, dry_run: bool) -> Outcome {
+    let mut retried = false;
+    loop {
+        let state = match platform.read(service).await {
+            Ok(state) => state,
+            Err(error) => return Outcome::Failed { service: service.to_string(), error },
+        };
+        let now = crate::proto::now_epoch();
+        let bounds = state.bounds(limits.min, limits.max);
+        let decision = decide::decide(service, state.replicas, request, bounds, state.cooldown(limits.cooldown), now);
+        let decide::Verdict::Scale { to, .. } = decision.verdict else { return Outcome::Decided(decision) };
+        if dry_run {
+            return Outcome::Decided(decision);
+        }
+        let record = (last_move_label(decision.direction()), now.to_string());
+        match platform.apply(&state, to, record).await {
+            Ok(()) => return Outcome::Decided(decision),
+            Err(PlatformError::Conflict(_)) if !retried => {
+                tracing::info!(service, "the service changed while scaling it; reading it again");
+                retried = true;
+            }
+            Err(error) => return Outcome::Failed { service: service.to_string(), error },
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Docker Swarm through the Engine API: `DOCKER_HOST` as the docker CLI reads it (a unix
+//! socket by default, or `tcp://`). bollard connects and agrees on the engine's API version.
+//!
+//! The service object itself is read and written as raw JSON, on purpose: an update must send
+//! the whole spec back, and bollard's typed `ServiceSpec` loses what its model does not
+//! know or names differently (the engine writes `Healthcheck`, the model reads `HealthCheck`),
+//! so a typed round trip changes the task template and restarts every task. Here only the
+//! replica count and the move's label change, at the version the service was read at
+//! (optimistic concurrency): a rolling update already under way is not disturbed beyond the
+//! count.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+use super::platform::{Platform, PlatformError, ServiceState};
+
+/// How long one Engine API call may take.
+const API_TIMEOUT: Duration = Duration::from_secs(20);
+/// The engine's default socket.
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// A Swarm manager's Engine API.
+pub struct Swarm {
+    host: String,
+    /// `v1.41`: the version agreed with the engine.
+    version: String,
+}
+
+impl Swarm {
+    /// Connect as the docker CLI would (`DOCKER_HOST`), agreeing on the engine's API version.
+    pub async fn connect() -> Result<Self, PlatformError> {
+        Self::connect_to(&std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_string())).await
+    }
+
+    /// Connect to the engine at `host` (`unix:///…`, `tcp://…`).
+    pub async fn connect_to(host: &str) -> Result<Self, PlatformError> {
+        if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()) {
+            return Err(PlatformError::Api(
+                "docker: DOCKER_TLS_VERIFY is not supported; use a unix socket or a TLS-terminating proxy".into(),
+            ));
+        }
+        let docker = Docker::connect_with_host(host).map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?;
+        let docker = docker.negotiate_version().await.map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?;
+        let v = docker.client_version();
+        Ok(Self { host: host.to_string(), version: format!("v{}.{}", v.major_version, v.minor_version) })
+    }
+
+    /// One Engine API call; the status and the body.
+    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Bytes), PlatformError> {
+        let fail = |e: &dyn std::fmt::Display| PlatformError::Api(format!("docker {}: {e}", self.host));
+        let exchange = async {
+            let request = Request::builder()
+                .method(method)
+                .uri(format!("/{}{path}", self.version))
+                .header(http::header::HOST, "docker")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| fail(&e))?;
+            let response = if let Some(path) = self.host.strip_prefix("unix://") {
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| fail(&e))?;
+                send(hyper_util::rt::TokioIo::new(stream), request).await
+            } else if let Some(address) = self.host.strip_prefix("tcp://") {
+                let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| fail(&e))?;
+                send(hyper_util::rt::TokioIo::new(stream), request).await
+            } else {
+                return Err(PlatformError::Api(format!("DOCKER_HOST {}: unix:// or tcp:// expected", self.host)));
+            };
+            response.map_err(|e| fail(&e))
+        };
+        tokio::time::timeout(API_TIMEOUT, exchange)
+            .await
+            .map_err(|_| fail(&format!("no answer within {API_TIMEOUT:?}")))?
+    }
+
+    /// The service object, raw.
+    async fn inspect(&self, service: &str) -> Result<Value, PlatformError> {
+        let (status, body) = self.call(Method::GET, &format!("/services/{service}"), None).await?;
+        match status {
+            200 => {
+                serde_json::from_slice(&body).map_err(|e| PlatformError::Api(format!("docker: service {service}: {e}")))
+            }
+            404 => Err(PlatformError::NotFound(service.to_string())),
+            _ => Err(PlatformError::Api(format!("docker: service {service}: HTTP {status}: {}", message(&body)))),
+        }
+    }
+}
+
+async fn send<IO>(
+    io: IO,
+    request: Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), Box<dyn std::error::Error + Send + Sync>>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// The engine's error message (`{"message": "…"}`), or the body.
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+}
+
+impl Platform for Swarm {
+    async fn read(&self, service: &str) -> Result<ServiceState, PlatformError> {
+        let found = self.inspect(service).await?;
+        let spec = &found["Spec"];
+        let Some(replicas) = spec["Mode"]["Replicated"]["Replicas"].as_u64() else {
+            return Err(PlatformError::Api(format!("service {service} is not a replicated service")));
+        };
+        let labels: BTreeMap<String, String> = spec["Labels"]
+            .as_object()
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        Ok(ServiceState {
+            name: spec["Name"].as_str().unwrap_or(service).to_string(),
+            replicas,
+            labels,
+            version: found["Version"]["Index"].as_u64(),
+        })
+    }
+
+    async fn apply(&self, state: &ServiceState, replicas: u64, record: (String, String)) -> Result<(), PlatformError> {
+        let service = state.name.as_str();
+        let found = self.inspect(service).await?;
+        let version = found["Version"]["Index"].as_u64();
+        if version != state.version {
+            return Err(PlatformError::Conflict(service.to_string()));
+        }
+        let mut spec = found["Spec"].clone();
+        spec["Mode"]["Replicated"]["Replicas"] = replicas.into();
+        if !spec["Labels"].is_object() {
+            spec["Labels"] = Value::Object(Default::default());
+        }
+        spec["Labels"][record.0.as_str()] = record.1.into();
+        let path = format!("/services/{service}/update?version={}", version.unwrap_or_default());
+        let (status, body) =
+            self.call(Method::POST, &path, Some(serde_json::to_vec(&spec).unwrap_or_default())).await?;
+        match status {
+            200 => Ok(()),
+            404 => Err(PlatformError::NotFound(service.to_string())),
+            _ if message(&body).contains("out of sequence") => Err(PlatformError::Conflict(service.to_string())),
+            _ => Err(PlatformError::Api(format!("docker: updating {service}: HTTP {status}: {}", message(&body)))),
+        }
+    }
+}
