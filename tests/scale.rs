@@ -242,3 +242,79 @@ async fn a_concurrent_update_is_retried_on_the_new_version() {
     let labels = engine.ok(&["service", "inspect", &api.name, "--format", "{{json .Spec.Labels}}"]);
     assert!(labels.contains("\"someone\":\"else\"") && labels.contains("concierge.scale.last_up"), "{labels}");
 }
+
+/// `concierge scale handle` with `event` on stdin.
+fn handle(client: &str, event: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = support::bin::concierge()
+        .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+        .env("RABBITMQ_URL", amqp_url())
+        .env("SENSU_CLIENT_NAME", client)
+        .args(["scale", "handle"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(event).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A sample event captured from sensu-server 1.9.0, its `scale.service` pointed at `service`.
+fn sample(file: &str, service: &str) -> Vec<u8> {
+    let path = format!("{}/../shared/spec/samples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    if event["check"]["scale"].is_object() {
+        event["check"]["scale"]["service"] = service.into();
+        event["check"]["scale"]["max"] = 4.into();
+    }
+    serde_json::to_vec(&event).unwrap()
+}
+
+// The Sensu pipe handler: the captured events scale the service once per incident (the
+// repeated calls of later occurrences meet the cooldown), a resolve or an unscaled check
+// changes nothing, and malformed input scales nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sensu_handler_scales_on_events_once_per_cooldown() {
+    let Some(engine) = docker::engine() else { return };
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let client = unique("handler");
+    let api = Service::create(&engine, 3);
+    let name = api.name.as_str();
+
+    let out = handle(&client, &sample("handler-event-create.json", name));
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), format!("SCALE OK: {name} 3 → 4 (up by 1; bounds 2..4)"));
+    assert_eq!(api.replicas(), "4");
+    let (r, _) = results.next_for(&client, Duration::from_secs(10)).await.expect("the decision's result");
+    assert_eq!(r["check"]["trigger"], "sensu check api_response_time on probe-1, occurrence 1 (create)");
+
+    // The same incident, called again at its 4th occurrence: held back, not scaled further.
+    let out = handle(&client, &sample("handler-event-create-occurrence-4.json", name));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with(&format!("SCALE REFUSED: {name} stays at 4: ")), "{}", stdout(&out));
+    assert_eq!(api.replicas(), "4");
+
+    let out = handle(&client, &sample("handler-event-resolve.json", name));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).starts_with("SCALE IGNORED: check api_response_time resolved"), "{}", stdout(&out));
+    let mut unscaled: Value = serde_json::from_slice(&sample("handler-event-create.json", name)).unwrap();
+    unscaled["check"].as_object_mut().unwrap().remove("scale");
+    let out = handle(&client, &serde_json::to_vec(&unscaled).unwrap());
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), "SCALE IGNORED: check api_response_time has no `scale` attribute: nothing to scale".to_string())
+    );
+
+    for bad in [
+        &b"{\"check\":"[..],
+        b"[1,2]",
+        b"{\"check\":{\"name\":\"x\",\"status\":2,\"scale\":{\"by\":1}},\"action\":\"create\"}",
+    ] {
+        let out = handle(&client, bad);
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(bad));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nothing scaled"));
+    }
+    assert_eq!(api.replicas(), "4");
+}

@@ -131,7 +131,7 @@ pub enum Command {
     },
     /// Scale a service within its bounds: SERVICE up|down [--by N], or SERVICE to N (exit 0
     /// scaled, 1 refused, 2 failed, 3 bad arguments)
-    Scale(scale::ScaleArgs),
+    Scale(scale::ScaleCommand),
     /// Print the effective configuration (redacted), or validate it
     Config {
         /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)

@@ -1,14 +1,17 @@
 //! `concierge scale SERVICE up|down [--by N]`, `concierge scale SERVICE to N`: read the
 //! service's replicas and bounds, decide, apply, print one line, publish the decision as a
 //! Sensu result; exit 0 scaled, 1 refused, 2 failed, 3 bad arguments.
+//! `concierge scale handle`: the same, as a Sensu pipe handler reading the event on stdin.
 
+use std::io::Read as _;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::{Context, exit};
 use crate::config::Loaded;
 use crate::scale::decide::Move;
+use crate::scale::event::{self, Asked};
 use crate::scale::swarm::Swarm;
 use crate::scale::{DEFAULT_COOLDOWN, Limits, Outcome, report, scale};
 
@@ -17,14 +20,50 @@ pub const EXIT_REFUSED: u8 = 1;
 /// Exit code when the service could not be read or updated.
 pub const EXIT_FAILED: u8 = 2;
 
-/// `concierge scale`.
+/// Largest event accepted on the handler's stdin.
+pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
+
+/// `concierge scale …`: a service directly, or a front door.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScaleCommand {
+    /// A front door instead of a service.
+    #[command(subcommand)]
+    pub tool: Option<ScaleTool>,
+    /// Scale a service directly.
+    #[command(flatten)]
+    pub direct: ScaleArgs,
+}
+
+/// The scheduler's front doors.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ScaleTool {
+    /// A Sensu 1.x pipe handler: read the event sensu-server writes on stdin and scale what
+    /// its check's `scale` attribute names (exit as `scale`; 0 when there is nothing to do)
+    Handle(HandleArgs),
+}
+
+/// `concierge scale handle`.
+#[derive(Debug, Clone, Args)]
+pub struct HandleArgs {
+    /// Seconds a move holds back the next one in the same direction (the check's
+    /// `scale.cooldown` wins)
+    #[arg(long, default_value_t = DEFAULT_COOLDOWN)]
+    pub cooldown: u64,
+    /// Decide and report, but change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `concierge scale SERVICE …`.
 #[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
     /// The service (Swarm: its name or id)
-    pub service: String,
+    #[arg(required = true)]
+    pub service: Option<String>,
     /// `up`, `down`, or `to`
-    #[arg(value_name = "up|down|to")]
-    pub action: String,
+    #[arg(value_name = "up|down|to", required = true)]
+    pub action: Option<String>,
     /// The replica count, for `to`
     #[arg(value_name = "N")]
     pub count: Option<u64>,
@@ -57,20 +96,28 @@ pub struct ScaleArgs {
 impl ScaleArgs {
     /// The request the arguments make, or why they make none.
     pub fn request(&self) -> Result<Move, String> {
-        match (self.action.as_str(), self.count, self.by) {
+        match (self.action.as_deref().unwrap_or_default(), self.count, self.by) {
             ("up", None, by) => Ok(Move::Up(by.unwrap_or(1))),
             ("down", None, by) => Ok(Move::Down(by.unwrap_or(1))),
             ("to", Some(n), None) => Ok(Move::To(n)),
             ("to", None, _) => Err("`to` needs a replica count: concierge scale SERVICE to N".into()),
             ("to", Some(_), Some(_)) => Err("--by goes with up or down, not to".into()),
-            ("up" | "down", Some(n), _) => Err(format!("{} takes --by N, not a count ({n})", self.action)),
+            (action @ ("up" | "down"), Some(n), _) => Err(format!("{action} takes --by N, not a count ({n})")),
             (other, _, _) => Err(format!("unknown action {other:?}: up, down or to")),
         }
     }
 }
 
 /// Run `concierge scale`.
-pub async fn run(context: &Context, args: &ScaleArgs) -> ExitCode {
+pub async fn run(context: &Context, command: &ScaleCommand) -> ExitCode {
+    match &command.tool {
+        Some(ScaleTool::Handle(args)) => handle(context, args).await,
+        None => direct(context, &command.direct).await,
+    }
+}
+
+/// `concierge scale SERVICE up|down|to`.
+async fn direct(context: &Context, args: &ScaleArgs) -> ExitCode {
     let request = match args.request() {
         Ok(request) => request,
         Err(problem) => {
@@ -88,6 +135,59 @@ pub async fn run(context: &Context, args: &ScaleArgs) -> ExitCode {
         eprintln!("error: --min {min} is above --max {max}");
         return ExitCode::from(exit::UNKNOWN);
     }
+    let service = args.service.clone().unwrap_or_default();
+    let limits = Limits { min: args.min, max: args.max, cooldown: args.cooldown };
+    let name = args.check_name.clone().unwrap_or_else(|| report::check_name(&service));
+    decide_and_report(context, &service, request, limits, args.dry_run, &name, &args.trigger).await
+}
+
+/// `concierge scale handle`: the event on stdin.
+async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
+    let mut input = Vec::new();
+    let read = std::io::stdin().lock().take(MAX_EVENT_BYTES + 1).read_to_end(&mut input);
+    let event = match read {
+        Err(error) => Err(format!("cannot read the event on stdin: {error}")),
+        Ok(_) if input.len() as u64 > MAX_EVENT_BYTES => {
+            Err(format!("the event is larger than {MAX_EVENT_BYTES} bytes"))
+        }
+        Ok(_) => serde_json::from_slice::<serde_json::Value>(&input)
+            .map_err(|e| format!("the event on stdin is not JSON: {e}")),
+    };
+    let asked = event.and_then(|event| event::asked(&event));
+    match asked {
+        Err(problem) => {
+            eprintln!("UNKNOWN: {problem}; nothing scaled");
+            ExitCode::from(exit::UNKNOWN)
+        }
+        Ok(Asked::Nothing(why)) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "SCALE IGNORED: {why}");
+            ExitCode::from(exit::OK)
+        }
+        Ok(Asked::Scale { service, request, min, max, cooldown, trigger }) => {
+            if let (Some(min), Some(max)) = (min, max)
+                && min > max
+            {
+                eprintln!("UNKNOWN: `scale.min` {min} is above `scale.max` {max}; nothing scaled");
+                return ExitCode::from(exit::UNKNOWN);
+            }
+            let limits = Limits { min, max, cooldown: cooldown.unwrap_or(args.cooldown) };
+            let name = report::check_name(&service);
+            decide_and_report(context, &service, request, limits, args.dry_run, &name, &trigger).await
+        }
+    }
+}
+
+/// Decide (and apply), print the line, publish the result; exit with the decision's status.
+async fn decide_and_report(
+    context: &Context,
+    service: &str,
+    request: Move,
+    limits: Limits,
+    dry_run: bool,
+    check_name: &str,
+    trigger: &str,
+) -> ExitCode {
     // Where the decision's result goes: the broker of the settings, if any.
     let settings = match Loaded::load(&context.sources(false)).map_err(|e| e.to_string()).and_then(|loaded| {
         loaded.validate().map_err(|failures| {
@@ -100,19 +200,16 @@ pub async fn run(context: &Context, args: &ScaleArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let limits = Limits { min: args.min, max: args.max, cooldown: args.cooldown };
     let outcome = match Swarm::connect().await {
-        Ok(swarm) => scale(&swarm, &args.service, request, limits, args.dry_run).await,
-        Err(error) => Outcome::Failed { service: args.service.clone(), error },
+        Ok(swarm) => scale(&swarm, service, request, limits, dry_run).await,
+        Err(error) => Outcome::Failed { service: service.to_string(), error },
     };
-    let line = outcome.line();
     {
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), "{}{line}", if args.dry_run { "(dry run) " } else { "" });
+        let _ = writeln!(std::io::stdout(), "{}{}", if dry_run { "(dry run) " } else { "" }, outcome.line());
     }
-    let name = args.check_name.clone().unwrap_or_else(|| report::check_name(&args.service));
-    let mut check = report::check(&outcome, &name, &args.trigger);
-    if args.dry_run {
+    let mut check = report::check(&outcome, check_name, trigger);
+    if dry_run {
         check.insert("dry_run".into(), true.into());
     }
     match report::deliver(&settings, check).await {

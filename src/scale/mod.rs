@@ -5,12 +5,14 @@
 //! * [`platform`]: what an orchestrator must offer (read a service, set its count, keep the
 //!   record of the move on the service so a cooldown outlives the process);
 //! * [`swarm`]: Docker Swarm through the Engine API (bollard);
-//! * [`report`]: a decision as a Sensu result: to the broker, a local client socket, or stdout.
+//! * [`report`]: a decision as a Sensu result: to the broker, a local client socket, or stdout;
+//! * [`event`]: a Sensu event (the pipe handler's stdin) as a scaling request.
 //!
 //! [`scale`] ties them: read, decide, apply; a conflicting concurrent update re-reads and
 //! retries once.
 
 pub mod decide;
+pub mod event;
 pub mod platform;
 pub mod report;
 pub mod swarm;
