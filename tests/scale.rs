@@ -318,3 +318,143 @@ async fn the_sensu_handler_scales_on_events_once_per_cooldown() {
     }
     assert_eq!(api.replicas(), "4");
 }
+
+/// One HTTP/1.1 request on loopback; the status and the body.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // A server that refuses a body early may close before all of it is written.
+    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// An Alertmanager (v0.25) webhook payload, version 4.
+fn webhook(alerts: Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "receiver": "concierge", "status": "firing", "alerts": alerts,
+        "groupLabels": {"alertname": "ConciergeBusy"}, "commonLabels": {"alertname": "ConciergeBusy"},
+        "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093", "version": "4",
+        "groupKey": "{}:{alertname=\"ConciergeBusy\"}", "truncatedAlerts": 0
+    }))
+    .unwrap()
+}
+
+fn alert(status: &str, labels: Value) -> Value {
+    serde_json::json!({"status": status, "labels": labels, "annotations": {"summary": "busy"},
+        "startsAt": "2026-12-02T01:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": "c0ffee"})
+}
+
+// The webhook receiver: Alertmanager v4 payloads scale within the bounds (resolved alerts and
+// alerts without the labels do nothing), scripts scale by ±N; a wrong token, an oversized
+// or malformed body scale nothing; /metrics counts the decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_receiver_scales_on_alerts_and_refuses_what_it_must() {
+    let Some(engine) = docker::engine() else { return };
+    let api = Service::create(&engine, 2);
+    let name = api.name.as_str();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let token = "s3cret-token";
+    let mut receiver = support::bin::concierge()
+        .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+        .env("RABBITMQ_URL", amqp_url())
+        .env("SENSU_CLIENT_NAME", unique("receiver"))
+        .env("CONCIERGE_SCALE_TOKEN", token)
+        .args(["scale", "serve", "--listen", &format!("127.0.0.1:{port}"), "--cooldown", "0"])
+        .spawn()
+        .unwrap();
+    let _stop = scopeguard(move || {
+        let _ = receiver.kill();
+        let _ = receiver.wait();
+    });
+    engine
+        .wait_for("the receiver answers", Duration::from_secs(20), || http(port, "GET", "/healthz", None, b"").0 == 200)
+        .await;
+
+    // Two firing alerts for the service (one by 2), one resolved, one without labels.
+    let payload = webhook(serde_json::json!([
+        alert("firing", serde_json::json!({"alertname": "ConciergeBusy", "service": name, "scale": "up"})),
+        alert("resolved", serde_json::json!({"alertname": "ConciergeBusy", "service": name, "scale": "up"})),
+        alert("firing", serde_json::json!({"alertname": "Other"})),
+        alert(
+            "firing",
+            serde_json::json!({"alertname": "ConciergeBusy", "service": name, "scale": "up", "scale_by": "2"})
+        ),
+    ]));
+    let (status, body) = http(port, "POST", "/v1/alertmanager", Some(token), &payload);
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["ignored"], 2);
+    assert_eq!(body["decisions"][0]["line"], format!("SCALE OK: {name} 2 → 3 (up by 1; bounds 2..4)"));
+    assert_eq!(
+        body["decisions"][1]["line"],
+        format!("SCALE OK: {name} 3 → 4 (up by 2, clamped to the bounds; bounds 2..4)")
+    );
+    assert_eq!(api.replicas(), "4");
+
+    // Scripts: refused at the max (409), then down by 2.
+    let (status, body) = http(port, "POST", &format!("/v1/scale?service={name}&by=1"), Some(token), b"");
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = http(port, "POST", &format!("/v1/scale?service={name}&by=-2"), Some(token), b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.replicas(), "2");
+
+    // Refusals that scale nothing.
+    let up = webhook(serde_json::json!([alert("firing", serde_json::json!({"service": name, "scale": "up"}))]));
+    assert_eq!(http(port, "POST", "/v1/alertmanager", Some("wrong"), &up).0, 401);
+    assert_eq!(http(port, "POST", "/v1/alertmanager", None, &up).0, 401);
+    let (status, body) = http(port, "POST", "/v1/alertmanager", Some(token), b"{\"version\":");
+    assert_eq!(status, 400);
+    assert!(body.contains("not JSON"), "{body}");
+    let (status, body) = http(port, "POST", "/v1/alertmanager", Some(token), br#"{"version":"3","alerts":[]}"#);
+    assert_eq!((status, body.contains("\\\"version\\\" must be \\\"4\\\"")), (400, true), "{body}");
+    let sideways = webhook(serde_json::json!([
+        alert("firing", serde_json::json!({"service": name, "scale": "up"})),
+        alert("firing", serde_json::json!({"service": name, "scale": "sideways"})),
+    ]));
+    let (status, body) = http(port, "POST", "/v1/alertmanager", Some(token), &sideways);
+    assert_eq!(status, 400);
+    assert!(body.contains("alerts[1]: scale must be up or down"), "{body}");
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    assert_eq!(http(port, "POST", "/v1/alertmanager", Some(token), &huge).0, 400);
+    assert_eq!(http(port, "POST", "/v1/scale?service=&by=1", Some(token), b"").0, 400);
+    assert_eq!(http(port, "POST", &format!("/v1/scale?service={name}&by=0"), Some(token), b"").0, 400);
+    assert_eq!(api.replicas(), "2", "nothing refused was scaled");
+
+    let (_, metrics) = http(port, "GET", "/metrics", None, b"");
+    assert!(metrics.contains("concierge_scale_decisions_total{outcome=\"scaled\"} 3"), "{metrics}");
+    assert!(metrics.contains("concierge_scale_decisions_total{outcome=\"refused\"} 1"), "{metrics}");
+}
+
+/// Run `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+// Without a token the receiver does not start.
+#[test]
+fn the_receiver_needs_a_token() {
+    let out = support::bin::concierge().args(["scale", "serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set CONCIERGE_SCALE_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

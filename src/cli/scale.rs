@@ -41,6 +41,29 @@ pub enum ScaleTool {
     /// A Sensu 1.x pipe handler: read the event sensu-server writes on stdin and scale what
     /// its check's `scale` attribute names (exit as `scale`; 0 when there is nothing to do)
     Handle(HandleArgs),
+    /// An HTTP receiver: Alertmanager webhooks (POST /v1/alertmanager, payload version 4) and
+    /// scripts (POST /v1/scale?service=X&by=±N), with a bearer token (CONCIERGE_SCALE_TOKEN)
+    Serve(ServeArgs),
+}
+
+/// `concierge scale serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:9095")]
+    pub listen: std::net::SocketAddr,
+    /// Serve without a bearer token (anyone who reaches the port can scale services)
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Seconds a move holds back the next one in the same direction
+    #[arg(long, default_value_t = DEFAULT_COOLDOWN)]
+    pub cooldown: u64,
+    /// Fewest replicas [default: each service's labels, else 1]
+    #[arg(long)]
+    pub min: Option<u64>,
+    /// Most replicas [default: each service's labels; none refuses up-scales]
+    #[arg(long)]
+    pub max: Option<u64>,
 }
 
 /// `concierge scale handle`.
@@ -112,6 +135,7 @@ impl ScaleArgs {
 pub async fn run(context: &Context, command: &ScaleCommand) -> ExitCode {
     match &command.tool {
         Some(ScaleTool::Handle(args)) => handle(context, args).await,
+        Some(ScaleTool::Serve(args)) => serve(context, args).await,
         None => direct(context, &command.direct).await,
     }
 }
@@ -176,6 +200,63 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
             decide_and_report(context, &service, request, limits, args.dry_run, &name, &trigger).await
         }
     }
+}
+
+/// `concierge scale serve`: until SIGTERM/SIGINT.
+async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
+    let token = match scale_token(&context.env) {
+        Ok(Some(token)) => Some(token),
+        Ok(None) if args.insecure_no_auth => None,
+        Ok(None) => {
+            eprintln!(
+                "error: set CONCIERGE_SCALE_TOKEN (or CONCIERGE_SCALE_TOKEN_FILE): requests must carry it as a bearer token; --insecure-no-auth serves without one"
+            );
+            return ExitCode::from(exit::CONFIG);
+        }
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let settings = match Loaded::load(&context.sources(false)).map_err(|e| e.to_string()).and_then(|loaded| {
+        loaded.validate().map_err(|failures| {
+            failures.iter().map(|f| format!("{}: {}", f.key, f.message)).collect::<Vec<_>>().join("; ")
+        })
+    }) {
+        Ok(settings) => settings,
+        Err(problem) => {
+            eprintln!("error: configuration is invalid: {problem}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let swarm = match Swarm::connect().await {
+        Ok(swarm) => swarm,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let signals = match crate::client::signals::Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let limits = Limits { min: args.min, max: args.max, cooldown: args.cooldown };
+    let receiver = crate::scale::serve::Receiver::new(swarm, settings, token, limits);
+    if let Err(error) = receiver.serve(args.listen, signals.stop.clone()).await {
+        eprintln!("error: {}: {error}", args.listen);
+        return ExitCode::from(exit::FAILURE);
+    }
+    signals.stop.cancelled().await;
+    ExitCode::from(exit::OK)
+}
+
+/// The receiver's bearer token: `CONCIERGE_SCALE_TOKEN`, or the file `CONCIERGE_SCALE_TOKEN_FILE` names.
+fn scale_token(env: &std::collections::HashMap<String, String>) -> Result<Option<String>, String> {
+    let env = crate::config::env::with_files(env).map_err(|e| e.to_string())?;
+    Ok(env.get("CONCIERGE_SCALE_TOKEN").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()))
 }
 
 /// Decide (and apply), print the line, publish the result; exit with the decision's status.

@@ -346,6 +346,13 @@ pub const VARIABLES: &[EnvVar] = &[
         help: "Same as `--worker-threads`: runtime threads. `1` runs checks, sockets and the transport on one thread, the least CPU per check (lapin adds one I/O thread per broker connection); `0` = one per CPU; `N` = N threads, for CPU-heavy work such as very large courier shots.",
     },
     EnvVar {
+        name: "CONCIERGE_SCALE_TOKEN",
+        target: Target::Cli,
+        kind: Kind::Str,
+        default: "unset (`concierge scale serve` refuses to start)",
+        help: "The bearer token `concierge scale serve` requires of every request (`Authorization: Bearer …`); also as `CONCIERGE_SCALE_TOKEN_FILE`.",
+    },
+    EnvVar {
         name: "CONCIERGE_LOG_FORMAT",
         target: Target::Cli,
         kind: Kind::Str,
@@ -473,7 +480,8 @@ pub fn with_files(env: &HashMap<String, String>) -> Result<HashMap<String, Strin
 /// Whether `NAME_FILE` is read for this variable: every setting the loader reads (the
 /// command line's own variables, such as `CONCIERGE_LOG_LEVEL`, are read by clap).
 fn has_file_form(var: &EnvVar) -> bool {
-    matches!(var.target, Target::Path(_)) || matches!(var.name, "CONCIERGE_CONFIG_JSON" | "CONCIERGE_CONFIG_B64")
+    matches!(var.target, Target::Path(_))
+        || matches!(var.name, "CONCIERGE_CONFIG_JSON" | "CONCIERGE_CONFIG_B64" | "CONCIERGE_SCALE_TOKEN")
 }
 
 /// Whether Concierge reads `name`: a variable of [`VARIABLES`], or the `_FILE` form of one.

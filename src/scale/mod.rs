@@ -6,7 +6,8 @@
 //!   record of the move on the service so a cooldown outlives the process);
 //! * [`swarm`]: Docker Swarm through the Engine API (bollard);
 //! * [`report`]: a decision as a Sensu result: to the broker, a local client socket, or stdout;
-//! * [`event`]: a Sensu event (the pipe handler's stdin) as a scaling request.
+//! * [`event`]: a Sensu event (the pipe handler's stdin) as a scaling request;
+//! * [`serve`]: the HTTP receiver for Alertmanager webhooks and scripts.
 //!
 //! [`scale`] ties them: read, decide, apply; a conflicting concurrent update re-reads and
 //! retries once.
@@ -15,6 +16,7 @@ pub mod decide;
 pub mod event;
 pub mod platform;
 pub mod report;
+pub mod serve;
 pub mod swarm;
 
 use decide::{Decision, Move};
