@@ -224,6 +224,10 @@ impl Platform for Contended<'_> {
         }
         self.swarm.apply(state, replicas, record).await
     }
+
+    async fn replace_slot(&self, service: &str, slot: u64) -> Result<String, PlatformError> {
+        self.swarm.replace_slot(service, slot).await
+    }
 }
 
 // A concurrent update between the read and the write: the version index refuses the stale
@@ -456,5 +460,89 @@ fn the_receiver_needs_a_token() {
         String::from_utf8_lossy(&out.stderr).contains("set CONCIERGE_SCALE_TOKEN"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// A stuck client is replaced on its keepalive event: the task behind it (frozen here with
+// `docker pause`, alive to the orchestrator) is stopped and Swarm starts a fresh one in the
+// slot; a second event within the cooldown replaces nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_client_is_replaced_after_its_keepalive_event() {
+    let Some(engine) = docker::engine() else { return };
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let client = unique("handler");
+    let api = Service::create(&engine, 3);
+    let name = api.name.as_str();
+    engine.wait_for("3 tasks running", Duration::from_secs(60), || api.running_tasks() == 3).await;
+    let container = |slot: u32| {
+        let label = format!("label=com.docker.swarm.service.name={name}");
+        let ids = engine.ok(&["ps", "-q", "--filter", &label]);
+        ids.lines()
+            .find(|id| {
+                engine.inspect(id, "{{index .Config.Labels \"com.docker.swarm.task.name\"}}").split('.').nth(1)
+                    == Some(&slot.to_string())
+            })
+            .map(str::to_string)
+    };
+    let frozen = container(2).expect("slot 2's container");
+    engine.ok(&["pause", &frozen]);
+
+    // What sensu-server raises once a client's keepalives stop.
+    let keepalive = |probe: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "client": {"name": probe, "address": "127.0.0.1", "subscriptions": ["probe"], "version": "1.9.0", "timestamp": 1796168000},
+            "check": {"name": "keepalive", "status": 2, "output": "No keepalive sent from client for 185 seconds (>=180)",
+                      "thresholds": {"warning": 120, "critical": 180}, "issued": 1796168185, "executed": 1796168185, "handlers": ["scale"]},
+            "occurrences": 1, "action": "create", "timestamp": 1796168185
+        }))
+        .unwrap()
+    };
+    let replace = |event: &[u8]| {
+        use std::io::Write as _;
+        let mut child = support::bin::concierge()
+            .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+            .env("RABBITMQ_URL", amqp_url())
+            .env("SENSU_CLIENT_NAME", &client)
+            .args(["scale", "handle", "--replace-clients", &format!("probe-{{slot}}={name}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(event).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = replace(&keepalive("probe-2"));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("SCALE REPLACED: probe-2 (service {name}, slot 2): stopped container ")),
+        "{}",
+        stdout(&out)
+    );
+    let (r, _) = results.next_for(&client, Duration::from_secs(10)).await.expect("the replacement's result");
+    assert_eq!((r["check"]["client"].as_str(), r["check"]["slot"].as_u64()), (Some("probe-2"), Some(2)));
+    let took = engine
+        .wait_for("a fresh task in slot 2", Duration::from_secs(60), || {
+            container(2).is_some_and(|c| c != frozen) && api.running_tasks() == 3
+        })
+        .await;
+    println!("scale: probe-2's frozen task replaced, a fresh one running {:.1} s later", took.as_secs_f64());
+    assert_eq!(api.replicas(), "3");
+
+    // The same outage seen again (or another client of the service) within the cooldown.
+    let out = replace(&keepalive("probe-3"));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "SCALE REFUSED: probe-3 (service {name}) is not replaced: a client of it was replaced "
+        )),
+        "{}",
+        stdout(&out)
+    );
+    // A keepalive of a client no pattern names replaces nothing.
+    let out = replace(&keepalive("web-1"));
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), "SCALE IGNORED: keepalive of web-1: no --replace-clients pattern names it".to_string())
     );
 }

@@ -69,6 +69,10 @@ pub struct ServeArgs {
 /// `concierge scale handle`.
 #[derive(Debug, Clone, Args)]
 pub struct HandleArgs {
+    /// Replace stuck clients: on a client's keepalive event, stop the task behind it. NAME
+    /// holds `{slot}`: `probe-{slot}=probes_concierge` (repeatable)
+    #[arg(long = "replace-clients", value_name = "NAME-{slot}=SERVICE")]
+    pub replace_clients: Vec<crate::scale::event::ClientPattern>,
     /// Seconds a move holds back the next one in the same direction (the check's
     /// `scale.cooldown` wins)
     #[arg(long, default_value_t = DEFAULT_COOLDOWN)]
@@ -177,7 +181,7 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
         Ok(_) => serde_json::from_slice::<serde_json::Value>(&input)
             .map_err(|e| format!("the event on stdin is not JSON: {e}")),
     };
-    let asked = event.and_then(|event| event::asked(&event));
+    let asked = event.and_then(|event| event::asked_with(&event, &args.replace_clients));
     match asked {
         Err(problem) => {
             eprintln!("UNKNOWN: {problem}; nothing scaled");
@@ -187,6 +191,19 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
             use std::io::Write as _;
             let _ = writeln!(std::io::stdout(), "SCALE IGNORED: {why}");
             ExitCode::from(exit::OK)
+        }
+        Ok(Asked::Replace { service, slot, client, trigger }) => {
+            let limits = Limits { min: None, max: None, cooldown: args.cooldown };
+            report_outcome(context, args.dry_run, &report::check_name(&service), &trigger, async {
+                if args.dry_run {
+                    return Outcome::ReplaceRefused { service: service.clone(), client, why: "dry run".into() };
+                }
+                match Swarm::connect().await {
+                    Ok(swarm) => crate::scale::replace(&swarm, &service, &client, slot, limits).await,
+                    Err(error) => Outcome::Failed { service: service.clone(), error },
+                }
+            })
+            .await
         }
         Ok(Asked::Scale { service, request, min, max, cooldown, trigger }) => {
             if let (Some(min), Some(max)) = (min, max)
@@ -269,6 +286,24 @@ async fn decide_and_report(
     check_name: &str,
     trigger: &str,
 ) -> ExitCode {
+    let outcome = async {
+        match Swarm::connect().await {
+            Ok(swarm) => scale(&swarm, service, request, limits, dry_run).await,
+            Err(error) => Outcome::Failed { service: service.to_string(), error },
+        }
+    };
+    report_outcome(context, dry_run, check_name, trigger, outcome).await
+}
+
+/// Settle `outcome` (after the settings loaded), print its line, publish it as a result; exit
+/// with its status.
+async fn report_outcome(
+    context: &Context,
+    dry_run: bool,
+    check_name: &str,
+    trigger: &str,
+    outcome: impl Future<Output = Outcome>,
+) -> ExitCode {
     // Where the decision's result goes: the broker of the settings, if any.
     let settings = match Loaded::load(&context.sources(false)).map_err(|e| e.to_string()).and_then(|loaded| {
         loaded.validate().map_err(|failures| {
@@ -281,10 +316,7 @@ async fn decide_and_report(
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let outcome = match Swarm::connect().await {
-        Ok(swarm) => scale(&swarm, service, request, limits, dry_run).await,
-        Err(error) => Outcome::Failed { service: service.to_string(), error },
-    };
+    let outcome = outcome.await;
     {
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), "{}{}", if dry_run { "(dry run) " } else { "" }, outcome.line());

@@ -27,8 +27,73 @@ pub enum Asked {
         /// The check and client that caused it, for the result's `trigger`.
         trigger: String,
     },
+    /// Replace a stuck client: stop the task behind it so the orchestrator starts a fresh one.
+    Replace {
+        /// The service the client belongs to.
+        service: String,
+        /// Its task slot.
+        slot: u64,
+        /// The client.
+        client: String,
+        /// The keepalive event, for the result's `trigger`.
+        trigger: String,
+    },
     /// Nothing to do; why, in one line.
     Nothing(String),
+}
+
+/// How client names map to tasks: `probe-{slot}=SERVICE`, the fleet's own Swarm naming
+/// (`SENSU_CLIENT_NAME=probe-{{.Task.Slot}}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPattern {
+    prefix: String,
+    suffix: String,
+    /// The service whose slot the name gives.
+    pub service: String,
+}
+
+impl std::str::FromStr for ClientPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (pattern, service) = s
+            .split_once('=')
+            .filter(|(_, service)| !service.is_empty())
+            .ok_or_else(|| format!("{s:?}: expected NAME-{{slot}}=SERVICE"))?;
+        let (prefix, suffix) =
+            pattern.split_once("{slot}").ok_or_else(|| format!("{s:?}: the client name pattern needs {{slot}}"))?;
+        Ok(Self { prefix: prefix.to_string(), suffix: suffix.to_string(), service: service.to_string() })
+    }
+}
+
+impl ClientPattern {
+    /// The slot a client name gives, if it matches.
+    pub fn slot(&self, client: &str) -> Option<u64> {
+        client.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?.parse().ok()
+    }
+}
+
+/// Read an event, mapping clients to tasks for keepalive events. `Err` names what is wrong.
+pub fn asked_with(event: &Value, clients: &[ClientPattern]) -> Result<Asked, String> {
+    let check = event.get("check").and_then(|c| c.get("name")).and_then(Value::as_str);
+    if check != Some("keepalive") {
+        return asked(event);
+    }
+    let client = event.get("client").and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("?");
+    let status = event.get("check").and_then(|c| c.get("status")).and_then(Value::as_i64).unwrap_or(0);
+    let action = event.get("action").and_then(Value::as_str).unwrap_or("create");
+    if !matches!(action, "create" | "flapping") || status == 0 {
+        return Ok(Asked::Nothing(format!("keepalive of {client} ({action}, status {status}): nothing to replace")));
+    }
+    let Some((pattern, slot)) = clients.iter().find_map(|p| Some((p, p.slot(client)?))) else {
+        return Ok(Asked::Nothing(format!("keepalive of {client}: no --replace-clients pattern names it")));
+    };
+    Ok(Asked::Replace {
+        service: pattern.service.clone(),
+        slot,
+        client: client.to_string(),
+        trigger: format!("sensu keepalive of {client} ({action}, status {status})"),
+    })
 }
 
 /// Read an event. `Err` names what is wrong with it (the handler exits 3).
@@ -135,6 +200,28 @@ mod tests {
             Asked::Nothing("check disk has no `scale` attribute: nothing to scale".into())
         );
         assert!(matches!(asked(&event("create", 0, json!({"service": "api"}))).unwrap(), Asked::Nothing(_)));
+    }
+
+    #[test]
+    fn stuck_clients_map_to_their_slot() {
+        let patterns: Vec<ClientPattern> = vec!["probe-{slot}=probes_concierge".parse().unwrap()];
+        let keepalive = |client: &str, status: i64, action: &str| json!({"client": {"name": client}, "check": {"name": "keepalive", "status": status}, "action": action});
+        assert_eq!(
+            asked_with(&keepalive("probe-2", 2, "create"), &patterns).unwrap(),
+            Asked::Replace {
+                service: "probes_concierge".into(),
+                slot: 2,
+                client: "probe-2".into(),
+                trigger: "sensu keepalive of probe-2 (create, status 2)".into()
+            }
+        );
+        assert!(matches!(asked_with(&keepalive("probe-2", 0, "resolve"), &patterns).unwrap(), Asked::Nothing(_)));
+        assert_eq!(
+            asked_with(&keepalive("web-1", 2, "create"), &patterns).unwrap(),
+            Asked::Nothing("keepalive of web-1: no --replace-clients pattern names it".into())
+        );
+        assert!("probe=x".parse::<ClientPattern>().unwrap_err().contains("needs {slot}"));
+        assert!("probe-{slot}".parse::<ClientPattern>().unwrap_err().contains("expected NAME-{slot}=SERVICE"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod serve;
 pub mod swarm;
 
 use decide::{Decision, Move};
-use platform::{Platform, PlatformError, last_move_label};
+use platform::{LAST_REPLACE_LABEL, Platform, PlatformError, last_move_label};
 
 /// What a caller sets besides the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,26 @@ pub const DEFAULT_COOLDOWN: u64 = 300;
 pub enum Outcome {
     /// Decided (and, unless a dry run, applied).
     Decided(Decision),
+    /// A stuck client's task was stopped for the orchestrator to replace.
+    Replaced {
+        /// The service.
+        service: String,
+        /// The client.
+        client: String,
+        /// Its slot.
+        slot: u64,
+        /// What was stopped.
+        stopped: String,
+    },
+    /// A replacement was refused; why.
+    ReplaceRefused {
+        /// The service.
+        service: String,
+        /// The client.
+        client: String,
+        /// Why.
+        why: String,
+    },
     /// The service could not be read or updated.
     Failed {
         /// The service.
@@ -55,7 +75,8 @@ impl Outcome {
     pub fn status(&self) -> u8 {
         match self {
             Self::Decided(d) if matches!(d.verdict, decide::Verdict::Scale { .. }) => 0,
-            Self::Decided(_) => 1,
+            Self::Replaced { .. } => 0,
+            Self::Decided(_) | Self::ReplaceRefused { .. } => 1,
             Self::Failed { .. } => 2,
         }
     }
@@ -64,6 +85,14 @@ impl Outcome {
     pub fn line(&self) -> String {
         match self {
             Self::Decided(d) => d.line(),
+            Self::Replaced { service, client, slot, stopped } => {
+                format!(
+                    "SCALE REPLACED: {client} (service {service}, slot {slot}): stopped {stopped}; its keepalives had stopped"
+                )
+            }
+            Self::ReplaceRefused { service, client, why } => {
+                format!("SCALE REFUSED: {client} (service {service}) is not replaced: {why}")
+            }
             Self::Failed { service, error } => format!("SCALE FAILED: {service}: {error}"),
         }
     }
@@ -72,7 +101,9 @@ impl Outcome {
     pub fn service(&self) -> &str {
         match self {
             Self::Decided(d) => &d.service,
-            Self::Failed { service, .. } => service,
+            Self::Replaced { service, .. } | Self::ReplaceRefused { service, .. } | Self::Failed { service, .. } => {
+                service
+            }
         }
     }
 }
@@ -102,5 +133,37 @@ pub async fn scale(platform: &impl Platform, service: &str, request: Move, limit
             }
             Err(error) => return Outcome::Failed { service: service.to_string(), error },
         }
+    }
+}
+
+/// Replace the stuck client in `slot` of `service`: stop its task so the orchestrator starts
+/// a fresh one — at most one replacement per service per cooldown, never while the service
+/// is below its min. The replacement is recorded on the service (`concierge.scale.last_replace`).
+pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot: u64, limits: Limits) -> Outcome {
+    let refuse =
+        |why: String| Outcome::ReplaceRefused { service: service.to_string(), client: client.to_string(), why };
+    let state = match platform.read(service).await {
+        Ok(state) => state,
+        Err(error) => return Outcome::Failed { service: service.to_string(), error },
+    };
+    let bounds = state.bounds(limits.min, limits.max);
+    if state.replicas < bounds.min {
+        return refuse(format!("the service runs {} replicas, below its min {}", state.replicas, bounds.min));
+    }
+    let now = crate::proto::now_epoch();
+    if let Some(last) = state.labels.get(LAST_REPLACE_LABEL).and_then(|v| v.parse::<i64>().ok()) {
+        let ago = now.saturating_sub(last);
+        if ago >= 0 && (ago as u64) < limits.cooldown {
+            return refuse(format!("a client of it was replaced {ago} s ago, cooldown {} s", limits.cooldown));
+        }
+    }
+    // Recorded first: a second handler for the same outage sees the cooldown.
+    if let Err(error) = platform.apply(&state, state.replicas, (LAST_REPLACE_LABEL.to_string(), now.to_string())).await
+    {
+        return Outcome::Failed { service: service.to_string(), error };
+    }
+    match platform.replace_slot(service, slot).await {
+        Ok(stopped) => Outcome::Replaced { service: service.to_string(), client: client.to_string(), slot, stopped },
+        Err(error) => Outcome::Failed { service: service.to_string(), error },
     }
 }

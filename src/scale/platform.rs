@@ -14,6 +14,8 @@ pub const MIN_LABELS: &[&str] = &["com.df.scaleMin", "concierge.scale.min"];
 pub const MAX_LABELS: &[&str] = &["com.df.scaleMax", "concierge.scale.max"];
 /// Label or tag prefix of the last move each way: `concierge.scale.last_up` = epoch seconds.
 pub const LAST_MOVE_PREFIX: &str = "concierge.scale.last_";
+/// Label or tag of the last replacement of a stuck client (epoch seconds).
+pub const LAST_REPLACE_LABEL: &str = "concierge.scale.last_replace";
 /// Default minimum.
 pub const DEFAULT_MIN: u64 = 1;
 
@@ -75,4 +77,7 @@ pub trait Platform {
         replicas: u64,
         record: (String, String),
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Stop the running task in `slot` of `service`, so the orchestrator starts a fresh one;
+    /// what was stopped (a container or task id).
+    fn replace_slot(&self, service: &str, slot: u64) -> impl Future<Output = Result<String, PlatformError>> + Send;
 }

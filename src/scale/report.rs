@@ -48,6 +48,17 @@ pub fn check(outcome: &Outcome, check_name: &str, trigger: &str) -> Object {
             check.insert("reason".into(), why.clone().into());
         }
     }
+    match outcome {
+        Outcome::Replaced { client, slot, .. } => {
+            check.insert("client".into(), client.clone().into());
+            check.insert("slot".into(), (*slot).into());
+        }
+        Outcome::ReplaceRefused { client, why, .. } => {
+            check.insert("client".into(), client.clone().into());
+            check.insert("reason".into(), why.clone().into());
+        }
+        Outcome::Decided(_) | Outcome::Failed { .. } => {}
+    }
     check.insert("trigger".into(), trigger.into());
     check
 }

@@ -229,7 +229,7 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
         }
         let to = match &outcome {
             Outcome::Decided(d) => Some(d.to()),
-            Outcome::Failed { .. } => None,
+            _ => None,
         };
         json!({"service": service, "status": outcome.status(), "line": outcome.line(), "to": to})
     }

@@ -156,4 +156,51 @@ impl Platform for Swarm {
             _ => Err(PlatformError::Api(format!("docker: updating {service}: HTTP {status}: {}", message(&body)))),
         }
     }
+
+    /// Remove the container of the slot's running task (forced: a frozen, paused container
+    /// too); Swarm sees the task fail and starts a fresh one in the slot. The Engine API can
+    /// only remove containers of this node: a task elsewhere is an error that says so.
+    async fn replace_slot(&self, service: &str, slot: u64) -> Result<String, PlatformError> {
+        let filters = serde_json::json!({"service": [service], "desired-state": ["running"]}).to_string();
+        let query: String = url_encode(&filters);
+        let (status, body) = self.call(Method::GET, &format!("/tasks?filters={query}"), None).await?;
+        if status != 200 {
+            return Err(PlatformError::Api(format!("docker: tasks of {service}: HTTP {status}: {}", message(&body))));
+        }
+        let tasks: Value = serde_json::from_slice(&body)
+            .map_err(|e| PlatformError::Api(format!("docker: tasks of {service}: {e}")))?;
+        let task = tasks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["Slot"].as_u64() == Some(slot))
+            .ok_or_else(|| PlatformError::Api(format!("service {service} has no running task in slot {slot}")))?;
+        let container = task["Status"]["ContainerStatus"]["ContainerID"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| PlatformError::Api(format!("the task in slot {slot} of {service} has no container yet")))?;
+        let (status, body) = self.call(Method::DELETE, &format!("/containers/{container}?force=true"), None).await?;
+        match status {
+            204 | 200 => Ok(format!("container {}", &container[..container.len().min(12)])),
+            404 => Err(PlatformError::Api(format!(
+                "the task in slot {slot} of {service} runs on another node ({}); the Engine API of this one cannot stop it",
+                task["NodeID"].as_str().unwrap_or("?")
+            ))),
+            _ => Err(PlatformError::Api(format!(
+                "docker: removing container {container}: HTTP {status}: {}",
+                message(&body)
+            ))),
+        }
+    }
+}
+
+/// Percent-encode a query value.
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
