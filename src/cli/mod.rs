@@ -214,7 +214,20 @@ pub fn for_one_check(sources: &Sources, complaint: Complaint) -> Result<Settings
 /// `concierge scale` (its documented code for bad arguments), else clap's (2).
 pub fn usage_exit_code(error: &clap::Error, args: &[String]) -> u8 {
     let code = u8::try_from(error.exit_code()).unwrap_or(exit::CONFIG);
-    if code != 0 && args.iter().skip(1).any(|a| a == "scale") { exit::UNKNOWN } else { code }
+    // The subcommand is the first word that is neither a flag nor a global flag's value.
+    let mut words = args.iter().skip(1);
+    let mut subcommand = None;
+    while let Some(word) = words.next() {
+        if ["-c", "--config", "-d", "--config-dir", "-L", "--log-level", "--log-format", "--worker-threads"]
+            .contains(&word.as_str())
+        {
+            words.next();
+        } else if !word.starts_with('-') {
+            subcommand = Some(word.as_str());
+            break;
+        }
+    }
+    if code != 0 && subcommand == Some("scale") { exit::UNKNOWN } else { code }
 }
 
 /// The async runtime. One thread by default: a check runner waits on sockets and children
@@ -255,6 +268,19 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn scale_usage_errors_exit_3() {
+        let code = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let error = Cli::try_parse_from(&args).unwrap_err();
+            usage_exit_code(&error, &args)
+        };
+        assert_eq!(code(&["concierge", "scale", "api"]), exit::UNKNOWN);
+        assert_eq!(code(&["concierge", "-L", "debug", "scale", "api", "up", "--by", "x"]), exit::UNKNOWN);
+        assert_eq!(code(&["concierge", "check", "scale", "--nope"]), 2);
+        assert_eq!(code(&["concierge", "scale", "--help"]), 0);
+    }
 
     #[test]
     fn command_line_definition_is_consistent() {

@@ -20,6 +20,10 @@ pub const EXIT_REFUSED: u8 = 1;
 /// Exit code when the service could not be read or updated.
 pub const EXIT_FAILED: u8 = 2;
 
+/// How long a decision may take, reading and applying included (below the 30 s a Sensu
+/// handler is usually given).
+pub const DECISION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// Largest event accepted on the handler's stdin.
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
@@ -123,6 +127,12 @@ pub struct ScaleArgs {
 impl ScaleArgs {
     /// The request the arguments make, or why they make none.
     pub fn request(&self) -> Result<Move, String> {
+        if self.by == Some(0) {
+            return Err("--by must be at least 1".into());
+        }
+        if !crate::scale::valid_service_name(self.service.as_deref().unwrap_or_default()) {
+            return Err(format!("{:?} is not a service name", self.service.as_deref().unwrap_or_default()));
+        }
         match (self.action.as_deref().unwrap_or_default(), self.count, self.by) {
             ("up", None, by) => Ok(Move::Up(by.unwrap_or(1))),
             ("down", None, by) => Ok(Move::Down(by.unwrap_or(1))),
@@ -196,7 +206,7 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
             let limits = Limits { min: None, max: None, cooldown: args.cooldown };
             report_outcome(context, args.dry_run, &report::check_name(&service), &trigger, async {
                 if args.dry_run {
-                    return Outcome::ReplaceRefused { service: service.clone(), client, why: "dry run".into() };
+                    return Outcome::Replaced { service: service.clone(), client, slot, stopped: "nothing".into() };
                 }
                 match Swarm::connect().await {
                     Ok(swarm) => crate::scale::replace(&swarm, &service, &client, slot, limits).await,
@@ -257,14 +267,14 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
         Ok(signals) => signals,
         Err(error) => {
             eprintln!("error: cannot install signal handlers: {error}");
-            return ExitCode::from(exit::FAILURE);
+            return ExitCode::from(EXIT_FAILED);
         }
     };
     let limits = Limits { min: args.min, max: args.max, cooldown: args.cooldown };
     let receiver = crate::scale::serve::Receiver::new(swarm, settings, token, limits);
     if let Err(error) = receiver.serve(args.listen, signals.stop.clone()).await {
         eprintln!("error: {}: {error}", args.listen);
-        return ExitCode::from(exit::FAILURE);
+        return ExitCode::from(EXIT_FAILED);
     }
     signals.stop.cancelled().await;
     ExitCode::from(exit::OK)
@@ -316,15 +326,23 @@ async fn report_outcome(
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let outcome = outcome.await;
+    // Within a Sensu handler's usual timeout, whatever the engine does.
+    let outcome = match tokio::time::timeout(DECISION_DEADLINE, outcome).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Failed {
+            service: check_name.trim_start_matches("scale_").to_string(),
+            error: crate::scale::platform::PlatformError::Api(format!("no decision within {DECISION_DEADLINE:?}")),
+        },
+    };
     {
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), "{}{}", if dry_run { "(dry run) " } else { "" }, outcome.line());
     }
-    let mut check = report::check(&outcome, check_name, trigger);
+    // A dry run is not reported: its status 0 could resolve a real event.
     if dry_run {
-        check.insert("dry_run".into(), true.into());
+        return ExitCode::from(outcome.status());
     }
+    let check = report::check(&outcome, check_name, trigger);
     match report::deliver(&settings, check).await {
         Ok(delivered) => tracing::info!(?delivered, "scale decision reported"),
         Err(problem) => eprintln!("warning: {problem}"),

@@ -157,6 +157,9 @@ pub fn decide(service: &str, from: u64, request: Move, bounds: Bounds, cooldown:
     if matches!(request, Move::Up(0) | Move::Down(0)) {
         return refuse("nothing to do: a move of 0".into());
     }
+    if let Some(max) = bounds.max.filter(|max| *max < bounds.min) {
+        return refuse(format!("inconsistent bounds: min {} is above max {max}", bounds.min));
+    }
     let up = match request {
         Move::Up(_) => true,
         Move::Down(_) => false,
@@ -180,11 +183,12 @@ pub fn decide(service: &str, from: u64, request: Move, bounds: Bounds, cooldown:
         return refuse(format!("already at {from}"));
     }
     let (last, direction) = if up { (cooldown.last_up, "up") } else { (cooldown.last_down, "down") };
-    if let Some(last) = last {
-        let ago = now.saturating_sub(last);
-        if ago >= 0 && (ago as u64) < cooldown.seconds {
-            return refuse(format!("scaled {direction} {ago} s ago, cooldown {} s", cooldown.seconds));
-        }
+    // A recorded time in the future (clocks that disagree) counts as inside the cooldown.
+    if let Some(last) = last
+        && last.saturating_add(i64::try_from(cooldown.seconds).unwrap_or(i64::MAX)) > now
+    {
+        let ago = now.saturating_sub(last).max(0);
+        return refuse(format!("scaled {direction} {ago} s ago, cooldown {} s", cooldown.seconds));
     }
     Decision {
         service: service.to_string(),
@@ -270,6 +274,21 @@ mod tests {
         assert_eq!(
             line(3, Move::Up(0), B, NO_COOLDOWN),
             "SCALE REFUSED: api stays at 3: nothing to do: a move of 0 (up by 0; bounds 2..6)"
+        );
+        // A last move recorded in the future (another host's clock) holds the next one back.
+        let skewed = Cooldown { seconds: 300, last_up: Some(1_000_000 + 600), last_down: None };
+        assert_eq!(
+            line(3, Move::Up(1), B, skewed),
+            "SCALE REFUSED: api stays at 3: scaled up 0 s ago, cooldown 300 s (up by 1; bounds 2..6)"
+        );
+    }
+
+    #[test]
+    fn inconsistent_bounds_scale_nothing() {
+        let upside_down = Bounds { min: 5, max: Some(3) };
+        assert_eq!(
+            line(2, Move::Up(1), upside_down, NO_COOLDOWN),
+            "SCALE REFUSED: api stays at 2: inconsistent bounds: min 5 is above max 3 (up by 1; bounds 5..3)"
         );
     }
 }

@@ -69,7 +69,12 @@ impl std::str::FromStr for ClientPattern {
 impl ClientPattern {
     /// The slot a client name gives, if it matches.
     pub fn slot(&self, client: &str) -> Option<u64> {
-        client.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?.parse().ok()
+        let digits = client.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?;
+        // Exactly what Swarm writes for {{.Task.Slot}}: no sign, no leading zero.
+        if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
     }
 }
 
@@ -82,7 +87,9 @@ pub fn asked_with(event: &Value, clients: &[ClientPattern]) -> Result<Asked, Str
     let client = event.get("client").and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("?");
     let status = event.get("check").and_then(|c| c.get("status")).and_then(Value::as_i64).unwrap_or(0);
     let action = event.get("action").and_then(Value::as_str).unwrap_or("create");
-    if !matches!(action, "create" | "flapping") || status == 0 {
+    // Only a critical keepalive (sensu-server's 180 s threshold by default): a warning may
+    // be a slow client, not a stuck one.
+    if !matches!(action, "create" | "flapping") || status < 2 {
         return Ok(Asked::Nothing(format!("keepalive of {client} ({action}, status {status}): nothing to replace")));
     }
     let Some((pattern, slot)) = clients.iter().find_map(|p| Some((p, p.slot(client)?))) else {
@@ -109,7 +116,7 @@ pub fn asked(event: &Value) -> Result<Asked, String> {
     let service = scale
         .get("service")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+        .filter(|s| super::valid_service_name(s))
         .ok_or_else(|| format!("check {name}: `scale.service` must be a service name"))?;
     let count = |key: &str| -> Result<Option<u64>, String> {
         match scale.get(key) {
@@ -220,6 +227,10 @@ mod tests {
             asked_with(&keepalive("web-1", 2, "create"), &patterns).unwrap(),
             Asked::Nothing("keepalive of web-1: no --replace-clients pattern names it".into())
         );
+        assert!(matches!(asked_with(&keepalive("probe-2", 1, "create"), &patterns).unwrap(), Asked::Nothing(_)));
+        for odd in ["probe-02", "probe-+2", "probe-", "probe-2x"] {
+            assert!(matches!(asked_with(&keepalive(odd, 2, "create"), &patterns).unwrap(), Asked::Nothing(_)), "{odd}");
+        }
         assert!("probe=x".parse::<ClientPattern>().unwrap_err().contains("needs {slot}"));
         assert!("probe-{slot}".parse::<ClientPattern>().unwrap_err().contains("expected NAME-{slot}=SERVICE"));
     }

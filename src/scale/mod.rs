@@ -33,6 +33,14 @@ pub struct Limits {
     pub cooldown: u64,
 }
 
+/// Whether `name` can be a service name or id (`[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 255
+/// characters): nothing else reaches an orchestrator's API.
+pub fn valid_service_name(name: &str) -> bool {
+    name.len() <= 255
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// Default cooldown per service and direction, in seconds.
 pub const DEFAULT_COOLDOWN: u64 = 300;
 
@@ -111,6 +119,10 @@ impl Outcome {
 /// Read `service`, decide `request`, and apply the decision unless `dry_run`. A concurrent
 /// update between the read and the write re-reads and decides again, once.
 pub async fn scale(platform: &impl Platform, service: &str, request: Move, limits: Limits, dry_run: bool) -> Outcome {
+    if !valid_service_name(service) {
+        let error = PlatformError::Api(format!("{service:?} is not a service name"));
+        return Outcome::Failed { service: service.to_string(), error };
+    }
     let mut retried = false;
     loop {
         let state = match platform.read(service).await {
@@ -142,20 +154,35 @@ pub async fn scale(platform: &impl Platform, service: &str, request: Move, limit
 pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot: u64, limits: Limits) -> Outcome {
     let refuse =
         |why: String| Outcome::ReplaceRefused { service: service.to_string(), client: client.to_string(), why };
+    if !valid_service_name(service) {
+        let error = PlatformError::Api(format!("{service:?} is not a service name"));
+        return Outcome::Failed { service: service.to_string(), error };
+    }
     let state = match platform.read(service).await {
         Ok(state) => state,
         Err(error) => return Outcome::Failed { service: service.to_string(), error },
     };
     let bounds = state.bounds(limits.min, limits.max);
-    if state.replicas < bounds.min {
-        return refuse(format!("the service runs {} replicas, below its min {}", state.replicas, bounds.min));
+    let running = match platform.running_slots(service).await {
+        Ok(running) => running,
+        Err(error) => return Outcome::Failed { service: service.to_string(), error },
+    };
+    if !running.contains(&slot) {
+        return refuse(format!("slot {slot} has no running task"));
+    }
+    if running.len().saturating_sub(1) < usize::try_from(bounds.min).unwrap_or(usize::MAX) {
+        return refuse(format!(
+            "{} of its tasks run; stopping one would leave fewer than its min {}",
+            running.len(),
+            bounds.min
+        ));
     }
     let now = crate::proto::now_epoch();
-    if let Some(last) = state.labels.get(LAST_REPLACE_LABEL).and_then(|v| v.parse::<i64>().ok()) {
-        let ago = now.saturating_sub(last);
-        if ago >= 0 && (ago as u64) < limits.cooldown {
-            return refuse(format!("a client of it was replaced {ago} s ago, cooldown {} s", limits.cooldown));
-        }
+    if let Some(last) = state.labels.get(LAST_REPLACE_LABEL).and_then(|v| v.parse::<i64>().ok())
+        && last.saturating_add(i64::try_from(limits.cooldown).unwrap_or(i64::MAX)) > now
+    {
+        let ago = now.saturating_sub(last).max(0);
+        return refuse(format!("a client of it was replaced {ago} s ago, cooldown {} s", limits.cooldown));
     }
     // Recorded first: a second handler for the same outage sees the cooldown.
     if let Err(error) = platform.apply(&state, state.replicas, (LAST_REPLACE_LABEL.to_string(), now.to_string())).await

@@ -77,6 +77,8 @@ pub trait Platform {
         replicas: u64,
         record: (String, String),
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// The slots of the service's tasks that are running now.
+    fn running_slots(&self, service: &str) -> impl Future<Output = Result<Vec<u64>, PlatformError>> + Send;
     /// Stop the running task in `slot` of `service`, so the orchestrator starts a fresh one;
     /// what was stopped (a container or task id).
     fn replace_slot(&self, service: &str, slot: u64) -> impl Future<Output = Result<String, PlatformError>> + Send;

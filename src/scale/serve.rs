@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -30,6 +31,12 @@ use crate::config::Settings;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send its headers, and then its body.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Distinct moves one Alertmanager payload may ask for.
+pub const MAX_MOVES: usize = 50;
 
 /// What the receiver needs.
 pub struct Receiver<P> {
@@ -54,13 +61,23 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
     pub async fn serve(self: Arc<Self>, listen: SocketAddr, stop: CancellationToken) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(listen).await?;
         let bound = listener.local_addr()?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
             loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let accepted = tokio::select! {
                     () = stop.cancelled() => return,
                     accepted = listener.accept() => accepted,
                 };
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors, say: do not spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let receiver = self.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -68,8 +85,11 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
                         async move { Ok::<_, std::convert::Infallible>(receiver.handle(req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(READ_TIMEOUT)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
+                    drop(slot);
                 });
             }
         });
@@ -97,12 +117,13 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
                     return respond(StatusCode::UNAUTHORIZED, json!({"error": "a valid bearer token is required"}));
                 }
                 let query = req.uri().query().unwrap_or_default().to_string();
-                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                    Ok(body) => body.to_bytes(),
-                    Err(_) => {
+                let body = tokio::time::timeout(READ_TIMEOUT, Limited::new(req.into_body(), MAX_BODY).collect()).await;
+                let body = match body {
+                    Ok(Ok(body)) => body.to_bytes(),
+                    _ => {
                         return respond(
                             StatusCode::BAD_REQUEST,
-                            json!({"error": format!("the body is larger than {MAX_BODY} bytes, or could not be read")}),
+                            json!({"error": format!("the body is larger than {MAX_BODY} bytes, or did not arrive within {READ_TIMEOUT:?}")}),
                         );
                     }
                 };
@@ -128,8 +149,11 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), v.replace("%2B", "+").replace("%2b", "+")))
             .collect();
-        let Some(service) = params.get("service").filter(|s| !s.is_empty()) else {
-            return respond(StatusCode::BAD_REQUEST, json!({"error": "service=NAME is required"}));
+        let Some(service) = params.get("service").filter(|s| super::valid_service_name(s)) else {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "service=NAME is required ([A-Za-z0-9][A-Za-z0-9_.-]*)"}),
+            );
         };
         let by = params.get("by").map_or("1", String::as_str);
         let request = match by.parse::<i64>() {
@@ -179,6 +203,12 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
                 ignored += 1;
                 continue;
             };
+            if !super::valid_service_name(service) {
+                return respond(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("alerts[{i}]: {service:?} is not a service name")}),
+                );
+            }
             if alert.get("status").and_then(Value::as_str) != Some("firing") {
                 ignored += 1;
                 continue;
@@ -204,13 +234,29 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
                 }
             };
             let name = label("alertname").unwrap_or("alert");
-            moves.push((service.to_string(), request, format!("alertmanager alert {name}")));
+            // One move per service and direction (the largest asked): a group of alerts about
+            // one service is one decision, not a burst of them.
+            match moves.iter_mut().find(|(s, r, _): &&mut (String, Move, String)| s == service && same_way(*r, request))
+            {
+                Some(existing) => existing.1 = larger(existing.1, request),
+                None => moves.push((service.to_string(), request, format!("alertmanager alert {name}"))),
+            }
+            if moves.len() > MAX_MOVES {
+                return respond(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("more than {MAX_MOVES} services in one payload")}),
+                );
+            }
         }
         let mut decisions = Vec::new();
         for (service, request, trigger) in moves {
             decisions.push(self.decide(&service, request, &trigger).await);
         }
-        respond(StatusCode::OK, json!({"decisions": decisions, "ignored": ignored}))
+        // A failed decision asks Alertmanager to send again (the cooldown keeps the
+        // decisions that were taken from being taken twice).
+        let failed = decisions.iter().any(|d| d["status"].as_u64() == Some(2));
+        let code = if failed { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
+        respond(code, json!({"decisions": decisions, "ignored": ignored}))
     }
 
     /// Decide, apply, report; the decision as JSON.
@@ -232,6 +278,18 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
             _ => None,
         };
         json!({"service": service, "status": outcome.status(), "line": outcome.line(), "to": to})
+    }
+}
+
+fn same_way(a: Move, b: Move) -> bool {
+    matches!((a, b), (Move::Up(_), Move::Up(_)) | (Move::Down(_), Move::Down(_)))
+}
+
+fn larger(a: Move, b: Move) -> Move {
+    match (a, b) {
+        (Move::Up(x), Move::Up(y)) => Move::Up(x.max(y)),
+        (Move::Down(x), Move::Down(y)) => Move::Down(x.max(y)),
+        (a, _) => a,
     }
 }
 

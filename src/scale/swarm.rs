@@ -45,7 +45,9 @@ impl Swarm {
                 "docker: DOCKER_TLS_VERIFY is not supported; use a unix socket or a TLS-terminating proxy".into(),
             ));
         }
-        let docker = Docker::connect_with_host(host).map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?;
+        let docker = Docker::connect_with_host(host)
+            .map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?
+            .with_timeout(API_TIMEOUT);
         let docker = docker.negotiate_version().await.map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?;
         let v = docker.client_version();
         Ok(Self { host: host.to_string(), version: format!("v{}.{}", v.major_version, v.minor_version) })
@@ -118,6 +120,13 @@ impl Platform for Swarm {
     async fn read(&self, service: &str) -> Result<ServiceState, PlatformError> {
         let found = self.inspect(service).await?;
         let spec = &found["Spec"];
+        // The engine also answers to an id prefix: scale only what was named exactly.
+        if spec["Name"].as_str() != Some(service) && found["ID"].as_str() != Some(service) {
+            return Err(PlatformError::NotFound(format!(
+                "{service} (the engine matched {} by a prefix; name a service by its full name or id)",
+                spec["Name"].as_str().unwrap_or("another service")
+            )));
+        }
         let Some(replicas) = spec["Mode"]["Replicated"]["Replicas"].as_u64() else {
             return Err(PlatformError::Api(format!("service {service} is not a replicated service")));
         };
@@ -157,6 +166,10 @@ impl Platform for Swarm {
         }
     }
 
+    async fn running_slots(&self, service: &str) -> Result<Vec<u64>, PlatformError> {
+        Ok(self.running_tasks(service).await?.iter().filter_map(|t| t["Slot"].as_u64()).collect())
+    }
+
     /// Remove the container of the slot's running task (forced: a frozen, paused container
     /// too); Swarm sees the task fail and starts a fresh one in the slot. The Engine API can
     /// only remove containers of this node: a task elsewhere is an error that says so.
@@ -181,7 +194,7 @@ impl Platform for Swarm {
             .ok_or_else(|| PlatformError::Api(format!("the task in slot {slot} of {service} has no container yet")))?;
         let (status, body) = self.call(Method::DELETE, &format!("/containers/{container}?force=true"), None).await?;
         match status {
-            204 | 200 => Ok(format!("container {}", &container[..container.len().min(12)])),
+            204 | 200 => Ok(format!("container {}", container.get(..12).unwrap_or(container))),
             404 => Err(PlatformError::Api(format!(
                 "the task in slot {slot} of {service} runs on another node ({}); the Engine API of this one cannot stop it",
                 task["NodeID"].as_str().unwrap_or("?")
@@ -191,6 +204,26 @@ impl Platform for Swarm {
                 message(&body)
             ))),
         }
+    }
+}
+
+impl Swarm {
+    /// The service's tasks that are meant to run and do run now.
+    async fn running_tasks(&self, service: &str) -> Result<Vec<Value>, PlatformError> {
+        let filters = serde_json::json!({"service": [service], "desired-state": ["running"]}).to_string();
+        let (status, body) = self.call(Method::GET, &format!("/tasks?filters={}", url_encode(&filters)), None).await?;
+        if status != 200 {
+            return Err(PlatformError::Api(format!("docker: tasks of {service}: HTTP {status}: {}", message(&body))));
+        }
+        let tasks: Value = serde_json::from_slice(&body)
+            .map_err(|e| PlatformError::Api(format!("docker: tasks of {service}: {e}")))?;
+        Ok(tasks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["Status"]["State"].as_str() == Some("running"))
+            .cloned()
+            .collect())
     }
 }
 
