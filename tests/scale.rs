@@ -256,21 +256,27 @@ async fn a_concurrent_update_is_retried_on_the_new_version() {
     assert!(labels.contains("\"someone\":\"else\"") && labels.contains("concierge.scale.last_up"), "{labels}");
 }
 
-/// `concierge scale handle` with `event` on stdin.
-fn handle(client: &str, event: &[u8]) -> Output {
+/// `concierge scale ARGS` with `input` on stdin, against the engine and the private broker.
+fn piped(client: &str, args: &[&str], input: &[u8]) -> Output {
     use std::io::Write as _;
     let mut child = support::bin::concierge()
         .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
         .env("RABBITMQ_URL", amqp_url())
         .env("SENSU_CLIENT_NAME", client)
-        .args(["scale", "handle"])
+        .arg("scale")
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(event).unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// `concierge scale handle` with `event` on stdin.
+fn handle(client: &str, event: &[u8]) -> Output {
+    piped(client, &["handle"], event)
 }
 
 /// A sample event captured from sensu-server 1.9.0, its `scale.service` pointed at `service`.
@@ -506,20 +512,8 @@ async fn a_stuck_client_is_replaced_after_its_keepalive_event() {
         }))
         .unwrap()
     };
-    let replace = |event: &[u8]| {
-        use std::io::Write as _;
-        let mut child = support::bin::concierge()
-            .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
-            .env("RABBITMQ_URL", amqp_url())
-            .env("SENSU_CLIENT_NAME", &client)
-            .args(["scale", "handle", "--replace-clients", &format!("probe-{{slot}}={name}")])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(event).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let pattern = format!("probe-{{slot}}={name}");
+    let replace = |event: &[u8]| piped(&client, &["handle", "--replace-clients", &pattern], event);
     let out = replace(&keepalive("probe-2"));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(

@@ -245,16 +245,9 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let settings = match Loaded::load(&context.sources(false)).map_err(|e| e.to_string()).and_then(|loaded| {
-        loaded.validate().map_err(|failures| {
-            failures.iter().map(|f| format!("{}: {}", f.key, f.message)).collect::<Vec<_>>().join("; ")
-        })
-    }) {
+    let settings = match validated_settings(context) {
         Ok(settings) => settings,
-        Err(problem) => {
-            eprintln!("error: configuration is invalid: {problem}");
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(code) => return ExitCode::from(code),
     };
     let swarm = match Swarm::connect().await {
         Ok(swarm) => swarm,
@@ -278,6 +271,21 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
     }
     signals.stop.cancelled().await;
     ExitCode::from(exit::OK)
+}
+
+/// The validated settings (where results go); on failure, printed, and exit 2.
+fn validated_settings(context: &Context) -> Result<crate::config::Settings, u8> {
+    let loaded = Loaded::load(&context.sources(false)).map_err(|e| e.to_string());
+    loaded
+        .and_then(|loaded| {
+            loaded.validate().map_err(|failures| {
+                failures.iter().map(|f| format!("{}: {}", f.key, f.message)).collect::<Vec<_>>().join("; ")
+            })
+        })
+        .map_err(|problem| {
+            eprintln!("error: configuration is invalid: {problem}");
+            EXIT_FAILED
+        })
 }
 
 /// The receiver's bearer token: `CONCIERGE_SCALE_TOKEN`, or the file `CONCIERGE_SCALE_TOKEN_FILE` names.
@@ -315,16 +323,9 @@ async fn report_outcome(
     outcome: impl Future<Output = Outcome>,
 ) -> ExitCode {
     // Where the decision's result goes: the broker of the settings, if any.
-    let settings = match Loaded::load(&context.sources(false)).map_err(|e| e.to_string()).and_then(|loaded| {
-        loaded.validate().map_err(|failures| {
-            failures.iter().map(|f| format!("{}: {}", f.key, f.message)).collect::<Vec<_>>().join("; ")
-        })
-    }) {
+    let settings = match validated_settings(context) {
         Ok(settings) => settings,
-        Err(problem) => {
-            eprintln!("error: configuration is invalid: {problem}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return ExitCode::from(code),
     };
     // Within a Sensu handler's usual timeout, whatever the engine does.
     let outcome = match tokio::time::timeout(DECISION_DEADLINE, outcome).await {
