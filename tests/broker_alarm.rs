@@ -39,7 +39,7 @@ async fn memory_alarm_mid_stream_loses_nothing() {
 
     rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
     // Back to what scripts/rabbitmq.sh configures (vm_memory_high_watermark.relative).
-    let cleared = scopeguard(|| {
+    let cleared = support::scopeguard(|| {
         rabbitmqctl(&["set_vm_memory_high_watermark", "0.8"]);
     });
     submit(socket, 50..400).await;
@@ -70,17 +70,4 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     let expected: Vec<String> = (50..400).map(|i| format!("alarm_{i}")).collect();
     assert_eq!(names, expected, "every result, in order:\n{}", client.logs());
     assert!(repeats <= 3, "{repeats} results arrived twice:\n{}", client.logs());
-}
-
-/// Runs `f` when dropped, so a failing assertion still clears the alarm for the suite.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }

@@ -390,7 +390,7 @@ async fn the_webhook_receiver_scales_on_alerts_and_refuses_what_it_must() {
         .args(["scale", "serve", "--listen", &format!("127.0.0.1:{port}"), "--cooldown", "0"])
         .spawn()
         .unwrap();
-    let _stop = scopeguard(move || {
+    let _stop = support::scopeguard(move || {
         let _ = receiver.kill();
         let _ = receiver.wait();
     });
@@ -450,19 +450,6 @@ async fn the_webhook_receiver_scales_on_alerts_and_refuses_what_it_must() {
     let (_, metrics) = http(port, "GET", "/metrics", None, b"");
     assert!(metrics.contains("concierge_scale_decisions_total{outcome=\"scaled\"} 2"), "{metrics}");
     assert!(metrics.contains("concierge_scale_decisions_total{outcome=\"refused\"} 1"), "{metrics}");
-}
-
-/// Run `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 // Without a token the receiver does not start.

@@ -71,3 +71,16 @@ impl Gate {
         self.dir.path().join("open")
     }
 }
+
+/// Runs `f` when dropped, so a failing assertion still cleans up.
+pub fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
