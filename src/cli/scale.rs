@@ -8,8 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{Context, exit};
-use crate::config::Loaded;
+use super::{Complaint, Context, exit, validated};
 use crate::scale::decide::Move;
 use crate::scale::event::{self, Asked};
 use crate::scale::swarm::Swarm;
@@ -245,9 +244,9 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let settings = match validated_settings(context) {
+    let settings = match validated(&context.sources(false), Complaint::Sensu) {
         Ok(settings) => settings,
-        Err(code) => return ExitCode::from(code),
+        Err(code) => return code,
     };
     let swarm = match Swarm::connect().await {
         Ok(swarm) => swarm,
@@ -271,21 +270,6 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
     }
     signals.stop.cancelled().await;
     ExitCode::from(exit::OK)
-}
-
-/// The validated settings (where results go); on failure, printed, and exit 2.
-fn validated_settings(context: &Context) -> Result<crate::config::Settings, u8> {
-    let loaded = Loaded::load(&context.sources(false)).map_err(|e| e.to_string());
-    loaded
-        .and_then(|loaded| {
-            loaded.validate().map_err(|failures| {
-                failures.iter().map(|f| format!("{}: {}", f.key, f.message)).collect::<Vec<_>>().join("; ")
-            })
-        })
-        .map_err(|problem| {
-            eprintln!("error: configuration is invalid: {problem}");
-            EXIT_FAILED
-        })
 }
 
 /// The receiver's bearer token: `CONCIERGE_SCALE_TOKEN`, or the file `CONCIERGE_SCALE_TOKEN_FILE` names.
@@ -323,9 +307,9 @@ async fn report_outcome(
     outcome: impl Future<Output = Outcome>,
 ) -> ExitCode {
     // Where the decision's result goes: the broker of the settings, if any.
-    let settings = match validated_settings(context) {
+    let settings = match validated(&context.sources(false), Complaint::Sensu) {
         Ok(settings) => settings,
-        Err(code) => return ExitCode::from(code),
+        Err(code) => return code,
     };
     // Within a Sensu handler's usual timeout, whatever the engine does.
     let outcome = match tokio::time::timeout(DECISION_DEADLINE, outcome).await {

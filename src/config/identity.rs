@@ -40,7 +40,7 @@ pub fn expand(name: &str, env: &HashMap<String, String>, hostname: &str) -> Resu
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
-    Ok(out.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' }).collect())
+    Ok(crate::proto::name_from(&out, '-'))
 }
 
 /// The ECS task id from the v4 task metadata endpoint.

@@ -254,21 +254,8 @@ impl Loaded {
         if !failures.is_empty() {
             return Err(failures);
         }
-        let brokers = match self.raw.get("rabbitmq") {
-            Some(rabbitmq) => {
-                let concierge = concierge_scope(&self.raw).map_err(|failure| vec![failure])?;
-                brokers::brokers(rabbitmq, &concierge).map_err(|problem| {
-                    vec![Failure {
-                        key: "rabbitmq".into(),
-                        message: problem.strip_prefix("rabbitmq: ").unwrap_or(&problem).to_string(),
-                        object: brokers::redacted(rabbitmq),
-                    }]
-                })?
-            }
-            None => Vec::new(),
-        };
         let mut settings = self.build().map_err(|failure| vec![failure])?;
-        settings.brokers = brokers;
+        settings.brokers = broker_list(&settings.raw, &settings.concierge).map_err(|failure| vec![failure])?;
         Ok(settings)
     }
 
@@ -462,6 +449,17 @@ fn concierge_scope(raw: &Object) -> Result<ConciergeSettings, Failure> {
             object: v.clone(),
         }),
     }
+}
+
+/// The `rabbitmq` setting, parsed (empty when none is set); a failure is worded as
+/// validation reports it, without the password.
+fn broker_list(raw: &Object, concierge: &ConciergeSettings) -> Result<Vec<brokers::Broker>, Failure> {
+    let Some(rabbitmq) = raw.get("rabbitmq") else { return Ok(Vec::new()) };
+    brokers::brokers(rabbitmq, concierge).map_err(|problem| Failure {
+        key: "rabbitmq".into(),
+        message: problem.strip_prefix("rabbitmq: ").unwrap_or(&problem).to_string(),
+        object: brokers::redacted(rabbitmq),
+    })
 }
 
 /// `sensu.spawn.limit`.

@@ -105,16 +105,8 @@ pub fn validate(settings: &Loaded) -> Vec<Failure> {
         None => fail("client", client, "client must be a hash"),
     }
 
-    match super::concierge_scope(raw) {
-        Err(failure) => failures.push(failure),
-        Ok(concierge) => {
-            if let Some(rabbitmq) = raw.get("rabbitmq")
-                && let Err(problem) = super::brokers::brokers(rabbitmq, &concierge)
-            {
-                let shown = super::brokers::redacted(rabbitmq);
-                fail("rabbitmq", &shown, problem.strip_prefix("rabbitmq: ").unwrap_or(&problem));
-            }
-        }
+    if let Err(failure) = super::concierge_scope(raw).and_then(|concierge| super::broker_list(raw, &concierge)) {
+        failures.push(failure);
     }
     failures
 }

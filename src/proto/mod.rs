@@ -48,5 +48,15 @@ pub fn round6(seconds: f64) -> f64 {
 
 /// `\A[\w.-]+\z` with ASCII word characters: Sensu's rule for client and check names.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    !name.is_empty() && name.chars().all(is_name_char)
+}
+
+/// A character Sensu allows in a client or check name (`[\w.-]`, ASCII).
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// `text` with every character Sensu does not allow in a name replaced by `fill`.
+pub fn name_from(text: &str, fill: char) -> String {
+    text.chars().map(|c| if is_name_char(c) { c } else { fill }).collect()
 }

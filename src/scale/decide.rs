@@ -145,6 +145,13 @@ impl Decision {
     }
 }
 
+/// How many seconds ago `last` was, if a move then still holds the next one back at `now`.
+/// A recorded time in the future (clocks that disagree) counts as inside the cooldown.
+pub fn cooling(last: Option<i64>, seconds: u64, now: i64) -> Option<i64> {
+    let last = last?;
+    (last.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)) > now).then(|| now.saturating_sub(last).max(0))
+}
+
 /// Decide a request for a service with `from` replicas, at epoch second `now`.
 pub fn decide(service: &str, from: u64, request: Move, bounds: Bounds, cooldown: Cooldown, now: i64) -> Decision {
     let refuse =
@@ -183,11 +190,7 @@ pub fn decide(service: &str, from: u64, request: Move, bounds: Bounds, cooldown:
         return refuse(format!("already at {from}"));
     }
     let (last, direction) = if up { (cooldown.last_up, "up") } else { (cooldown.last_down, "down") };
-    // A recorded time in the future (clocks that disagree) counts as inside the cooldown.
-    if let Some(last) = last
-        && last.saturating_add(i64::try_from(cooldown.seconds).unwrap_or(i64::MAX)) > now
-    {
-        let ago = now.saturating_sub(last).max(0);
+    if let Some(ago) = cooling(last, cooldown.seconds, now) {
         return refuse(format!("scaled {direction} {ago} s ago, cooldown {} s", cooldown.seconds));
     }
     Decision {

@@ -38,7 +38,13 @@ pub struct Limits {
 pub fn valid_service_name(name: &str) -> bool {
     name.len() <= 255
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.chars().all(crate::proto::is_name_char)
+}
+
+/// The failure for a name that is no service name: nothing reaches the platform.
+fn unnamable(service: &str) -> Option<Outcome> {
+    let error = PlatformError::Api(format!("{service:?} is not a service name"));
+    (!valid_service_name(service)).then(|| Outcome::Failed { service: service.to_string(), error })
 }
 
 /// Default cooldown per service and direction, in seconds.
@@ -119,9 +125,8 @@ impl Outcome {
 /// Read `service`, decide `request`, and apply the decision unless `dry_run`. A concurrent
 /// update between the read and the write re-reads and decides again, once.
 pub async fn scale(platform: &impl Platform, service: &str, request: Move, limits: Limits, dry_run: bool) -> Outcome {
-    if !valid_service_name(service) {
-        let error = PlatformError::Api(format!("{service:?} is not a service name"));
-        return Outcome::Failed { service: service.to_string(), error };
+    if let Some(failed) = unnamable(service) {
+        return failed;
     }
     let mut retried = false;
     loop {
@@ -154,9 +159,8 @@ pub async fn scale(platform: &impl Platform, service: &str, request: Move, limit
 pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot: u64, limits: Limits) -> Outcome {
     let refuse =
         |why: String| Outcome::ReplaceRefused { service: service.to_string(), client: client.to_string(), why };
-    if !valid_service_name(service) {
-        let error = PlatformError::Api(format!("{service:?} is not a service name"));
-        return Outcome::Failed { service: service.to_string(), error };
+    if let Some(failed) = unnamable(service) {
+        return failed;
     }
     let state = match platform.read(service).await {
         Ok(state) => state,
@@ -178,10 +182,8 @@ pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot
         ));
     }
     let now = crate::proto::now_epoch();
-    if let Some(last) = state.labels.get(LAST_REPLACE_LABEL).and_then(|v| v.parse::<i64>().ok())
-        && last.saturating_add(i64::try_from(limits.cooldown).unwrap_or(i64::MAX)) > now
-    {
-        let ago = now.saturating_sub(last).max(0);
+    let last = state.labels.get(LAST_REPLACE_LABEL).and_then(|v| v.parse::<i64>().ok());
+    if let Some(ago) = decide::cooling(last, limits.cooldown, now) {
         return refuse(format!("a client of it was replaced {ago} s ago, cooldown {} s", limits.cooldown));
     }
     // Recorded first: a second handler for the same outage sees the cooldown.

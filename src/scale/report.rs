@@ -66,11 +66,7 @@ pub fn check(outcome: &Outcome, check_name: &str, trigger: &str) -> Object {
 /// The default check name for a service: `scale_<service>` (characters Sensu does not
 /// allow in a name become `_`).
 pub fn check_name(service: &str) -> String {
-    let safe: String = service
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' })
-        .collect();
-    format!("scale_{safe}")
+    format!("scale_{}", crate::proto::name_from(service, '_'))
 }
 
 /// Deliver the result: the broker if one is configured, else the local socket, else stdout.
