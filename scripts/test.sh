@@ -10,6 +10,7 @@
 # (AMQP URL/port, node name, rabbitmqctl wrapper) are exported to the command.
 # Set CONCIERGE_TEST_RABBITMQ_DIR to keep the broker's files in a known place.
 #
+# The ECS tests start their own moto server (PyPI's moto[server], installed here if missing).
 # For the container tests (a whole run, or one naming `container`), a private Docker engine
 # with a one-node Swarm is started the same way (scripts/docker.sh, as root) and the image is
 # built from the Dockerfile's runtime stage with the dist binary; CONCIERGE_TEST_DOCKER*
@@ -21,6 +22,12 @@ root=$(cd "$here/.." && pwd -P)
 rmq="$here/rabbitmq.sh"
 
 "$rmq" install
+# The ECS tests talk to PyPI's moto server on loopback (AWS is not reachable here).
+moto_version=5.2.1
+if ! python3 -c "import flask, moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+fi
+export CONCIERGE_TEST_MOTO="$(command -v python3) -m moto.server"
 
 if [[ -n ${CONCIERGE_TEST_RABBITMQ_DIR:-} ]]; then
     dir=$CONCIERGE_TEST_RABBITMQ_DIR

@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use concierge::scale::decide::Move;
-use concierge::scale::platform::{Platform, PlatformError, ServiceState};
+use concierge::scale::platform::{Platform, PlatformError, ServiceState, TaskRef};
 use concierge::scale::swarm::Swarm;
 use concierge::scale::{Limits, Outcome, scale};
 use serde_json::Value;
@@ -230,12 +230,12 @@ impl Platform for Contended<'_> {
         self.swarm.apply(state, replicas, record).await
     }
 
-    async fn running_slots(&self, service: &str) -> Result<Vec<u64>, PlatformError> {
-        self.swarm.running_slots(service).await
+    async fn running_tasks(&self, service: &str) -> Result<Vec<TaskRef>, PlatformError> {
+        self.swarm.running_tasks(service).await
     }
 
-    async fn replace_slot(&self, service: &str, slot: u64) -> Result<String, PlatformError> {
-        self.swarm.replace_slot(service, slot).await
+    async fn replace_task(&self, service: &str, task: &TaskRef) -> Result<String, PlatformError> {
+        self.swarm.replace_task(service, task).await
     }
 }
 
@@ -549,4 +549,187 @@ fn announced(port: u16, token: &str, length: usize) -> (u16, String) {
     let _ = stream.read_to_string(&mut response);
     let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, response)
+}
+
+/// An ECS service in a cluster of the moto server, with bounds 2..4 in its tags.
+async fn ecs_service(ecs: &aws_sdk_ecs::Client, replicas: i32) -> (String, String) {
+    use aws_sdk_ecs::types::{ContainerDefinition, Tag};
+    let cluster = unique("probes");
+    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
+    let container = ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build();
+    ecs.register_task_definition().family("probe").container_definitions(container).send().await.unwrap();
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("api")
+        .task_definition("probe")
+        .desired_count(replicas)
+        .tags(tag("com.df.scaleMin", "2"))
+        .tags(tag("com.df.scaleMax", "4"))
+        .tags(tag("team", "probes"))
+        .send()
+        .await
+        .unwrap();
+    (cluster, "api".into())
+}
+
+/// The service's desired count and tags, read back from the server.
+async fn ecs_state(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> (i32, Vec<(String, String)>) {
+    let out = ecs.describe_services().cluster(cluster).services(service).send().await.unwrap();
+    let found = &out.services()[0];
+    let tags = ecs.list_tags_for_resource().resource_arn(found.service_arn().unwrap()).send().await.unwrap();
+    let tags = tags.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect();
+    (found.desired_count(), tags)
+}
+
+/// `concierge scale --platform ecs --cluster CLUSTER ARGS` against the moto server, with
+/// `input` on stdin; its result published to the private broker.
+fn ecs_scale(moto: &support::moto::Moto, client: &str, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = support::bin::concierge()
+        .envs(moto.env())
+        .env("RABBITMQ_URL", amqp_url())
+        .env("SENSU_CLIENT_NAME", client)
+        .arg("scale")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// ECS (moto on loopback standing in for AWS): the same decisions as on Swarm, the bounds
+// from the service's tags, the cooldown kept in its tags across processes, a result each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_services_scale_within_their_tags_with_cooldowns_in_tags() {
+    let Some(moto) = support::moto::Moto::start().await else { return };
+    let ecs = moto.ecs();
+    let (cluster, api) = ecs_service(&ecs, 3).await;
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let client = unique("ecs-scheduler");
+    let on_ecs = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = ["--platform", "ecs", "--cluster", &cluster].map(String::from).to_vec();
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    };
+    let mut decide = async |args: &[&str], code: i32, line: &str| -> Value {
+        let args = on_ecs(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ecs_scale(&moto, &client, &args, b"");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        match line.strip_suffix('…') {
+            Some(start) => assert!(stdout(&out).starts_with(start), "{}", stdout(&out)),
+            None => assert_eq!(stdout(&out), line),
+        }
+        let (r, _) = results.next_for(&client, Duration::from_secs(10)).await.expect("a result per decision");
+        let check = format!("scale_{}", args[4]);
+        assert_eq!(
+            (r["check"]["name"].as_str(), r["check"]["status"].as_i64()),
+            (Some(check.as_str()), Some(code.into()))
+        );
+        r
+    };
+
+    let r = decide(&[&api, "up"], 0, "SCALE OK: api 3 → 4 (up by 1; bounds 2..4)").await;
+    assert_eq!(r["check"]["bounds"], serde_json::json!({"min": 2, "max": 4}));
+    let (count, tags) = ecs_state(&ecs, &cluster, &api).await;
+    assert_eq!(count, 4);
+    assert!(tags.iter().any(|(k, _)| k == "concierge.scale.last_up"), "{tags:?}");
+    assert!(tags.contains(&("team".into(), "probes".into())), "other tags are kept: {tags:?}");
+
+    decide(&[&api, "up", "--cooldown", "0"], 1, "SCALE REFUSED: api stays at 4: at the max (up by 1; bounds 2..4)")
+        .await;
+    decide(&[&api, "down"], 0, "SCALE OK: api 4 → 3 (down by 1; bounds 2..4)").await;
+    // A new process reads the cooldown back from the tags.
+    decide(&[&api, "down"], 1, "SCALE REFUSED: api stays at 3: scaled down …").await;
+    assert_eq!(ecs_state(&ecs, &cluster, &api).await.0, 3);
+    let arn = format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{api}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let long_ago = aws_sdk_ecs::types::Tag::builder().key("concierge.scale.last_down").value((now - 301).to_string());
+    ecs.tag_resource().resource_arn(&arn).tags(long_ago.build()).send().await.unwrap();
+    decide(&[&api, "down"], 0, "SCALE OK: api 3 → 2 (down by 1; bounds 2..4)").await;
+    decide(&[&api, "to", "9", "--cooldown", "0"], 0, "SCALE OK: api 2 → 4 (to 9, clamped to the bounds; bounds 2..4)")
+        .await;
+    assert_eq!(ecs_state(&ecs, &cluster, &api).await.0, 4);
+
+    // What is not there fails (exit 2), naming it.
+    decide(&["nope", "up"], 2, &format!("SCALE FAILED: nope: service nope (cluster {cluster}) not found")).await;
+    let out = ecs_scale(&moto, &client, &["--platform", "ecs", "--cluster", "no-such-cluster", &api, "up"], b"");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("SCALE FAILED: api: "), "{}", stdout(&out));
+    let _ = results.next_for(&client, Duration::from_secs(10)).await;
+    // A platform that is not there is a bad argument.
+    let out = ecs_scale(&moto, &client, &["--platform", "nomad", &api, "up"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "error: unknown platform \"nomad\": swarm or ecs");
+    assert_eq!(ecs_state(&ecs, &cluster, &api).await.0, 4);
+}
+
+// ECS through the Sensu handler: a check naming `"platform": "ecs"` scales the service, and a
+// keepalive event of `probe-{ecs_task_id}` stops that task (StopTask), once per cooldown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sensu_handler_scales_and_replaces_on_ecs() {
+    let Some(moto) = support::moto::Moto::start().await else { return };
+    let ecs = moto.ecs();
+    let (cluster, api) = ecs_service(&ecs, 2).await;
+    let client = unique("ecs-handler");
+    let mut event: Value = serde_json::from_slice(&sample("handler-event-create.json", &api)).unwrap();
+    event["check"]["scale"]["platform"] = "ecs".into();
+    event["check"]["scale"]["cluster"] = cluster.clone().into();
+    let out = ecs_scale(&moto, &client, &["handle"], &serde_json::to_vec(&event).unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), "SCALE OK: api 2 → 3 (up by 1; bounds 2..4)");
+    assert_eq!(ecs_state(&ecs, &cluster, &api).await.0, 3);
+
+    // Four tasks of the service; the client in the second stopped sending keepalives. (The
+    // SDK cannot read moto's RunTask answer, whose containers' `cpu` is a number where ECS
+    // sends a string; the tasks are made all the same and listed below.)
+    let _ = ecs
+        .run_task()
+        .cluster(&cluster)
+        .task_definition("probe")
+        .count(4)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .group("service:api")
+        .send()
+        .await;
+    let tasks = async |status: aws_sdk_ecs::types::DesiredStatus| -> Vec<String> {
+        let listed = ecs.list_tasks().cluster(&cluster).desired_status(status).send().await.unwrap();
+        listed.task_arns().iter().map(|arn| arn.rsplit('/').next().unwrap().to_string()).collect()
+    };
+    let ids = tasks(aws_sdk_ecs::types::DesiredStatus::Running).await;
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let keepalive = |id: &str| {
+        serde_json::to_vec(&serde_json::json!({"client": {"name": format!("probe-{id}")},
+            "check": {"name": "keepalive", "status": 2, "output": "No keepalive sent from client for 185 seconds (>=180)"},
+            "occurrences": 1, "action": "create"}))
+        .unwrap()
+    };
+    let replace = ["handle", "--replace-clients", "probe-{ecs_task_id}=api", "--cluster", &cluster];
+    let out = ecs_scale(&moto, &client, &replace, &keepalive(&ids[1]));
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "SCALE REPLACED: probe-{id} (service api, task {id}): stopped task {id}; its keepalives had stopped",
+            id = ids[1]
+        )
+    );
+    assert_eq!(tasks(aws_sdk_ecs::types::DesiredStatus::Stopped).await, vec![ids[1].clone()]);
+    // Another stuck client within the cooldown: not replaced (exit 1), nothing stopped.
+    let out = ecs_scale(&moto, &client, &replace, &keepalive(&ids[2]));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "SCALE REFUSED: probe-{} (service api) is not replaced: a client of it was replaced ",
+            ids[2]
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(tasks(aws_sdk_ecs::types::DesiredStatus::Stopped).await, vec![ids[1].clone()]);
 }

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{Complaint, Context, exit, validated};
+use crate::scale::backend::Target;
 use crate::scale::decide::Move;
 use crate::scale::event::{self, Asked};
-use crate::scale::swarm::Swarm;
+use crate::scale::platform::TaskRef;
 use crate::scale::{DEFAULT_COOLDOWN, Limits, Outcome, report, scale};
 
 /// Exit code when a request is refused (at a bound, in cooldown, no max for an up-scale).
@@ -49,6 +50,26 @@ pub enum ScaleTool {
     Serve(ServeArgs),
 }
 
+/// The orchestrator.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
+    /// The orchestrator: swarm (DOCKER_HOST) or ecs (the AWS SDK's settings) [default: ecs
+    /// with --cluster, else swarm]
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The ECS cluster [default: default]
+    #[arg(long)]
+    pub cluster: Option<String>,
+}
+
+impl PlatformArgs {
+    /// The target, or why there is none.
+    pub fn target(&self) -> Result<Target, String> {
+        let implied = if self.cluster.is_some() { "ecs" } else { "swarm" };
+        Target::named(self.platform.as_deref().unwrap_or(implied), self.cluster.as_deref())
+    }
+}
+
 /// `concierge scale serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -67,13 +88,17 @@ pub struct ServeArgs {
     /// Most replicas [default: each service's labels; none refuses up-scales]
     #[arg(long)]
     pub max: Option<u64>,
+    /// The orchestrator.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 /// `concierge scale handle`.
 #[derive(Debug, Clone, Args)]
 pub struct HandleArgs {
     /// Replace stuck clients: on a client's keepalive event, stop the task behind it. NAME
-    /// holds `{slot}`: `probe-{slot}=probes_concierge` (repeatable)
+    /// holds `{slot}` (Swarm: `probe-{slot}=probes_concierge`) or `{ecs_task_id}` (ECS, in
+    /// --cluster) (repeatable)
     #[arg(long = "replace-clients", value_name = "NAME-{slot}=SERVICE")]
     pub replace_clients: Vec<crate::scale::event::ClientPattern>,
     /// Seconds a move holds back the next one in the same direction (the check's
@@ -83,12 +108,15 @@ pub struct HandleArgs {
     /// Decide and report, but change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// The orchestrator, for checks whose `scale` names none.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 /// `concierge scale SERVICE …`.
 #[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
-    /// The service (Swarm: its name or id)
+    /// The service (Swarm: its name or id; ECS: its name or ARN)
     #[arg(required = true)]
     pub service: Option<String>,
     /// `up`, `down`, or `to`
@@ -112,9 +140,9 @@ pub struct ScaleArgs {
     /// Decide and report, but change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// The orchestrator: swarm
-    #[arg(long, default_value = "swarm")]
-    pub platform: String,
+    /// The orchestrator.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// The result's check name [default: scale_SERVICE]
     #[arg(long)]
     pub check_name: Option<String>,
@@ -162,10 +190,13 @@ async fn direct(context: &Context, args: &ScaleArgs) -> ExitCode {
             return ExitCode::from(exit::UNKNOWN);
         }
     };
-    if args.platform != "swarm" {
-        eprintln!("error: unknown platform {:?}: swarm", args.platform);
-        return ExitCode::from(exit::UNKNOWN);
-    }
+    let target = match args.platform.target() {
+        Ok(target) => target,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(exit::UNKNOWN);
+        }
+    };
     if let (Some(min), Some(max)) = (args.min, args.max)
         && min > max
     {
@@ -175,7 +206,7 @@ async fn direct(context: &Context, args: &ScaleArgs) -> ExitCode {
     let service = args.service.clone().unwrap_or_default();
     let limits = Limits { min: args.min, max: args.max, cooldown: args.cooldown };
     let name = args.check_name.clone().unwrap_or_else(|| report::check_name(&service));
-    decide_and_report(context, &service, request, limits, args.dry_run, &name, &args.trigger).await
+    decide_and_report(context, &target, &service, request, limits, args.dry_run, &name, &args.trigger).await
 }
 
 /// `concierge scale handle`: the event on stdin.
@@ -190,7 +221,8 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
         Ok(_) => serde_json::from_slice::<serde_json::Value>(&input)
             .map_err(|e| format!("the event on stdin is not JSON: {e}")),
     };
-    let asked = event.and_then(|event| event::asked_with(&event, &args.replace_clients));
+    let target = args.platform.target();
+    let asked = target.clone().and_then(|_| event.and_then(|event| event::asked_with(&event, &args.replace_clients)));
     match asked {
         Err(problem) => {
             eprintln!("UNKNOWN: {problem}; nothing scaled");
@@ -201,20 +233,27 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
             let _ = writeln!(std::io::stdout(), "SCALE IGNORED: {why}");
             ExitCode::from(exit::OK)
         }
-        Ok(Asked::Replace { service, slot, client, trigger }) => {
+        Ok(Asked::Replace { service, task, client, trigger }) => {
             let limits = Limits { min: None, max: None, cooldown: args.cooldown };
+            // The name's placeholder says where the task runs: a slot on Swarm, an id on ECS.
+            let target = match &task {
+                TaskRef::Slot(_) => Target::Swarm,
+                TaskRef::Id(_) => Target::Ecs {
+                    cluster: args.platform.cluster.clone().unwrap_or_else(|| crate::scale::ecs::DEFAULT_CLUSTER.into()),
+                },
+            };
             report_outcome(context, args.dry_run, &report::check_name(&service), &trigger, async {
                 if args.dry_run {
-                    return Outcome::Replaced { service: service.clone(), client, slot, stopped: "nothing".into() };
+                    return Outcome::Replaced { service: service.clone(), client, task, stopped: "nothing".into() };
                 }
-                match Swarm::connect().await {
-                    Ok(swarm) => crate::scale::replace(&swarm, &service, &client, slot, limits).await,
+                match target.connect().await {
+                    Ok(platform) => crate::scale::replace(&platform, &service, &client, task, limits).await,
                     Err(error) => Outcome::Failed { service: service.clone(), error },
                 }
             })
             .await
         }
-        Ok(Asked::Scale { service, request, min, max, cooldown, trigger }) => {
+        Ok(Asked::Scale { service, request, min, max, cooldown, platform, trigger }) => {
             if let (Some(min), Some(max)) = (min, max)
                 && min > max
             {
@@ -223,7 +262,8 @@ async fn handle(context: &Context, args: &HandleArgs) -> ExitCode {
             }
             let limits = Limits { min, max, cooldown: cooldown.unwrap_or(args.cooldown) };
             let name = report::check_name(&service);
-            decide_and_report(context, &service, request, limits, args.dry_run, &name, &trigger).await
+            let target = platform.or(target.ok()).unwrap_or(Target::Swarm);
+            decide_and_report(context, &target, &service, request, limits, args.dry_run, &name, &trigger).await
         }
     }
 }
@@ -248,8 +288,15 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let swarm = match Swarm::connect().await {
-        Ok(swarm) => swarm,
+    let platform = match args.platform.target() {
+        Ok(target) => target.connect().await,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let platform = match platform {
+        Ok(platform) => platform,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_FAILED);
@@ -263,7 +310,7 @@ async fn serve(context: &Context, args: &ServeArgs) -> ExitCode {
         }
     };
     let limits = Limits { min: args.min, max: args.max, cooldown: args.cooldown };
-    let receiver = crate::scale::serve::Receiver::new(swarm, settings, token, limits);
+    let receiver = crate::scale::serve::Receiver::new(platform, settings, token, limits);
     if let Err(error) = receiver.serve(args.listen, signals.stop.clone()).await {
         eprintln!("error: {}: {error}", args.listen);
         return ExitCode::from(EXIT_FAILED);
@@ -279,8 +326,10 @@ fn scale_token(env: &std::collections::HashMap<String, String>) -> Result<Option
 }
 
 /// Decide (and apply), print the line, publish the result; exit with the decision's status.
+#[allow(clippy::too_many_arguments)]
 async fn decide_and_report(
     context: &Context,
+    target: &Target,
     service: &str,
     request: Move,
     limits: Limits,
@@ -289,8 +338,8 @@ async fn decide_and_report(
     trigger: &str,
 ) -> ExitCode {
     let outcome = async {
-        match Swarm::connect().await {
-            Ok(swarm) => scale(&swarm, service, request, limits, dry_run).await,
+        match target.connect().await {
+            Ok(platform) => scale(&platform, service, request, limits, dry_run).await,
             Err(error) => Outcome::Failed { service: service.to_string(), error },
         }
     };

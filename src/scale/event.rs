@@ -1,13 +1,15 @@
 //! A Sensu 1.x event as a scaling request: what `concierge scale handle` (a pipe handler)
 //! makes of the JSON sensu-server writes on its stdin. The check definition says what to
 //! scale: `"scale": {"service": "api", "direction": "up", "by": 1}` (optional `min`, `max`,
-//! `cooldown`, `platform`: `swarm`, and `on_resolve: true` to scale back the other way when
+//! `cooldown`, `platform`: `swarm` or `ecs` with `cluster`, and `on_resolve: true` to scale back the other way when
 //! the check resolves). sensu-server calls the handler again on every failing result
 //! (`occurrences` 1, 2, 3…): the cooldown keeps one incident from scaling to the max.
 
 use serde_json::Value;
 
+use super::backend::Target;
 use super::decide::Move;
+use super::platform::TaskRef;
 
 /// What an event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum Asked {
         max: Option<u64>,
         /// `cooldown` (seconds) from the definition.
         cooldown: Option<u64>,
+        /// `platform` (and `cluster`) from the definition; else the handler's.
+        platform: Option<Target>,
         /// The check and client that caused it, for the result's `trigger`.
         trigger: String,
     },
@@ -31,8 +35,8 @@ pub enum Asked {
     Replace {
         /// The service the client belongs to.
         service: String,
-        /// Its task slot.
-        slot: u64,
+        /// Its task.
+        task: TaskRef,
         /// The client.
         client: String,
         /// The keepalive event, for the result's `trigger`.
@@ -43,12 +47,14 @@ pub enum Asked {
 }
 
 /// How client names map to tasks: `probe-{slot}=SERVICE`, the fleet's own Swarm naming
-/// (`SENSU_CLIENT_NAME=probe-{{.Task.Slot}}`).
+/// (`SENSU_CLIENT_NAME=probe-{{.Task.Slot}}`), or `probe-{ecs_task_id}=SERVICE` on ECS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientPattern {
     prefix: String,
     suffix: String,
-    /// The service whose slot the name gives.
+    /// `{slot}` (Swarm) or `{ecs_task_id}` (ECS).
+    by_slot: bool,
+    /// The service whose task the name gives.
     pub service: String,
 }
 
@@ -60,21 +66,29 @@ impl std::str::FromStr for ClientPattern {
             .split_once('=')
             .filter(|(_, service)| !service.is_empty())
             .ok_or_else(|| format!("{s:?}: expected NAME-{{slot}}=SERVICE"))?;
-        let (prefix, suffix) =
-            pattern.split_once("{slot}").ok_or_else(|| format!("{s:?}: the client name pattern needs {{slot}}"))?;
-        Ok(Self { prefix: prefix.to_string(), suffix: suffix.to_string(), service: service.to_string() })
+        let (by_slot, (prefix, suffix)) = match (pattern.split_once("{slot}"), pattern.split_once("{ecs_task_id}")) {
+            (Some(parts), None) => (true, parts),
+            (None, Some(parts)) => (false, parts),
+            _ => return Err(format!("{s:?}: the client name pattern needs one {{slot}} or {{ecs_task_id}}")),
+        };
+        Ok(Self { prefix: prefix.to_string(), suffix: suffix.to_string(), by_slot, service: service.to_string() })
     }
 }
 
 impl ClientPattern {
-    /// The slot a client name gives, if it matches.
-    pub fn slot(&self, client: &str) -> Option<u64> {
-        let digits = client.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?;
-        // Exactly what Swarm writes for {{.Task.Slot}}: no sign, no leading zero.
-        if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+    /// The task a client name gives, if it matches.
+    pub fn task(&self, client: &str) -> Option<TaskRef> {
+        let part = client.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?;
+        if self.by_slot {
+            // Exactly what Swarm writes for {{.Task.Slot}}: no sign, no leading zero.
+            if part.is_empty() || part.starts_with('0') || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            return part.parse().ok().map(TaskRef::Slot);
         }
-        digits.parse().ok()
+        // An ECS task id: 32 hex digits (older ids: a UUID with dashes).
+        let id_like = (1..=64).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        id_like.then(|| TaskRef::Id(part.to_string()))
     }
 }
 
@@ -92,12 +106,12 @@ pub fn asked_with(event: &Value, clients: &[ClientPattern]) -> Result<Asked, Str
     if !matches!(action, "create" | "flapping") || status < 2 {
         return Ok(Asked::Nothing(format!("keepalive of {client} ({action}, status {status}): nothing to replace")));
     }
-    let Some((pattern, slot)) = clients.iter().find_map(|p| Some((p, p.slot(client)?))) else {
+    let Some((pattern, task)) = clients.iter().find_map(|p| Some((p, p.task(client)?))) else {
         return Ok(Asked::Nothing(format!("keepalive of {client}: no --replace-clients pattern names it")));
     };
     Ok(Asked::Replace {
         service: pattern.service.clone(),
-        slot,
+        task,
         client: client.to_string(),
         trigger: format!("sensu keepalive of {client} ({action}, status {status})"),
     })
@@ -135,10 +149,18 @@ pub fn asked(event: &Value) -> Result<Asked, String> {
         Some("down") => false,
         Some(other) => return Err(format!("check {name}: `scale.direction` must be up or down, not {other:?}")),
     };
-    match scale.get("platform").and_then(Value::as_str) {
-        None | Some("swarm") => {}
-        Some(other) => return Err(format!("check {name}: `scale.platform` {other:?} is not supported here (swarm)")),
-    }
+    let text = |key: &str| match scale.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(format!("check {name}: `scale.{key}` must be a string")),
+    };
+    let platform = match (text("platform")?, text("cluster")?) {
+        (None, None) => None,
+        (platform, cluster) => Some(
+            Target::named(platform.unwrap_or(if cluster.is_some() { "ecs" } else { "swarm" }), cluster)
+                .map_err(|e| format!("check {name}: `scale.platform`: {e}"))?,
+        ),
+    };
     let status = check.get("status").and_then(Value::as_i64).unwrap_or(0);
     let occurrence = event.get("occurrences").and_then(Value::as_u64).unwrap_or(1);
     let up = match action {
@@ -158,6 +180,7 @@ pub fn asked(event: &Value) -> Result<Asked, String> {
         min: count("min")?,
         max: count("max")?,
         cooldown: count("cooldown")?,
+        platform,
         trigger: format!("sensu check {name} on {client}, occurrence {occurrence} ({action})"),
     })
 }
@@ -183,11 +206,15 @@ mod tests {
                 min: None,
                 max: None,
                 cooldown: None,
+                platform: None,
                 trigger: "sensu check api_response_time on probe-1, occurrence 4 (create)".into()
             }
         );
         let got = asked(&event("flapping", 1, json!({"service": "api", "direction": "down", "max": 6}))).unwrap();
         assert!(matches!(got, Asked::Scale { request: Move::Down(1), max: Some(6), .. }), "{got:?}");
+        let ecs =
+            asked(&event("create", 2, json!({"service": "api", "platform": "ecs", "cluster": "probes"}))).unwrap();
+        assert!(matches!(ecs, Asked::Scale { platform: Some(Target::Ecs { ref cluster }), .. } if cluster == "probes"));
     }
 
     #[test]
@@ -217,7 +244,7 @@ mod tests {
             asked_with(&keepalive("probe-2", 2, "create"), &patterns).unwrap(),
             Asked::Replace {
                 service: "probes_concierge".into(),
-                slot: 2,
+                task: TaskRef::Slot(2),
                 client: "probe-2".into(),
                 trigger: "sensu keepalive of probe-2 (create, status 2)".into()
             }
@@ -231,7 +258,14 @@ mod tests {
         for odd in ["probe-02", "probe-+2", "probe-", "probe-2x"] {
             assert!(matches!(asked_with(&keepalive(odd, 2, "create"), &patterns).unwrap(), Asked::Nothing(_)), "{odd}");
         }
-        assert!("probe=x".parse::<ClientPattern>().unwrap_err().contains("needs {slot}"));
+        assert!("probe=x".parse::<ClientPattern>().unwrap_err().contains("needs one {slot} or {ecs_task_id}"));
+        let ecs: Vec<ClientPattern> = vec!["probe-{ecs_task_id}=probes".parse().unwrap()];
+        let id = "0f5e2c3a4b5d4e6f8a9b0c1d2e3f4a5b";
+        assert!(matches!(
+            asked_with(&keepalive(&format!("probe-{id}"), 2, "create"), &ecs).unwrap(),
+            Asked::Replace { task: TaskRef::Id(got), .. } if got == id
+        ));
+        assert!(matches!(asked_with(&keepalive("probe-xyz", 2, "create"), &ecs).unwrap(), Asked::Nothing(_)));
         assert!("probe-{slot}".parse::<ClientPattern>().unwrap_err().contains("expected NAME-{slot}=SERVICE"));
     }
 
@@ -250,6 +284,14 @@ mod tests {
         assert_eq!(
             bad(json!({"service": "api", "direction": "sideways"})),
             "check api_response_time: `scale.direction` must be up or down, not \"sideways\""
+        );
+        assert_eq!(
+            bad(json!({"service": "api", "platform": "nomad"})),
+            "check api_response_time: `scale.platform`: unknown platform \"nomad\": swarm or ecs"
+        );
+        assert_eq!(
+            bad(json!({"service": "api", "cluster": 3})),
+            "check api_response_time: `scale.cluster` must be a string"
         );
     }
 }

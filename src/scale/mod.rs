@@ -5,6 +5,8 @@
 //! * [`platform`]: what an orchestrator must offer (read a service, set its count, keep the
 //!   record of the move on the service so a cooldown outlives the process);
 //! * [`swarm`]: Docker Swarm through the Engine API (bollard);
+//! * [`ecs`]: Amazon ECS through the AWS SDK for Rust;
+//! * [`backend`]: which of them a request names, connected;
 //! * [`report`]: a decision as a Sensu result: to the broker, a local client socket, or stdout;
 //! * [`event`]: a Sensu event (the pipe handler's stdin) as a scaling request;
 //! * [`serve`]: the HTTP receiver for Alertmanager webhooks and scripts.
@@ -12,7 +14,9 @@
 //! [`scale`] ties them: read, decide, apply; a conflicting concurrent update re-reads and
 //! retries once.
 
+pub mod backend;
 pub mod decide;
+pub mod ecs;
 pub mod event;
 pub mod platform;
 pub mod report;
@@ -20,7 +24,7 @@ pub mod serve;
 pub mod swarm;
 
 use decide::{Decision, Move};
-use platform::{LAST_REPLACE_LABEL, Platform, PlatformError, last_move_label};
+use platform::{LAST_REPLACE_LABEL, Platform, PlatformError, TaskRef, last_move_label};
 
 /// What a caller sets besides the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +65,8 @@ pub enum Outcome {
         service: String,
         /// The client.
         client: String,
-        /// Its slot.
-        slot: u64,
+        /// Its task.
+        task: TaskRef,
         /// What was stopped.
         stopped: String,
     },
@@ -99,9 +103,9 @@ impl Outcome {
     pub fn line(&self) -> String {
         match self {
             Self::Decided(d) => d.line(),
-            Self::Replaced { service, client, slot, stopped } => {
+            Self::Replaced { service, client, task, stopped } => {
                 format!(
-                    "SCALE REPLACED: {client} (service {service}, slot {slot}): stopped {stopped}; its keepalives had stopped"
+                    "SCALE REPLACED: {client} (service {service}, {task}): stopped {stopped}; its keepalives had stopped"
                 )
             }
             Self::ReplaceRefused { service, client, why } => {
@@ -153,10 +157,10 @@ pub async fn scale(platform: &impl Platform, service: &str, request: Move, limit
     }
 }
 
-/// Replace the stuck client in `slot` of `service`: stop its task so the orchestrator starts
+/// Replace the stuck client in `task` of `service`: stop its task so the orchestrator starts
 /// a fresh one — at most one replacement per service per cooldown, never while the service
 /// is below its min. The replacement is recorded on the service (`concierge.scale.last_replace`).
-pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot: u64, limits: Limits) -> Outcome {
+pub async fn replace(platform: &impl Platform, service: &str, client: &str, task: TaskRef, limits: Limits) -> Outcome {
     let refuse =
         |why: String| Outcome::ReplaceRefused { service: service.to_string(), client: client.to_string(), why };
     if let Some(failed) = unnamable(service) {
@@ -167,12 +171,12 @@ pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot
         Err(error) => return Outcome::Failed { service: service.to_string(), error },
     };
     let bounds = state.bounds(limits.min, limits.max);
-    let running = match platform.running_slots(service).await {
+    let running = match platform.running_tasks(service).await {
         Ok(running) => running,
         Err(error) => return Outcome::Failed { service: service.to_string(), error },
     };
-    if !running.contains(&slot) {
-        return refuse(format!("slot {slot} has no running task"));
+    if !running.contains(&task) {
+        return refuse(format!("{task} is not a running task of it"));
     }
     if running.len().saturating_sub(1) < usize::try_from(bounds.min).unwrap_or(usize::MAX) {
         return refuse(format!(
@@ -191,8 +195,8 @@ pub async fn replace(platform: &impl Platform, service: &str, client: &str, slot
     {
         return Outcome::Failed { service: service.to_string(), error };
     }
-    match platform.replace_slot(service, slot).await {
-        Ok(stopped) => Outcome::Replaced { service: service.to_string(), client: client.to_string(), slot, stopped },
+    match platform.replace_task(service, &task).await {
+        Ok(stopped) => Outcome::Replaced { service: service.to_string(), client: client.to_string(), task, stopped },
         Err(error) => Outcome::Failed { service: service.to_string(), error },
     }
 }

@@ -28,8 +28,10 @@ pub struct ServiceState {
     pub replicas: u64,
     /// Its labels (Swarm) or tags (ECS).
     pub labels: BTreeMap<String, String>,
-    /// The platform's version of the service object (Swarm: the version index).
+    /// The platform's version of the service object (Swarm: the version index; ECS has none).
     pub version: Option<u64>,
+    /// The platform's own handle on it (Swarm: the service id; ECS: the service ARN).
+    pub id: String,
 }
 
 impl ServiceState {
@@ -49,6 +51,25 @@ impl ServiceState {
 /// The label or tag recording the last move in a direction.
 pub fn last_move_label(direction: Direction) -> String {
     format!("{LAST_MOVE_PREFIX}{}", direction.as_str())
+}
+
+/// A task of a service, as a client's name gives it: Swarm's task slot (`probe-{slot}`,
+/// from `{{.Task.Slot}}`) or an ECS task id (`probe-{ecs_task_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskRef {
+    /// A Swarm task slot.
+    Slot(u64),
+    /// An ECS task id (the last segment of its ARN).
+    Id(String),
+}
+
+impl std::fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Slot(slot) => write!(f, "slot {slot}"),
+            Self::Id(id) => write!(f, "task {id}"),
+        }
+    }
 }
 
 /// Why the platform could not read or update a service.
@@ -77,9 +98,10 @@ pub trait Platform {
         replicas: u64,
         record: (String, String),
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
-    /// The slots of the service's tasks that are running now.
-    fn running_slots(&self, service: &str) -> impl Future<Output = Result<Vec<u64>, PlatformError>> + Send;
-    /// Stop the running task in `slot` of `service`, so the orchestrator starts a fresh one;
-    /// what was stopped (a container or task id).
-    fn replace_slot(&self, service: &str, slot: u64) -> impl Future<Output = Result<String, PlatformError>> + Send;
+    /// The service's tasks that are running now.
+    fn running_tasks(&self, service: &str) -> impl Future<Output = Result<Vec<TaskRef>, PlatformError>> + Send;
+    /// Stop the running `task` of `service`, so the orchestrator starts a fresh one; what was
+    /// stopped (a container or task id).
+    fn replace_task(&self, service: &str, task: &TaskRef)
+    -> impl Future<Output = Result<String, PlatformError>> + Send;
 }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Outcome;
 use super::decide::Verdict;
+use super::platform::TaskRef;
 use crate::config::Settings;
 use crate::proto::{Object, ResultPayload, now_epoch};
 use crate::transport::session::Session;
@@ -49,9 +50,12 @@ pub fn check(outcome: &Outcome, check_name: &str, trigger: &str) -> Object {
         }
     }
     match outcome {
-        Outcome::Replaced { client, slot, .. } => {
+        Outcome::Replaced { client, task, .. } => {
             check.insert("client".into(), client.clone().into());
-            check.insert("slot".into(), (*slot).into());
+            match task {
+                TaskRef::Slot(slot) => check.insert("slot".into(), (*slot).into()),
+                TaskRef::Id(id) => check.insert("task".into(), id.clone().into()),
+            };
         }
         Outcome::ReplaceRefused { client, why, .. } => {
             check.insert("client".into(), client.clone().into());

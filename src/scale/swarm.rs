@@ -18,7 +18,7 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
-use super::platform::{Platform, PlatformError, ServiceState};
+use super::platform::{Platform, PlatformError, ServiceState, TaskRef};
 
 /// How long one Engine API call may take.
 const API_TIMEOUT: Duration = Duration::from_secs(20);
@@ -139,6 +139,7 @@ impl Platform for Swarm {
             replicas,
             labels,
             version: found["Version"]["Index"].as_u64(),
+            id: found["ID"].as_str().unwrap_or(service).to_string(),
         })
     }
 
@@ -166,26 +167,20 @@ impl Platform for Swarm {
         }
     }
 
-    async fn running_slots(&self, service: &str) -> Result<Vec<u64>, PlatformError> {
-        Ok(self.running_tasks(service).await?.iter().filter_map(|t| t["Slot"].as_u64()).collect())
+    async fn running_tasks(&self, service: &str) -> Result<Vec<TaskRef>, PlatformError> {
+        Ok(self.running(service).await?.iter().filter_map(|t| Some(TaskRef::Slot(t["Slot"].as_u64()?))).collect())
     }
 
     /// Remove the container of the slot's running task (forced: a frozen, paused container
     /// too); Swarm sees the task fail and starts a fresh one in the slot. The Engine API can
     /// only remove containers of this node: a task elsewhere is an error that says so.
-    async fn replace_slot(&self, service: &str, slot: u64) -> Result<String, PlatformError> {
-        let filters = serde_json::json!({"service": [service], "desired-state": ["running"]}).to_string();
-        let query: String = url_encode(&filters);
-        let (status, body) = self.call(Method::GET, &format!("/tasks?filters={query}"), None).await?;
-        if status != 200 {
-            return Err(PlatformError::Api(format!("docker: tasks of {service}: HTTP {status}: {}", message(&body))));
-        }
-        let tasks: Value = serde_json::from_slice(&body)
-            .map_err(|e| PlatformError::Api(format!("docker: tasks of {service}: {e}")))?;
+    async fn replace_task(&self, service: &str, task: &TaskRef) -> Result<String, PlatformError> {
+        let TaskRef::Slot(slot) = *task else {
+            return Err(PlatformError::Api(format!("Swarm names tasks by slot, not by {task} (use {{slot}})")));
+        };
+        let tasks = self.running(service).await?;
         let task = tasks
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .find(|t| t["Slot"].as_u64() == Some(slot))
             .ok_or_else(|| PlatformError::Api(format!("service {service} has no running task in slot {slot}")))?;
         let container = task["Status"]["ContainerStatus"]["ContainerID"]
@@ -209,7 +204,7 @@ impl Platform for Swarm {
 
 impl Swarm {
     /// The service's tasks that are meant to run and do run now.
-    async fn running_tasks(&self, service: &str) -> Result<Vec<Value>, PlatformError> {
+    async fn running(&self, service: &str) -> Result<Vec<Value>, PlatformError> {
         let filters = serde_json::json!({"service": [service], "desired-state": ["running"]}).to_string();
         let (status, body) = self.call(Method::GET, &format!("/tasks?filters={}", url_encode(&filters)), None).await?;
         if status != 200 {

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod docker;
 pub mod executor;
 pub mod fixtures;
+pub mod moto;
 pub mod web;
 
 // Not every test crate talks to the broker.

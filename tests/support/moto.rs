@@ -1,0 +1,76 @@
+//! A private moto server (PyPI's `moto[server]`, installed by `scripts/test.sh`) on
+//! loopback: the stand-in for Amazon ECS, which is not reachable here. It speaks ECS's
+//! JSON API, so the AWS SDK and `concierge scale --platform ecs` talk to it unchanged through
+//! `AWS_ENDPOINT_URL`. Killed when its handle drops.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Start one on a free loopback port. In CI a missing moto is a failure; elsewhere the
+    /// ECS tests skip, saying so.
+    pub async fn start() -> Option<Self> {
+        // A command line: `moto_server`, or `python3 -m moto.server` as scripts/test.sh sets it.
+        let program = std::env::var("CONCIERGE_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
+        let mut words = program.split_whitespace();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(words.next().unwrap_or("moto_server"))
+            .args(words)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(error) => {
+                assert!(std::env::var("CI").is_err(), "CI must run the ECS tests: {program}: {error}");
+                eprintln!("SKIPPED: no moto server ({program}: {error}; scripts/test.sh installs moto[server])");
+                return None;
+            }
+        };
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "moto did not listen on {port} within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(moto)
+    }
+
+    /// The AWS settings that point a process at this server (credentials in the environment come
+    /// first; no instance metadata).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// An ECS client of this server, for setting up and reading back.
+    pub fn ecs(&self) -> aws_sdk_ecs::Client {
+        let config = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"))
+            .build();
+        aws_sdk_ecs::Client::from_conf(config)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
