@@ -48,13 +48,13 @@ wait_for_apt() {
 }
 
 cmd_install() {
-    [[ -x $DOCKERD && -x $DOCKER && -x /usr/sbin/debootstrap ]] && return 0
+    [[ -x $DOCKERD && -x $DOCKER && -x /usr/sbin/debootstrap ]] && command -v openssl >/dev/null && return 0
     (( EUID == 0 )) || die "installing docker.io needs root"
     export DEBIAN_FRONTEND=noninteractive
     wait_for_apt
-    apt-get install -y -q docker.io debootstrap >/dev/null 2>&1 || {
+    apt-get install -y -q docker.io debootstrap openssl >/dev/null 2>&1 || {
         apt-get update -q >/dev/null
-        apt-get install -y -q docker.io debootstrap >/dev/null
+        apt-get install -y -q docker.io debootstrap openssl >/dev/null
     }
     [[ -x $DOCKERD ]] || die "docker.io did not install dockerd"
 }
@@ -74,13 +74,40 @@ pick_free_port() {
 
 d() { DOCKER_HOST="unix://$1/d.sock" "$DOCKER" "${@:2}"; }
 
+# A throw-away CA, the engine's certificate for 127.0.0.1 and a client certificate, laid out
+# as the docker CLI reads DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem in client/).
+make_tls() {
+    local tls=$1
+    mkdir -p "$tls/client"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=concierge-docker-ca" \
+            -keyout ca.key -out ca.pem >/dev/null 2>&1
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr >/dev/null 2>&1
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile server.ext -out server-cert.pem >/dev/null 2>&1
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=concierge-test" -keyout client/key.pem -out client.csr >/dev/null 2>&1
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile client.ext -out client/cert.pem >/dev/null 2>&1
+        cp ca.pem client/ca.pem
+    ) || die "could not create the engine's TLS certificates (openssl)"
+}
+
 cmd_start() {
-    local dir=$1 port i
+    local dir=$1 port tls_port i
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd -P)
     [[ ! -e $dir/d.pid ]] || ! kill -0 "$(cat "$dir/d.pid")" 2>/dev/null || die "an engine already runs for $dir"
+    # Besides its socket, the engine listens on loopback with TLS and client certificates
+    # (DOCKER_TLS_VERIFY), as a remote manager would.
+    make_tls "$dir/tls"
+    tls_port=$(pick_free_port)
     # Short paths: containerd's sockets live under the exec root (unix socket paths are short).
     "$DOCKERD" --data-root "$dir/data" --exec-root "$dir/x" --host "unix://$dir/d.sock" \
+        --host "tcp://127.0.0.1:$tls_port" --tlsverify --tlscacert "$dir/tls/ca.pem" \
+        --tlscert "$dir/tls/server-cert.pem" --tlskey "$dir/tls/server-key.pem" \
         --pidfile "$dir/d.pid" --bridge=none --iptables=false --ip6tables=false \
         --log-level=warn >"$dir/dockerd.log" 2>&1 &
     echo $! >"$dir/d.launcher"
@@ -95,6 +122,8 @@ cmd_start() {
     {
         echo "export CONCIERGE_TEST_DOCKER_HOST='unix://$dir/d.sock'"
         echo "export CONCIERGE_TEST_DOCKER='$DOCKER'"
+        echo "export CONCIERGE_TEST_DOCKER_TLS_HOST='tcp://127.0.0.1:$tls_port'"
+        echo "export CONCIERGE_TEST_DOCKER_CERT_PATH='$dir/tls/client'"
     } >"$dir/env"
     log "started a private engine and a one-node Swarm (127.0.0.1:$port) in $dir; env: $dir/env"
 }

@@ -14,7 +14,8 @@
 # For the container tests (a whole run, or one naming `container`), a private Docker engine
 # with a one-node Swarm is started the same way (scripts/docker.sh, as root) and the image is
 # built from the Dockerfile's runtime stage with the dist binary; CONCIERGE_TEST_DOCKER*
-# variables point the tests at it. Without root (outside CI) the container tests skip.
+# variables point the tests at it. Debian's prometheus and prometheus-alertmanager are
+# installed then too, for the scheduler's whole loop. Without root (outside CI) the container tests skip.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -67,6 +68,15 @@ done
 for arg in "$@"; do [[ $arg == container || $arg == scale ]] && wants_docker=1; done
 if (( wants_docker )) && (( EUID == 0 )); then
     "$here/docker.sh" install
+    # The scheduler's whole loop (tests/scale.rs) runs Debian's Prometheus and Alertmanager.
+    if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            prometheus prometheus-alertmanager >/dev/null 2>&1 || {
+            apt-get update -q >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                prometheus prometheus-alertmanager >/dev/null
+        }
+    fi
     docker_dir=$(mktemp -d /tmp/concierge-docker.XXXXXX)
     "$here/docker.sh" start "$docker_dir"
     "$here/docker.sh" image "$docker_dir"

@@ -733,3 +733,298 @@ async fn the_sensu_handler_scales_and_replaces_on_ecs() {
     );
     assert_eq!(tasks(aws_sdk_ecs::types::DesiredStatus::Stopped).await, vec![ids[1].clone()]);
 }
+
+// A remote manager over TCP with TLS and a client certificate, found as the docker CLI
+// finds it (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH): scaled through it; without
+// the certificate, or without TLS, it fails (exit 2) and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_over_tls_is_reached_as_the_docker_cli_reaches_it() {
+    let Some(engine) = docker::engine() else { return };
+    let host = std::env::var("CONCIERGE_TEST_DOCKER_TLS_HOST").expect("scripts/docker.sh starts a TLS listener");
+    let certs = std::env::var("CONCIERGE_TEST_DOCKER_CERT_PATH").unwrap();
+    let api = Service::create(&engine, 2);
+    let name = api.name.as_str();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = support::bin::concierge();
+        cmd.env_remove("DOCKER_TLS_VERIFY").env_remove("DOCKER_CERT_PATH").env("DOCKER_HOST", &host);
+        cmd.env("RABBITMQ_URL", amqp_url());
+        cmd.env("SENSU_CLIENT_NAME", unique("tls")).envs(env.iter().copied()).arg("scale").args(args);
+        cmd.output().unwrap()
+    };
+    let out = run(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &certs)], &[name, "up"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), format!("SCALE OK: {name} 2 → 3 (up by 1; bounds 2..4)"));
+    assert_eq!(api.replicas(), "3");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", empty.path().to_str().unwrap())], &[name, "down"]);
+    assert_eq!(out.status.code(), Some(2));
+    let missing = format!("{}/ca.pem is missing", empty.path().display());
+    assert!(
+        stdout(&out).starts_with(&format!("SCALE FAILED: {name}: docker {host}: DOCKER_TLS_VERIFY is set but ")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).ends_with(&missing), "{}", stdout(&out));
+    let out = run(&[], &[name, "down"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with(&format!("SCALE FAILED: {name}: docker {host}: ")), "{}", stdout(&out));
+    assert_eq!(api.replicas(), "3");
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A background process, killed when dropped.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn start(program: &str, args: &[String], log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e} (scripts/test.sh installs it)"));
+        Self(child)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The shipped alerting rules, made quick for a test: the `scale` rules name `service`, hold
+/// for `for_` instead of minutes, scale up above a busy ratio of `busy` and ignore the lag
+/// when scaling down (its window is a minute). Every change is checked to have applied.
+fn quick_rules(service: &str, for_: &str, busy: &str) -> String {
+    let path = format!("{}/deploy/swarm/prometheus-rules.yml", env!("CARGO_MANIFEST_DIR"));
+    let mut rules: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut scaling = 0;
+    for rule in rules["groups"][0]["rules"].as_array_mut().unwrap() {
+        if rule["labels"]["scale"].is_null() {
+            continue;
+        }
+        scaling += 1;
+        rule["labels"]["service"] = service.into();
+        rule["for"] = for_.into();
+        let expr = rule["expr"].as_str().unwrap().to_string();
+        let quick = expr
+            .replace(
+                "concierge_execution_slots_busy_ratio{job=\"concierge\"}) > 0.8",
+                &format!("concierge_execution_slots_busy_ratio{{job=\"concierge\"}}) > {busy}"),
+            )
+            .replace(
+                "concierge_lag_p95_seconds{job=\"concierge\"}) < 5",
+                "concierge_lag_p95_seconds{job=\"concierge\"}) < 3600",
+            );
+        assert_ne!(quick, expr, "the shipped rule changed shape: {expr}");
+        rule["expr"] = quick.into();
+    }
+    assert_eq!(scaling, 2, "an up and a down rule are shipped");
+    serde_json::to_string_pretty(&rules).unwrap()
+}
+
+// The seeds' whole loop, for real: Concierge replicas on the Swarm expose /metrics; Debian's
+// Prometheus scrapes them and evaluates the shipped rules; Debian's Alertmanager routes the
+// `scale` alerts to `concierge scale serve`, which scales the fleet's service. A burst of slow
+// round-robin checks grows it to its max (and no further); idle shrinks it back to its min.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
+    let Some(engine) = docker::engine() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let name = unique("fleet").replace('-', "_");
+    let rr = unique("roundrobin:loop");
+    let http_base = 20000 + (std::process::id() % 5000) as u16 * 2;
+    let (receiver_port, am_port, prom_port) = (free_port(), free_port(), free_port());
+    let token = "loop-token";
+
+    // The fleet: one replica to start, bounds 1..3; two command slots and one built-in slot,
+    // so slow commands fill two thirds of a replica.
+    let slot = "{{.Task.Slot}}";
+    let env = [
+        format!("RABBITMQ_URL={}", amqp_url()),
+        format!("SENSU_CLIENT_NAME={name}-{slot}"),
+        format!("SENSU_CLIENT_SUBSCRIPTIONS={rr}"),
+        format!("CONCIERGE_HTTP_SOCKET_PORT={http_base}+{slot}"),
+        format!("CONCIERGE_SOCKET_PORT={}+{slot}", http_base + 10),
+        "CONCIERGE_COMMAND_CONCURRENCY=2".to_string(),
+        "CONCIERGE_BUILTIN_CONCURRENCY=1".to_string(),
+    ];
+    let mut args: Vec<String> =
+        ["service", "create", "--detach", "--quiet", "--name", &name, "--network", "host"].map(String::from).to_vec();
+    for label in ["com.df.scaleMin=1", "com.df.scaleMax=3"] {
+        args.extend(["--label".to_string(), label.to_string()]);
+    }
+    for e in &env {
+        args.extend(["--env".to_string(), e.clone()]);
+    }
+    args.extend(["--replicas", "1", "--stop-grace-period", "15s", &engine.image, "run"].map(String::from));
+    engine.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let _fleet = {
+        let (engine, name) = (engine.clone(), name.clone());
+        support::scopeguard(move || {
+            let _ = engine.output(&["service", "rm", &name]);
+        })
+    };
+    let replicas = || engine.ok(&["service", "inspect", &name, "--format", "{{.Spec.Mode.Replicated.Replicas}}"]);
+    let running = || {
+        let states =
+            engine.ok(&["service", "ps", &name, "--filter", "desired-state=running", "--format", "{{.CurrentState}}"]);
+        states.lines().filter(|s| s.starts_with("Running")).count()
+    };
+
+    // The receiver, Alertmanager, Prometheus.
+    let receiver_client = unique("scale-receiver");
+    let mut receiver = support::bin::concierge()
+        .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+        .env("RABBITMQ_URL", amqp_url())
+        .env("SENSU_CLIENT_NAME", &receiver_client)
+        .env("CONCIERGE_SCALE_TOKEN", token)
+        .args(["scale", "serve", "--listen", &format!("127.0.0.1:{receiver_port}"), "--cooldown", "4"])
+        .spawn()
+        .unwrap();
+    let _receiver = support::scopeguard(move || {
+        let _ = receiver.kill();
+        let _ = receiver.wait();
+    });
+    let am_config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_config,
+        format!(
+            "route: {{receiver: concierge, group_by: [alertname], group_wait: 1s, group_interval: 1s, repeat_interval: 2s}}\n\
+             receivers:\n  - name: concierge\n    webhook_configs:\n      - url: http://127.0.0.1:{receiver_port}/v1/alertmanager\n        \
+             http_config: {{authorization: {{credentials: {token}}}}}\n"
+        ),
+    )
+    .unwrap();
+    let _alertmanager = Daemon::start(
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", am_config.display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+        &dir.path().join("alertmanager.log"),
+    );
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, quick_rules(&name, "3s", "0.5")).unwrap();
+    let targets: Vec<String> = (1..=3).map(|slot| format!("\"127.0.0.1:{}\"", http_base + slot)).collect();
+    let prom_config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{}]\n\
+             alerting: {{alertmanagers: [{{static_configs: [{{targets: [\"127.0.0.1:{am_port}\"]}}]}}]}}\n\
+             scrape_configs: [{{job_name: concierge, static_configs: [{{targets: [{}]}}]}}]\n",
+            rules.display(),
+            targets.join(", ")
+        ),
+    )
+    .unwrap();
+    let _prometheus = Daemon::start(
+        "prometheus",
+        &[
+            format!("--config.file={}", prom_config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+        &dir.path().join("prometheus.log"),
+    );
+    for (what, port, path) in [
+        ("the receiver", receiver_port, "/healthz"),
+        ("Alertmanager", am_port, "/-/ready"),
+        ("Prometheus", prom_port, "/-/ready"),
+    ] {
+        engine.wait_for(what, Duration::from_secs(30), || http(port, "GET", path, None, b"").0 == 200).await;
+    }
+    engine.wait_for("the first replica", Duration::from_secs(60), || running() == 1).await;
+
+    // The timeline: what Alertmanager holds, the desired replicas, the running tasks.
+    let start = std::time::Instant::now();
+    let mut timeline: Vec<String> = Vec::new();
+    let mut last = (String::new(), String::new(), 0usize);
+    let mut peak = 1u64;
+    let mut observe = |timeline: &mut Vec<String>| -> (u64, usize) {
+        let (_, body) = http(am_port, "GET", "/api/v2/alerts?active=true&silenced=false&inhibited=false", None, b"");
+        let alerts: Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut firing: Vec<String> = alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| Some(a["labels"]["alertname"].as_str()?.to_string()))
+            .collect();
+        firing.sort();
+        let now = (firing.join(", "), replicas(), running());
+        let t = start.elapsed().as_secs_f64();
+        if now.0 != last.0 {
+            timeline.push(format!("{t:6.1} s  alerts firing at Alertmanager: [{}]", now.0));
+        }
+        if now.1 != last.1 {
+            timeline.push(format!("{t:6.1} s  service scaled to {} replicas", now.1));
+        }
+        if now.2 != last.2 {
+            timeline.push(format!("{t:6.1} s  {} tasks running", now.2));
+        }
+        last = now;
+        let desired: u64 = last.1.parse().unwrap();
+        peak = peak.max(desired);
+        (desired, last.2)
+    };
+
+    // A burst of slow checks: 5 a second of `sleep 1` (each its own check: like sensu-client,
+    // a replica does not start a check that is still running), while one replica finishes 2.
+    let mut sent = 0u64;
+    let grown = loop {
+        for _ in 0..5 {
+            sent += 1;
+            let request = serde_json::json!({"name": format!("loop_work_{sent}"), "command": "sleep 1", "issued": support::web::now_epoch(), "subscribers": [rr]});
+            server.publish_request(&rr, &request).await;
+        }
+        let (desired, tasks) = observe(&mut timeline);
+        if desired == 3 && tasks == 3 {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(150) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    timeline.push(format!("{:6.1} s  burst over: {sent} checks published", start.elapsed().as_secs_f64()));
+    // Idle: the backlog drains, the busy ratio falls, the scale-down alert brings it back.
+    let shrunk = loop {
+        let (desired, _) = observe(&mut timeline);
+        if desired == 1 || start.elapsed() > Duration::from_secs(330) {
+            break desired == 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("the Prometheus → Alertmanager → concierge scale serve loop:\n{}", timeline.join("\n"));
+    assert!(grown, "the burst grew the service to its max of 3 replicas, all running");
+    assert!(shrunk, "idle shrank the service back to its min of 1");
+    assert_eq!(peak, 3, "never past the max");
+
+    // Each move is a Sensu result from the receiver, beside the alert that caused it.
+    let decisions = results.collect_for(&receiver_client, 200, Duration::from_secs(5)).await;
+    let lines: Vec<&str> = decisions.iter().filter_map(|r| r["check"]["output"].as_str()).collect();
+    for expected in [
+        format!("SCALE OK: {name} 1 → 2 (up by 1; bounds 1..3)\n"),
+        format!("SCALE OK: {name} 2 → 3 (up by 1; bounds 1..3)\n"),
+        format!("SCALE OK: {name} 3 → 2 (down by 1; bounds 1..3)\n"),
+        format!("SCALE OK: {name} 2 → 1 (down by 1; bounds 1..3)\n"),
+    ] {
+        assert!(lines.contains(&expected.as_str()), "{expected:?} in {lines:?}");
+    }
+    let up = decisions.iter().find(|r| r["check"]["to"] == 2 && r["check"]["from"] == 1).unwrap();
+    assert!(up["check"]["trigger"].as_str().unwrap().contains("ConciergeScaleUp"), "{}", up["check"]["trigger"]);
+}

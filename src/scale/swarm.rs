@@ -1,5 +1,7 @@
-//! Docker Swarm through the Engine API: `DOCKER_HOST` as the docker CLI reads it (a unix
-//! socket by default, or `tcp://`). bollard connects and agrees on the engine's API version.
+//! Docker Swarm through the Engine API: `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and
+//! `DOCKER_CERT_PATH` as the docker CLI reads them (a unix socket by default, or `tcp://`,
+//! with TLS and a client certificate: `ca.pem`, `cert.pem`, `key.pem` in the cert path,
+//! default `~/.docker`). bollard connects and agrees on the engine's API version.
 //!
 //! The service object itself is read and written as raw JSON, on purpose: an update must send
 //! the whole spec back, and bollard's typed `ServiceSpec` loses what its model does not
@@ -30,6 +32,17 @@ pub struct Swarm {
     host: String,
     /// `v1.41`: the version agreed with the engine.
     version: String,
+    /// TLS with the engine (`DOCKER_TLS_VERIFY`), and the name to verify.
+    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+}
+
+/// The client side of the engine's TLS, as the docker CLI finds it: `DOCKER_TLS_VERIFY` set
+/// (non-empty) turns it on, `DOCKER_CERT_PATH` (default `~/.docker`) holds `ca.pem`,
+/// `cert.pem` and `key.pem`.
+fn tls_files() -> Option<std::path::PathBuf> {
+    std::env::var("DOCKER_TLS_VERIFY").ok().filter(|v| !v.is_empty())?;
+    let dir = std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+    Some(dir.unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker")))
 }
 
 impl Swarm {
@@ -40,17 +53,45 @@ impl Swarm {
 
     /// Connect to the engine at `host` (`unix:///…`, `tcp://…`).
     pub async fn connect_to(host: &str) -> Result<Self, PlatformError> {
-        if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()) {
-            return Err(PlatformError::Api(
-                "docker: DOCKER_TLS_VERIFY is not supported; use a unix socket or a TLS-terminating proxy".into(),
-            ));
-        }
-        let docker = Docker::connect_with_host(host)
-            .map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?
-            .with_timeout(API_TIMEOUT);
-        let docker = docker.negotiate_version().await.map_err(|e| PlatformError::Api(format!("docker {host}: {e}")))?;
+        let fail = |e: &dyn std::fmt::Display| PlatformError::Api(format!("docker {host}: {e}"));
+        let (docker, tls) = match tls_files() {
+            None => (Docker::connect_with_host(host).map_err(|e| fail(&e))?, None),
+            Some(dir) => {
+                let Some(address) = host.strip_prefix("tcp://") else {
+                    return Err(fail(&"DOCKER_TLS_VERIFY needs a tcp:// DOCKER_HOST"));
+                };
+                let file = |name: &str| dir.join(name);
+                for name in ["ca.pem", "cert.pem", "key.pem"] {
+                    if !file(name).is_file() {
+                        return Err(fail(&format!("DOCKER_TLS_VERIFY is set but {} is missing", file(name).display())));
+                    }
+                }
+                let docker = Docker::connect_with_ssl(
+                    host,
+                    &file("key.pem"),
+                    &file("cert.pem"),
+                    &file("ca.pem"),
+                    API_TIMEOUT.as_secs(),
+                    bollard::API_DEFAULT_VERSION,
+                )
+                .map_err(|e| fail(&e))?;
+                let path = |name: &str| Some(file(name).to_string_lossy().into_owned());
+                let options = crate::config::brokers::TlsOptions {
+                    verify: true,
+                    ca_file: path("ca.pem"),
+                    cert_chain_file: path("cert.pem"),
+                    private_key_file: path("key.pem"),
+                    ..Default::default()
+                };
+                let config = crate::transport::amqps::client_config(&options).map_err(|e| fail(&e))?;
+                let name = address.rsplit_once(':').map_or(address, |(h, _)| h).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| fail(&e))?;
+                (docker, Some((tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)), name)))
+            }
+        };
+        let docker = docker.with_timeout(API_TIMEOUT).negotiate_version().await.map_err(|e| fail(&e))?;
         let v = docker.client_version();
-        Ok(Self { host: host.to_string(), version: format!("v{}.{}", v.major_version, v.minor_version) })
+        Ok(Self { host: host.to_string(), version: format!("v{}.{}", v.major_version, v.minor_version), tls })
     }
 
     /// One Engine API call; the status and the body.
@@ -69,7 +110,13 @@ impl Swarm {
                 send(hyper_util::rt::TokioIo::new(stream), request).await
             } else if let Some(address) = self.host.strip_prefix("tcp://") {
                 let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| fail(&e))?;
-                send(hyper_util::rt::TokioIo::new(stream), request).await
+                match &self.tls {
+                    Some((connector, name)) => {
+                        let stream = connector.connect(name.clone(), stream).await.map_err(|e| fail(&e))?;
+                        send(hyper_util::rt::TokioIo::new(stream), request).await
+                    }
+                    None => send(hyper_util::rt::TokioIo::new(stream), request).await,
+                }
             } else {
                 return Err(PlatformError::Api(format!("DOCKER_HOST {}: unix:// or tcp:// expected", self.host)));
             };
