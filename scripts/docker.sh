@@ -4,9 +4,11 @@
 #   scripts/docker.sh install        install Debian's docker.io and debootstrap (idempotent)
 #   scripts/docker.sh start DIR      start a private dockerd with all its state under DIR, and a
 #                                    one-node Swarm on 127.0.0.1 (a free port)
-#   scripts/docker.sh image DIR      build the image as concierge:test with that engine: the
-#                                    Dockerfile's runtime stage, the host-built target/dist binary,
-#                                    on a Debian base image made from Debian packages
+#   scripts/docker.sh image DIR [BIN]
+#                                    build the image as concierge:test with that engine: the
+#                                    Dockerfile's runtime stage with a host-built binary (BIN, else
+#                                    the target/dist build), on a Debian base image made from
+#                                    Debian packages
 #   scripts/docker.sh stop DIR       remove its services and containers, leave the Swarm, stop the
 #                                    daemon and its containerd, unmount what is left (idempotent)
 #
@@ -145,24 +147,29 @@ base_image() {
 }
 
 cmd_image() {
-    local dir ctx
+    local dir ctx binary=${2:-}
     dir=$(cd "$1" && pwd -P)
     [[ -S $dir/d.sock ]] || die "no engine in $dir (scripts/docker.sh start $dir)"
     base_image "$dir"
-    # The shipped build of the current tree (a no-op when it is up to date).
-    (cd "$root" && cargo build --profile dist --locked -q --bin concierge)
-    # A small build context: the Dockerfile and the binary (the `prebuilt` stage's COPY).
+    if [[ -z $binary ]]; then
+        # The shipped build of the current tree (a no-op when it is up to date).
+        (cd "$root" && cargo build --profile dist --locked -q --bin concierge)
+        binary=$root/target/dist/concierge
+    fi
+    [[ -x $binary ]] || die "no binary at $binary"
+    # A small build context: the Dockerfile and the binary (the `prebuilt` stage's COPY),
+    # without debug info (a debug build's is most of its size).
     ctx=$(mktemp -d "$dir/ctx.XXXXXX")
     mkdir -p "$ctx/target/dist"
     cp "$root/Dockerfile" "$ctx/"
-    cp "$root/target/dist/concierge" "$ctx/target/dist/concierge"
+    objcopy --strip-debug "$binary" "$ctx/target/dist/concierge"
     # BuildKit builds only the stages the target needs; host networking lets the runtime
     # stage's apt-get reach the Debian mirror.
     DOCKER_BUILDKIT=1 d "$dir" build --network host --build-arg "BASE=$BASE_IMAGE" --build-arg BINARY=prebuilt \
         --target runtime -t "$IMAGE" "$ctx" >"$dir/build.log" 2>&1 || { tail -n 30 "$dir/build.log" >&2; die "image build failed"; }
     rm -rf "$ctx"
     grep -q CONCIERGE_TEST_IMAGE "$dir/env" || echo "export CONCIERGE_TEST_IMAGE='$IMAGE'" >>"$dir/env"
-    log "built $IMAGE (Dockerfile runtime stage, target/dist/concierge, base $BASE_IMAGE)"
+    log "built $IMAGE (Dockerfile runtime stage, $binary, base $BASE_IMAGE)"
 }
 
 cmd_stop() {
@@ -201,7 +208,7 @@ shift
 case $cmd in
 install) cmd_install ;;
 start) [[ $# -eq 1 ]] || usage; cmd_start "$1" ;;
-image) [[ $# -eq 1 ]] || usage; cmd_image "$1" ;;
+image) [[ $# -eq 1 || $# -eq 2 ]] || usage; cmd_image "$@" ;;
 stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
 *) usage ;;
 esac

@@ -13,7 +13,7 @@
 # The ECS tests start their own moto server (PyPI's moto[server], installed here if missing).
 # For the container tests (a whole run, or one naming `container`), a private Docker engine
 # with a one-node Swarm is started the same way (scripts/docker.sh, as root) and the image is
-# built from the Dockerfile's runtime stage with the dist binary; CONCIERGE_TEST_DOCKER*
+# built from the Dockerfile's runtime stage with this tree's debug binary; CONCIERGE_TEST_DOCKER*
 # variables point the tests at it. Debian's prometheus and prometheus-alertmanager are
 # installed then too, for the scheduler's whole loop. Without root (outside CI) the container tests skip.
 set -euo pipefail
@@ -79,7 +79,10 @@ if (( wants_docker )) && (( EUID == 0 )); then
     fi
     docker_dir=$(mktemp -d /tmp/concierge-docker.XXXXXX)
     "$here/docker.sh" start "$docker_dir"
-    "$here/docker.sh" image "$docker_dir"
+    # The image carries this tree's debug build (the binary the other tests run, without its
+    # debug info): the shipped `dist` build's whole-program LTO would add minutes to every run.
+    cargo build --locked -q --bin concierge
+    "$here/docker.sh" image "$docker_dir" "$root/target/debug/concierge"
     # shellcheck disable=SC1091
     . "$docker_dir/env"
 fi

@@ -3,7 +3,8 @@
 //!
 //! These are the figures to scale a fleet on. Two gauges are meant to drive a scaling
 //! policy on their own:
-//! * `concierge_execution_slots_busy_ratio`: busy execution slots / all slots (0–1);
+//! * `concierge_execution_slots_busy_ratio`: how full the fuller of the two slot pools is
+//!   (busy command slots / command slots, or busy built-in slots / built-in slots; 0–1);
 //! * `concierge_lag_p95_seconds`: the 95th percentile of `executed − issued` over the
 //!   last minute (how late checks start compared with when the server asked).
 
@@ -25,6 +26,23 @@ pub type CheckLabels = Vec<(&'static str, String)>;
 /// How far back the lag percentile looks.
 const LAG_WINDOW: Duration = Duration::from_secs(60);
 
+/// The keepalive attribute carrying a replica's [`Load`].
+pub const LOAD_ATTRIBUTE: &str = "concierge";
+
+/// A replica's load as its keepalives carry it (the `concierge` attribute), for
+/// `concierge autoscale`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Load {
+    /// How full the fuller slot pool is (0–1).
+    pub busy_ratio: f64,
+    /// Busy slots, both pools.
+    pub busy: usize,
+    /// Slots, both pools.
+    pub slots: usize,
+    /// p95 of the lag over the last minute, seconds.
+    pub lag_p95: f64,
+}
+
 /// Every figure Concierge exports.
 pub struct Telemetry {
     /// Checks run, by `kind` (command, http, dns, tls, courier) and `status`.
@@ -39,7 +57,7 @@ pub struct Telemetry {
     pub in_flight: Family<CheckLabels, Gauge>,
     /// Execution slots, by kind.
     pub slots: Family<CheckLabels, Gauge>,
-    /// Busy slots / all slots.
+    /// How full the fuller slot pool is.
     pub busy_ratio: Gauge<f64, AtomicU64>,
     /// p95 of the lag over the last minute.
     pub lag_p95: Gauge<f64, AtomicU64>,
@@ -177,8 +195,12 @@ impl Telemetry {
         }
     }
 
-    /// Update the slot gauges.
-    pub fn slots_used(&self, commands: (usize, usize), builtins: (usize, usize)) {
+    /// Update the slot gauges from `(busy, slots)` of each pool; the replica's load now.
+    ///
+    /// The busy ratio is the fuller pool's: a replica whose command slots are all taken is
+    /// saturated for command checks however many built-in slots wait (500 by default), so
+    /// a ratio over all slots would hide it.
+    pub fn slots_used(&self, commands: (usize, usize), builtins: (usize, usize)) -> Load {
         let set = |family: &Family<CheckLabels, Gauge>, kind: &str, v: usize| {
             family.get_or_create(&vec![("kind", kind.to_string())]).set(i64::try_from(v).unwrap_or(i64::MAX));
         };
@@ -186,8 +208,12 @@ impl Telemetry {
         set(&self.in_flight, "builtin", builtins.0);
         set(&self.slots, "command", commands.1);
         set(&self.slots, "builtin", builtins.1);
-        let total = (commands.1 + builtins.1).max(1) as f64;
-        self.busy_ratio.set((commands.0 + builtins.0) as f64 / total);
+        let ratio =
+            |(busy, slots): (usize, usize)| if slots == 0 { 0.0 } else { (busy as f64 / slots as f64).min(1.0) };
+        let busy_ratio = ratio(commands).max(ratio(builtins));
+        self.busy_ratio.set(busy_ratio);
+        self.refresh_lag_p95();
+        Load { busy_ratio, busy: commands.0 + builtins.0, slots: commands.1 + builtins.1, lag_p95: self.lag_p95.get() }
     }
 
     /// Recompute the windowed lag percentile.
@@ -272,12 +298,15 @@ mod tests {
         for lag in [0.0, 1.0, 1.0, 2.0, 30.0] {
             t.lag_observed(lag);
         }
+        let load = t.slots_used((3, 12), (1, 500));
+        assert_eq!(load, Load { busy_ratio: 0.25, busy: 4, slots: 512, lag_p95: 30.0 });
+        assert_eq!(t.slots_used((0, 2), (2, 2)).busy_ratio, 1.0, "a full built-in pool is a full replica");
         t.slots_used((3, 12), (1, 500));
         let text = t.render();
         assert!(text.contains("concierge_checks_total{kind=\"http\",status=\"ok\"} 1"), "{text}");
         assert!(text.contains("concierge_check_duration_seconds_count{kind=\"command\"} 1"));
         assert!(text.contains("concierge_lag_p95_seconds 30.0"));
-        assert!(text.contains("concierge_execution_slots_busy_ratio 0.0078125"));
+        assert!(text.contains("concierge_execution_slots_busy_ratio 0.25"));
         assert!(text.contains("concierge_executions_in_flight{kind=\"command\"} 3"));
         assert!(text.ends_with("# EOF\n"));
         let emf: serde_json::Value = serde_json::from_str(&t.emf("probes", "p1")).unwrap();

@@ -175,10 +175,7 @@ async fn handle(req: Request<Incoming>, state: &ApiState) -> Response<Full<Bytes
             if healthy { json_response(200, "OK", &doc) } else { json_response(503, "Service Unavailable", &doc) }
         }
         ("/metrics", &Method::GET) => {
-            state.telemetry.slots_used(
-                (state.executor.busy().0, state.executor.capacity().0),
-                (state.executor.busy().1, state.executor.capacity().1),
-            );
+            state.executor.load();
             respond(200, "OK", state.telemetry.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
         }
         ("/info" | "/settings" | "/brew" | "/healthz" | "/metrics", _) => method_not_allowed(r#"["GET"]"#),

@@ -207,6 +207,12 @@ impl Executor {
         (self.spawn_slots.in_use(), self.builtin_slots.in_use())
     }
 
+    /// The load now (and the slot gauges updated to it).
+    pub fn load(&self) -> crate::telemetry::Load {
+        let ((busy_commands, busy_builtins), (commands, builtins)) = (self.busy(), self.capacity());
+        self.telemetry.slots_used((busy_commands, commands), (busy_builtins, builtins))
+    }
+
     /// The figures this executor reports to.
     pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
         &self.telemetry

@@ -11,6 +11,7 @@
 //! * [`args`]: flags shared by the built-ins' front ends.
 
 pub mod args;
+pub mod autoscale;
 pub mod builtins;
 pub mod check;
 pub mod config;
@@ -132,6 +133,9 @@ pub enum Command {
     /// Scale a service within its bounds: SERVICE up|down [--by N], or SERVICE to N (exit 0
     /// scaled, 1 refused, 2 failed, 3 bad arguments)
     Scale(scale::ScaleCommand),
+    /// Size the fleet's service from its own backlog and load (HPA arithmetic), on Swarm or
+    /// ECS; a Sensu result per move
+    Autoscale(autoscale::AutoscaleArgs),
     /// Print the effective configuration (redacted), or validate it
     Config {
         /// Only validate: print `configuration is valid` (exit 0) or the errors (exit 2)
@@ -261,6 +265,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Health { ref url } => health::health(&context, url.clone()).await,
         Command::Config { validate } => config::show(&context, validate),
         Command::Scale(ref args) => scale::run(&context, args).await,
+        Command::Autoscale(ref args) => autoscale::run(&context, args).await,
     }
 }
 

@@ -9,11 +9,13 @@
 //! * [`backend`]: which of them a request names, connected;
 //! * [`report`]: a decision as a Sensu result: to the broker, a local client socket, or stdout;
 //! * [`event`]: a Sensu event (the pipe handler's stdin) as a scaling request;
-//! * [`serve`]: the HTTP receiver for Alertmanager webhooks and scripts.
+//! * [`serve`]: the HTTP receiver for Alertmanager webhooks and scripts;
+//! * [`autoscale`]: the fleet sizing itself from its own backlog and load.
 //!
 //! [`scale`] ties them: read, decide, apply; a conflicting concurrent update re-reads and
 //! retries once.
 
+pub mod autoscale;
 pub mod backend;
 pub mod decide;
 pub mod ecs;

@@ -38,6 +38,61 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Distinct moves one Alertmanager payload may ask for.
 pub const MAX_MOVES: usize = 50;
 
+/// Serve HTTP/1.1 on `listen` until `stop`, every request answered by `handle`: at most
+/// [`MAX_CONNECTIONS`] at once, [`READ_TIMEOUT`] for the headers. The bound address.
+pub async fn serve_http<H, F>(listen: SocketAddr, stop: CancellationToken, handle: H) -> std::io::Result<SocketAddr>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let accepted = tokio::select! {
+                () = stop.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: do not spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = handle(req);
+                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(READ_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                drop(slot);
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// Prometheus text of `registry`, as an HTTP answer.
+pub fn metrics_response(registry: &Registry) -> Response<Full<Bytes>> {
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    let mut response = Response::new(Full::new(Bytes::from(out)));
+    if let Ok(value) = "text/plain; version=0.0.4".parse() {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
 /// What the receiver needs.
 pub struct Receiver<P> {
     /// The orchestrator.
@@ -59,40 +114,11 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
 
     /// Bind and serve until `stop`; the bound address.
     pub async fn serve(self: Arc<Self>, listen: SocketAddr, stop: CancellationToken) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind(listen).await?;
-        let bound = listener.local_addr()?;
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        tokio::spawn(async move {
-            loop {
-                let Ok(slot) = slots.clone().acquire_owned().await else { return };
-                let accepted = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        // Out of file descriptors, say: do not spin.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let receiver = self.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let receiver = receiver.clone();
-                        async move { Ok::<_, std::convert::Infallible>(receiver.handle(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(READ_TIMEOUT)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                    drop(slot);
-                });
-            }
-        });
+        let bound = serve_http(listen, stop, move |req| {
+            let receiver = self.clone();
+            async move { receiver.handle(req).await }
+        })
+        .await?;
         tracing::info!(%bound, "scale receiver listening");
         Ok(bound)
     }
@@ -104,13 +130,7 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
             (&Method::GET, "/metrics") => {
                 let mut registry = Registry::default();
                 registry.register("concierge_scale_decisions", "Scaling decisions, by outcome", self.decisions.clone());
-                let mut out = String::new();
-                let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-                let mut response = Response::new(Full::new(Bytes::from(out)));
-                if let Ok(value) = "text/plain; version=0.0.4".parse() {
-                    response.headers_mut().insert(http::header::CONTENT_TYPE, value);
-                }
-                response
+                metrics_response(&registry)
             }
             (&Method::POST, "/v1/alertmanager" | "/v1/scale") => {
                 if !self.authorized(&req) {
@@ -293,7 +313,7 @@ fn larger(a: Move, b: Move) -> Move {
     }
 }
 
-fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+pub(super) fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap_or_default())));
     *response.status_mut() = status;
     if let Ok(value) = "application/json".parse() {

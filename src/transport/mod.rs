@@ -8,9 +8,11 @@
 //! * [`publisher`]: the results pipe: a bounded buffer drained with publisher confirms.
 //! * [`sink`]: where results go (the publisher, or stdout in local mode).
 //! * [`view`]: the broker as the local API sees it (connected, consumers).
+//! * [`observer`]: the broker as `concierge autoscale` watches it (queue depths, keepalives).
 
 pub mod amqps;
 pub mod inbox;
+pub mod observer;
 pub mod publisher;
 pub mod session;
 pub mod sink;

@@ -162,13 +162,7 @@ impl Session {
         name: &str,
         kind: ExchangeKind,
     ) -> Result<(), TransportError> {
-        let op = format!("exchange.declare {name:?}");
-        bounded(
-            op,
-            self.op_timeout,
-            channel.exchange_declare(name.into(), kind, exchange_options(), FieldTable::default()),
-        )
-        .await
+        declare_sensu_exchange(channel, name, kind, self.op_timeout).await
     }
 
     /// Publish to `exchange` with routing key `""` and Sensu's properties, and wait for the
@@ -278,8 +272,23 @@ impl Session {
     }
 }
 
+/// Declare an exchange with Sensu's flags, bounded by `limit`.
+pub(super) async fn declare_sensu_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    limit: Duration,
+) -> Result<(), TransportError> {
+    bounded(
+        format!("exchange.declare {name:?}"),
+        limit,
+        channel.exchange_declare(name.into(), kind, exchange_options(), FieldTable::default()),
+    )
+    .await
+}
+
 /// Fire `broken` when the connection reports an error.
-fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
+pub(super) fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
     let mut events = Box::pin(conn.events_listener());
     tokio::spawn(async move {
         loop {
@@ -308,7 +317,7 @@ fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
     });
 }
 
-async fn connect(broker: &Broker, name: &str) -> Result<Connection, TransportError> {
+pub(super) async fn connect(broker: &Broker, name: &str) -> Result<Connection, TransportError> {
     let label = broker.label();
     let fail = |problem: String| TransportError::Connect { broker: label.clone(), problem };
     let properties = ConnectionProperties::default()
