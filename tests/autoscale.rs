@@ -223,6 +223,47 @@ async fn ecs_follows_a_scripted_signal_sequence() {
     assert_eq!(desired().await, 1);
     assert!(autoscaler.metric("concierge_autoscale_decisions_total{outcome=\"scaled\"}").unwrap_or(0.0) >= 3.0);
     assert_eq!(http_get(autoscaler.port, "/healthz").map(|b| b.contains("\"status\":\"ok\"")), Some(true));
+
+    // The platform goes away: one failing result for the whole outage, the controller keeps
+    // going (backing off), and says so when the service answers again.
+    let port = moto.port;
+    drop(moto);
+    note("ECS unreachable".into());
+    let failed = next_decision(&mut results, &autoscaler.name, Duration::from_secs(20)).await.expect("a failure");
+    note(failed["output"].as_str().unwrap().trim().to_string());
+    assert_eq!(failed["status"], 2);
+    assert!(
+        failed["output"].as_str().unwrap().starts_with("AUTOSCALE FAILED: api: cannot read the service: "),
+        "{failed}"
+    );
+    assert!(results.next_for(&autoscaler.name, Duration::from_secs(5)).await.is_none(), "one result per outage");
+    let health = http_get(autoscaler.port, "/healthz").unwrap();
+    assert!(health.contains("\"outage\":\"cannot read the service"), "{health}");
+    let moto = support::moto::Moto::start_on(port).await.unwrap();
+    let ecs = moto.ecs();
+    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
+    ecs.register_task_definition()
+        .family("probe")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("api")
+        .task_definition("probe")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    let back = next_decision(&mut results, &autoscaler.name, Duration::from_secs(30)).await.expect("a recovery");
+    note(back["output"].as_str().unwrap().trim().to_string());
+    assert_eq!(
+        (back["status"].as_i64(), back["output"].as_str()),
+        (Some(0), Some("AUTOSCALE OK: api: signals readable again\n"))
+    );
     println!("autoscale on ECS (moto):\n{}", timeline.join("\n"));
 }
 

@@ -30,7 +30,7 @@ fn brief<E: std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> S
     match error {
         SdkError::TimeoutError(_) => format!("no answer within {API_TIMEOUT:?}"),
         SdkError::DispatchFailure(e) => match e.as_connector_error() {
-            Some(connector) => format!("cannot reach ECS: {}", DisplayErrorContext(connector)),
+            Some(connector) => format!("cannot reach ECS: {}", chain(connector)),
             None => "cannot reach ECS".into(),
         },
         SdkError::ResponseError(e) => {
@@ -39,6 +39,20 @@ fn brief<E: std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> S
         }
         other => DisplayErrorContext(other).to_string(),
     }
+}
+
+/// An error and its causes, `a: b: c`, each said once.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// An ECS cluster's services.

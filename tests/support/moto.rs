@@ -11,16 +11,22 @@ pub struct Moto {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    /// Its port.
+    pub port: u16,
 }
 
 impl Moto {
     /// Start one on a free loopback port. In CI a missing moto is a failure; elsewhere the
     /// ECS tests skip, saying so.
     pub async fn start() -> Option<Self> {
+        Self::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).await
+    }
+
+    /// Start one on `port` (a fresh server: nothing of an earlier one's state).
+    pub async fn start_on(port: u16) -> Option<Self> {
         // A command line: `moto_server`, or `python3 -m moto.server` as scripts/test.sh sets it.
         let program = std::env::var("CONCIERGE_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
         let mut words = program.split_whitespace();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(words.next().unwrap_or("moto_server"))
             .args(words)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -35,7 +41,7 @@ impl Moto {
                 return None;
             }
         };
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), port };
         let start = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(start.elapsed() < Duration::from_secs(30), "moto did not listen on {port} within 30 s");
