@@ -153,3 +153,33 @@ fn dockerfile_is_complete() {
         }
     }
 }
+
+#[test]
+fn ecs_autoscale_task_and_its_role() {
+    let task = json("deploy/ecs/autoscale-task-definition.json");
+    assert!(task["taskRoleArn"].as_str().unwrap().contains(":role/"));
+    let container = &task["containerDefinitions"][0];
+    assert_eq!(container["command"][0], "autoscale");
+    let env: Vec<(&str, &str)> = container["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect();
+    for (name, _) in &env {
+        assert_known(name, "autoscale-task-definition.json");
+    }
+    let value = |n: &str| env.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+    assert_eq!(value("CONCIERGE_AUTOSCALE_SERVICE"), json("deploy/ecs/service.json")["serviceName"].as_str());
+    assert!(value("CONCIERGE_AUTOSCALE_MIN").is_some() && value("CONCIERGE_AUTOSCALE_MAX").is_some());
+    // The role allows what the ECS back end calls, no more.
+    let policy = json("deploy/ecs/autoscale-task-role-policy.json");
+    let actions = &policy["Statement"][0]["Action"];
+    assert_eq!(
+        actions,
+        &serde_json::json!(["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListTagsForResource", "ecs:TagResource"])
+    );
+    // The Swarm stack carries the same service, commented out.
+    let stack = std::fs::read_to_string(root("deploy/swarm/stack.yml")).unwrap();
+    assert!(stack.contains("  # autoscale:\n") && stack.contains("#     CONCIERGE_AUTOSCALE_SERVICE: \"probes_concierge\""));
+}
