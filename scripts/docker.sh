@@ -162,7 +162,7 @@ cmd_image() {
     ctx=$(mktemp -d "$dir/ctx.XXXXXX")
     mkdir -p "$ctx/target/dist"
     cp "$root/Dockerfile" "$ctx/"
-    objcopy --strip-debug "$binary" "$ctx/target/dist/concierge"
+    objcopy --strip-debug "$binary" "$ctx/target/dist/concierge" 2>/dev/null || cp "$binary" "$ctx/target/dist/concierge"
     # BuildKit builds only the stages the target needs; host networking lets the runtime
     # stage's apt-get reach the Debian mirror.
     DOCKER_BUILDKIT=1 d "$dir" build --network host --build-arg "BASE=$BASE_IMAGE" --build-arg BINARY=prebuilt \

@@ -28,7 +28,8 @@ moto_version=5.2.1
 if ! python3 -c "import flask, moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$moto_version"
 fi
-export CONCIERGE_TEST_MOTO="$(command -v python3) -m moto.server"
+python=$(command -v python3)
+export CONCIERGE_TEST_MOTO="$python -m moto.server"
 
 if [[ -n ${CONCIERGE_TEST_RABBITMQ_DIR:-} ]]; then
     dir=$CONCIERGE_TEST_RABBITMQ_DIR

@@ -39,6 +39,9 @@ pub struct Load {
     pub busy: usize,
     /// Slots, both pools.
     pub slots: usize,
+    /// Command slots (the spawn limit): what a fleet of command checks can run at once.
+    #[serde(default)]
+    pub command_slots: usize,
     /// p95 of the lag over the last minute, seconds.
     pub lag_p95: f64,
 }
@@ -213,7 +216,13 @@ impl Telemetry {
         let busy_ratio = ratio(commands).max(ratio(builtins));
         self.busy_ratio.set(busy_ratio);
         self.refresh_lag_p95();
-        Load { busy_ratio, busy: commands.0 + builtins.0, slots: commands.1 + builtins.1, lag_p95: self.lag_p95.get() }
+        Load {
+            busy_ratio,
+            busy: commands.0 + builtins.0,
+            slots: commands.1 + builtins.1,
+            command_slots: commands.1,
+            lag_p95: self.lag_p95.get(),
+        }
     }
 
     /// Recompute the windowed lag percentile.
@@ -299,7 +308,7 @@ mod tests {
             t.lag_observed(lag);
         }
         let load = t.slots_used((3, 12), (1, 500));
-        assert_eq!(load, Load { busy_ratio: 0.25, busy: 4, slots: 512, lag_p95: 30.0 });
+        assert_eq!(load, Load { busy_ratio: 0.25, busy: 4, slots: 512, command_slots: 12, lag_p95: 30.0 });
         assert_eq!(t.slots_used((0, 2), (2, 2)).busy_ratio, 1.0, "a full built-in pool is a full replica");
         t.slots_used((3, 12), (1, 500));
         let text = t.render();

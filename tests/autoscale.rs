@@ -149,6 +149,8 @@ async fn ecs_follows_a_scripted_signal_sequence() {
         server.publish_request(&queue, &json!({"name": format!("c{i}"), "command": "true", "issued": 1})).await;
     }
     let env: Vec<(&str, String)> = moto.env().into_iter().collect();
+    // A second queue nobody declared: a missing queue is no backlog, and does not blind it.
+    let queues = format!("{queue},roundrobin:nobody-{cluster}");
     let autoscaler = Autoscaler::start(
         &env,
         &[
@@ -161,7 +163,7 @@ async fn ecs_follows_a_scripted_signal_sequence() {
             "--max",
             "4",
             "--queues",
-            &queue,
+            &queues,
             "--interval",
             "1",
             "--backlog-target",

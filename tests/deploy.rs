@@ -181,5 +181,7 @@ fn ecs_autoscale_task_and_its_role() {
     );
     // The Swarm stack carries the same service, commented out.
     let stack = std::fs::read_to_string(root("deploy/swarm/stack.yml")).unwrap();
-    assert!(stack.contains("  # autoscale:\n") && stack.contains("#     CONCIERGE_AUTOSCALE_SERVICE: \"probes_concierge\""));
+    assert!(
+        stack.contains("  # autoscale:\n") && stack.contains("#     CONCIERGE_AUTOSCALE_SERVICE: \"probes_concierge\"")
+    );
 }

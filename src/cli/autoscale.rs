@@ -12,6 +12,9 @@ use crate::scale::autoscale::controller::{Controller, Options};
 use crate::scale::autoscale::decide::Policy;
 use crate::transport::KEEPALIVE_INTERVAL_SECS;
 
+/// The longest interval, window or cooldown accepted (a day).
+pub const MAX_SECONDS: u64 = 86_400;
+
 /// `concierge autoscale`.
 #[derive(Debug, Clone, Args)]
 pub struct AutoscaleArgs {
@@ -41,7 +44,7 @@ pub struct AutoscaleArgs {
     /// Busy ratio to hold each replica at
     #[arg(long, env = "CONCIERGE_AUTOSCALE_BUSY_TARGET", default_value_t = 0.6)]
     pub busy_target: f64,
-    /// Waiting requests per replica [default: the replicas' slot count]
+    /// Waiting requests per replica [default: the replicas' command slots]
     #[arg(long, env = "CONCIERGE_AUTOSCALE_BACKLOG_TARGET")]
     pub backlog_target: Option<f64>,
     /// Most replicas added at once [default: double, at least +1]
@@ -74,8 +77,11 @@ impl AutoscaleArgs {
         if min > max {
             return Err(format!("--min {min} is above --max {max}"));
         }
-        if max == 0 {
-            return Err("--max must be at least 1".into());
+        if min == 0 {
+            return Err(
+                "--min must be at least 1: with no replica the fleet's auto-delete queues are gone, and no backlog could bring one back"
+                    .into(),
+            );
         }
         if !(self.busy_target > 0.0 && self.busy_target <= 1.0) {
             return Err(format!("--busy-target {} must be above 0 and at most 1", self.busy_target));
@@ -86,8 +92,11 @@ impl AutoscaleArgs {
         if self.step == Some(0) {
             return Err("--step must be at least 1".into());
         }
-        if self.interval == 0 {
-            return Err("--interval must be at least 1 second".into());
+        if !(1..=MAX_SECONDS).contains(&self.interval) {
+            return Err(format!("--interval must be 1 to {MAX_SECONDS} seconds"));
+        }
+        if self.window > MAX_SECONDS || self.cooldown.is_some_and(|c| c > MAX_SECONDS) {
+            return Err(format!("--window and --cooldown must be at most {MAX_SECONDS} seconds"));
         }
         Ok(Policy {
             min,
@@ -148,7 +157,9 @@ pub async fn run(context: &Context, args: &AutoscaleArgs) -> ExitCode {
         cooldown: args.cooldown.unwrap_or(args.interval),
         dry_run: args.dry_run,
     };
-    let stale_after = options.max_age() * 2;
+    // Rounds back off for up to five minutes while something is down: not a stall.
+    let stale_after = i64::try_from(crate::scale::autoscale::controller::MAX_BACKOFF.as_secs() + 2 * args.interval)
+        .unwrap_or(i64::MAX);
     let mut controller = match Controller::start(platform, settings, options.clone()).await {
         Ok(controller) => controller,
         Err(problem) => return fail(&format!("cannot watch the broker: {problem}")),

@@ -412,7 +412,7 @@ pub const VARIABLES: &[EnvVar] = &[
         name: "CONCIERGE_AUTOSCALE_BACKLOG_TARGET",
         target: Target::Cli,
         kind: Kind::Number,
-        default: "the replicas' slot count",
+        default: "the replicas' command slots",
         help: "`concierge autoscale`: waiting requests per replica.",
     },
     EnvVar {

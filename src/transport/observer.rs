@@ -12,7 +12,7 @@ use lapin::{Channel, Connection, ExchangeKind};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{TransportError, bounded, connect, declare_sensu_exchange, watch};
+use super::session::{TransportError, bounded, connect, declare_sensu_exchange};
 use super::{KEEPALIVES_EXCHANGE, ROUTING_KEY};
 use crate::config::brokers::Broker;
 
@@ -27,7 +27,7 @@ pub struct Observer {
     /// For passive declares; replaced when the broker closes it (a passive declare of a
     /// missing queue closes the channel).
     probe: Mutex<Channel>,
-    /// Fired when the connection fails.
+    /// Fired when the keepalive consumer stops or a probe fails (see [`Self::is_broken`]).
     pub broken: CancellationToken,
     op_timeout: Duration,
 }
@@ -36,8 +36,11 @@ impl Observer {
     /// Connect to `broker` as `name`.
     pub async fn open(broker: &Broker, name: &str, op_timeout: Duration) -> Result<Self, TransportError> {
         let connection = connect(broker, &format!("concierge {name} (autoscale)")).await?;
+        // Not the sessions' connection watcher: lapin reports a channel the broker closed (a
+        // passive declare of a missing queue does that) as a connection error, and here that
+        // is an answer, not a broken link. The connection's own state and the keepalive
+        // consumer tell when the link is gone.
         let broken = CancellationToken::new();
-        watch(&connection, "autoscale", broken.clone());
         let probe = bounded("channel.open", op_timeout, connection.create_channel()).await?;
         Ok(Self { label: broker.label(), connection, probe: Mutex::new(probe), broken, op_timeout })
     }
@@ -66,9 +69,10 @@ impl Observer {
         }
     }
 
-    /// Every keepalive from now on, as published: a private queue (server-named, exclusive,
-    /// auto-delete) bound to the `keepalives` exchange, consumed without acknowledgements.
-    pub async fn keepalives(&self) -> Result<mpsc::Receiver<Vec<u8>>, TransportError> {
+    /// Every keepalive from now on, as published, with when it arrived (epoch seconds): a
+    /// private queue (server-named, exclusive, auto-delete) bound to the `keepalives`
+    /// exchange, consumed without acknowledgements.
+    pub async fn keepalives(&self) -> Result<mpsc::Receiver<(i64, Vec<u8>)>, TransportError> {
         let channel = bounded("channel.open", self.op_timeout, self.connection.create_channel()).await?;
         declare_sensu_exchange(&channel, KEEPALIVES_EXCHANGE, ExchangeKind::Direct, self.op_timeout).await?;
         let private =
@@ -111,7 +115,7 @@ impl Observer {
                 };
                 match delivery {
                     Some(Ok(delivery)) => {
-                        if tx.try_send(delivery.data).is_err() && tx.is_closed() {
+                        if tx.try_send((crate::proto::now_epoch(), delivery.data)).is_err() && tx.is_closed() {
                             return;
                         }
                     }
@@ -128,6 +132,11 @@ impl Observer {
             }
         });
         Ok(rx)
+    }
+
+    /// Whether the link is gone (the connection, or the keepalive consumer).
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_cancelled() || !self.connection.status().connected()
     }
 
     /// Close the connection (bounded).

@@ -288,7 +288,7 @@ pub(super) async fn declare_sensu_exchange(
 }
 
 /// Fire `broken` when the connection reports an error.
-pub(super) fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
+fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
     let mut events = Box::pin(conn.events_listener());
     tokio::spawn(async move {
         loop {

@@ -13,6 +13,7 @@ pub struct Moto {
     pub endpoint: String,
     /// Its port.
     pub port: u16,
+    log: std::path::PathBuf,
 }
 
 impl Moto {
@@ -27,11 +28,12 @@ impl Moto {
         // A command line: `moto_server`, or `python3 -m moto.server` as scripts/test.sh sets it.
         let program = std::env::var("CONCIERGE_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
         let mut words = program.split_whitespace();
+        let log = std::env::temp_dir().join(format!("concierge-test-moto-{port}.log"));
         let child = Command::new(words.next().unwrap_or("moto_server"))
             .args(words)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
             .spawn();
         let child = match child {
             Ok(child) => child,
@@ -41,9 +43,13 @@ impl Moto {
                 return None;
             }
         };
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), port };
+        let mut moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), port, log: log.clone() };
         let start = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("moto exited ({status}) before listening on {port}: {stderr}");
+            }
             assert!(start.elapsed() < Duration::from_secs(30), "moto did not listen on {port} within 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -78,5 +84,6 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -28,7 +28,9 @@ use crate::transport::observer::Observer;
 /// How long one broker operation may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between rounds while something is failing.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Results kept for a broker that is down, at most.
+const MAX_PENDING: usize = 16;
 
 /// What the controller is told.
 #[derive(Debug, Clone)]
@@ -54,9 +56,12 @@ impl Options {
     /// shorter than the keepalive period (20 s, fixed by Sensu).
     pub fn max_age(&self) -> i64 {
         let round = self.interval.as_secs().max(1);
-        i64::try_from(2 * round.max(KEEPALIVE_INTERVAL_SECS) + 1).unwrap_or(i64::MAX)
+        i64::try_from(round.max(KEEPALIVE_INTERVAL_SECS).saturating_mul(2).saturating_add(1)).unwrap_or(i64::MAX)
     }
 }
+
+/// Keepalives as they arrive: (epoch seconds, body).
+type Keepalives = mpsc::Receiver<(i64, Vec<u8>)>;
 
 /// The figures of `/metrics`.
 #[derive(Default)]
@@ -149,8 +154,13 @@ pub struct Controller<P> {
     options: Options,
     autoscaler: Autoscaler,
     readings: Readings,
-    watch: Option<(Observer, mpsc::Receiver<Vec<u8>>)>,
+    watch: Option<(Observer, Keepalives)>,
     failures: u32,
+    /// Results not delivered yet (the broker was down), oldest first.
+    pending: std::collections::VecDeque<crate::proto::Object>,
+    /// The status and kind of the last result sent about a move that was not made, so a
+    /// refusal or failure repeated every round is reported once.
+    last_unmade: Option<(u8, String)>,
     /// Shared with `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Shared with `/healthz`.
@@ -170,6 +180,8 @@ impl<P: Platform + Send + Sync> Controller<P> {
             readings,
             watch: None,
             failures: 0,
+            pending: std::collections::VecDeque::new(),
+            last_unmade: None,
             metrics: Arc::default(),
             health: Arc::default(),
         };
@@ -203,15 +215,15 @@ impl<P: Platform + Send + Sync> Controller<P> {
 
     /// The backlog of the fleet's queues, and whether the broker answered.
     async fn backlog(&mut self, now: i64) -> Result<u64, String> {
-        if self.watch.as_ref().is_none_or(|(o, _)| o.broken.is_cancelled()) {
+        if self.watch.as_ref().is_none_or(|(o, _)| o.is_broken()) {
             if let Some((observer, _)) = self.watch.take() {
                 observer.close().await;
             }
             self.connect().await?;
         }
         let Some((observer, keepalives)) = self.watch.as_mut() else { return Err("not connected".into()) };
-        while let Ok(body) = keepalives.try_recv() {
-            self.readings.keepalive(&body, now);
+        while let Ok((arrived, body)) = keepalives.try_recv() {
+            self.readings.keepalive(&body, arrived.min(now));
         }
         let mut backlog = 0u64;
         for queue in &self.options.queues {
@@ -239,16 +251,21 @@ impl<P: Platform + Send + Sync> Controller<P> {
             _ => None,
         };
         self.outage(outage.clone(), now).await;
+        if outage.is_none() && !self.pending.is_empty() {
+            self.flush().await;
+        }
         let max_age = self.options.max_age();
-        self.readings.prune(now, 4 * max_age);
+        self.readings.prune(now, max_age.saturating_mul(4));
         let current = match state {
             Ok(state) => state.replicas,
             Err(error) => return self.finish(Round::Blind(error.to_string()), now),
         };
-        // Without the broker there is no fresh backlog, and keepalives stop arriving: the
-        // loads go stale in their turn, and no decision is taken on what is left.
-        let backlog = if outage.is_none() { backlog.ok() } else { None };
-        let signals = self.readings.signals(current, backlog, now, max_age);
+        // Without the broker there is no fresh backlog and no keepalive: no decision is taken
+        // on what is left of them.
+        let signals = match backlog {
+            Ok(backlog) => self.readings.signals(current, Some(backlog), now, max_age),
+            Err(_) => Signals { current, ..Signals::default() },
+        };
         self.observe(&signals);
         let plan = self.autoscaler.evaluate(&self.options.policy, &signals, now);
         self.metrics.desired.set(i64::try_from(plan.to).unwrap_or(i64::MAX));
@@ -261,6 +278,12 @@ impl<P: Platform + Send + Sync> Controller<P> {
         let policy = &self.options.policy;
         let limits = Limits { min: Some(policy.min), max: Some(policy.max), cooldown: self.options.cooldown };
         let outcome = scale(&self.platform, &service, Move::To(plan.to), limits, false).await;
+        if matches!(outcome, Outcome::Failed { .. }) {
+            // Back off as for an outage; the result says what failed.
+            self.failures = self.failures.saturating_add(1);
+        } else if outcome.status() == 0 {
+            self.failures = 0;
+        }
         let round = Round::Moved(outcome, plan, signals);
         self.report(&round).await;
         self.finish(round, now)
@@ -325,9 +348,25 @@ impl<P: Platform + Send + Sync> Controller<P> {
         }
     }
 
-    /// Report a move as `autoscale_<service>`.
-    async fn report(&self, round: &Round) {
+    /// Report a move as `autoscale_<service>`; a refusal or failure like the last one is
+    /// not reported again.
+    async fn report(&mut self, round: &Round) {
         let Round::Moved(outcome, plan, signals) = round else { return };
+        let kind = match outcome {
+            Outcome::Decided(d) => match &d.verdict {
+                crate::scale::decide::Verdict::Refused(why) => {
+                    why.split(|c: char| c.is_ascii_digit()).next().unwrap_or_default().to_string()
+                }
+                crate::scale::decide::Verdict::Scale { .. } => String::new(),
+            },
+            Outcome::Failed { error, .. } => format!("{error:?}").split('(').next().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        let unmade = (outcome.status() != 0).then(|| (outcome.status(), kind));
+        if unmade.is_some() && unmade == self.last_unmade {
+            return;
+        }
+        self.last_unmade = unmade;
         let mut check = report::check(outcome, &self.options.check_name, "concierge autoscale");
         check.insert("output".into(), format!("{}\n", round.line(&self.options.service)).into());
         check.insert("signals".into(), signals_json(signals));
@@ -336,7 +375,7 @@ impl<P: Platform + Send + Sync> Controller<P> {
         self.deliver(check).await;
     }
 
-    async fn report_line(&self, line: &str, status: u8, extra: Value) {
+    async fn report_line(&mut self, line: &str, status: u8, extra: Value) {
         let outcome =
             Outcome::Failed { service: self.options.service.clone(), error: PlatformError::Api(String::new()) };
         let mut check = report::check(&outcome, &self.options.check_name, "concierge autoscale");
@@ -348,9 +387,27 @@ impl<P: Platform + Send + Sync> Controller<P> {
         self.deliver(check).await;
     }
 
-    async fn deliver(&self, check: crate::proto::Object) {
-        if let Err(problem) = report::deliver(&self.settings, check).await {
-            tracing::warn!(%problem, "autoscale: the decision's result was not delivered");
+    /// Deliver `check` after any result still waiting; what the broker does not take waits
+    /// for the next round (at most [`MAX_PENDING`], the oldest dropped first).
+    async fn deliver(&mut self, check: crate::proto::Object) {
+        self.pending.push_back(check);
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_front();
+        }
+        self.flush().await;
+    }
+
+    async fn flush(&mut self) {
+        while let Some(check) = self.pending.front() {
+            match report::deliver(&self.settings, check.clone()).await {
+                Ok(_) => {
+                    self.pending.pop_front();
+                }
+                Err(problem) => {
+                    tracing::warn!(%problem, waiting = self.pending.len(), "autoscale: results wait for the broker");
+                    return;
+                }
+            }
         }
     }
 
@@ -358,7 +415,11 @@ impl<P: Platform + Send + Sync> Controller<P> {
     /// five minutes).
     pub fn next_wait(&self) -> Duration {
         let doubling = 2u32.saturating_pow(self.failures.saturating_sub(1).min(16));
-        if self.failures == 0 { self.options.interval } else { (self.options.interval * doubling).min(MAX_BACKOFF) }
+        if self.failures == 0 {
+            self.options.interval
+        } else {
+            self.options.interval.checked_mul(doubling).unwrap_or(MAX_BACKOFF).min(MAX_BACKOFF)
+        }
     }
 
     /// Rounds until `stop`.

@@ -17,7 +17,7 @@ pub struct Policy {
     pub max: u64,
     /// Busy ratio to hold each replica at (0–1).
     pub busy_target: f64,
-    /// Waiting requests per replica to allow; `None`: the replicas' own slot count.
+    /// Waiting requests per replica to allow; `None`: the replicas' command slots.
     pub backlog_target: Option<f64>,
     /// Most replicas added at once; `None`: double (at least +1).
     pub step: Option<u64>,
@@ -36,7 +36,7 @@ pub struct Signals {
     pub busy: Option<f64>,
     /// Replicas whose keepalives are fresh.
     pub reporting: usize,
-    /// Mean slots per reporting replica.
+    /// Mean command slots per reporting replica.
     pub slots: Option<f64>,
     /// Largest p95 lag among the reporting replicas, seconds.
     pub lag_p95: Option<f64>,
@@ -86,16 +86,17 @@ impl Plan {
 /// The tolerance around a target inside which the count holds (the HPA's 0.1).
 pub const TOLERANCE: f64 = 0.1;
 
-/// `ceil(current × value / target)`, holding within the tolerance.
-fn wanted(current: u64, value: f64, target: f64) -> u64 {
-    if target <= 0.0 || !value.is_finite() {
+/// `ceil(current × ratio)`, holding within the tolerance; `ratio` is the signal over its
+/// target. (A hair below the next whole number, so that 5 × 1.2 is 6, not 7.)
+fn wanted(current: u64, ratio: f64) -> u64 {
+    if !ratio.is_finite() || ratio < 0.0 {
         return current;
     }
-    let ratio = value / target;
     if current > 0 && (ratio - 1.0).abs() <= TOLERANCE {
         return current;
     }
-    (current.max(1) as f64 * ratio).ceil().max(0.0) as u64
+    let desired = (current.max(1) as f64 * ratio - 1e-9).ceil().max(0.0);
+    if desired >= u64::MAX as f64 { u64::MAX } else { desired as u64 }
 }
 
 /// The recommendations of the stabilization window, with their times.
@@ -111,20 +112,32 @@ impl Autoscaler {
         let started = *self.started.get_or_insert(now);
         let current = signals.current;
         let mut wanted_by = Vec::new();
-        if let Some(busy) = signals.busy {
-            wanted_by.push(("busy", wanted(current, busy, policy.busy_target)));
+        if let Some(busy) = signals.busy.filter(|_| policy.busy_target > 0.0) {
+            // As the HPA does for pods without metrics: replicas asked for but not reporting
+            // yet count as idle when deciding to grow, as full when deciding to shrink, so a
+            // move just made is not made again before its replicas are heard from.
+            let reporting = signals.reporting as f64;
+            let missing = current.saturating_sub(signals.reporting as u64) as f64;
+            let all = (reporting + missing).max(1.0);
+            let up = wanted(current, busy * reporting / all / policy.busy_target);
+            let down = wanted(current, (busy * reporting + missing) / all / policy.busy_target);
+            wanted_by.push(("busy", if up > current { up } else { down.min(current) }));
         }
         if let Some(backlog) = signals.backlog {
             let per_replica = policy.backlog_target.or(signals.slots).filter(|t| *t > 0.0);
             if let Some(per_replica) = per_replica {
                 // The HPA's average-value form: what the waiting requests need, spread over
                 // replicas taking `per_replica` each.
-                wanted_by.push(("backlog", (backlog as f64 / per_replica).ceil() as u64));
+                let ratio = backlog as f64 / (current.max(1) as f64 * per_replica);
+                wanted_by.push(("backlog", if backlog == 0 { 0 } else { wanted(current, ratio) }));
             }
         }
         let recommendation = wanted_by.iter().map(|(_, n)| *n).max();
         let plan = |to: u64, why: String| Plan { current, wanted: wanted_by.clone(), recommendation, to, why };
         let Some(recommendation) = recommendation else {
+            // Blind: what comes after is watched afresh, a whole window before any scale-down.
+            self.history.clear();
+            self.started = None;
             return plan(current.clamp(policy.min, policy.max), "no fresh signals: holding".into());
         };
         self.history.push_back((now, recommendation));
@@ -258,6 +271,35 @@ mod tests {
             }
         }
         assert!(moves.is_empty(), "{moves:?}");
+    }
+
+    #[test]
+    fn replicas_not_heard_from_yet_do_not_make_the_same_move_twice() {
+        let p = policy();
+        let mut a = Autoscaler::default();
+        // Asked for 4, two report busy 1.0: as if 4 × 0.5 → busy wants ceil(4 × 0.83) = 4: hold.
+        let s = Signals { current: 4, busy: Some(1.0), reporting: 2, ..signals(4, None, None) };
+        assert_eq!(a.evaluate(&p, &s, 0).wanted, vec![("busy", 4)]);
+        // Shrinking counts them as full: two idle reporting of 4 → (0 + 2) / 4 = 0.5 → hold.
+        let s = Signals { current: 4, busy: Some(0.0), reporting: 2, ..signals(4, None, None) };
+        assert_eq!(Autoscaler::default().evaluate(&p, &s, 0).wanted, vec![("busy", 4)]);
+        // 5 × 0.72 / 0.6 is 6, not 7.
+        assert_eq!(run(&p, &[(0, 5, Some(0.72), None)]), vec![6]);
+        // The backlog has the same tolerance: 42 waiting for 4 × 10 holds.
+        assert_eq!(run(&p, &[(0, 4, None, Some(42))]), vec![4]);
+    }
+
+    #[test]
+    fn a_blind_spell_restarts_the_window() {
+        let p = Policy { window: 60, ..policy() };
+        // Idle for a whole window, then blind, then idle again: the window starts over.
+        let steps = [
+            (0, 4, Some(0.0), Some(0)),
+            (70, 4, None, None),
+            (80, 4, Some(0.0), Some(0)),
+            (150, 4, Some(0.0), Some(0)),
+        ];
+        assert_eq!(run(&p, &steps), vec![4, 4, 4, 1]);
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Readings {
             backlog,
             busy: mean(&|l| l.busy_ratio),
             reporting: n,
-            slots: mean(&|l| l.slots as f64),
+            slots: mean(&|l| l.command_slots as f64).filter(|s| *s > 0.0),
             lag_p95: fresh.iter().map(|l| l.lag_p95).reduce(f64::max),
         }
     }
@@ -77,7 +77,7 @@ mod tests {
 
     fn keepalive(name: &str, subs: &[&str], busy: f64) -> Vec<u8> {
         serde_json::to_vec(&json!({"name": name, "subscriptions": subs, "version": "1.9.0",
-            "concierge": {"busy_ratio": busy, "busy": 1, "slots": 4, "lag_p95": 2.0}}))
+            "concierge": {"busy_ratio": busy, "busy": 1, "slots": 504, "command_slots": 4, "lag_p95": 2.0}}))
         .unwrap()
     }
 
