@@ -487,3 +487,58 @@ async fn the_fleet_grows_under_backlog_and_shrinks_back_without_losing_a_request
 fn futures_executor_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
+
+// `--once --dry-run`: one round after a keepalive period, the move it would make printed with
+// its signals, nothing changed, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_with_dry_run_prints_the_move_and_changes_nothing() {
+    let Some(moto) = support::moto::Moto::start().await else { return };
+    let ecs = moto.ecs();
+    let cluster = unique("once");
+    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
+    let container =
+        aws_sdk_ecs::types::ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build();
+    ecs.register_task_definition().family("probe").container_definitions(container).send().await.unwrap();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("api")
+        .task_definition("probe")
+        .desired_count(2)
+        .send()
+        .await
+        .unwrap();
+    let server = ServerSide::connect().await;
+    let queue = unique("roundrobin:once");
+    idle_queue(&server, &queue).await;
+    for i in 0..30 {
+        server.publish_request(&queue, &json!({"name": format!("c{i}"), "command": "true", "issued": 1})).await;
+    }
+    let out = support::bin::concierge()
+        .envs(moto.env())
+        .env("RABBITMQ_URL", amqp_url())
+        .env("SENSU_CLIENT_NAME", unique("once"))
+        .args([
+            "autoscale",
+            "--once",
+            "--dry-run",
+            "--cluster",
+            &cluster,
+            "--service",
+            "api",
+            "--min",
+            "1",
+            "--max",
+            "8",
+        ])
+        .args(["--queues", &queue, "--backlog-target", "5", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        stdout,
+        "(dry run) AUTOSCALE: api 2 → 4: wants 6, up by at most 2 at once; backlog 30, busy unknown (no fresh keepalives)"
+    );
+    let described = ecs.describe_services().cluster(&cluster).services("api").send().await.unwrap();
+    assert_eq!(described.services()[0].desired_count(), 2, "a dry run changes nothing");
+}
