@@ -123,18 +123,7 @@ async fn ecs_follows_a_scripted_signal_sequence() {
     let Some(moto) = support::moto::Moto::start().await else { return };
     let ecs = moto.ecs();
     let cluster = unique("fleet");
-    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
-    let container =
-        aws_sdk_ecs::types::ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build();
-    ecs.register_task_definition().family("probe").container_definitions(container).send().await.unwrap();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition("probe")
-        .desired_count(1)
-        .send()
-        .await
-        .unwrap();
+    moto.service(&cluster, 1, &[]).await;
     let desired = async || {
         let out = ecs.describe_services().cluster(&cluster).services("api").send().await.unwrap();
         out.services()[0].desired_count()
@@ -242,24 +231,7 @@ async fn ecs_follows_a_scripted_signal_sequence() {
     let health = http_get(autoscaler.port, "/healthz").unwrap();
     assert!(health.contains("\"outage\":\"cannot read the service"), "{health}");
     let moto = support::moto::Moto::start_on(port).await.unwrap();
-    let ecs = moto.ecs();
-    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
-    ecs.register_task_definition()
-        .family("probe")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition("probe")
-        .desired_count(1)
-        .send()
-        .await
-        .unwrap();
+    moto.service(&cluster, 1, &[]).await;
     let back = next_decision(&mut results, &autoscaler.name, Duration::from_secs(30)).await.expect("a recovery");
     note(back["output"].as_str().unwrap().trim().to_string());
     assert_eq!(
@@ -339,41 +311,13 @@ async fn the_fleet_grows_under_backlog_and_shrinks_back_without_losing_a_request
     let Some(engine) = docker::engine() else { return };
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
-    let name = unique("fleet").replace('-', "_");
     let rr = unique("roundrobin:load");
-    let http_base = 21000 + (std::process::id() % 4000) as u16 * 2;
-    let slot = "{{.Task.Slot}}";
     // Two command slots and a prefetch of two: what waits, waits in the queue.
-    let env = [
-        format!("RABBITMQ_URL={}", amqp_url()),
-        format!("SENSU_CLIENT_NAME={name}-{slot}"),
-        format!("SENSU_CLIENT_SUBSCRIPTIONS={rr}"),
-        format!("CONCIERGE_HTTP_SOCKET_PORT={http_base}+{slot}"),
-        format!("CONCIERGE_SOCKET_PORT={}+{slot}", http_base + 10),
-        "CONCIERGE_COMMAND_CONCURRENCY=2".to_string(),
-        "CONCIERGE_PREFETCH=2".to_string(),
-    ];
-    let mut args: Vec<String> =
-        ["service", "create", "--detach", "--quiet", "--name", &name, "--network", "host"].map(String::from).to_vec();
-    for e in &env {
-        args.extend(["--env".to_string(), e.clone()]);
-    }
-    args.extend(["--replicas", "1", "--stop-grace-period", "15s", &engine.image, "run"].map(String::from));
-    engine.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let _fleet = {
-        let (engine, name) = (engine.clone(), name.clone());
-        support::scopeguard(move || {
-            let _ = engine.output(&["service", "rm", &name]);
-        })
-    };
-    let replicas = || -> u64 {
-        engine.ok(&["service", "inspect", &name, "--format", "{{.Spec.Mode.Replicated.Replicas}}"]).parse().unwrap()
-    };
-    let running = || {
-        let states =
-            engine.ok(&["service", "ps", &name, "--filter", "desired-state=running", "--format", "{{.CurrentState}}"]);
-        states.lines().filter(|s| s.starts_with("Running")).count()
-    };
+    let fleet =
+        docker::Fleet::create(&engine, &rr, 1, &[], &["CONCIERGE_COMMAND_CONCURRENCY=2", "CONCIERGE_PREFETCH=2"]);
+    let name = fleet.name.clone();
+    let replicas = || fleet.replicas();
+    let running = || fleet.running();
     engine
         .wait_for("the first replica consumes", Duration::from_secs(60), || {
             futures_executor_block(server.queue_state(&rr)).is_some_and(|(_, consumers)| consumers == 1)
@@ -495,18 +439,7 @@ async fn once_with_dry_run_prints_the_move_and_changes_nothing() {
     let Some(moto) = support::moto::Moto::start().await else { return };
     let ecs = moto.ecs();
     let cluster = unique("once");
-    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
-    let container =
-        aws_sdk_ecs::types::ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build();
-    ecs.register_task_definition().family("probe").container_definitions(container).send().await.unwrap();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition("probe")
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
+    moto.service(&cluster, 2, &[]).await;
     let server = ServerSide::connect().await;
     let queue = unique("roundrobin:once");
     idle_queue(&server, &queue).await;

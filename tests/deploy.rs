@@ -15,6 +15,12 @@ fn yaml(rel: &str) -> Value {
     serde_yaml_ng::from_str(&std::fs::read_to_string(root(rel)).unwrap()).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// A container definition's `environment`, as (name, value).
+fn environment(container: &Value) -> Vec<(&str, &str)> {
+    let vars = container["environment"].as_array().unwrap().iter();
+    vars.map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap())).collect()
+}
+
 fn assert_known(var: &str, file: &str) {
     assert!(concierge::config::env::is_known(var), "{file} sets {var}, which the binary does not read");
 }
@@ -27,12 +33,7 @@ fn ecs_task_definition() {
     assert_eq!(container["linuxParameters"]["initProcessEnabled"], true);
     assert_eq!(container["healthCheck"]["command"], serde_json::json!(["CMD", "/usr/local/bin/concierge", "health"]));
     assert_eq!(container["logConfiguration"]["logDriver"], "awslogs");
-    let env: Vec<(&str, &str)> = container["environment"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
-        .collect();
+    let env = environment(container);
     for (name, _) in &env {
         assert_known(name, "task-definition.json");
     }
@@ -160,12 +161,7 @@ fn ecs_autoscale_task_and_its_role() {
     assert!(task["taskRoleArn"].as_str().unwrap().contains(":role/"));
     let container = &task["containerDefinitions"][0];
     assert_eq!(container["command"][0], "autoscale");
-    let env: Vec<(&str, &str)> = container["environment"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
-        .collect();
+    let env = environment(container);
     for (name, _) in &env {
         assert_known(name, "autoscale-task-definition.json");
     }

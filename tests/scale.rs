@@ -52,20 +52,11 @@ impl Service {
     }
 
     fn replicas(&self) -> String {
-        self.engine.ok(&["service", "inspect", &self.name, "--format", "{{.Spec.Mode.Replicated.Replicas}}"])
+        self.engine.replicas(&self.name).to_string()
     }
 
     fn running_tasks(&self) -> usize {
-        let states = self.engine.ok(&[
-            "service",
-            "ps",
-            &self.name,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.CurrentState}}",
-        ]);
-        states.lines().filter(|s| s.starts_with("Running")).count()
+        self.engine.running_tasks(&self.name)
     }
 }
 
@@ -258,9 +249,15 @@ async fn a_concurrent_update_is_retried_on_the_new_version() {
 
 /// `concierge scale ARGS` with `input` on stdin, against the engine and the private broker.
 fn piped(client: &str, args: &[&str], input: &[u8]) -> Output {
+    let docker = [("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())];
+    piped_with(&docker, client, args, input)
+}
+
+/// `concierge scale ARGS` with `env` and `input` on stdin, its result to the private broker.
+fn piped_with(env: &[(&str, String)], client: &str, args: &[&str], input: &[u8]) -> Output {
     use std::io::Write as _;
     let mut child = support::bin::concierge()
-        .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RABBITMQ_URL", amqp_url())
         .env("SENSU_CLIENT_NAME", client)
         .arg("scale")
@@ -551,25 +548,11 @@ fn announced(port: u16, token: &str, length: usize) -> (u16, String) {
     (status, response)
 }
 
-/// An ECS service in a cluster of the moto server, with bounds 2..4 in its tags.
-async fn ecs_service(ecs: &aws_sdk_ecs::Client, replicas: i32) -> (String, String) {
-    use aws_sdk_ecs::types::{ContainerDefinition, Tag};
+/// An ECS service `api` in a new cluster of the moto server, with bounds 2..4 in its tags.
+async fn ecs_service(moto: &support::moto::Moto, replicas: i32) -> (String, String) {
     let cluster = unique("probes");
-    ecs.create_cluster().cluster_name(&cluster).send().await.unwrap();
-    let container = ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build();
-    ecs.register_task_definition().family("probe").container_definitions(container).send().await.unwrap();
-    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition("probe")
-        .desired_count(replicas)
-        .tags(tag("com.df.scaleMin", "2"))
-        .tags(tag("com.df.scaleMax", "4"))
-        .tags(tag("team", "probes"))
-        .send()
-        .await
-        .unwrap();
+    let tags = [("com.df.scaleMin", "2"), ("com.df.scaleMax", "4"), ("team", "probes")];
+    moto.service(&cluster, replicas, &tags).await;
     (cluster, "api".into())
 }
 
@@ -582,23 +565,10 @@ async fn ecs_state(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> (
     (found.desired_count(), tags)
 }
 
-/// `concierge scale --platform ecs --cluster CLUSTER ARGS` against the moto server, with
-/// `input` on stdin; its result published to the private broker.
+/// `concierge scale ARGS` against the moto server, with `input` on stdin; its result
+/// published to the private broker.
 fn ecs_scale(moto: &support::moto::Moto, client: &str, args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write as _;
-    let mut child = support::bin::concierge()
-        .envs(moto.env())
-        .env("RABBITMQ_URL", amqp_url())
-        .env("SENSU_CLIENT_NAME", client)
-        .arg("scale")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    piped_with(&moto.env(), client, args, input)
 }
 
 // ECS (moto on loopback standing in for AWS): the same decisions as on Swarm, the bounds
@@ -607,7 +577,7 @@ fn ecs_scale(moto: &support::moto::Moto, client: &str, args: &[&str], input: &[u
 async fn ecs_services_scale_within_their_tags_with_cooldowns_in_tags() {
     let Some(moto) = support::moto::Moto::start().await else { return };
     let ecs = moto.ecs();
-    let (cluster, api) = ecs_service(&ecs, 3).await;
+    let (cluster, api) = ecs_service(&moto, 3).await;
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let client = unique("ecs-scheduler");
@@ -675,7 +645,7 @@ async fn ecs_services_scale_within_their_tags_with_cooldowns_in_tags() {
 async fn the_sensu_handler_scales_and_replaces_on_ecs() {
     let Some(moto) = support::moto::Moto::start().await else { return };
     let ecs = moto.ecs();
-    let (cluster, api) = ecs_service(&ecs, 2).await;
+    let (cluster, api) = ecs_service(&moto, 2).await;
     let client = unique("ecs-handler");
     let mut event: Value = serde_json::from_slice(&sample("handler-event-create.json", &api)).unwrap();
     event["check"]["scale"]["platform"] = "ecs".into();
@@ -834,45 +804,22 @@ async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
-    let name = unique("fleet").replace('-', "_");
     let rr = unique("roundrobin:loop");
-    let http_base = 20000 + (std::process::id() % 5000) as u16 * 2;
     let (receiver_port, am_port, prom_port) = (free_port(), free_port(), free_port());
     let token = "loop-token";
 
     // The fleet: one replica to start, bounds 1..3, two command slots (slow commands fill a
     // replica: its busy ratio is its fuller pool's).
-    let slot = "{{.Task.Slot}}";
-    let env = [
-        format!("RABBITMQ_URL={}", amqp_url()),
-        format!("SENSU_CLIENT_NAME={name}-{slot}"),
-        format!("SENSU_CLIENT_SUBSCRIPTIONS={rr}"),
-        format!("CONCIERGE_HTTP_SOCKET_PORT={http_base}+{slot}"),
-        format!("CONCIERGE_SOCKET_PORT={}+{slot}", http_base + 10),
-        "CONCIERGE_COMMAND_CONCURRENCY=2".to_string(),
-    ];
-    let mut args: Vec<String> =
-        ["service", "create", "--detach", "--quiet", "--name", &name, "--network", "host"].map(String::from).to_vec();
-    for label in ["com.df.scaleMin=1", "com.df.scaleMax=3"] {
-        args.extend(["--label".to_string(), label.to_string()]);
-    }
-    for e in &env {
-        args.extend(["--env".to_string(), e.clone()]);
-    }
-    args.extend(["--replicas", "1", "--stop-grace-period", "15s", &engine.image, "run"].map(String::from));
-    engine.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let _fleet = {
-        let (engine, name) = (engine.clone(), name.clone());
-        support::scopeguard(move || {
-            let _ = engine.output(&["service", "rm", &name]);
-        })
-    };
-    let replicas = || engine.ok(&["service", "inspect", &name, "--format", "{{.Spec.Mode.Replicated.Replicas}}"]);
-    let running = || {
-        let states =
-            engine.ok(&["service", "ps", &name, "--filter", "desired-state=running", "--format", "{{.CurrentState}}"]);
-        states.lines().filter(|s| s.starts_with("Running")).count()
-    };
+    let fleet = docker::Fleet::create(
+        &engine,
+        &rr,
+        1,
+        &["com.df.scaleMin=1", "com.df.scaleMax=3"],
+        &["CONCIERGE_COMMAND_CONCURRENCY=2"],
+    );
+    let (name, http_base) = (fleet.name.clone(), fleet.http_base);
+    let replicas = || fleet.replicas().to_string();
+    let running = || fleet.running();
 
     // The receiver, Alertmanager, Prometheus.
     let receiver_client = unique("scale-receiver");

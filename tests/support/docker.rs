@@ -170,3 +170,74 @@ impl Drop for Stack {
         }
     }
 }
+
+impl Engine {
+    /// The replicas `service` is asked for.
+    pub fn replicas(&self, service: &str) -> u64 {
+        let out = self.ok(&["service", "inspect", service, "--format", "{{.Spec.Mode.Replicated.Replicas}}"]);
+        out.parse().unwrap()
+    }
+
+    /// The tasks of `service` that run (and passed their health check, if any).
+    pub fn running_tasks(&self, service: &str) -> usize {
+        let states =
+            self.ok(&["service", "ps", service, "--filter", "desired-state=running", "--format", "{{.CurrentState}}"]);
+        states.lines().filter(|s| s.starts_with("Running")).count()
+    }
+}
+
+/// A Swarm service of Concierge replicas (the image, `run`) on the host network, named
+/// `NAME-SLOT`, on one round-robin subscription, with ports from the task slot (HTTP socket at
+/// `http_base + slot`); removed when dropped.
+pub struct Fleet {
+    engine: Engine,
+    /// The service's name.
+    pub name: String,
+    /// The HTTP socket of slot N listens on `http_base + N`.
+    pub http_base: u16,
+}
+
+impl Fleet {
+    /// Create it with `replicas`, `labels` and `env` (`KEY=VALUE`) besides the fleet's own.
+    pub fn create(engine: &Engine, subscription: &str, replicas: u32, labels: &[&str], env: &[&str]) -> Self {
+        let name = super::unique("fleet").replace('-', "_");
+        let http_base = 20000 + (std::process::id() % 2000) as u16 * 4;
+        let slot = "{{.Task.Slot}}";
+        let own = [
+            format!("RABBITMQ_URL={}", super::amqp_url()),
+            format!("SENSU_CLIENT_NAME={name}-{slot}"),
+            format!("SENSU_CLIENT_SUBSCRIPTIONS={subscription}"),
+            format!("CONCIERGE_HTTP_SOCKET_PORT={http_base}+{slot}"),
+            format!("CONCIERGE_SOCKET_PORT={}+{slot}", http_base + 2000),
+        ];
+        let mut args: Vec<String> = ["service", "create", "--detach", "--quiet", "--name", &name, "--network", "host"]
+            .map(String::from)
+            .to_vec();
+        for label in labels {
+            args.extend(["--label".to_string(), label.to_string()]);
+        }
+        for e in own.iter().map(String::as_str).chain(env.iter().copied()) {
+            args.extend(["--env".to_string(), e.to_string()]);
+        }
+        let replicas = replicas.to_string();
+        args.extend(["--replicas", &replicas, "--stop-grace-period", "15s", &engine.image, "run"].map(String::from));
+        engine.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        Self { engine: engine.clone(), name, http_base }
+    }
+
+    /// The replicas the service is asked for.
+    pub fn replicas(&self) -> u64 {
+        self.engine.replicas(&self.name)
+    }
+
+    /// Its tasks that run (and, with the image's health check, passed it).
+    pub fn running(&self) -> usize {
+        self.engine.running_tasks(&self.name)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = self.engine.output(&["service", "rm", &self.name]);
+    }
+}

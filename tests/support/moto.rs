@@ -80,6 +80,28 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// A cluster `cluster` (made if new) with a service `api` of `replicas` tasks of the
+    /// task definition `probe`, tagged `tags`.
+    pub async fn service(&self, cluster: &str, replicas: i32, tags: &[(&str, &str)]) {
+        use aws_sdk_ecs::types::{ContainerDefinition, Tag};
+        let ecs = self.ecs();
+        ecs.create_cluster().cluster_name(cluster).send().await.unwrap();
+        let container = ContainerDefinition::builder().name("probe").image("concierge:test").memory(64).build();
+        ecs.register_task_definition().family("probe").container_definitions(container).send().await.unwrap();
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+        ecs.create_service()
+            .cluster(cluster)
+            .service_name("api")
+            .task_definition("probe")
+            .desired_count(replicas)
+            .set_tags(Some(tags).filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
