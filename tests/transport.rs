@@ -108,6 +108,10 @@ async fn keepalives_carry_client_settings_redacted_and_come_every_20s() {
     let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
     assert_eq!(keys.last().unwrap().as_str(), "timestamp");
     assert_eq!(keys[keys.len() - 2].as_str(), "version");
+    // The replica's load, for `concierge autoscale`, among the attributes.
+    assert_eq!(keys[keys.len() - 3].as_str(), "concierge");
+    assert_eq!(first["concierge"]["busy_ratio"], 0.0);
+    assert!(first["concierge"]["slots"].as_u64().unwrap() > first["concierge"]["command_slots"].as_u64().unwrap());
     assert_properties(&delivery);
 
     let (second, _) = keepalives.next_for(&name, Duration::from_secs(30)).await.expect("second keepalive");

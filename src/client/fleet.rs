@@ -411,12 +411,10 @@ pub fn deregistration(client: &ClientSettings, now: i64) -> ResultPayload {
 /// the replica's load as the `concierge` attribute (for `concierge autoscale`; sensu-server
 /// keeps a client's attributes as they come).
 fn keepalive(executor: &Executor) -> Vec<u8> {
-    let mut payload = keepalive_payload(&executor.client(), now_epoch());
-    if let Some(payload) = payload.as_object_mut() {
-        let load = serde_json::to_value(executor.load()).unwrap_or_default();
-        payload.insert(crate::telemetry::LOAD_ATTRIBUTE.into(), load);
-    }
-    serde_json::to_vec(&payload).unwrap_or_default()
+    // Among the client's attributes, so `version` and `timestamp` still come last, as Sensu's.
+    let mut client = executor.client();
+    client.insert(crate::telemetry::LOAD_ATTRIBUTE.into(), serde_json::to_value(executor.load()).unwrap_or_default());
+    serde_json::to_vec(&keepalive_payload(&client, now_epoch())).unwrap_or_default()
 }
 
 /// Feed a subscription queue's requests into the pipeline until `stop` or the session breaks.
