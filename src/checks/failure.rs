@@ -56,6 +56,8 @@ pub enum Reason {
     Redirects,
     /// `latency`: slower than the warning or critical threshold.
     Latency,
+    /// `expect`: a TCP response does not match the expected pattern.
+    Expect,
     /// `rcode`: a DNS response code that is not accepted.
     Rcode,
     /// `answer`: the DNS answers are not the expected ones.
@@ -93,6 +95,7 @@ impl Reason {
             Self::Header => "header",
             Self::Redirects => "redirects",
             Self::Latency => "latency",
+            Self::Expect => "expect",
             Self::Rcode => "rcode",
             Self::Answer => "answer",
             Self::File => "file",

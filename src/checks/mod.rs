@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod http;
 pub mod net;
 pub mod plugin;
+pub mod tcp;
 pub mod tls;
 
 use std::future::Future;
@@ -77,6 +78,7 @@ pub fn builtins() -> Vec<std::sync::Arc<dyn Builtin>> {
         std::sync::Arc::new(http::Http),
         std::sync::Arc::new(dns::Dns),
         std::sync::Arc::new(tls::Tls),
+        std::sync::Arc::new(tcp::Tcp),
         std::sync::Arc::new(courier::Courier),
     ]
 }

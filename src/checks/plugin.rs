@@ -83,7 +83,8 @@ fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
     } else {
-        format!("{v:.6}").trim_end_matches('0').to_string()
+        // Six decimals; what rounds to a whole number shows as one (`0`, not `0.`).
+        format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 

@@ -1,4 +1,4 @@
-//! `concierge http|dns|tls`: a built-in check from command-line flags. Each turns its
+//! `concierge http|dns|tls|tcp`: a built-in check from command-line flags. Each turns its
 //! flags into the same check definition a Sensu server would send
 //! (`{"extension": "http", "http": {…}}`), so the CLI and the fleet run one
 //! implementation and print the same output.
@@ -216,14 +216,7 @@ impl ToCheck for TlsArgs {
     fn to_check(&self) -> Result<Object, String> {
         let mut p = Object::new();
         if let Some(host) = &self.host {
-            let (h, port) = match host.rsplit_once(':') {
-                Some((h, port))
-                    if !h.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() =>
-                {
-                    (h.to_string(), Some(port.parse::<u16>().map_err(|_| format!("bad port in {host:?}"))?))
-                }
-                _ => (host.clone(), None),
-            };
+            let (h, port) = host_port(host)?;
             p.insert("host".into(), h.into());
             set(&mut p, "port", port.map(Value::from));
         }
@@ -237,6 +230,108 @@ impl ToCheck for TlsArgs {
         }
         set(&mut p, "ca_file", self.ca.clone().map(Value::from));
         finish("tls", p, &self.common)
+    }
+}
+
+/// `HOST:PORT` (or `[IPv6]:PORT`) as the host and the port, if one is given.
+fn host_port(host: &str) -> Result<(String, Option<u16>), String> {
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => {
+            Ok((h.to_string(), Some(port.parse::<u16>().map_err(|_| format!("bad port in {host:?}"))?)))
+        }
+        _ => Ok((host.to_string(), None)),
+    }
+}
+
+/// `concierge tcp HOST:PORT`.
+#[derive(Debug, Clone, Args)]
+pub struct TcpArgs {
+    /// host:port ([IPv6]:port)
+    pub target: String,
+    /// TLS after connecting
+    #[arg(long)]
+    pub tls: bool,
+    /// Do not verify the server's certificate (with --tls)
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// PEM file of CA certificates to trust (with --tls)
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// TLS server name (with --tls)
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Text to send once connected (escapes: \r \n \t)
+    #[arg(short = 's', long)]
+    pub send: Option<String>,
+    /// The response must match this regex
+    #[arg(short = 'e', long)]
+    pub expect: Option<String>,
+    /// Text to send before closing
+    #[arg(short = 'q', long)]
+    pub quit: Option<String>,
+    /// Warning above this many seconds
+    #[arg(long)]
+    pub warning: Option<f64>,
+    /// Critical above this many seconds
+    #[arg(long)]
+    pub critical: Option<f64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `\r`, `\n`, `\t` and `\\` in a command-line string, as characters.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('r')) => out.push('\r'),
+            ('\\', Some('n')) => out.push('\n'),
+            ('\\', Some('t')) => out.push('\t'),
+            ('\\', Some('\\')) => out.push('\\'),
+            _ => {
+                out.push(c);
+                continue;
+            }
+        }
+        chars.next();
+    }
+    out
+}
+
+impl ToCheck for TcpArgs {
+    fn to_check(&self) -> Result<Object, String> {
+        let mut p = Object::new();
+        let (host, port) = host_port(&self.target)?;
+        let port = port.ok_or_else(|| format!("{:?}: give HOST:PORT", self.target))?;
+        p.insert("host".into(), host.trim_matches(['[', ']']).into());
+        p.insert("port".into(), port.into());
+        let mut tls = Object::new();
+        if self.insecure {
+            tls.insert("insecure".into(), true.into());
+        }
+        set(&mut tls, "ca_file", self.ca.clone().map(Value::from));
+        set(&mut tls, "server_name", self.server_name.clone().map(Value::from));
+        if !tls.is_empty() {
+            if !self.tls {
+                return Err("--insecure, --ca and --server-name go with --tls".into());
+            }
+            p.insert("tls".into(), Value::Object(tls));
+        } else if self.tls {
+            p.insert("tls".into(), true.into());
+        }
+        set(&mut p, "send", self.send.as_deref().map(unescape).map(Value::from));
+        set(&mut p, "expect", self.expect.clone().map(Value::from));
+        set(&mut p, "quit", self.quit.as_deref().map(unescape).map(Value::from));
+        set(&mut p, "warning", self.warning.map(Value::from));
+        set(&mut p, "critical", self.critical.map(Value::from));
+        finish("tcp", p, &self.common)
+    }
+}
+
+impl AsRef<Common> for TcpArgs {
+    fn as_ref(&self) -> &Common {
+        &self.common
     }
 }
 

@@ -118,6 +118,9 @@ pub enum Command {
     Dns(builtins::DnsArgs),
     /// Run the built-in TLS certificate check once against HOST[:PORT] (or --file)
     Tls(builtins::TlsArgs),
+    /// Run the built-in TCP check once against HOST:PORT (connect, optional TLS, send,
+    /// expect)
+    Tcp(builtins::TcpArgs),
     /// Courier tools
     Courier {
         #[command(subcommand)]
@@ -261,6 +264,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Http(ref args) => builtins::run(&context, args).await,
         Command::Dns(ref args) => builtins::run(&context, args).await,
         Command::Tls(ref args) => builtins::run(&context, args).await,
+        Command::Tcp(ref args) => builtins::run(&context, args).await,
         Command::Courier { action: courier::CourierAction::Discover(ref args) } => courier::discover(args).await,
         Command::Health { ref url } => health::health(&context, url.clone()).await,
         Command::Config { validate } => config::show(&context, validate),
