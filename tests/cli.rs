@@ -284,3 +284,31 @@ fn worker_threads_choose_the_runtime() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--worker-threads"), "{}", stderr(&out));
 }
+
+// Like sensu-client, a configured socket carries its defaults in the client's own settings:
+// `:::socket.bind:::` substitutes, and a `stdin` check sees them (not only the keepalive).
+#[test]
+fn a_configured_socket_has_its_defaults_in_tokens_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "tokens.json",
+        r#"{"command":"printf ':::socket.bind:::/:::socket.port:::/:::http_socket.bind|none:::'"}"#,
+    );
+    write(dir.path(), "stdin.json", r#"{"command":"cat","stdin":true}"#);
+    let run = |file: &str| {
+        concierge(dir.path())
+            .env_remove("CONCIERGE_SOCKET_PORT")
+            .env_remove("CONCIERGE_HTTP_SOCKET_PORT")
+            .env("CONCIERGE_CLIENT_ATTRIBUTES", r#"{"socket":{"port":4030}}"#)
+            .args(["check", file])
+            .output()
+            .unwrap()
+    };
+    let out = run("tokens.json");
+    assert_eq!(stdout(&out), "127.0.0.1/4030/none", "{}", stderr(&out));
+    let out = run("stdin.json");
+    let event: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(event["client"]["socket"], serde_json::json!({"port": 4030, "bind": "127.0.0.1"}));
+    assert!(event["client"].get("http_socket").is_none(), "an unconfigured socket stays absent");
+}

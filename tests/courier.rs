@@ -37,10 +37,13 @@ impl Sink for Recorder {
 
 /// Run a courier check through the executor and deliver it; returns what was published.
 async fn shot(params: Value) -> Vec<Object> {
+    shot_of(json!({"name": "app", "type": "metric", "extension": "courier", "courier": params, "handlers": ["graphite"], "issued": 1})).await
+}
+
+/// Run a courier definition through the executor and deliver it; returns what was published.
+async fn shot_of(definition: Value) -> Vec<Object> {
     let executor = support::executor::Builder::default().builtin_limit(10).builtins().build();
-    let check = obj(
-        json!({"name": "app", "type": "metric", "extension": "courier", "courier": params, "handlers": ["graphite"], "issued": 1}),
-    );
+    let check = obj(definition);
     let Processed::Result(finished) = executor.process_until(check, &Default::default()).await else {
         panic!("not run")
     };
@@ -137,6 +140,19 @@ async fn dropwizard_servlet_to_influx_and_json_to_opentsdb() {
     let ts = got[0].split(' ').nth(2).unwrap().to_string();
     assert_eq!(got, [format!("put db.ok {ts} 1 host=probe-1"), format!("put db.latency {ts} 0.012 host=probe-1")]);
     assert_eq!(published[1]["probe"]["format"], "json");
+}
+
+// A definition that forgot `"type": "metric"` still publishes a metric result (sensu-server
+// runs metric handlers on OK results only for that type); one that says otherwise is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_lines_are_a_metric_result_even_without_the_type() {
+    let server = FixtureServer::start(vec![("/m", "text/plain", fixture("spring-actuator-prometheus.txt"))]);
+    let forgot = json!({"name": "app", "extension": "courier", "courier": {"url": server.url("/m")}, "issued": 1});
+    let published = shot_of(forgot).await;
+    assert_eq!(published[0]["type"], "metric");
+    assert_eq!(published[1]["type"], "standard", "the delivery report stays a standard result");
+    let standard = json!({"name": "app", "type": "standard", "extension": "courier", "courier": {"url": server.url("/m")}, "issued": 1});
+    assert_eq!(shot_of(standard).await[0]["type"], "standard");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -447,10 +447,16 @@ async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
             CheckFailure::new(Reason::Empty, format!("{why} ({})", params.url)),
         );
     }
+    // Metric lines are a metric result: without `"type": "metric"` sensu-server runs no
+    // metric handler on an OK result, so a definition that forgot it gets it here.
+    let mut attributes = Object::new();
+    if !check.contains_key("type") {
+        attributes.insert("type".into(), "metric".into());
+    }
     BuiltinOutcome {
         output: first,
         status: 0,
-        attributes: Object::new(),
+        attributes,
         follow_up: Some(Box::new(DeliveryPlan {
             extra_parts: parts,
             metrics,

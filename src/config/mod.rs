@@ -339,8 +339,10 @@ impl ClientSettings {
         attributes.get("signature").and_then(Value::as_str).map(str::to_string)
     }
 
-    /// From a whole `client` scope.
-    pub fn from_attributes(attributes: Object) -> Self {
+    /// From a whole `client` scope (a configured `socket`/`http_socket` gets its defaults
+    /// filled in, as sensu-client's settings do once it opens them).
+    pub fn from_attributes(mut attributes: Object) -> Self {
+        crate::proto::fill_socket_defaults(&mut attributes);
         Self {
             name: Self::name_of(&attributes),
             signature: Self::signature_of(&attributes),

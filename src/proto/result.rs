@@ -58,18 +58,23 @@ impl serde::Serialize for ResultPayload {
     }
 }
 
-/// The keepalive document (`keepalive_payload`): the client settings merged with
-/// `version` and `timestamp`, then redacted with `client.redact` or the default list.
-pub fn keepalive_payload(client: &Object, timestamp: i64) -> Value {
-    let mut payload = client.clone();
-    // sensu-client writes the socket defaults into a configured `socket`/`http_socket`
-    // hash when it opens them, so they show in keepalives (never added when absent).
+/// sensu-client writes the socket defaults into a configured `socket`/`http_socket` hash when
+/// it opens them (the hash *is* its settings), so they show in keepalives, in a `stdin` check's
+/// client and in `:::socket.bind:::` tokens; never added when the hash is absent.
+pub fn fill_socket_defaults(client: &mut Object) {
     for (key, port) in [("socket", 3030), ("http_socket", 3031)] {
-        if let Some(Value::Object(scope)) = payload.get_mut(key) {
+        if let Some(Value::Object(scope)) = client.get_mut(key) {
             scope.entry("bind").or_insert_with(|| Value::from("127.0.0.1"));
             scope.entry("port").or_insert_with(|| Value::from(port));
         }
     }
+}
+
+/// The keepalive document (`keepalive_payload`): the client settings merged with
+/// `version` and `timestamp`, then redacted with `client.redact` or the default list.
+pub fn keepalive_payload(client: &Object, timestamp: i64) -> Value {
+    let mut payload = client.clone();
+    fill_socket_defaults(&mut payload);
     payload.insert("version".into(), Value::String(SENSU_VERSION.to_string()));
     payload.insert("timestamp".into(), Value::from(timestamp));
     let payload = Value::Object(payload);
