@@ -11,7 +11,7 @@
 # Set CONCIERGE_TEST_RABBITMQ_DIR to keep the broker's files in a known place.
 #
 # The ECS tests start their own moto server (PyPI's moto[server], installed here if missing).
-# For the container tests (a whole run, or one naming `container`), a private Docker engine
+# For the container tests (a whole run, or one naming `container`, `scale` or `autoscale`), a private Docker engine
 # with a one-node Swarm is started the same way (scripts/docker.sh, as root) and the image is
 # built from the Dockerfile's runtime stage with this tree's debug binary; CONCIERGE_TEST_DOCKER*
 # variables point the tests at it. Debian's prometheus and prometheus-alertmanager are
@@ -61,12 +61,12 @@ trap 'exit 143' TERM
 . "$dir/env"
 
 cd "$root"
-# The tests that need the engine (container, scale) run when the whole suite runs, or when named.
+# The tests that need the engine (container, scale, autoscale) run when the whole suite runs, or when named.
 wants_docker=1
 for arg in "$@"; do
     case $arg in --test | --lib | --bins | --doc | --examples | --benches) wants_docker=0 ;; esac
 done
-for arg in "$@"; do [[ $arg == container || $arg == scale ]] && wants_docker=1; done
+for arg in "$@"; do [[ $arg == container || $arg == scale || $arg == autoscale ]] && wants_docker=1; done
 if (( wants_docker )) && (( EUID == 0 )); then
     "$here/docker.sh" install
     # The scheduler's whole loop (tests/scale.rs) runs Debian's Prometheus and Alertmanager.
