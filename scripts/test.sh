@@ -23,6 +23,13 @@ root=$(cd "$here/.." && pwd -P)
 rmq="$here/rabbitmq.sh"
 
 "$rmq" install
+# The native plugin tests run Debian's monitoring-plugins side by side with Concierge.
+if [[ ! -x /usr/lib/nagios/plugins/check_tcp ]] && (( EUID == 0 )); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends monitoring-plugins-basic >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends monitoring-plugins-basic >/dev/null
+    }
+fi
 # The ECS tests talk to PyPI's moto server on loopback (AWS is not reachable here).
 moto_version=5.2.1
 if ! python3 -c "import flask, moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then

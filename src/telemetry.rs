@@ -90,6 +90,8 @@ pub struct Telemetry {
     pub connected: Gauge,
     /// Results received on the local socket and HTTP API.
     pub local_results: Counter,
+    /// Plugin command lines run, by `plugin` and `runner` (`native`, `fork`, `unknown`).
+    pub plugin_runs: Family<CheckLabels, Counter>,
     recent_lags: Mutex<VecDeque<(Instant, f64)>>,
 }
 
@@ -131,6 +133,7 @@ impl Telemetry {
             keepalives: Counter::default(),
             connected: Gauge::default(),
             local_results: Counter::default(),
+            plugin_runs: Family::default(),
             recent_lags: Mutex::new(VecDeque::new()),
         }
     }
@@ -170,6 +173,7 @@ impl Telemetry {
         r.register("keepalives", "Keepalives confirmed by the broker", self.keepalives.clone());
         r.register("transport_connected", "1 while connected to the broker", self.connected.clone());
         r.register("local_results", "Results received on the local socket and HTTP API", self.local_results.clone());
+        r.register("plugin_runs", "Plugin command lines run, by plugin and runner", self.plugin_runs.clone());
         r
     }
 
@@ -183,6 +187,11 @@ impl Telemetry {
         };
         self.checks.get_or_create(&vec![("kind", kind.to_string()), ("status", status.to_string())]).inc();
         self.duration.get_or_create(&vec![("kind", kind.to_string())]).observe(seconds);
+    }
+
+    /// A plugin command line ran natively, was forked, or could not run (`runner`).
+    pub fn plugin_run(&self, plugin: &str, runner: &str) {
+        self.plugin_runs.get_or_create(&vec![("plugin", plugin.to_string()), ("runner", runner.to_string())]).inc();
     }
 
     /// A request started `lag` seconds after it was issued.

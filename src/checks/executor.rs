@@ -37,6 +37,8 @@ pub struct ExecutorSettings {
     pub builtins: Vec<Arc<dyn Builtin>>,
     /// Where executions are counted and timed.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Run known plugin command lines in-process ([`super::native`]).
+    pub native_plugins: bool,
 }
 
 /// A finished check: its result payload, built once, and what its built-in asks to publish
@@ -71,6 +73,7 @@ struct Config {
     local: HashMap<String, Object>,
     env: Vec<(String, String)>,
     builtins: HashMap<&'static str, Arc<dyn Builtin>>,
+    native_plugins: bool,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             client: settings.client,
             env: settings.env,
             builtins: settings.builtins.into_iter().map(|b| (b.name(), b)).collect(),
+            native_plugins: settings.native_plugins,
         }
     }
 }
@@ -309,6 +313,33 @@ impl Executor {
         if !unmatched.is_empty() {
             return finished(config, unmatched_result(check, &unmatched), None);
         }
+        let native = (config.native_plugins && check.get("native") != Some(&Value::Bool(false)))
+            .then(|| super::native::recognize(&command_line))
+            .flatten();
+        match native {
+            Some(super::native::Recognized::Run(plugin)) => {
+                return self.execute_native(config, check, plugin, started, stop).await;
+            }
+            Some(super::native::Recognized::Unsupported { plugin, program, why })
+                if !super::native::installed(&program) =>
+            {
+                self.telemetry.plugin_run(plugin, "unknown");
+                check.insert("runner".into(), format!("native:{plugin}").into());
+                check.insert(
+                    "output".into(),
+                    format!("UNKNOWN: {plugin}: {why} and {plugin} is not installed\n").into(),
+                );
+                check.insert("status".into(), 3.into());
+                check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
+                return finished(config, check, None);
+            }
+            Some(super::native::Recognized::Unsupported { plugin, why, .. }) => {
+                tracing::debug!(plugin, why, "plugin option not run natively: forking the plugin");
+                self.telemetry.plugin_run(plugin, "fork");
+                check.insert("runner".into(), "fork".into());
+            }
+            None => {}
+        }
         let stdin = (check.get("stdin") == Some(&Value::Bool(true))).then(|| stdin_payload(config, &check));
         let Some(slot) = self.spawn_slots.acquire(stop).await else { return Processed::NotStarted };
         self.started(&check, started.elapsed());
@@ -318,6 +349,38 @@ impl Executor {
         check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
         check.insert("output".into(), outcome.output.into());
         check.insert("status".into(), outcome.status.into());
+        self.run_hook(config, &mut check).await;
+        finished(config, check, None)
+    }
+
+    /// A plugin command line run in-process, in a built-in slot: the plugin's output and
+    /// status, and `runner: native:<plugin>`. The check's `timeout` still applies.
+    async fn execute_native(
+        &self,
+        config: &Config,
+        mut check: Object,
+        plugin: super::native::Native,
+        started: tokio::time::Instant,
+        stop: &CancellationToken,
+    ) -> Processed {
+        let Some(slot) = self.builtin_slots.acquire(stop).await else { return Processed::NotStarted };
+        self.started(&check, started.elapsed());
+        let name = plugin.plugin();
+        let run = plugin.run();
+        let (output, status) = match timeout_of(check.get("timeout")) {
+            // As a forked command that ran past its timeout.
+            Some(limit) => {
+                tokio::time::timeout(limit, run).await.unwrap_or_else(|_| (command::TIMED_OUT_OUTPUT.to_string(), 2))
+            }
+            None => run.await,
+        };
+        drop(slot);
+        self.telemetry.plugin_run(name, "native");
+        self.telemetry.check_finished("command", i64::from(status), started.elapsed().as_secs_f64());
+        check.insert("runner".into(), format!("native:{name}").into());
+        check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
+        check.insert("output".into(), output.into());
+        check.insert("status".into(), status.into());
         self.run_hook(config, &mut check).await;
         finished(config, check, None)
     }

@@ -41,5 +41,6 @@ pub fn executor_settings(
         env: child_env,
         builtins: crate::checks::builtins(),
         telemetry: telemetry.clone(),
+        native_plugins: settings.concierge.native_plugins,
     }
 }

@@ -325,6 +325,13 @@ pub const VARIABLES: &[EnvVar] = &[
         help: "Seconds between EMF lines.",
     },
     EnvVar {
+        name: "CONCIERGE_NATIVE_PLUGINS",
+        target: Target::Path(&["concierge", "native_plugins"]),
+        kind: Kind::Bool,
+        default: "`true`",
+        help: "Run known plugin command lines (`check_tcp`) in-process, with the plugin's options, output and status; `false` forks them as sensu-client does. A check's `\"native\": false` opts it out.",
+    },
+    EnvVar {
         name: "CONCIERGE_SERVICE_NAME",
         target: Target::Path(&["concierge", "service_name"]),
         kind: Kind::Str,

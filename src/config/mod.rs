@@ -140,6 +140,9 @@ pub struct ConciergeSettings {
     pub emf_interval: f64,
     /// The `Service` dimension of EMF lines. Default `concierge`.
     pub service_name: String,
+    /// Run known plugin command lines in-process (`check_tcp`…). Default true; a check's
+    /// `"native": false` opts it out.
+    pub native_plugins: bool,
 }
 
 impl Default for ConciergeSettings {
@@ -159,6 +162,7 @@ impl Default for ConciergeSettings {
             emf: false,
             emf_interval: 60.0,
             service_name: "concierge".into(),
+            native_plugins: true,
         }
     }
 }

@@ -49,6 +49,12 @@ impl Builder {
         self
     }
 
+    /// Run known plugin command lines in-process (as a client does by default).
+    pub fn native_plugins(mut self, on: bool) -> Self {
+        self.0.native_plugins = on;
+        self
+    }
+
     pub fn settings(self) -> ExecutorSettings {
         self.0
     }

@@ -1,0 +1,150 @@
+//! Plugin command lines run natively, side by side with the real plugins on the same loopback
+//! targets: Debian's monitoring-plugins `check_tcp` (installed by the test command). The
+//! status and the text up to the timing figures must match; the native path says so in the
+//! result (`runner`), an option it does not run forks the real plugin, and without the plugin
+//! installed it is UNKNOWN, saying why.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+
+use concierge::proto::Object;
+use serde_json::{Value, json};
+use support::{obj, output};
+
+const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
+
+/// The real plugin, if this machine has it (CI must).
+fn real_plugin() -> bool {
+    let there = std::path::Path::new(CHECK_TCP).exists();
+    assert!(
+        there || std::env::var("CI").is_err(),
+        "CI must have monitoring-plugins-basic (scripts/test.sh installs it)"
+    );
+    if !there {
+        eprintln!("SKIPPED: no {CHECK_TCP} (monitoring-plugins-basic)");
+    }
+    there
+}
+
+/// A loopback server: writes `banner`, then answers a line containing `question` with
+/// `answer`, and holds the connection until the client closes it.
+fn server(banner: &'static str, reply: Option<(&'static str, &'static str)>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.write_all(banner.as_bytes());
+                if let Some((question, answer)) = reply {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 256];
+                    while !String::from_utf8_lossy(&got).contains(question) {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+                let mut sink = [0u8; 64];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+async fn run(command: &str, native: bool) -> Object {
+    let executor = support::executor::Builder::default().native_plugins(native).build();
+    let check = obj(json!({"name": "port", "command": command, "issued": 1}));
+    executor.process(check).await.unwrap()
+}
+
+/// The text with the measured figures blanked: `0.001 second`, `time=…s`.
+fn untimed(text: &str) -> String {
+    let seconds = regex::Regex::new(r"\d+\.\d{3} second").unwrap();
+    let perf = regex::Regex::new(r"time=\d+\.\d{6}s").unwrap();
+    perf.replace_all(&seconds.replace_all(text, "N second"), "time=Ns").into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_tcp_natively_says_what_the_plugin_says() {
+    if !real_plugin() {
+        return;
+    }
+    let ssh = server("SSH-2.0-ConciergeTest\r\n", None);
+    let smtp = server("220 smtp.test ESMTP\r\n", Some(("HELO", "250 hello\r\n")));
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cases = [
+        format!("-H 127.0.0.1 -p {ssh}"),
+        format!("-H 127.0.0.1 -p {ssh} -e SSH"),
+        format!("-H 127.0.0.1 -p {ssh} -e SSH-2.0 -e 220"),
+        format!("-H 127.0.0.1 -p {ssh} -e SSH -e 220 -A"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -M crit"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -M ok"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -w 1 -c 3"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -w 1 -c 1.5"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -w 1 -c 3 -M crit"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -w 1 -c 3 -M ok"),
+        format!("-H 127.0.0.1 -p {ssh} -e FOO -w 5 -M ok"),
+        format!("-H 127.0.0.1 -p {ssh} -e SSH -j"),
+        format!("-H localhost -p {ssh}"),
+        format!("127.0.0.1 -p {ssh}"),
+        format!("--hostname=127.0.0.1 --port={ssh} --expect=SSH"),
+        format!("-H 127.0.0.1 -p {ssh} -w 0.000001 -c 5"),
+        format!("-H 127.0.0.1 -p {ssh} -c 0.000001"),
+        format!("-H 127.0.0.1 -p {ssh} -w 5 -c 10 -t 3"),
+        format!("-H 127.0.0.1 -p {smtp} -s 'HELO x\r\n' -e 250"),
+        format!("-H 127.0.0.1 -p {smtp} -e 220 -q QUIT"),
+        format!("-H 127.0.0.1 -p {closed}"),
+        format!("-H 127.0.0.1 -p {closed} -r warn"),
+        format!("-H 127.0.0.1 -p {closed} -r ok"),
+    ];
+    for args in &cases {
+        let command = format!("{CHECK_TCP} {args}");
+        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
+        assert_eq!(native["runner"], "native:check_tcp", "{command}");
+        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
+        assert_eq!(
+            (native["status"].clone(), untimed(output(&native))),
+            (forked["status"].clone(), untimed(output(&forked))),
+            "{command}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_native_path_does_not_run_is_forked_or_unknown() {
+    if !real_plugin() {
+        return;
+    }
+    let ssh = server("SSH-2.0-ConciergeTest\r\n", None);
+    // An option the native path does not run: the real plugin runs, and says so.
+    let r = run(&format!("{CHECK_TCP} -H 127.0.0.1 -p {ssh} -E"), true).await;
+    assert_eq!(r["runner"], "fork");
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert!(output(&r).starts_with("TCP OK - "), "{}", output(&r));
+    // …and without the plugin installed: UNKNOWN, naming the option.
+    let r = run(&format!("/nonexistent/check_tcp -H 127.0.0.1 -p {ssh} -E"), true).await;
+    assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(3), json!("native:check_tcp")));
+    assert_eq!(output(&r), "UNKNOWN: check_tcp: option -E is not supported natively and check_tcp is not installed\n");
+    // Shell syntax beyond a simple command: the shell runs it (the pipe proves it).
+    let r = run(&format!("{CHECK_TCP} -H 127.0.0.1 -p {ssh} | tr OK ok"), true).await;
+    assert!(r.get("runner").is_none());
+    assert!(output(&r).starts_with("TCP ok - "), "{}", output(&r));
+    // Natively even when the plugin is not installed at all.
+    let r = run(&format!("/nonexistent/check_tcp -H 127.0.0.1 -p {ssh}"), true).await;
+    assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(0), json!("native:check_tcp")), "{}", output(&r));
+    // Opted out per check: forked (and here not found, as the shell says).
+    let executor = support::executor::Builder::default().native_plugins(true).build();
+    let check = obj(
+        json!({"name": "port", "command": format!("/nonexistent/check_tcp -H 127.0.0.1 -p {ssh}"), "native": false, "issued": 1}),
+    );
+    let r = executor.process(check).await.unwrap();
+    assert_eq!(r["status"], 127, "{}", output(&r));
+    let _: Option<Value> = None;
+}
