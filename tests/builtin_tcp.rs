@@ -4,51 +4,15 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
-
 use concierge::proto::Object;
 use serde_json::{Value, json};
+use support::tcp::{closed_port, server};
 use support::web::{CertKind, TestCa, TlsOnlyServer};
 use support::{assert_output, obj, output};
 
 async fn tcp(params: Value) -> Object {
     let executor = support::executor::with_builtins();
     executor.process(obj(json!({"name": "port", "extension": "tcp", "tcp": params, "issued": 1}))).await.unwrap()
-}
-
-/// A server on loopback answering each connection with `answer(request)`: it writes the
-/// banner first, then (if `reply`) reads one line and writes the reply; `None` keeps silent.
-fn server(banner: &'static str, reply: Option<(&'static str, &'static str)>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let _ = stream.write_all(banner.as_bytes());
-                if let Some((question, answer)) = reply {
-                    let mut buf = [0u8; 256];
-                    let mut got = Vec::new();
-                    while !String::from_utf8_lossy(&got).contains(question) {
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = stream.write_all(answer.as_bytes());
-                }
-                // Hold the connection until the client closes it.
-                let mut sink = [0u8; 64];
-                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    port
-}
-
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,11 +6,9 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
-
 use concierge::proto::Object;
 use serde_json::{Value, json};
+use support::tcp::server;
 use support::{obj, output};
 
 const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
@@ -26,35 +24,6 @@ fn real_plugin() -> bool {
         eprintln!("SKIPPED: no {CHECK_TCP} (monitoring-plugins-basic)");
     }
     there
-}
-
-/// A loopback server: writes `banner`, then answers a line containing `question` with
-/// `answer`, and holds the connection until the client closes it.
-fn server(banner: &'static str, reply: Option<(&'static str, &'static str)>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let _ = stream.write_all(banner.as_bytes());
-                if let Some((question, answer)) = reply {
-                    let mut got = Vec::new();
-                    let mut buf = [0u8; 256];
-                    while !String::from_utf8_lossy(&got).contains(question) {
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = stream.write_all(answer.as_bytes());
-                }
-                let mut sink = [0u8; 64];
-                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    port
 }
 
 async fn run(command: &str, native: bool) -> Object {
@@ -77,7 +46,7 @@ async fn check_tcp_natively_says_what_the_plugin_says() {
     }
     let ssh = server("SSH-2.0-ConciergeTest\r\n", None);
     let smtp = server("220 smtp.test ESMTP\r\n", Some(("HELO", "250 hello\r\n")));
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = support::tcp::closed_port();
     let cases = [
         format!("-H 127.0.0.1 -p {ssh}"),
         format!("-H 127.0.0.1 -p {ssh} -e SSH"),

@@ -10,6 +10,7 @@ pub mod docker;
 pub mod executor;
 pub mod fixtures;
 pub mod moto;
+pub mod tcp;
 pub mod web;
 
 // Not every test crate talks to the broker.
