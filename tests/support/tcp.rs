@@ -37,3 +37,16 @@ pub fn server(banner: &'static str, reply: Option<(&'static str, &'static str)>)
 pub fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// A loopback port where a connection attempt hangs: its listener never accepts and its
+/// backlog (0) is already full, so the kernel drops new SYNs.
+pub async fn stalled_port() -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap().into_std().unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let filler = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Both live as long as the test process.
+    std::mem::forget((listener, filler));
+    port
+}

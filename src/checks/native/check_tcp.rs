@@ -237,7 +237,7 @@ async fn exchange(args: &Args, started: Instant) -> (String, i32) {
     let mut stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(stream) => stream,
         Err(error) => {
-            let why = strerror(&error);
+            let why = super::strerror(&error);
             return (format!("connect to address {} and port {}: {why}\n", args.host, args.port), args.refuse as i32);
         }
     };
@@ -316,15 +316,6 @@ async fn exchange(args: &Args, started: Instant) -> (String, i32) {
         args.timeout as f64
     ));
     (line, state as i32)
-}
-
-/// The C library's text for an error (`Connection refused`), without Rust's `(os error N)`.
-fn strerror(error: &std::io::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" (os error ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,18 @@
 //! options, status line and exit status, instead of forking it.
 //!
 //! * [`words`]: a command line as `/bin/sh` splits a simple command, or nothing;
-//! * [`check_tcp`]: monitoring-plugins' `check_tcp`.
+//! * [`ruby_cli`]: what sensu-plugins' Ruby scripts share (options, output);
+//! * [`check_tcp`]: monitoring-plugins' `check_tcp`;
+//! * [`check_ports`]: sensu-plugins-network-checks' `check-ports.rb` (`check-port.rb`);
+//! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`.
 //!
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
 
+pub mod check_http_rb;
+pub mod check_ports;
 pub mod check_tcp;
+pub mod ruby_cli;
 pub mod words;
 
 /// What a plugin's arguments make.
@@ -20,6 +26,16 @@ pub enum Parsed<T> {
     Unsupported(String),
 }
 
+impl<T> Parsed<T> {
+    /// The arguments turned into something else.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        match self {
+            Self::Run(t) => Parsed::Run(f(t)),
+            Self::Unsupported(why) => Parsed::Unsupported(why),
+        }
+    }
+}
+
 /// A recognized plugin command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recognized {
@@ -27,7 +43,7 @@ pub enum Recognized {
     Run(Native),
     /// The plugin, but not runnable natively: the real one runs if installed.
     Unsupported {
-        /// The plugin's name (`check_tcp`).
+        /// The plugin's name (`check_tcp`, `check-http.rb`).
         plugin: &'static str,
         /// The program as the command names it (a name on `PATH`, or a path).
         program: String,
@@ -41,6 +57,10 @@ pub enum Recognized {
 pub enum Native {
     /// `check_tcp`.
     CheckTcp(check_tcp::Args),
+    /// `check-ports.rb`, or `check-port.rb` (the name it was called by).
+    CheckPorts(&'static str, check_ports::Args),
+    /// `check-http.rb`.
+    CheckHttpRb(Box<check_http_rb::Args>),
 }
 
 impl Native {
@@ -48,6 +68,8 @@ impl Native {
     pub fn plugin(&self) -> &'static str {
         match self {
             Self::CheckTcp(_) => "check_tcp",
+            Self::CheckPorts(name, _) => name,
+            Self::CheckHttpRb(_) => "check-http.rb",
         }
     }
 
@@ -55,6 +77,8 @@ impl Native {
     pub async fn run(&self) -> (String, i32) {
         match self {
             Self::CheckTcp(args) => check_tcp::run(args).await,
+            Self::CheckPorts(_, args) => check_ports::run(args).await,
+            Self::CheckHttpRb(args) => check_http_rb::run(args).await,
         }
     }
 }
@@ -65,11 +89,16 @@ pub fn recognize(command: &str) -> Option<Recognized> {
     let (program, args) = words.split_first()?;
     let name = program.rsplit('/').next().unwrap_or(program);
     let (plugin, parsed) = match name {
-        "check_tcp" => ("check_tcp", check_tcp::parse(args)),
+        "check_tcp" => ("check_tcp", check_tcp::parse(args).map(Native::CheckTcp)),
+        "check-ports.rb" => {
+            ("check-ports.rb", check_ports::parse(args).map(|a| Native::CheckPorts("check-ports.rb", a)))
+        }
+        "check-port.rb" => ("check-port.rb", check_ports::parse(args).map(|a| Native::CheckPorts("check-port.rb", a))),
+        "check-http.rb" => ("check-http.rb", check_http_rb::parse(args).map(|a| Native::CheckHttpRb(Box::new(a)))),
         _ => return None,
     };
     Some(match parsed {
-        Parsed::Run(args) => Recognized::Run(Native::CheckTcp(args)),
+        Parsed::Run(native) => Recognized::Run(native),
         Parsed::Unsupported(why) => Recognized::Unsupported { plugin, program: program.clone(), why },
     })
 }
@@ -83,6 +112,15 @@ pub fn installed(program: &str) -> bool {
         return executable(std::path::Path::new(program));
     }
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
+}
+
+/// The C library's text for an error (`Connection refused`), without Rust's `(os error N)`.
+pub(crate) fn strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]

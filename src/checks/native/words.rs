@@ -10,11 +10,15 @@ pub fn split(line: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
+    let mut globbed = false;
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             ' ' | '\t' => {
                 if in_word {
+                    if std::mem::take(&mut globbed) && !literal_glob(&word) {
+                        return None;
+                    }
                     words.push(std::mem::take(&mut word));
                     in_word = false;
                 }
@@ -56,7 +60,12 @@ pub fn split(line: &str) -> Option<Vec<String>> {
                 }
             }
             // Operators, substitutions, expansions, comments, globs: the shell's work.
-            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '\n' | '*' | '?' | '[' => return None,
+            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '\n' => return None,
+            '*' | '?' | '[' => {
+                in_word = true;
+                globbed = true;
+                word.push(c);
+            }
             '#' if !in_word => return None,
             '~' if !in_word => return None,
             '=' if words.is_empty() && in_word && !word.is_empty() => return None,
@@ -68,9 +77,22 @@ pub fn split(line: &str) -> Option<Vec<String>> {
         }
     }
     if in_word {
+        if globbed && !literal_glob(&word) {
+            return None;
+        }
         words.push(word);
     }
     (!words.is_empty()).then_some(words)
+}
+
+/// Whether a word with glob characters is left as it is by the shell because it cannot match
+/// a file: a URL (`http://h/?q=1`), whose first component (`http:`) is no directory here.
+fn literal_glob(word: &str) -> bool {
+    word.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && !std::path::Path::new(&format!("{scheme}:")).is_dir()
+    })
 }
 
 #[cfg(test)]
@@ -94,6 +116,13 @@ mod tests {
         assert_eq!(w("a -s=x b=c"), Some(vec!["a", "-s=x", "b=c"]), "= after the command is literal");
         assert_eq!(w("a x#y"), Some(vec!["a", "x#y"]), "# inside a word is literal");
         assert_eq!(w("   "), None);
+        assert_eq!(w("check-http.rb -u http://h/a?b=1&c=[2]"), None, "& is an operator even in a URL");
+        assert_eq!(w("check-http.rb -u http://h/a?b=1 -q x*"), None, "a glob that may match a file");
+        assert_eq!(
+            w("check-http.rb -u http://h/a?b=[1]"),
+            Some(vec!["check-http.rb", "-u", "http://h/a?b=[1]"]),
+            "a URL cannot match a file while no `http:` directory exists"
+        );
     }
 
     #[test]
@@ -110,6 +139,9 @@ mod tests {
             "a \"$HOME\"",
             "X=1 check_tcp -H h",
             "a *.txt",
+            "a file?.txt",
+            "a /etc/host[s]",
+            "a ://x?",
             "a ~/x",
             "a # comment",
             "a 'unterminated",

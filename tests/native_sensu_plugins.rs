@@ -1,0 +1,374 @@
+//! sensu-plugins command lines run natively through the real path: check requests over the
+//! private broker to a `concierge run` client (tokens substituted in the arguments), and
+//! `concierge check`. Each line's expected first line and status are read from the plugins'
+//! sources (`check-http.rb`, `check-ports.rb`) and Ruby 2.4's libraries, the Ruby that
+//! sensu-client 1.x embeds.
+//!
+//! With `CONCIERGE_TEST_SENSU_PLUGINS=DIR` (a directory with the plugins' `bin/` and a
+//! `lib/` holding sensu-plugin), every line that does not depend on Ruby 2.4's own wording
+//! is also run by `ruby` side by side, and the two must agree.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use support::web::{CertKind, TestCa, TestServer};
+
+/// One command line and what the plugin says.
+struct Case {
+    command: String,
+    first_line: String,
+    status: i64,
+    /// Depends on wording of Ruby 2.4 (or OpenSSL 1.0.2) that newer Ruby changed.
+    ruby24: bool,
+}
+
+fn case(command: String, first_line: impl Into<String>, status: i64) -> Case {
+    Case { command, first_line: first_line.into(), status, ruby24: false }
+}
+
+fn ruby24(command: String, first_line: impl Into<String>, status: i64) -> Case {
+    Case { ruby24: true, ..case(command, first_line, status) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
+    let web = TestServer::http().await;
+    let ca = TestCa::new("native plugins");
+    let tls = TestServer::https(&ca.issue(CertKind::Valid)).await;
+    let wrong_host = TestServer::https(&ca.issue(CertKind::WrongHost)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_pem(dir.path().join("ca.pem"));
+    let ca_file = ca_file.to_str().unwrap();
+    let (p, s, w) = (web.port(), tls.port(), wrong_host.port());
+    let closed = support::tcp::closed_port();
+    let stalled = support::tcp::stalled_port().await;
+    let sum: String = sha2::Sha256::digest(b"hello concierge").iter().map(|b| format!("{b:02x}")).collect();
+    let http = |args: &str| format!("check-http.rb {args}");
+    let url = |path: &str| format!("http://127.0.0.1:{p}{path}");
+    let cases = vec![
+        case(http(&format!("-u {}", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("--url={}", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
+        case(format!("/opt/sensu/embedded/bin/check-http.rb -u {}", url("/ok")), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("-u {} -q concierge", url("/ok"))), "CheckHttp OK: 200, found /concierge/ in 15 bytes", 0),
+        case(
+            http(&format!("-u {} -q '^hello (c|x)on'", url("/ok"))),
+            "CheckHttp OK: 200, found /^hello (c|x)on/ in 15 bytes",
+            0,
+        ),
+        case(
+            http(&format!("-u {} --query absent", url("/ok"))),
+            "CheckHttp CRITICAL: 200, did not find /absent/ in 15 bytes: hello concierge...",
+            2,
+        ),
+        case(
+            http(&format!("-u {} -n concierge", url("/ok"))),
+            "CheckHttp CRITICAL: 200, found /concierge/ in 15 bytes: hello concierge...",
+            2,
+        ),
+        case(http(&format!("-u {} -n absent", url("/ok"))), "CheckHttp OK: 200, did not find /absent/ in 15 bytes", 0),
+        case(
+            http(&format!("-u {} -S {sum}", url("/ok"))),
+            format!("CheckHttp OK: 200, checksum match {sum} in 15 bytes"),
+            0,
+        ),
+        case(
+            http(&format!("-u {} -S 00ff", url("/ok"))),
+            "CheckHttp CRITICAL: 200, checksum did not match 00ff in 15 bytes: hello concierge...",
+            2,
+        ),
+        case(http(&format!("-u {}", url("/status/404"))), "CheckHttp CRITICAL: 404", 2),
+        case(http(&format!("-u {}", url("/status/503"))), "CheckHttp CRITICAL: 503", 2),
+        case(http(&format!("-u {} --response-code 404", url("/status/404"))), "CheckHttp OK: 404, 10 bytes", 0),
+        case(http(&format!("-u {} --response-code '^3'", url("/status/200"))), "CheckHttp CRITICAL: 200", 2),
+        case(http(&format!("-u {} --response-code 20", url("/status/201"))), "CheckHttp OK: 201, 10 bytes", 0),
+        case(http(&format!("-u {}", url("/status/204"))), "CheckHttp OK: 204, 0 bytes", 0),
+        case(http(&format!("-u {}", url("/redirect/0"))), "CheckHttp WARNING: 302", 1),
+        case(http(&format!("-u {} -r", url("/redirect/0"))), "CheckHttp OK: 302, 0 bytes", 0),
+        case(http(&format!("-u {} -R /ok", url("/redirect/0"))), "CheckHttp OK: 302 found redirect to /ok", 0),
+        case(
+            http(&format!("-u {} --redirect-to /elsewhere", url("/redirect/0"))),
+            "CheckHttp CRITICAL: Expected redirect to /elsewhere instead redirected to /ok",
+            2,
+        ),
+        case(http(&format!("-u {} -R /ok", url("/ok"))), "CheckHttp CRITICAL: Expected redirect to /ok but got 200", 2),
+        case(http(&format!("-u {} -r --response-code 404", url("/redirect/0"))), "CheckHttp CRITICAL: 302", 2),
+        case(http(&format!("-u {} -B 100", url("/bytes/100"))), "CheckHttp OK: 200, 100 bytes", 0),
+        case(
+            http(&format!("-u {} -B 99", url("/bytes/100"))),
+            "CheckHttp CRITICAL: Response was 100 bytes instead of 99",
+            2,
+        ),
+        case(
+            http(&format!("-u {} --min-bytes 200", url("/bytes/100"))),
+            "CheckHttp CRITICAL: Response was 100 bytes instead of the indicated minimum 200",
+            2,
+        ),
+        case(http(&format!("-u {} -w", url("/status/503"))), "CheckHttp CRITICAL: 503", 2),
+        case(http(&format!("-u {} -b 4", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("-h 127.0.0.1 -P {p} -p /ok")), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("-h 127.0.0.1 -P {p}")), "CheckHttp UNKNOWN: No URL specified", 3),
+        case(http(&format!("-u http://localhost:{p}/ok")), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("-m HEAD -u {}", url("/ok"))), "CheckHttp OK: 200, 0 bytes", 0),
+        case(
+            http(&format!("-m POST -d 'a=1' -u {} -q '\"method\":\"POST\".*\"body\":\"a=1\"'", url("/echo"))),
+            "CheckHttp OK: 200, found /\"method\":\"POST\".*\"body\":\"a=1\"/ in",
+            0,
+        ),
+        case(
+            http(&format!("-u {} -H 'X-One: 1, X-Two:2' -q '\"x-one\":\"1\",\"x-two\":\"2\"'", url("/echo"))),
+            "CheckHttp OK: 200, found /\"x-one\":\"1\",\"x-two\":\"2\"/ in",
+            0,
+        ),
+        case(
+            http(&format!("-u {} -U user -a pass -x Probe/1 -q 'Probe/1.*Basic dXNlcjpwYXNz'", url("/echo"))),
+            "CheckHttp OK: 200, found /Probe/1.*Basic dXNlcjpwYXNz/ in",
+            0,
+        ),
+        case(http(&format!("-u {} -t 1", url("/delay/3000"))), "CheckHttp CRITICAL: Request timed out", 2),
+        case(
+            http(&format!("-u {} --read-timeout 1", url("/delay/3000"))),
+            "CheckHttp CRITICAL: Request timed out reading data",
+            2,
+        ),
+        case(
+            http(&format!("-u http://127.0.0.1:{stalled}/ --open-timeout 1")),
+            "CheckHttp CRITICAL: Request timed out opening connection",
+            2,
+        ),
+        ruby24(
+            http(&format!("-u http://127.0.0.1:{closed}/")),
+            format!(
+                "CheckHttp CRITICAL: Request error: Failed to open TCP connection to 127.0.0.1:{closed} (Connection refused - connect(2) for \"127.0.0.1\" port {closed})"
+            ),
+            2,
+        ),
+        case(http(&format!("-u https://localhost:{s}/ok -C {ca_file}")), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("-u https://127.0.0.1:{s}/ok -k")), "CheckHttp OK: 200, 15 bytes", 0),
+        case(http(&format!("-h localhost -P {s} -p /ok -s -C {ca_file}")), "CheckHttp OK: 200, 15 bytes", 0),
+        ruby24(
+            http(&format!("-u https://127.0.0.1:{s}/ok")),
+            "CheckHttp CRITICAL: Request error: SSL_connect returned=1 errno=0 state=error: certificate verify failed",
+            2,
+        ),
+        ruby24(
+            http(&format!("-u https://localhost:{w}/ok -C {ca_file}")),
+            "CheckHttp CRITICAL: Request error: hostname \"localhost\" does not match the server certificate",
+            2,
+        ),
+        case(
+            format!("check-ports.rb -H 127.0.0.1 -p {p}"),
+            format!("CheckPort OK: All ports ({p}) are accessible for hosts 127.0.0.1"),
+            0,
+        ),
+        case(
+            format!("check-ports.rb -H 127.0.0.1,localhost -p {p},{s}"),
+            format!("CheckPort OK: All ports ({p},{s}) are accessible for hosts 127.0.0.1,localhost"),
+            0,
+        ),
+        case(
+            format!("check-ports.rb --hostname 127.0.0.1 --ports {p}-{p}"),
+            format!("CheckPort OK: All ports ({p}-{p}) are accessible for hosts 127.0.0.1"),
+            0,
+        ),
+        case(
+            format!("check-ports.rb -p {p}"),
+            format!("CheckPort OK: All ports ({p}) are accessible for hosts 0.0.0.0"),
+            0,
+        ),
+        case(
+            format!("check-port.rb -H 127.0.0.1 -p {p}"),
+            format!("CheckPort OK: All ports ({p}) are accessible for hosts 127.0.0.1"),
+            0,
+        ),
+        case(
+            format!("check-ports.rb -H 127.0.0.1 -p {p},{closed},{s}"),
+            format!("CheckPort CRITICAL: Connection refused by 127.0.0.1:{closed}"),
+            2,
+        ),
+        case(
+            format!("check-ports.rb -H 127.0.0.1 -p {closed}-{closed}"),
+            format!("CheckPort CRITICAL: Connection refused by 127.0.0.1:{closed}"),
+            2,
+        ),
+        case(
+            format!("check-ports.rb -H 127.0.0.1 -p {stalled} -t 1"),
+            format!("CheckPort CRITICAL: Connection or read timed out (127.0.0.1:{stalled})"),
+            2,
+        ),
+        case(
+            format!("check-ports.rb -H 127.0.0.1 -P udp -p {closed}"),
+            format!("CheckPort OK: All ports ({closed}) are accessible for hosts 127.0.0.1"),
+            0,
+        ),
+    ];
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+
+    // Through the broker: one request per line to a client on a round-robin subscription.
+    // Tokens in the arguments are the client's: an attribute, and a default.
+    let broker = support::ServerSide::connect().await;
+    let mut results = broker.tap_results().await;
+    let rr = format!("roundrobin:{}", support::unique("plugins"));
+    let client_name = support::unique("plugins");
+    let client = support::Client::start(&client_name, &[&rr], &[]);
+    client.ready().await;
+    let mut requests: Vec<(String, String, String, i64)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("plugin_{i}"), c.command.clone(), c.first_line.clone(), c.status))
+        .collect();
+    requests.push((
+        "plugin_tokens".into(),
+        format!(
+            "check-http.rb -u 'http://127.0.0.1::::web.port|{p}:::/echo' -H 'X-Client: :::name:::' -q '\"x-client\":\":::name:::\"'"
+        ),
+        format!("CheckHttp OK: 200, found /\"x-client\":\"{client_name}\"/ in"),
+        0,
+    ));
+    for (name, command, _, _) in &requests {
+        broker.publish_request(&rr, &json!({"name": name, "command": command, "issued": 1, "timeout": 30})).await;
+    }
+    let mut got: BTreeMap<String, Value> = BTreeMap::new();
+    while got.len() < requests.len() {
+        let Some((result, _)) = results.next_for(&client_name, Duration::from_secs(60)).await else {
+            panic!("{} of {} results; log:\n{}", got.len(), requests.len(), client.logs());
+        };
+        got.insert(result["check"]["name"].as_str().unwrap().to_string(), result["check"].clone());
+    }
+    let mut mismatches = Vec::new();
+    for (name, command, first_line, status) in &requests {
+        let check = &got[name];
+        let output = check["output"].as_str().unwrap_or_default();
+        let line = output.lines().next().unwrap_or_default();
+        let plugin = command.split_whitespace().next().unwrap().rsplit('/').next().unwrap();
+        let expected_runner = format!("native:{plugin}");
+        if !line.starts_with(first_line.as_str()) || check["status"] != *status || check["runner"] != expected_runner {
+            mismatches.push(format!(
+                "{command}\n  expected: {status} {first_line}\n  got:      {} {line:?} runner {}",
+                check["status"], check["runner"]
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+
+    // `concierge check` runs the same lines the same way.
+    let conf = dir.path().join("conf.d");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(
+        conf.join("plugins.json"),
+        json!({"checks": {
+            "web": {"command": http(&format!("-u {} -q concierge", url("/ok"))), "interval": 10},
+            "ports": {"command": format!("check-ports.rb -H 127.0.0.1 -p {closed}"), "interval": 10},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    let out = support::bin::run_async(dir.path(), &["check", "-d", conf, "web"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "CheckHttp OK: 200, found /concierge/ in 15 bytes\n");
+    assert_eq!(out.status.code(), Some(0));
+    let out = support::bin::run_async(dir.path(), &["check", "-d", conf, "ports"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("CheckPort CRITICAL: Connection refused by 127.0.0.1:{closed}\n")
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    side_by_side_with_ruby(&cases);
+}
+
+/// With the plugins' sources at hand, run every line that does not depend on Ruby 2.4's
+/// wording with `ruby` too: the first lines and statuses must agree.
+fn side_by_side_with_ruby(cases: &[Case]) {
+    let Ok(dir) = std::env::var("CONCIERGE_TEST_SENSU_PLUGINS") else {
+        eprintln!("(CONCIERGE_TEST_SENSU_PLUGINS not set: the table is checked against the expected lines only)");
+        return;
+    };
+    let mut compared = 0;
+    for case in cases.iter().filter(|c| !c.ruby24) {
+        let words = concierge::checks::native::words::split(&case.command).unwrap();
+        let plugin = words[0].rsplit('/').next().unwrap().replace("check-port.rb", "check-ports.rb");
+        let out = std::process::Command::new("ruby")
+            .arg(format!("-I{dir}/lib"))
+            .arg(format!("{dir}/bin/{plugin}"))
+            .args(&words[1..])
+            .output()
+            .expect("ruby");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().next().unwrap_or_default();
+        assert!(
+            line.starts_with(&case.first_line),
+            "{}\n  ruby: {line:?}\n  expected: {:?}",
+            case.command,
+            case.first_line
+        );
+        assert_eq!(i64::from(out.status.code().unwrap_or(-1)), case.status, "{}: ruby said {line:?}", case.command);
+        compared += 1;
+    }
+    eprintln!("{compared} command lines agree with the Ruby plugins");
+}
+
+async fn run(command: &str, native: bool, opt_out: bool) -> concierge::proto::Object {
+    let executor = support::executor::Builder::default().native_plugins(native).build();
+    let mut check = json!({"name": "web", "command": command, "issued": 1});
+    if opt_out {
+        check["native"] = json!(false);
+    }
+    executor.process(support::obj(check)).await.unwrap()
+}
+
+/// A stand-in for an installed plugin: it says it was forked, with its arguments.
+fn installed_plugin(dir: &std::path::Path, name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, "#!/bin/sh\necho \"forked $*\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_not_run_natively_is_forked_or_unknown() {
+    let web = TestServer::http().await;
+    let url = web.url_for("/ok");
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = installed_plugin(dir.path(), "check-http.rb");
+    let output = |r: &concierge::proto::Object| support::output(r).to_string();
+
+    // An option the native path does not run, plugin installed: the plugin runs.
+    let r = run(&format!("{plugin} --expiry 30 -u {url}"), true, false).await;
+    assert_eq!((output(&r), r["runner"].clone()), (format!("forked --expiry 30 -u {url}\n"), json!("fork")));
+    // …not installed: UNKNOWN, naming the option.
+    let r = run(&format!("check-http.rb --expiry 30 -u {url}"), true, false).await;
+    assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(3), json!("native:check-http.rb")));
+    assert_eq!(
+        output(&r),
+        "UNKNOWN: check-http.rb: option --expiry is not supported natively and check-http.rb is not installed\n"
+    );
+    let r = run("check-ports.rb -H 127.0.0.1 --frob", true, false).await;
+    assert_eq!(
+        (output(&r), r["status"].clone()),
+        ("UNKNOWN: check-ports.rb: invalid option: --frob and check-ports.rb is not installed\n".into(), json!(3))
+    );
+    // Natively while installed: the stand-in does not run.
+    let r = run(&format!("{plugin} -u {url}"), true, false).await;
+    assert_eq!(
+        (output(&r), r["runner"].clone()),
+        ("CheckHttp OK: 200, 15 bytes\n".into(), json!("native:check-http.rb"))
+    );
+    // Shell syntax: the shell runs the line (the plugin, then echo).
+    let r = run(&format!("{plugin} -u {url}; echo done"), true, false).await;
+    assert_eq!(output(&r), format!("forked -u {url}\ndone\n"));
+    assert!(r.get("runner").is_none());
+    // A plugin Concierge does not know: forked.
+    let other = installed_plugin(dir.path(), "check-foo.rb");
+    let r = run(&format!("{other} -u {url}"), true, false).await;
+    assert_eq!((output(&r), r.get("runner")), (format!("forked -u {url}\n"), None));
+    // Opted out, per check and for the whole client.
+    for (native, opt_out) in [(true, true), (false, false)] {
+        let r = run(&format!("{plugin} -u {url}"), native, opt_out).await;
+        assert_eq!((output(&r), r.get("runner")), (format!("forked -u {url}\n"), None), "{native} {opt_out}");
+    }
+}
