@@ -70,6 +70,9 @@ def throughput(broker, nginx, variant, n):
     name = lib.unique("bench-" + variant)
     # "builtin-mt": the same built-in check on a multi-threaded runtime (one thread per CPU).
     env = {"CONCIERGE_WORKER_THREADS": "0"} if variant == "builtin-mt" else {}
+    if variant == "check_http":
+        # Forked, always: the plugin itself, whatever Concierge runs natively.
+        env["CONCIERGE_NATIVE_PLUGINS"] = "false"
     if variant == "amqp-echo":
         # Reference point: a minimal lapin client answering every request with a fixed
         # result (examples/amqp_echo.rs), with Concierge's default prefetch.
@@ -97,7 +100,10 @@ def throughput(broker, nginx, variant, n):
                 # Concierge's AMQP path without a check: an unknown extension is answered
                 # with a status-3 result ("no-check"); the same requests to amqp-echo.
                 request = {"name": "c%d" % i, "extension": "none", "issued": issued}
-            elif variant == "check_http":
+            elif variant == "check-http.rb":
+                # A sensu-plugins command line, run natively (the plugin is not installed).
+                request = {"name": "c%d" % i, "command": "check-http.rb -u http://127.0.0.1:%d/ok" % port, "timeout": 10, "issued": issued}
+            elif variant in ("check_http", "check_http-native"):
                 request = {"name": "c%d" % i, "command": "%s -H 127.0.0.1 -p %d -u /ok" % (CHECK_HTTP, port), "timeout": 10, "issued": issued}
             else:
                 request = {"name": "c%d" % i, "command": "true", "issued": issued}

@@ -1,5 +1,6 @@
 //! Plugin command lines run natively, side by side with the real plugins on the same loopback
-//! targets: Debian's monitoring-plugins `check_tcp` (installed by the test command). The
+//! targets: Debian's monitoring-plugins `check_tcp` and `check_http` (installed by the test
+//! command). The
 //! status and the text up to the timing figures must match; the native path says so in the
 //! result (`runner`), an option it does not run forks the real plugin, and without the plugin
 //! installed it is UNKNOWN, saying why.
@@ -116,4 +117,71 @@ async fn what_the_native_path_does_not_run_is_forked_or_unknown() {
     let r = executor.process(check).await.unwrap();
     assert_eq!(r["status"], 127, "{}", output(&r));
     let _: Option<Value> = None;
+}
+
+const CHECK_HTTP: &str = "/usr/lib/nagios/plugins/check_http";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_http_natively_says_what_the_plugin_says() {
+    if !real_plugin() {
+        return;
+    }
+    let web = support::web::TestServer::http().await;
+    let ca = support::web::TestCa::new("check_http");
+    let tls = support::web::TestServer::https(&ca.issue(support::web::CertKind::Valid)).await;
+    let (p, s) = (web.port(), tls.port());
+    let closed = support::tcp::closed_port();
+    let on = |args: &str| format!("-H 127.0.0.1 -p {p} {args}");
+    let cases = [
+        on("-u /ok"),
+        format!("-I 127.0.0.1 -p {p} -u /ok"),
+        format!("127.0.0.1 -p {p} -u /ok"),
+        format!("-H 127.0.0.1:{p} -u /ok"),
+        on("-u /status/404"),
+        on("-u /status/503"),
+        on("-u /status/204"),
+        on("-u /redirect/0"),
+        on("-u /redirect/0 -f warning"),
+        on("-u /redirect/0 --onredirect=critical"),
+        on("-u /ok -s concierge"),
+        on("-u /ok -s absent"),
+        on("-u /ok -s 'a search string of thirty-five chars'"),
+        on("-u /ok -r 'hello.*ge$'"),
+        on("-u /ok -r absent"),
+        on("-u /ok -R HELLO"),
+        on("-u /ok -r hello --invert-regex"),
+        on("-u /ok -d X-Test"),
+        on("-u /ok -d X-Absent -s absent"),
+        on("-u /ok -e 200"),
+        on("-u /ok -e 404,500"),
+        on("-u /status/404 -e 404"),
+        on("-u /ok -m 10"),
+        on("-u /ok -m 10000"),
+        on("-u /ok -m 10:50"),
+        on("-u /ok -w 0.000001 -c 5"),
+        on("-u /ok -c 0.000001"),
+        on("-u /ok -w 5 -c 20"),
+        on("-u /echo -P 'a=1' -s '\"method\":\"POST\"'"),
+        on("-u /echo -j PUT -s '\"method\":\"PUT\"'"),
+        on("-u /echo -k 'X-One: 1' -k 'X-Two: 2' -s '\"x-two\":\"2\"'"),
+        on("-u /echo -a user:pass -s 'Basic dXNlcjpwYXNz'"),
+        on("-u /echo -A Probe/1 -s 'Probe/1'"),
+        on("-u /echo -T application/json -P '{}'"),
+        on("-u /bytes/100000"),
+        on("-u /delay/3000 -t 1"),
+        format!("-H 127.0.0.1 -p {closed}"),
+        format!("-H localhost -p {s} -S -u /ok"),
+        format!("-I 127.0.0.1 -p {s} -S -u /ok -s concierge"),
+    ];
+    for args in &cases {
+        let command = format!("{CHECK_HTTP} {args}");
+        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
+        assert_eq!(native["runner"], "native:check_http", "{command}");
+        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
+        assert_eq!(
+            (native["status"].clone(), untimed(output(&native))),
+            (forked["status"].clone(), untimed(output(&forked))),
+            "{command}"
+        );
+    }
 }

@@ -23,7 +23,8 @@ use sha2::Digest as _;
 use tokio::time::Instant;
 
 use super::Parsed;
-use super::ruby_cli::{self, Opt, Status, say, switch, value};
+use super::options::{self, Opt, switch, value};
+use super::ruby_cli::{Status, say};
 use crate::checks::net::{self, CheckTls};
 
 const CLASS: &str = "CheckHttp";
@@ -135,7 +136,7 @@ pub fn parse(argv: &[String]) -> Parsed<Args> {
 }
 
 fn parse_given(argv: &[String]) -> Result<Args, String> {
-    let given = ruby_cli::parse(OPTIONS, argv)?;
+    let given = options::parse(OPTIONS, argv)?;
     if let Some((_, flag)) = NOT_NATIVE.iter().find(|(key, _)| given.has(key)) {
         return Err(format!("option {flag} is not supported natively"));
     }

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Parsed;
-use super::ruby_cli::{self, Opt, Status, say, value};
+use super::options::{self, Opt, value};
+use super::ruby_cli::{self, Status, say};
 
 const OPTIONS: &[Opt] = &[
     value("hosts", Some('H'), Some("hostname")),
@@ -45,7 +46,7 @@ fn ruby_split(text: &str) -> Vec<&str> {
 
 /// Parse `check-ports.rb`'s arguments.
 pub fn parse(argv: &[String]) -> Parsed<Args> {
-    let given = match ruby_cli::parse(OPTIONS, argv) {
+    let given = match options::parse(OPTIONS, argv) {
         Ok(given) => given,
         Err(why) => return Parsed::Unsupported(why),
     };

@@ -3,17 +3,21 @@
 //! options, status line and exit status, instead of forking it.
 //!
 //! * [`words`]: a command line as `/bin/sh` splits a simple command, or nothing;
-//! * [`ruby_cli`]: what sensu-plugins' Ruby scripts share (options, output);
+//! * [`options`]: plugin options as `OptionParser` and `getopt_long` read them;
+//! * [`ruby_cli`]: what sensu-plugins' Ruby scripts share (`to_i`, their output);
 //! * [`check_tcp`]: monitoring-plugins' `check_tcp`;
+//! * [`check_http`]: monitoring-plugins' `check_http`;
 //! * [`check_ports`]: sensu-plugins-network-checks' `check-ports.rb` (`check-port.rb`);
 //! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`.
 //!
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
 
+pub mod check_http;
 pub mod check_http_rb;
 pub mod check_ports;
 pub mod check_tcp;
+pub mod options;
 pub mod ruby_cli;
 pub mod words;
 
@@ -57,6 +61,8 @@ pub enum Recognized {
 pub enum Native {
     /// `check_tcp`.
     CheckTcp(check_tcp::Args),
+    /// `check_http`.
+    CheckHttp(Box<check_http::Args>),
     /// `check-ports.rb`, or `check-port.rb` (the name it was called by).
     CheckPorts(&'static str, check_ports::Args),
     /// `check-http.rb`.
@@ -68,6 +74,7 @@ impl Native {
     pub fn plugin(&self) -> &'static str {
         match self {
             Self::CheckTcp(_) => "check_tcp",
+            Self::CheckHttp(_) => "check_http",
             Self::CheckPorts(name, _) => name,
             Self::CheckHttpRb(_) => "check-http.rb",
         }
@@ -77,6 +84,7 @@ impl Native {
     pub async fn run(&self) -> (String, i32) {
         match self {
             Self::CheckTcp(args) => check_tcp::run(args).await,
+            Self::CheckHttp(args) => check_http::run(args).await,
             Self::CheckPorts(_, args) => check_ports::run(args).await,
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
         }
@@ -90,6 +98,7 @@ pub fn recognize(command: &str) -> Option<Recognized> {
     let name = program.rsplit('/').next().unwrap_or(program);
     let (plugin, parsed) = match name {
         "check_tcp" => ("check_tcp", check_tcp::parse(args).map(Native::CheckTcp)),
+        "check_http" => ("check_http", check_http::parse(args).map(|a| Native::CheckHttp(Box::new(a)))),
         "check-ports.rb" => {
             ("check-ports.rb", check_ports::parse(args).map(|a| Native::CheckPorts("check-ports.rb", a)))
         }
