@@ -38,12 +38,32 @@ fn ruby24(command: String, first_line: impl Into<String>, status: i64) -> Case {
 async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let web = TestServer::http().await;
     let ca = TestCa::new("native plugins");
-    let tls = TestServer::https(&ca.issue(CertKind::Valid)).await;
+    let valid = ca.issue(CertKind::Valid);
+    let tls = TestServer::https(&valid).await;
     let wrong_host = TestServer::https(&ca.issue(CertKind::WrongHost)).await;
+    let self_signed = TestServer::https(&ca.issue(CertKind::SelfSigned)).await;
+    let expired_cert = ca.issue(CertKind::Expired);
+    let expired = TestServer::https(&expired_cert).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = ca.write_pem(dir.path().join("ca.pem"));
     let ca_file = ca_file.to_str().unwrap();
-    let (p, s, w) = (web.port(), tls.port(), wrong_host.port());
+    let (p, s, w, ss, ex) = (web.port(), tls.port(), wrong_host.port(), self_signed.port(), expired.port());
+    // The plugins' days, from the certificate's notAfter as the test issued it.
+    // A second after issuing, the whole days left are one less than the days the certificate
+    // was issued for, and stay so for a day: no rounding edge while the test runs.
+    let now = chrono::Utc::now().timestamp();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let https_days = (valid.not_after - now - 1).div_euclid(86_400);
+    let on = chrono::DateTime::from_timestamp(valid.not_after, 0).unwrap().format("%Y-%m-%d %H:%M:%S UTC");
+    let calendar_days = (chrono::DateTime::from_timestamp(valid.not_after, 0).unwrap().date_naive()
+        - chrono::Local::now().date_naive())
+    .num_days();
+    let expired_days = (chrono::Local::now().date_naive()
+        - chrono::DateTime::from_timestamp(expired_cert.not_after, 0).unwrap().date_naive())
+    .num_days();
+    let leaf_pem = dir.path().join("leaf.pem");
+    std::fs::write(&leaf_pem, &valid.chain_pem).unwrap();
+    let leaf_pem = leaf_pem.to_str().unwrap();
     let closed = support::tcp::closed_port();
     let stalled = support::tcp::stalled_port().await;
     let sum: String = sha2::Sha256::digest(b"hello concierge").iter().map(|b| format!("{b:02x}")).collect();
@@ -150,7 +170,7 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         case(http(&format!("-u https://127.0.0.1:{s}/ok -k")), "CheckHttp OK: 200, 15 bytes", 0),
         case(http(&format!("-h localhost -P {s} -p /ok -s -C {ca_file}")), "CheckHttp OK: 200, 15 bytes", 0),
         ruby24(
-            http(&format!("-u https://127.0.0.1:{s}/ok")),
+            http(&format!("-u https://127.0.0.1:{ss}/ok")),
             "CheckHttp CRITICAL: Request error: SSL_connect returned=1 errno=0 state=error: certificate verify failed",
             2,
         ),
@@ -204,6 +224,80 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
             format!("CheckPort OK: All ports ({closed}) are accessible for hosts 127.0.0.1"),
             0,
         ),
+        case(
+            format!("check-https-cert.rb -u https://localhost:{s}/ok"),
+            format!("CheckHttpCert OK: TLS/SSL certificate expires on {on} - {https_days} days left."),
+            0,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://127.0.0.1:{s}/ -w 70"),
+            format!("CheckHttpCert WARNING: TLS/SSL certificate expires on {on} - {https_days} days left."),
+            1,
+        ),
+        case(
+            format!("check-https-cert.rb --url https://localhost:{s}/ --critical 70 --warning 80"),
+            format!("CheckHttpCert CRITICAL: TLS/SSL certificate expires on {on} - {https_days} days left."),
+            2,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://localhost:{s}/ -e"),
+            format!("CheckHttpCert CRITICAL: TLS/SSL certificate expires on {on} - {https_days} days left."),
+            2,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://localhost:{ex}/ -k"),
+            "CheckHttpCert CRITICAL: TLS/SSL certificate expired 1 days ago.",
+            2,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://localhost:{ex}/ -k -e"),
+            "CheckHttpCert OK: TLS/SSL certificate expired 1 days ago.",
+            0,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://localhost:{ex}/"),
+            format!("CheckHttpCert CRITICAL: Could not connect to https://localhost:{ex}/"),
+            2,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://localhost:{ss}/"),
+            format!("CheckHttpCert CRITICAL: Could not connect to https://localhost:{ss}/"),
+            2,
+        ),
+        case(
+            format!("check-https-cert.rb -u https://127.0.0.1:{closed}/"),
+            format!("CheckHttpCert CRITICAL: Could not connect to https://127.0.0.1:{closed}/"),
+            2,
+        ),
+        case("check-https-cert.rb".into(), "CheckHttpCert CRITICAL: Could not connect to", 2),
+        case(
+            format!("check-ssl-cert.rb -h 127.0.0.1 -p {s} -c 10 -w 20"),
+            format!("CheckSSLCert OK: {calendar_days} days left"),
+            0,
+        ),
+        case(
+            format!("check-ssl-cert.rb --host localhost --port {s} --critical 10 --warning 70"),
+            format!("CheckSSLCert WARNING: {calendar_days} days left"),
+            1,
+        ),
+        case(
+            format!("check-ssl-cert.rb -h localhost -p {ss} -s localhost -c 70 -w 80"),
+            format!("CheckSSLCert CRITICAL: {calendar_days} days left"),
+            2,
+        ),
+        case(
+            format!("check-ssl-cert.rb -h 127.0.0.1 -p {ex} -c 1 -w 2"),
+            "CheckSSLCert CRITICAL: Expired 2 days ago",
+            2,
+        ),
+        case(
+            format!("check-ssl-cert.rb -P {leaf_pem} -c 10 -w 20"),
+            format!("CheckSSLCert OK: {calendar_days} days left"),
+            0,
+        ),
+        case("check-ssl-cert.rb -P /nonexistent.pem -c 10 -w 20".into(), "CheckSSLCert UNKNOWN: No such cert", 3),
+        case("check-ssl-cert.rb -h 127.0.0.1 -c 10 -w 20".into(), "CheckSSLCert UNKNOWN: Host and port required", 3),
+        case(format!("check-ssl-cert.rb -h 127.0.0.1 -p {closed} -c 10 -w 20"), "Check failed to run: invalid date", 3),
     ];
     assert!(cases.len() >= 40, "{} cases", cases.len());
 
@@ -213,7 +307,8 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let mut results = broker.tap_results().await;
     let rr = format!("roundrobin:{}", support::unique("plugins"));
     let client_name = support::unique("plugins");
-    let client = support::Client::start(&client_name, &[&rr], &[]);
+    // The plugins trust the test CA as OpenSSL would: through SSL_CERT_FILE.
+    let client = support::Client::start(&client_name, &[&rr], &[("SSL_CERT_FILE", ca_file)]);
     client.ready().await;
     let mut requests: Vec<(String, String, String, i64)> = cases
         .iter()
@@ -277,12 +372,12 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     );
     assert_eq!(out.status.code(), Some(2));
 
-    side_by_side_with_ruby(&cases);
+    side_by_side_with_ruby(&cases, ca_file);
 }
 
 /// With the plugins' sources at hand, run every line that does not depend on Ruby 2.4's
 /// wording with `ruby` too: the first lines and statuses must agree.
-fn side_by_side_with_ruby(cases: &[Case]) {
+fn side_by_side_with_ruby(cases: &[Case], ca_file: &str) {
     let Ok(dir) = std::env::var("CONCIERGE_TEST_SENSU_PLUGINS") else {
         eprintln!("(CONCIERGE_TEST_SENSU_PLUGINS not set: the table is checked against the expected lines only)");
         return;
@@ -295,6 +390,7 @@ fn side_by_side_with_ruby(cases: &[Case]) {
             .arg(format!("-I{dir}/lib"))
             .arg(format!("{dir}/bin/{plugin}"))
             .args(&words[1..])
+            .env("SSL_CERT_FILE", ca_file)
             .output()
             .expect("ruby");
         let text = String::from_utf8_lossy(&out.stdout);

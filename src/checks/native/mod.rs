@@ -8,16 +8,22 @@
 //! * [`check_tcp`]: monitoring-plugins' `check_tcp`;
 //! * [`check_http`]: monitoring-plugins' `check_http`;
 //! * [`check_ports`]: sensu-plugins-network-checks' `check-ports.rb` (`check-port.rb`);
-//! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`.
+//! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`;
+//! * [`check_https_cert`]: sensu-plugins-http's `check-https-cert.rb`;
+//! * [`check_ssl_cert`]: sensu-plugins-ssl's `check-ssl-cert.rb`;
+//! * [`peer_cert`]: the certificate a TLS server presents, for the last two.
 //!
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
 
 pub mod check_http;
 pub mod check_http_rb;
+pub mod check_https_cert;
 pub mod check_ports;
+pub mod check_ssl_cert;
 pub mod check_tcp;
 pub mod options;
+pub mod peer_cert;
 pub mod ruby_cli;
 pub mod words;
 
@@ -67,6 +73,10 @@ pub enum Native {
     CheckPorts(&'static str, check_ports::Args),
     /// `check-http.rb`.
     CheckHttpRb(Box<check_http_rb::Args>),
+    /// `check-https-cert.rb`.
+    CheckHttpsCert(check_https_cert::Args),
+    /// `check-ssl-cert.rb`.
+    CheckSslCert(check_ssl_cert::Args),
 }
 
 impl Native {
@@ -77,6 +87,8 @@ impl Native {
             Self::CheckHttp(_) => "check_http",
             Self::CheckPorts(name, _) => name,
             Self::CheckHttpRb(_) => "check-http.rb",
+            Self::CheckHttpsCert(_) => "check-https-cert.rb",
+            Self::CheckSslCert(_) => "check-ssl-cert.rb",
         }
     }
 
@@ -87,6 +99,8 @@ impl Native {
             Self::CheckHttp(args) => check_http::run(args).await,
             Self::CheckPorts(_, args) => check_ports::run(args).await,
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
+            Self::CheckHttpsCert(args) => check_https_cert::run(args).await,
+            Self::CheckSslCert(args) => check_ssl_cert::run(args).await,
         }
     }
 }
@@ -104,6 +118,8 @@ pub fn recognize(command: &str) -> Option<Recognized> {
         }
         "check-port.rb" => ("check-port.rb", check_ports::parse(args).map(|a| Native::CheckPorts("check-port.rb", a))),
         "check-http.rb" => ("check-http.rb", check_http_rb::parse(args).map(|a| Native::CheckHttpRb(Box::new(a)))),
+        "check-https-cert.rb" => ("check-https-cert.rb", check_https_cert::parse(args).map(Native::CheckHttpsCert)),
+        "check-ssl-cert.rb" => ("check-ssl-cert.rb", check_ssl_cert::parse(args).map(Native::CheckSslCert)),
         _ => return None,
     };
     Some(match parsed {
