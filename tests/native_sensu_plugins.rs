@@ -287,7 +287,7 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         ),
         case(
             format!("check-ssl-cert.rb -h 127.0.0.1 -p {ex} -c 1 -w 2"),
-            "CheckSSLCert CRITICAL: Expired 2 days ago",
+            format!("CheckSSLCert CRITICAL: Expired {expired_days} days ago"),
             2,
         ),
         case(
