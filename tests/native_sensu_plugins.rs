@@ -24,10 +24,17 @@ struct Case {
     status: i64,
     /// Depends on wording of Ruby 2.4 (or OpenSSL 1.0.2) that newer Ruby changed.
     ruby24: bool,
+    /// More of the output that must be there (a metric plugin's other lines).
+    also: Option<String>,
 }
 
 fn case(command: String, first_line: impl Into<String>, status: i64) -> Case {
-    Case { command, first_line: first_line.into(), status, ruby24: false }
+    Case { command, first_line: first_line.into(), status, ruby24: false, also: None }
+}
+
+/// A line whose output must also contain `also`.
+fn with(command: String, first_line: impl Into<String>, also: impl Into<String>, status: i64) -> Case {
+    Case { also: Some(also.into()), ..case(command, first_line, status) }
 }
 
 fn ruby24(command: String, first_line: impl Into<String>, status: i64) -> Case {
@@ -66,6 +73,9 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let leaf_pem = leaf_pem.to_str().unwrap();
     let closed = support::tcp::closed_port();
     let stalled = support::tcp::stalled_port().await;
+    let dns = support::dns::TestDns::start().await;
+    let ns = dns.addr.port();
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
     let sum: String = sha2::Sha256::digest(b"hello concierge").iter().map(|b| format!("{b:02x}")).collect();
     let http = |args: &str| format!("check-http.rb {args}");
     let url = |path: &str| format!("http://127.0.0.1:{p}{path}");
@@ -298,6 +308,53 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         case("check-ssl-cert.rb -P /nonexistent.pem -c 10 -w 20".into(), "CheckSSLCert UNKNOWN: No such cert", 3),
         case("check-ssl-cert.rb -h 127.0.0.1 -c 10 -w 20".into(), "CheckSSLCert UNKNOWN: Host and port required", 3),
         case(format!("check-ssl-cert.rb -h 127.0.0.1 -p {closed} -c 10 -w 20"), "Check failed to run: invalid date", 3),
+        with(
+            format!("metrics-curl.rb -u {} -s test.curl", url("/ok")),
+            "test.curl.time_total 0.",
+            "\ntest.curl.time_redirect 0.000000 ",
+            0,
+        ),
+        with(
+            format!("metrics-curl.rb --url {}", url("/status/404")),
+            format!("{host}.curl_timings.time_total "),
+            " 404 ",
+            0,
+        ),
+        with(
+            format!("metrics-curl.rb -u https://localhost:{ss}/ok -s c -a -k"),
+            "c.time_total ",
+            "\nc.http_code 200 ",
+            0,
+        ),
+        with(format!("metrics-curl.rb -u https://localhost:{ss}/ok -s c"), "c.time_total ", "\nc.http_code 000 ", 1),
+        with(format!("metrics-curl.rb -u http://127.0.0.1:{closed}/ -s c"), "c.time_total ", "\nc.http_code 000 ", 1),
+        case(
+            format!("metrics-dns.rb -d www.test.concierge -s 127.0.0.1 -p {ns} -S test.dns"),
+            "test.dns.A.www_test_concierge.response_time 0.",
+            0,
+        ),
+        case(
+            format!("metrics-dns.rb --domain www.test.concierge --type AAAA --server 127.0.0.1 --port {ns}"),
+            format!("{host}.dns.AAAA.www_test_concierge.response_time 0."),
+            0,
+        ),
+        case(
+            format!("metrics-dns.rb -d txt.test.concierge -s 127.0.0.1 -p {ns} -S d"),
+            "d.A.txt_test_concierge.response_time 0.",
+            0,
+        ),
+        case(
+            format!("metrics-dns.rb -d missing.test.concierge -t MX -s 127.0.0.1 -p {ns}"),
+            "Could not resolve missing.test.concierge MX record",
+            2,
+        ),
+        case(format!("metrics-dns.rb -s 127.0.0.1 -p {ns}"), "No domain specified", 3),
+        case(format!("metrics-dns.rb -d example.org -s 127.0.0.1 -p {ns}"), "Dnsruby::Refused", 3),
+        case(
+            format!("metrics-dns.rb -d www.test.concierge -s 127.0.0.1 -p {closed}"),
+            "recvfrom failed from 127.0.0.1; Connection refused - recvfrom(2)",
+            3,
+        ),
     ];
     assert!(cases.len() >= 40, "{} cases", cases.len());
 
@@ -310,10 +367,10 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     // The plugins trust the test CA as OpenSSL would: through SSL_CERT_FILE.
     let client = support::Client::start(&client_name, &[&rr], &[("SSL_CERT_FILE", ca_file)]);
     client.ready().await;
-    let mut requests: Vec<(String, String, String, i64)> = cases
+    let mut requests: Vec<(String, String, String, i64, Option<String>)> = cases
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("plugin_{i}"), c.command.clone(), c.first_line.clone(), c.status))
+        .map(|(i, c)| (format!("plugin_{i}"), c.command.clone(), c.first_line.clone(), c.status, c.also.clone()))
         .collect();
     requests.push((
         "plugin_tokens".into(),
@@ -322,8 +379,9 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         ),
         format!("CheckHttp OK: 200, found /\"x-client\":\"{client_name}\"/ in"),
         0,
+        None,
     ));
-    for (name, command, _, _) in &requests {
+    for (name, command, _, _, _) in &requests {
         broker.publish_request(&rr, &json!({"name": name, "command": command, "issued": 1, "timeout": 30})).await;
     }
     let mut got: BTreeMap<String, Value> = BTreeMap::new();
@@ -334,15 +392,20 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         got.insert(result["check"]["name"].as_str().unwrap().to_string(), result["check"].clone());
     }
     let mut mismatches = Vec::new();
-    for (name, command, first_line, status) in &requests {
+    for (name, command, first_line, status, also) in &requests {
         let check = &got[name];
         let output = check["output"].as_str().unwrap_or_default();
         let line = output.lines().next().unwrap_or_default();
         let plugin = command.split_whitespace().next().unwrap().rsplit('/').next().unwrap();
         let expected_runner = format!("native:{plugin}");
-        if !line.starts_with(first_line.as_str()) || check["status"] != *status || check["runner"] != expected_runner {
+        let also_there = also.as_ref().is_none_or(|a| output.contains(a.as_str()));
+        if !line.starts_with(first_line.as_str())
+            || check["status"] != *status
+            || check["runner"] != expected_runner
+            || !also_there
+        {
             mismatches.push(format!(
-                "{command}\n  expected: {status} {first_line}\n  got:      {} {line:?} runner {}",
+                "{command}\n  expected: {status} {first_line} (and {also:?})\n  got:      {} {output:?} runner {}",
                 check["status"], check["runner"]
             ));
         }

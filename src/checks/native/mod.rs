@@ -11,7 +11,10 @@
 //! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`;
 //! * [`check_https_cert`]: sensu-plugins-http's `check-https-cert.rb`;
 //! * [`check_ssl_cert`]: sensu-plugins-ssl's `check-ssl-cert.rb`;
-//! * [`peer_cert`]: the certificate a TLS server presents, for the last two.
+//! * [`peer_cert`]: the certificate a TLS server presents, for the last two;
+//! * [`metrics_curl`]: sensu-plugins-http's `metrics-curl.rb`;
+//! * [`metrics_dns`]: sensu-plugins-dns' `metrics-dns.rb`;
+//! * [`dns_query`]: one query as the sensu-plugins-dns scripts make it.
 //!
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
@@ -22,6 +25,9 @@ pub mod check_https_cert;
 pub mod check_ports;
 pub mod check_ssl_cert;
 pub mod check_tcp;
+pub mod dns_query;
+pub mod metrics_curl;
+pub mod metrics_dns;
 pub mod options;
 pub mod peer_cert;
 pub mod ruby_cli;
@@ -77,6 +83,10 @@ pub enum Native {
     CheckHttpsCert(check_https_cert::Args),
     /// `check-ssl-cert.rb`.
     CheckSslCert(check_ssl_cert::Args),
+    /// `metrics-curl.rb`.
+    MetricsCurl(metrics_curl::Args),
+    /// `metrics-dns.rb`.
+    MetricsDns(metrics_dns::Args),
 }
 
 impl Native {
@@ -89,6 +99,8 @@ impl Native {
             Self::CheckHttpRb(_) => "check-http.rb",
             Self::CheckHttpsCert(_) => "check-https-cert.rb",
             Self::CheckSslCert(_) => "check-ssl-cert.rb",
+            Self::MetricsCurl(_) => "metrics-curl.rb",
+            Self::MetricsDns(_) => "metrics-dns.rb",
         }
     }
 
@@ -101,6 +113,8 @@ impl Native {
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
             Self::CheckHttpsCert(args) => check_https_cert::run(args).await,
             Self::CheckSslCert(args) => check_ssl_cert::run(args).await,
+            Self::MetricsCurl(args) => metrics_curl::run(args).await,
+            Self::MetricsDns(args) => metrics_dns::run(args).await,
         }
     }
 }
@@ -120,6 +134,8 @@ pub fn recognize(command: &str) -> Option<Recognized> {
         "check-http.rb" => ("check-http.rb", check_http_rb::parse(args).map(|a| Native::CheckHttpRb(Box::new(a)))),
         "check-https-cert.rb" => ("check-https-cert.rb", check_https_cert::parse(args).map(Native::CheckHttpsCert)),
         "check-ssl-cert.rb" => ("check-ssl-cert.rb", check_ssl_cert::parse(args).map(Native::CheckSslCert)),
+        "metrics-curl.rb" => ("metrics-curl.rb", metrics_curl::parse(args).map(Native::MetricsCurl)),
+        "metrics-dns.rb" => ("metrics-dns.rb", metrics_dns::parse(args).map(Native::MetricsDns)),
         _ => return None,
     };
     Some(match parsed {

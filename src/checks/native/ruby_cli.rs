@@ -28,6 +28,25 @@ pub fn to_i(text: &str) -> i64 {
     if negative { -value } else { value }
 }
 
+/// Ruby's `Float#to_s`: the shortest text that reads back the same, `1.0` for whole
+/// numbers, and the exponent form below 1e-4 and from 1e16 (`5.12e-05`).
+pub fn float_to_s(value: f64) -> String {
+    if value == 0.0 {
+        return "0.0".into();
+    }
+    let magnitude = value.abs();
+    if !(1e-4..1e16).contains(&magnitude) {
+        let text = format!("{value:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exponent.abs());
+    }
+    let text = format!("{value}");
+    if text.contains('.') { text } else { format!("{text}.0") }
+}
+
 /// A sensu-plugin status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -68,6 +87,15 @@ mod tests {
     fn integers_read_as_ruby_reads_them() {
         for (text, n) in [("15", 15), (" 7s", 7), ("abc", 0), ("", 0), ("-3", -3), ("1_000", 1000), ("1__0", 1)] {
             assert_eq!(to_i(text), n, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn floats_print_as_ruby_prints_them() {
+        for (value, text) in
+            [(0.00123457, "0.00123457"), (5.12e-5, "5.12e-05"), (1.0, "1.0"), (0.0001, "0.0001"), (2e-5, "2.0e-05")]
+        {
+            assert_eq!(float_to_s(value), text);
         }
     }
 

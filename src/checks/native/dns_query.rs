@@ -1,0 +1,183 @@
+//! One DNS query as the sensu-plugins-dns scripts make it with `Dnsruby::Resolver#query`:
+//! against a given server (and port) or the system's, over UDP or TCP; the answer's records,
+//! or NXDOMAIN, or the failure as dnsruby names it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::rr::RecordType;
+
+use crate::checks::net::{self, DnsProtocol};
+
+/// A query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    name: String,
+    record_type: RecordType,
+    /// The type as given (`A`, `aaaa`), for the plugin's messages.
+    pub type_text: String,
+    server: Option<SocketAddr>,
+    tcp: bool,
+}
+
+impl Query {
+    /// A query for `name`, or why it is not run natively.
+    pub fn new(
+        name: &str,
+        record_type: &str,
+        class: &str,
+        server: Option<&str>,
+        port: Option<i64>,
+        tcp: bool,
+    ) -> Result<Self, String> {
+        if !class.eq_ignore_ascii_case("IN") {
+            return Err(format!("class {class} is not run natively"));
+        }
+        let parsed = RecordType::from_str(&record_type.to_ascii_uppercase())
+            .map_err(|_| format!("record type {record_type} is not run natively"))?;
+        if matches!(parsed, RecordType::ANY | RecordType::AXFR | RecordType::IXFR) {
+            return Err(format!("record type {record_type} is not run natively"));
+        }
+        let port = match port {
+            None => 53,
+            Some(p @ 1..=65535) => p as u16,
+            Some(p) => return Err(format!("port {p} is not run natively")),
+        };
+        let server = match server {
+            None => {
+                if port != 53 {
+                    return Err("a port without a server is not run natively".into());
+                }
+                None
+            }
+            Some(s) => Some(SocketAddr::new(
+                s.parse::<IpAddr>().map_err(|_| format!("server {s:?} is not an IP address"))?,
+                port,
+            )),
+        };
+        if server.is_none() && tcp {
+            return Err("TCP to the system's resolver is not run natively".into());
+        }
+        Ok(Self { name: name.to_string(), record_type: parsed, type_text: record_type.to_string(), server, tcp })
+    }
+}
+
+/// What a query found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The records of the asked type (`192.0.2.10`, `10 mail.example.`), possibly none.
+    Records(Vec<String>),
+    /// The name does not exist.
+    NxDomain,
+    /// Another failure, worded as dnsruby's exception message.
+    Failed(String),
+}
+
+/// Run the query, in at most `limit`.
+pub async fn run(query: &Query, limit: Duration) -> Answer {
+    if let (Some(server), false) = (query.server, query.tcp) {
+        return match tokio::time::timeout(limit, udp(query, server)).await {
+            Ok(answer) => answer,
+            Err(_) => Answer::Failed("Query timed out".into()),
+        };
+    }
+    let protocol = if query.tcp { DnsProtocol::Tcp } else { DnsProtocol::Udp };
+    let resolver = match net::resolver(query.server, protocol, Duration::from_secs(5)) {
+        Ok(r) => r,
+        Err(failure) => return Answer::Failed(failure.message),
+    };
+    match tokio::time::timeout(limit, resolver.lookup(query.name.as_str(), query.record_type)).await {
+        Err(_) | Ok(Err(NetError::Timeout)) => Answer::Failed("Query timed out".into()),
+        Ok(Ok(lookup)) => Answer::Records(
+            lookup
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == query.record_type)
+                .map(|r| r.data.to_string())
+                .collect(),
+        ),
+        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr))))
+            if nr.response_code == hickory_resolver::proto::op::ResponseCode::NXDomain =>
+        {
+            Answer::NxDomain
+        }
+        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr))))
+            if nr.response_code == hickory_resolver::proto::op::ResponseCode::NoError =>
+        {
+            Answer::Records(Vec::new())
+        }
+        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => Answer::Failed(rcode_error(nr.response_code)),
+        Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => Answer::Failed(rcode_error(code)),
+        Ok(Err(other)) => Answer::Failed(other.to_string()),
+    }
+}
+
+/// One query over UDP to `server`, as dnsruby sends it (recursion desired): a refused port
+/// (ICMP) fails at once, as dnsruby reports it; no answer in 5 s is a timeout.
+async fn udp(query: &Query, server: SocketAddr) -> Answer {
+    use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query as Question, ResponseCode};
+    use hickory_resolver::proto::rr::Name;
+    let Ok(name) = Name::from_str(&query.name) else {
+        return Answer::Failed(format!("invalid name {}", query.name));
+    };
+    let id: u16 = rand::random();
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Question::query(name, query.record_type));
+    let Ok(bytes) = message.to_vec() else { return Answer::Failed("cannot encode the query".into()) };
+    let local = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let refused = || Answer::Failed(format!("recvfrom failed from {}; Connection refused - recvfrom(2)", server.ip()));
+    let socket = match tokio::net::UdpSocket::bind(local).await {
+        Ok(s) => s,
+        Err(e) => return Answer::Failed(e.to_string()),
+    };
+    if socket.connect(server).await.is_err() || socket.send(&bytes).await.is_err() {
+        return refused();
+    }
+    let mut buf = vec![0u8; 65_535];
+    let wait = async {
+        loop {
+            let n = match socket.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return refused(),
+                Err(e) => return Answer::Failed(e.to_string()),
+            };
+            let Ok(response) = Message::from_vec(&buf[..n]) else { continue };
+            if response.metadata.id != id {
+                continue;
+            }
+            return match response.metadata.response_code {
+                ResponseCode::NoError => Answer::Records(
+                    response
+                        .answers
+                        .iter()
+                        .filter(|r| r.record_type() == query.record_type)
+                        .map(|r| r.data.to_string())
+                        .collect(),
+                ),
+                ResponseCode::NXDomain => Answer::NxDomain,
+                code => Answer::Failed(rcode_error(code)),
+            };
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .unwrap_or_else(|_| Answer::Failed("Query timed out".into()))
+}
+
+/// dnsruby's exception for a response code: raised without a message, its message is its
+/// class name (`Dnsruby::Refused`).
+fn rcode_error(code: hickory_resolver::proto::op::ResponseCode) -> String {
+    use hickory_resolver::proto::op::ResponseCode as C;
+    match code {
+        C::Refused => "Dnsruby::Refused",
+        C::ServFail => "Dnsruby::ServFail",
+        C::FormErr => "Dnsruby::FormErr",
+        C::NotImp => "Dnsruby::NotImp",
+        C::NXDomain => "Dnsruby::NXDomain",
+        _ => "Dnsruby::ResolvError",
+    }
+    .to_string()
+}
