@@ -79,7 +79,7 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let sum: String = sha2::Sha256::digest(b"hello concierge").iter().map(|b| format!("{b:02x}")).collect();
     let http = |args: &str| format!("check-http.rb {args}");
     let url = |path: &str| format!("http://127.0.0.1:{p}{path}");
-    let cases = vec![
+    let mut cases = vec![
         case(http(&format!("-u {}", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
         case(http(&format!("--url={}", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
         case(format!("/opt/sensu/embedded/bin/check-http.rb -u {}", url("/ok")), "CheckHttp OK: 200, 15 bytes", 0),
@@ -356,6 +356,66 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
             3,
         ),
     ];
+    let dig = |args: &str| format!("check-dns.rb -s 127.0.0.1 -p {ns} {args}");
+    let www = "www.test.concierge";
+    cases.extend([
+        case(dig(&format!("-d {www}")), format!("DNS OK: Resolved {www} A"), 0),
+        case(dig(&format!("--domain {www} --type AAAA")), format!("DNS OK: Resolved {www} AAAA"), 0),
+        case(dig(&format!("-d {www} -c 3")), format!("DNS OK: Resolved {www} A"), 0),
+        case(dig(&format!("-d {www} -T")), format!("DNS OK: Resolved {www} A"), 0),
+        case(dig(&format!("-d {www} -c IN")), "DNS UNKNOWN: Count must be 1 or more", 3),
+        case(
+            dig("-d missing.test.concierge"),
+            "DNS CRITICAL: 0% of tests succeeded: Could not resolve missing.test.concierge A record",
+            2,
+        ),
+        case(
+            dig("-d missing.test.concierge -w -c 2"),
+            "DNS WARNING: 0% of tests succeeded: Could not resolve missing.test.concierge A record",
+            1,
+        ),
+        case(dig("-d txt.test.concierge"), "DNS OK: Could not resolve txt.test.concierge A record", 0),
+        case(dig(&format!("-d {www} -r 192.0.2.11")), format!("DNS OK: Resolved UNCHECKED {www} A included 192.0.2.11"), 0),
+        case(
+            dig(&format!("-d {www} --result 192.0.2.99,192.0.2.98")),
+            format!("DNS CRITICAL: Resolved {www} A did not include 192.0.2.99,192.0.2.98"),
+            2,
+        ),
+        case(
+            dig(&format!("-d {www} -t AAAA -r 2001:db8:0::10")),
+            format!("DNS OK: Resolved UNCHECKED {www} AAAA included 2001:db8:0::10"),
+            0,
+        ),
+        case(
+            dig(&format!("-d {www} -R '192\\.0\\.2\\.11'")),
+            format!("DNS OK: Resolved {www} A matched (?-mix:192\\.0\\.2\\.11)"),
+            0,
+        ),
+        case(dig(&format!("-d {www} -R '^www.*10$'")), format!("DNS OK: Resolved {www} A matched (?-mix:^www.*10$)"), 0),
+        case(
+            dig("-d test.concierge -t MX -R '10 mail'"),
+            "DNS OK: Resolved test.concierge MX matched (?-mix:10 mail)",
+            0,
+        ),
+        case(
+            dig(&format!("-d {www} -R nomatch")),
+            format!("DNS CRITICAL: Resolved {www} A did not match (?-mix:nomatch)"),
+            2,
+        ),
+        case(
+            dig("-d example.org"),
+            "DNS CRITICAL: 0% of tests succeeded: Could not resolve example.org: Dnsruby::Refused",
+            2,
+        ),
+        case(dig("-t A"), "DNS UNKNOWN: No domain specified", 3),
+        case(
+            format!("check-dns.rb -d {www} -s 127.0.0.1 -p {closed}"),
+            format!(
+                "DNS CRITICAL: 0% of tests succeeded: Could not resolve {www}: recvfrom failed from 127.0.0.1; Connection refused - recvfrom(2)"
+            ),
+            2,
+        ),
+    ]);
     assert!(cases.len() >= 40, "{} cases", cases.len());
 
     // Through the broker: one request per line to a client on a round-robin subscription.

@@ -67,7 +67,8 @@ impl Query {
 /// What a query found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// The records of the asked type (`192.0.2.10`, `10 mail.example.`), possibly none.
+    /// The records of the asked type, as dnsruby prints them
+    /// (`www.example.\t60\tIN\tA\t192.0.2.10`), possibly none.
     Records(Vec<String>),
     /// The name does not exist.
     NxDomain,
@@ -75,28 +76,26 @@ pub enum Answer {
     Failed(String),
 }
 
-/// Run the query, in at most `limit`.
+/// A record as dnsruby prints it.
+fn text(record: &hickory_resolver::proto::rr::Record) -> String {
+    format!("{}\t{}\tIN\t{}\t{}", record.name, record.ttl, record.record_type(), record.data)
+}
+
+/// Run the query, waiting at most `limit` for the answer.
 pub async fn run(query: &Query, limit: Duration) -> Answer {
     if let (Some(server), false) = (query.server, query.tcp) {
-        return match tokio::time::timeout(limit, udp(query, server)).await {
-            Ok(answer) => answer,
-            Err(_) => Answer::Failed("Query timed out".into()),
-        };
+        return udp(query, server, limit).await;
     }
     let protocol = if query.tcp { DnsProtocol::Tcp } else { DnsProtocol::Udp };
-    let resolver = match net::resolver(query.server, protocol, Duration::from_secs(5)) {
+    let resolver = match net::resolver(query.server, protocol, limit) {
         Ok(r) => r,
         Err(failure) => return Answer::Failed(failure.message),
     };
-    match tokio::time::timeout(limit, resolver.lookup(query.name.as_str(), query.record_type)).await {
+    let overall = limit + Duration::from_millis(250);
+    match tokio::time::timeout(overall, resolver.lookup(query.name.as_str(), query.record_type)).await {
         Err(_) | Ok(Err(NetError::Timeout)) => Answer::Failed("Query timed out".into()),
         Ok(Ok(lookup)) => Answer::Records(
-            lookup
-                .answers()
-                .iter()
-                .filter(|r| r.record_type() == query.record_type)
-                .map(|r| r.data.to_string())
-                .collect(),
+            lookup.answers().iter().filter(|r| r.record_type() == query.record_type).map(text).collect(),
         ),
         Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr))))
             if nr.response_code == hickory_resolver::proto::op::ResponseCode::NXDomain =>
@@ -115,8 +114,8 @@ pub async fn run(query: &Query, limit: Duration) -> Answer {
 }
 
 /// One query over UDP to `server`, as dnsruby sends it (recursion desired): a refused port
-/// (ICMP) fails at once, as dnsruby reports it; no answer in 5 s is a timeout.
-async fn udp(query: &Query, server: SocketAddr) -> Answer {
+/// (ICMP) fails at once, as dnsruby reports it; no answer within `limit` is a timeout.
+async fn udp(query: &Query, server: SocketAddr, limit: Duration) -> Answer {
     use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query as Question, ResponseCode};
     use hickory_resolver::proto::rr::Name;
     let Ok(name) = Name::from_str(&query.name) else {
@@ -150,21 +149,14 @@ async fn udp(query: &Query, server: SocketAddr) -> Answer {
             }
             return match response.metadata.response_code {
                 ResponseCode::NoError => Answer::Records(
-                    response
-                        .answers
-                        .iter()
-                        .filter(|r| r.record_type() == query.record_type)
-                        .map(|r| r.data.to_string())
-                        .collect(),
+                    response.answers.iter().filter(|r| r.record_type() == query.record_type).map(text).collect(),
                 ),
                 ResponseCode::NXDomain => Answer::NxDomain,
                 code => Answer::Failed(rcode_error(code)),
             };
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .unwrap_or_else(|_| Answer::Failed("Query timed out".into()))
+    tokio::time::timeout(limit, wait).await.unwrap_or_else(|_| Answer::Failed("Query timed out".into()))
 }
 
 /// dnsruby's exception for a response code: raised without a message, its message is its

@@ -60,7 +60,7 @@ pub async fn run(args: &Args) -> (String, i32) {
     // The metric plugins print a message alone, without the check's name.
     let Some(domain) = &args.domain else { return ("No domain specified\n".into(), 3) };
     let started = tokio::time::Instant::now();
-    let answer = dns_query::run(&args.query, Duration::from_secs(30)).await;
+    let answer = dns_query::run(&args.query, Duration::from_secs(5)).await;
     let took = started.elapsed().as_secs_f64();
     match answer {
         Answer::NxDomain => (format!("Could not resolve {domain} {} record\n", args.query.type_text), 2),

@@ -13,12 +13,14 @@
 //! * [`check_ssl_cert`]: sensu-plugins-ssl's `check-ssl-cert.rb`;
 //! * [`peer_cert`]: the certificate a TLS server presents, for the last two;
 //! * [`metrics_curl`]: sensu-plugins-http's `metrics-curl.rb`;
+//! * [`check_dns_rb`]: sensu-plugins-dns' `check-dns.rb`;
 //! * [`metrics_dns`]: sensu-plugins-dns' `metrics-dns.rb`;
 //! * [`dns_query`]: one query as the sensu-plugins-dns scripts make it.
 //!
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
 
+pub mod check_dns_rb;
 pub mod check_http;
 pub mod check_http_rb;
 pub mod check_https_cert;
@@ -83,6 +85,8 @@ pub enum Native {
     CheckHttpsCert(check_https_cert::Args),
     /// `check-ssl-cert.rb`.
     CheckSslCert(check_ssl_cert::Args),
+    /// `check-dns.rb`.
+    CheckDnsRb(check_dns_rb::Args),
     /// `metrics-curl.rb`.
     MetricsCurl(metrics_curl::Args),
     /// `metrics-dns.rb`.
@@ -99,6 +103,7 @@ impl Native {
             Self::CheckHttpRb(_) => "check-http.rb",
             Self::CheckHttpsCert(_) => "check-https-cert.rb",
             Self::CheckSslCert(_) => "check-ssl-cert.rb",
+            Self::CheckDnsRb(_) => "check-dns.rb",
             Self::MetricsCurl(_) => "metrics-curl.rb",
             Self::MetricsDns(_) => "metrics-dns.rb",
         }
@@ -113,6 +118,7 @@ impl Native {
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
             Self::CheckHttpsCert(args) => check_https_cert::run(args).await,
             Self::CheckSslCert(args) => check_ssl_cert::run(args).await,
+            Self::CheckDnsRb(args) => check_dns_rb::run(args).await,
             Self::MetricsCurl(args) => metrics_curl::run(args).await,
             Self::MetricsDns(args) => metrics_dns::run(args).await,
         }
@@ -134,6 +140,7 @@ pub fn recognize(command: &str) -> Option<Recognized> {
         "check-http.rb" => ("check-http.rb", check_http_rb::parse(args).map(|a| Native::CheckHttpRb(Box::new(a)))),
         "check-https-cert.rb" => ("check-https-cert.rb", check_https_cert::parse(args).map(Native::CheckHttpsCert)),
         "check-ssl-cert.rb" => ("check-ssl-cert.rb", check_ssl_cert::parse(args).map(Native::CheckSslCert)),
+        "check-dns.rb" => ("check-dns.rb", check_dns_rb::parse(args).map(Native::CheckDnsRb)),
         "metrics-curl.rb" => ("metrics-curl.rb", metrics_curl::parse(args).map(Native::MetricsCurl)),
         "metrics-dns.rb" => ("metrics-dns.rb", metrics_dns::parse(args).map(Native::MetricsDns)),
         _ => return None,

@@ -47,6 +47,18 @@ pub fn float_to_s(value: f64) -> String {
     if text.contains('.') { text } else { format!("{text}.0") }
 }
 
+/// A Ruby regex as the `regex` crate reads it the same way (`^`/`$` at line ends), or why
+/// not: inline flags (`(?m)` is Ruby's dot-all) and what the crate cannot read.
+pub fn regex(pattern: &str) -> Result<regex::Regex, String> {
+    if pattern.contains("(?") {
+        return Err(format!("{pattern:?}: inline regex flags and groups differ between Ruby and Concierge"));
+    }
+    regex::RegexBuilder::new(pattern)
+        .multi_line(true)
+        .build()
+        .map_err(|_| format!("{pattern:?} is not a regex the native path reads"))
+}
+
 /// A sensu-plugin status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
