@@ -44,6 +44,7 @@ fn ruby24(command: String, first_line: impl Into<String>, status: i64) -> Case {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let web = TestServer::http().await;
+    let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("native plugins");
     let valid = ca.issue(CertKind::Valid);
     let tls = TestServer::https(&valid).await;
@@ -51,7 +52,14 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let self_signed = TestServer::https(&ca.issue(CertKind::SelfSigned)).await;
     let expired_cert = ca.issue(CertKind::Expired);
     let expired = TestServer::https(&expired_cert).await;
-    let dir = tempfile::tempdir().unwrap();
+    let chained = TestServer::https(&ca.issue(CertKind::WithIntermediate)).await;
+    // A leaf followed by a certificate that did not sign it.
+    let mut broken = ca.issue(CertKind::Valid);
+    let stranger = TestCa::new("stranger");
+    let stranger_pem = std::fs::read_to_string(stranger.write_pem(dir.path().join("stranger.pem"))).unwrap();
+    broken.chain_pem.push_str(&stranger_pem);
+    let broken_chain = TestServer::https(&broken).await;
+    let (ch, bc) = (chained.port(), broken_chain.port());
     let ca_file = ca.write_pem(dir.path().join("ca.pem"));
     let ca_file = ca_file.to_str().unwrap();
     let (p, s, w, ss, ex) = (web.port(), tls.port(), wrong_host.port(), self_signed.port(), expired.port());
@@ -356,6 +364,65 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
             3,
         ),
     ];
+    let sslhost = |args: &str| format!("check-ssl-host.rb {args}");
+    cases.extend([
+        case(
+            sslhost(&format!("-h localhost -p {s}")),
+            format!("check_ssl_host OK: localhost - {calendar_days} days until expiry"),
+            0,
+        ),
+        case(
+            sslhost(&format!("--host 127.0.0.1 --port {s}")),
+            format!("check_ssl_host OK: 127.0.0.1 - {calendar_days} days until expiry"),
+            0,
+        ),
+        case(
+            sslhost(&format!("-h localhost -a 127.0.0.1 -p {s}")),
+            format!("check_ssl_host OK: localhost - {calendar_days} days until expiry"),
+            0,
+        ),
+        case(
+            sslhost(&format!("-h localhost -p {s} -w 70")),
+            format!("check_ssl_host WARNING: localhost - {calendar_days} days until expiry"),
+            1,
+        ),
+        case(
+            sslhost(&format!("-h localhost -p {s} -c 70 -w 80")),
+            format!("check_ssl_host CRITICAL: localhost - {calendar_days} days until expiry"),
+            2,
+        ),
+        case(
+            sslhost(&format!("-h localhost -p {w}")),
+            "check_ssl_host CRITICAL: localhost hostname mismatch (/CN=other.invalid)",
+            2,
+        ),
+        case(
+            sslhost(&format!("-h localhost -p {w} --skip-hostname-verification")),
+            format!("check_ssl_host OK: localhost - {calendar_days} days until expiry"),
+            0,
+        ),
+        case(
+            sslhost(&format!("-h localhost -p {ex}")),
+            format!("check_ssl_host CRITICAL: localhost - Expired -{expired_days} days ago"),
+            2,
+        ),
+        case(sslhost(&format!("-h localhost -p {ch}")), "check_ssl_host OK: localhost - ", 0),
+        case(
+            sslhost(&format!("-h localhost -p {bc}")),
+            "check_ssl_host CRITICAL: localhost - Invalid certificate chain",
+            2,
+        ),
+        case(
+            sslhost(&format!("-h localhost -p {bc} --skip-chain-verification")),
+            format!("check_ssl_host OK: localhost - {calendar_days} days until expiry"),
+            0,
+        ),
+        ruby24(
+            sslhost(&format!("-h 127.0.0.1 -p {closed}")),
+            format!("Check failed to run: Connection refused - connect(2) for \"127.0.0.1\" port {closed}"),
+            3,
+        ),
+    ]);
     let dig = |args: &str| format!("check-dns.rb -s 127.0.0.1 -p {ns} {args}");
     let www = "www.test.concierge";
     cases.extend([
@@ -471,6 +538,7 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         }
     }
     assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    eprintln!("{} command lines through the broker say what the plugins say", requests.len());
 
     // `concierge check` runs the same lines the same way.
     let conf = dir.path().join("conf.d");

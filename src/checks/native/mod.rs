@@ -11,7 +11,8 @@
 //! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`;
 //! * [`check_https_cert`]: sensu-plugins-http's `check-https-cert.rb`;
 //! * [`check_ssl_cert`]: sensu-plugins-ssl's `check-ssl-cert.rb`;
-//! * [`peer_cert`]: the certificate a TLS server presents, for the last two;
+//! * [`check_ssl_host`]: sensu-plugins-ssl's `check-ssl-host.rb`;
+//! * [`peer_cert`]: the certificates a TLS server presents, for the last three;
 //! * [`metrics_curl`]: sensu-plugins-http's `metrics-curl.rb`;
 //! * [`check_dns_rb`]: sensu-plugins-dns' `check-dns.rb`;
 //! * [`metrics_dns`]: sensu-plugins-dns' `metrics-dns.rb`;
@@ -26,6 +27,7 @@ pub mod check_http_rb;
 pub mod check_https_cert;
 pub mod check_ports;
 pub mod check_ssl_cert;
+pub mod check_ssl_host;
 pub mod check_tcp;
 pub mod dns_query;
 pub mod metrics_curl;
@@ -85,6 +87,8 @@ pub enum Native {
     CheckHttpsCert(check_https_cert::Args),
     /// `check-ssl-cert.rb`.
     CheckSslCert(check_ssl_cert::Args),
+    /// `check-ssl-host.rb`.
+    CheckSslHost(check_ssl_host::Args),
     /// `check-dns.rb`.
     CheckDnsRb(check_dns_rb::Args),
     /// `metrics-curl.rb`.
@@ -103,6 +107,7 @@ impl Native {
             Self::CheckHttpRb(_) => "check-http.rb",
             Self::CheckHttpsCert(_) => "check-https-cert.rb",
             Self::CheckSslCert(_) => "check-ssl-cert.rb",
+            Self::CheckSslHost(_) => "check-ssl-host.rb",
             Self::CheckDnsRb(_) => "check-dns.rb",
             Self::MetricsCurl(_) => "metrics-curl.rb",
             Self::MetricsDns(_) => "metrics-dns.rb",
@@ -118,6 +123,7 @@ impl Native {
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
             Self::CheckHttpsCert(args) => check_https_cert::run(args).await,
             Self::CheckSslCert(args) => check_ssl_cert::run(args).await,
+            Self::CheckSslHost(args) => check_ssl_host::run(args).await,
             Self::CheckDnsRb(args) => check_dns_rb::run(args).await,
             Self::MetricsCurl(args) => metrics_curl::run(args).await,
             Self::MetricsDns(args) => metrics_dns::run(args).await,
@@ -140,6 +146,7 @@ pub fn recognize(command: &str) -> Option<Recognized> {
         "check-http.rb" => ("check-http.rb", check_http_rb::parse(args).map(|a| Native::CheckHttpRb(Box::new(a)))),
         "check-https-cert.rb" => ("check-https-cert.rb", check_https_cert::parse(args).map(Native::CheckHttpsCert)),
         "check-ssl-cert.rb" => ("check-ssl-cert.rb", check_ssl_cert::parse(args).map(Native::CheckSslCert)),
+        "check-ssl-host.rb" => ("check-ssl-host.rb", check_ssl_host::parse(args).map(Native::CheckSslHost)),
         "check-dns.rb" => ("check-dns.rb", check_dns_rb::parse(args).map(Native::CheckDnsRb)),
         "metrics-curl.rb" => ("metrics-curl.rb", metrics_curl::parse(args).map(Native::MetricsCurl)),
         "metrics-dns.rb" => ("metrics-dns.rb", metrics_dns::parse(args).map(Native::MetricsDns)),
