@@ -15,6 +15,8 @@ use super::{Builtin, FollowUp, hooks};
 use crate::config::ClientSettings;
 use crate::proto::{Object, ResultPayload, now_epoch, object_substitute_tokens, round3, substitute_tokens};
 
+/// How long a plugin command line run natively may take when its check has no `timeout`.
+pub const NATIVE_RUN_LIMIT: Duration = Duration::from_secs(600);
 /// Output of a request refused by safe mode (sensu-client).
 pub const SAFE_MODE_OUTPUT: &str = "Check is not locally defined (safe mode)";
 /// Prefix of the output when tokens match nothing (sensu-client).
@@ -367,13 +369,11 @@ impl Executor {
         self.started(&check, started.elapsed());
         let name = plugin.plugin();
         let run = plugin.run();
-        let (output, status) = match timeout_of(check.get("timeout")) {
-            // As a forked command that ran past its timeout.
-            Some(limit) => {
-                tokio::time::timeout(limit, run).await.unwrap_or_else(|_| (command::TIMED_OUT_OUTPUT.to_string(), 2))
-            }
-            None => run.await,
-        };
+        // As a forked command that ran past its timeout. Without one, a native run still ends:
+        // it holds a built-in slot, which a run that never ends would keep from every check.
+        let limit = timeout_of(check.get("timeout")).unwrap_or(NATIVE_RUN_LIMIT);
+        let (output, status) =
+            tokio::time::timeout(limit, run).await.unwrap_or_else(|_| (command::TIMED_OUT_OUTPUT.to_string(), 2));
         drop(slot);
         self.telemetry.plugin_run(name, "native");
         self.telemetry.check_finished("command", i64::from(status), started.elapsed().as_secs_f64());

@@ -20,7 +20,10 @@ impl Moto {
     /// Start one on a free loopback port. In CI a missing moto is a failure; elsewhere the
     /// ECS tests skip, saying so.
     pub async fn start() -> Option<Self> {
-        Self::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).await
+        // The probe listener is closed before moto starts (a temporary in the call would live
+        // through the `.await`, holding the port and answering the readiness check itself).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(port).await
     }
 
     /// Start one on `port` (a fresh server: nothing of an earlier one's state).
@@ -45,7 +48,15 @@ impl Moto {
         };
         let mut moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), port, log: log.clone() };
         let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        // A connect loop to a free port of the ephemeral range can reach itself (TCP's
+        // simultaneous open, when the kernel picks the same port as the source): that is not
+        // moto listening.
+        let listening = || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+        };
+        while !listening().await {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 let stderr = std::fs::read_to_string(&log).unwrap_or_default();
                 panic!("moto exited ({status}) before listening on {port}: {stderr}");

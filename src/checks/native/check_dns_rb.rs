@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::Parsed;
 use super::dns_query::{self, Answer, Query};
 use super::options::{self, Opt, switch, value};
-use super::ruby_cli::{Status, say};
+use super::ruby_cli::{RubyRegex, Status, say};
 
 const CLASS: &str = "DNS";
 
@@ -51,7 +51,7 @@ pub struct Args {
     threshold: i64,
     timeout: u64,
     result: Option<String>,
-    regex: Option<(String, String)>,
+    regex: Option<(RubyRegex, String)>,
     warn_only: bool,
 }
 
@@ -72,6 +72,9 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
     }
     let type_text = given.or("type", "A").to_string();
     let count = given.int("request_count").unwrap_or(1);
+    if count > 100 {
+        return Err(format!("-c {count}: more than 100 queries per server are not run natively"));
+    }
     let result = given.get("result").map(str::to_string);
     let is_ip = type_text == "A" || type_text == "AAAA";
     if result.is_some() && !is_ip {
@@ -80,13 +83,18 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
     if result.is_some() && count > 1 {
         return Err("-r with more than one query is not run natively".into());
     }
+    // Ruby's `IPAddr.new` raises on anything but an address (and masks a CIDR).
+    if let Some(r) = &result
+        && r.split(',').any(|ip| ip.contains('/') || ip.trim().parse::<std::net::IpAddr>().is_err())
+    {
+        return Err(format!("-r {r:?} is not a list of addresses the native path reads"));
+    }
     let regex = match given.get("regex") {
         Some(re) => {
             if !["A", "CNAME", "MX", "NS", "PTR"].contains(&type_text.as_str()) {
                 return Err(format!("-R with type {type_text} is not run natively"));
             }
-            super::ruby_cli::regex(re).map_err(|why| format!("-R {why}"))?;
-            Some((re.to_string(), format!("(?-mix:{re})")))
+            Some((RubyRegex::new(re).map_err(|why| format!("-R {why}"))?, format!("(?-mix:{re})")))
         }
         None => None,
     };
@@ -150,9 +158,10 @@ pub async fn run(args: &Args) -> (String, i32) {
                     errors.push(format!("Could not resolve {domain}: {message}"));
                     continue;
                 }
-                Answer::Records(records) => records,
+                Answer::Records { typed, all } => (typed, all),
             };
-            if records.is_empty() {
+            let (records, all) = records;
+            if all.is_empty() {
                 success.push(format!("Could not resolve {domain} {t} record"));
             } else if let Some(result) = &args.result {
                 // `check_ips`: the first match decides, at once.
@@ -167,14 +176,18 @@ pub async fn run(args: &Args) -> (String, i32) {
                     say(CLASS, Status::Critical, &format!("Resolved {domain} {t} did not include {result}"))
                 };
             } else if let Some((re, shown)) = &args.regex {
-                // `check_against_regex`: one text per record set, or the only record.
-                let texts: Vec<String> = if records.len() > 1 {
-                    vec![records.iter().map(|r| format!("{r}\n")).collect()]
+                // `check_against_regex`: the record set of the type asked when the answer has
+                // more than one record, else the only record (whatever its type).
+                let texts: Vec<String> = if all.len() > 1 {
+                    if records.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![records.iter().map(|r| format!("{r}\n")).collect()]
+                    }
                 } else {
-                    records.clone()
+                    all.clone()
                 };
-                let re = super::ruby_cli::regex(re).ok();
-                return if texts.iter().any(|text| re.as_ref().is_some_and(|re| re.is_match(text))) {
+                return if texts.iter().any(|text| re.is_match(text.as_bytes())) {
                     say(CLASS, Status::Ok, &format!("Resolved {domain} {t} matched {shown}"))
                 } else {
                     say(CLASS, Status::Critical, &format!("Resolved {domain} {t} did not match {shown}"))
@@ -202,5 +215,36 @@ pub async fn run(args: &Args) -> (String, i32) {
             }
         }
         say(CLASS, Status::Ok, &unique.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Parsed<Args> {
+        parse(&line.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn duplicated_flags_and_limits() {
+        let Parsed::Run(a) = args("-d example.org -c 3 -T -s 127.0.0.1") else { panic!() };
+        assert_eq!(a.count, 3, "-c is the request count");
+        let Parsed::Run(a) = args("-d example.org -c IN") else { panic!() };
+        assert_eq!(a.count, 0, "-c IN is a count of 0, which the plugin refuses");
+        for (line, why) in [
+            ("-d example.org -c 1000", "more than 100 queries"),
+            ("-d example.org -r nonsense", "not a list of addresses"),
+            ("-d example.org -r 10.0.0.0/8", "not a list of addresses"),
+            ("-d 192.0.2.10 -t PTR", "reverse name"),
+            ("-d example.org -t TXT -r x", "-r with type TXT"),
+            ("-d example.org -v", "option -v"),
+            ("-d example.org -s ns.example.org", "not an IP address"),
+        ] {
+            match args(line) {
+                Parsed::Unsupported(got) => assert!(got.contains(why), "{line}: {got}"),
+                Parsed::Run(a) => panic!("{line}: {a:?}"),
+            }
+        }
     }
 }

@@ -90,7 +90,7 @@ const NOT_NATIVE: &[(&str, &str)] = &[
 ];
 
 /// What the plugin was asked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Args {
     address: String,
     host_name: Option<String>,
@@ -107,7 +107,7 @@ pub struct Args {
     expect: Option<String>,
     header_string: Option<String>,
     string: Option<String>,
-    regex: Option<Regex>,
+    regex: Option<Posix>,
     invert_regex: bool,
     onredirect: i32,
     min_page: i64,
@@ -116,11 +116,16 @@ pub struct Args {
     critical: Option<f64>,
     timeout: u64,
     ipv4: Option<bool>,
+    sni: bool,
 }
 
-impl PartialEq for Args {
+/// A POSIX extended regex as the plugin compiled it, and its text (for comparisons).
+#[derive(Debug, Clone)]
+struct Posix(String, Regex);
+
+impl PartialEq for Posix {
     fn eq(&self, other: &Self) -> bool {
-        format!("{self:?}") == format!("{other:?}")
+        self.0 == other.0
     }
 }
 
@@ -160,9 +165,6 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
     if let Some((_, flag)) = NOT_NATIVE.iter().find(|(key, _)| given.has(key)) {
         return Err(format!("option {flag} is not supported natively"));
     }
-    if given.has("sni") {
-        return Err("option --sni is not supported natively".into());
-    }
     let ssl = given.has("ssl");
     let mut port: u16 = if ssl { 443 } else { 80 };
     let mut specified_port = false;
@@ -187,6 +189,11 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
             virtual_port =
                 u16::try_from(atoi(p)).map_err(|_| format!("host {host:?} is not one the native path runs"))?;
             if !specified_port {
+                // `-S` sets the port to 443 or not depending on whether it comes before or
+                // after `-H host:port`.
+                if ssl {
+                    return Err(format!("-S with -H {host} and no -p is not run natively"));
+                }
                 port = virtual_port;
             }
             host_name = Some(name.to_string());
@@ -224,7 +231,7 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
             .map(|t| {
                 t.parse::<f64>()
                     .ok()
-                    .filter(|n| n.is_finite() && *n >= 0.0 && !t.starts_with(['+', '.']))
+                    .filter(|n| n.is_finite() && (0.0..=1e6).contains(n) && !t.starts_with(['+', '.']))
                     .ok_or(format!("{flag} {t:?} is not a threshold the native path runs"))
             })
             .transpose()
@@ -263,7 +270,8 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         Some(p) if p.contains('\\') || p.contains("(?") || p.contains("[[") || p.contains("{,") => {
             return Err(format!("regex {p:?} is not one the native path reads like POSIX"));
         }
-        Some(p) => Some(
+        Some(p) => Some(Posix(
+            p.to_string(),
             RegexBuilder::new(p)
                 .case_insensitive(icase)
                 .multi_line(!given.has("linespan"))
@@ -271,7 +279,7 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
                 .unicode(false)
                 .build()
                 .map_err(|_| format!("regex {p:?} is not one the native path reads"))?,
-        ),
+        )),
         None => None,
     };
     let post = given.get("post").map(str::to_string);
@@ -316,6 +324,7 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         critical,
         timeout,
         ipv4,
+        sni: given.has("sni"),
     })
 }
 
@@ -335,7 +344,8 @@ fn request(args: &Args) -> Vec<u8> {
         }
     }
     for h in &args.headers {
-        if args.host_name.is_some() && Some(h) == forced_host {
+        // The plugin drops a `Host:` header from the list whether or not it sends a host line.
+        if Some(h) == forced_host {
             continue;
         }
         r.push_str(&format!("{h}\r\n"));
@@ -364,26 +374,10 @@ pub async fn run(args: &Args) -> (String, i32) {
 
 async fn exchange(args: &Args, started: Instant) -> (String, i32) {
     const UNABLE: &str = "HTTP CRITICAL - Unable to open TCP socket\n";
-    let addrs = match tokio::net::lookup_host((args.address.as_str(), args.port)).await {
-        Ok(addrs) => addrs
-            .filter(|a| match args.ipv4 {
-                Some(true) => a.is_ipv4(),
-                Some(false) => a.is_ipv6(),
-                None => true,
-            })
-            .collect::<Vec<_>>(),
-        Err(error) => {
-            let text = error.to_string();
-            let reason = text.rsplit_once(": ").map_or(text.as_str(), |(_, r)| r);
-            return (format!("{reason}\n{UNABLE}"), 2);
-        }
-    };
-    let Some(addr) = addrs.first() else {
-        return (format!("Address family for hostname not supported\n{UNABLE}"), 2);
-    };
-    let tcp = match tokio::net::TcpStream::connect(addr).await {
+    let tcp = match super::connect_any(&args.address, args.port, args.ipv4).await {
         Ok(tcp) => tcp,
-        Err(error) => {
+        Err(super::ConnectError::Resolve(why)) => return (format!("{why}\n{UNABLE}"), 2),
+        Err(super::ConnectError::Connect(error)) => {
             let why = super::strerror(&error);
             return (format!("connect to address {} and port {}: {why}\n{UNABLE}", args.address, args.port), 2);
         }
@@ -392,6 +386,14 @@ async fn exchange(args: &Args, started: Instant) -> (String, i32) {
         let config = match net::client_config(&CheckTls { insecure: true, ..CheckTls::default() }, false) {
             Ok(config) => config,
             Err(failure) => return (format!("HTTP CRITICAL - {}\n", failure.message), 2),
+        };
+        // The plugin names the server (SNI) only with `--sni`.
+        let config = if args.sni {
+            config
+        } else {
+            let mut quiet = (*config).clone();
+            quiet.enable_sni = false;
+            std::sync::Arc::new(quiet)
         };
         let name = args.host_name.clone().unwrap_or_else(|| args.address.clone());
         let name = rustls::pki_types::ServerName::try_from(name)
@@ -494,21 +496,50 @@ fn unchunk(body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Whether `needle` occurs in `haystack` (`strstr`).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The status line (trailing blanks stripped), the header block and the body, cut as the
+/// plugin cuts its buffer: the status line ends at the first CR or LF; header lines follow
+/// until an empty one, a CR LF (or LF) pair counting as one line end; every CR and LF after
+/// the header block is skipped.
+fn split_response(page: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let eol = |b: &u8| *b == b'\r' || *b == b'\n';
+    let run = |from: usize, pred: &dyn Fn(&u8) -> bool| page[from..].iter().take_while(|b| pred(b)).count();
+    let status_end = page.iter().position(eol).unwrap_or(page.len());
+    let mut status = &page[..status_end];
+    while let [rest @ .., b' ' | b'\r' | b'\n' | b'\t'] = status {
+        status = rest;
+    }
+    let mut at = status_end + run(status_end, &eol);
+    let header_start = at;
+    let mut header_end = at;
+    loop {
+        let line = page[at..].iter().position(eol).unwrap_or(page.len() - at);
+        if line == 0 {
+            break;
+        }
+        at += line;
+        header_end = at;
+        let ends = run(at, &eol);
+        let crs = run(at, &|b: &u8| *b == b'\r');
+        let lfs = run(at, &|b: &u8| *b == b'\n');
+        at = (at + if (crs == 1 || lfs == 1) && ends >= 2 { 2 } else { 1 }).min(page.len());
+    }
+    at += run(at, &eol);
+    (status, &page[header_start..header_end], &page[at..])
+}
+
 fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
     // NUL bytes read as blanks, as the plugin's string functions see them.
     let page: Vec<u8> = raw.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
-    let text = String::from_utf8_lossy(&page);
-    let status_end = text.find(['\r', '\n']).unwrap_or(text.len());
-    let status_line = text[..status_end].trim().to_string();
-    let after_status = text[status_end..].trim_start_matches(['\r', '\n']);
-    let (header, body) =
-        match after_status.find("\r\n\r\n").map(|i| (i, 4)).or(after_status.find("\n\n").map(|i| (i, 2))) {
-            Some((i, skip)) => (&after_status[..i], &after_status[i + skip..]),
-            None => (after_status.trim_end_matches(['\r', '\n']), ""),
-        };
+    let (status, header, body) = split_response(&page);
+    let status_line = String::from_utf8_lossy(status).into_owned();
     let scheme = if args.ssl { "https" } else { "http" };
     let expect = args.expect.as_deref().unwrap_or("HTTP/1.");
-    if !expect.split(',').filter(|e| !e.is_empty()).any(|e| status_line.contains(e)) {
+    if !expect.split(',').filter(|e| !e.is_empty()).any(|e| contains(status, e.as_bytes())) {
         let message = if args.port == 80 {
             format!("Invalid HTTP response received from host: {status_line}\n")
         } else {
@@ -522,9 +553,7 @@ fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
         msg = format!("Status line output matched \"{expect}\" - ");
     } else {
         let code_text = status_line.split_once(' ').map_or("", |(_, rest)| rest);
-        if code_text.bytes().take_while(u8::is_ascii_digit).count() != 3
-            || code_text.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
-        {
+        if code_text.bytes().take_while(u8::is_ascii_digit).count() != 3 {
             return (format!("HTTP CRITICAL: Invalid Status Line ({status_line})\n"), 2);
         }
         let code: u16 = code_text[..3].parse().unwrap_or(0);
@@ -543,7 +572,7 @@ fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
     let host = args.host_name.as_deref().unwrap_or(&args.address);
     if let Some(search) = &args.header_string
         && !search.is_empty()
-        && !header.contains(search.as_str())
+        && !contains(header, search.as_bytes())
     {
         msg.push_str(&format!(
             "header '{}' not found on '{scheme}://{host}:{}{}', ",
@@ -553,10 +582,10 @@ fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
         ));
         result = 2;
     }
-    let chunked = is_chunked(header);
+    let chunked = is_chunked(&String::from_utf8_lossy(header));
     let unchunked;
     let body: &[u8] = if chunked {
-        match unchunk(body.as_bytes()) {
+        match unchunk(body) {
             Some(b) => {
                 unchunked = b;
                 &unchunked
@@ -564,11 +593,11 @@ fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
             None => return ("HTTP UNKNOWN: Failed to unchunk message body\n".into(), 3),
         }
     } else {
-        body.as_bytes()
+        body
     };
     if let Some(search) = &args.string
         && !search.is_empty()
-        && !String::from_utf8_lossy(body).contains(search.as_str())
+        && !contains(body, search.as_bytes())
     {
         msg.push_str(&format!(
             "string '{}' not found on '{scheme}://{host}:{}{}', ",
@@ -579,7 +608,7 @@ fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
         result = 2;
     }
     if let Some(re) = &args.regex {
-        let found = re.is_match(body);
+        let found = re.1.is_match(body);
         if found == args.invert_regex {
             msg.push_str(if args.invert_regex { "pattern found, " } else { "pattern not found, " });
             result = 2;
@@ -651,12 +680,39 @@ mod tests {
             ("-H h -r 'a\\d'", "not one the native path reads like POSIX"),
             ("-u /", "no server address"),
             ("-H h -t 0", "timeout \"0\""),
+            ("-H h -c 2e19", "-c \"2e19\""),
+            ("-H h:8443 -S", "-S with -H h:8443"),
         ] {
             match args(line) {
                 Parsed::Unsupported(got) => assert!(got.contains(why), "{line}: {got}"),
                 Parsed::Run(a) => panic!("{line}: {a:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_host_header_replaces_the_host_line_and_never_goes_twice() {
+        let Parsed::Run(a) = args("-I 127.0.0.1 -k 'Host: vhost' -k 'X: 1'") else { panic!() };
+        let bytes = String::from_utf8(request(&a)).unwrap();
+        assert!(!bytes.contains("Host:") && bytes.contains("X: 1\r\n"), "{bytes}");
+        let Parsed::Run(a) = args("-H h -p 8080 -k 'Host: vhost'") else { panic!() };
+        assert_eq!(String::from_utf8(request(&a)).unwrap().matches("Host:").count(), 1);
+    }
+
+    #[test]
+    fn responses_are_cut_as_the_plugin_cuts_its_buffer() {
+        let (status, header, body) = split_response(b"HTTP/1.1 200 OK \r\nA: 1\r\nB: 2\r\n\r\n\r\nbody\xff\n");
+        assert_eq!((status, header, body), (&b"HTTP/1.1 200 OK"[..], &b"A: 1\r\nB: 2"[..], &b"body\xff\n"[..]));
+        for garbage in [&b""[..], b"\r\n\r\n", b"no status", b"HTTP/1.1 200\nA", b"\xff\xfe\x00\r"] {
+            let _ = split_response(garbage);
+        }
+        let Parsed::Run(a) = args("-H h -s caf") else { panic!() };
+        // A chunked binary body is searched byte for byte.
+        let (text, status) =
+            judge(&a, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n\xe9caf\r\n0\r\n\r\n", 0.001);
+        assert_eq!(status, 0, "{text}");
+        let (text, status) = judge(&a, b"HTTP/1.1 OK\r\n\r\n", 0.001);
+        assert_eq!((text.as_str(), status), ("HTTP CRITICAL: Invalid Status Line (HTTP/1.1 OK)\n", 2));
     }
 
     #[test]

@@ -18,13 +18,12 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use regex::bytes::{Regex, RegexBuilder};
 use sha2::Digest as _;
 use tokio::time::Instant;
 
 use super::Parsed;
 use super::options::{self, Opt, switch, value};
-use super::ruby_cli::{Status, say};
+use super::ruby_cli::{RubyRegex, Status, say};
 use crate::checks::net::{self, CheckTls};
 
 const CLASS: &str = "CheckHttp";
@@ -79,16 +78,6 @@ const NOT_NATIVE: &[(&str, &str)] = &[
     ("aws_v4", "--aws-v4"),
 ];
 
-/// A pattern as the plugin uses it: the text it prints, and the regex.
-#[derive(Debug, Clone)]
-struct Pattern(String, Regex);
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
 /// What the plugin was asked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Args {
@@ -100,8 +89,8 @@ pub struct Args {
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Option<String>,
     tls: CheckTls,
-    pattern: Option<Pattern>,
-    negpattern: Option<Pattern>,
+    pattern: Option<RubyRegex>,
+    negpattern: Option<RubyRegex>,
     sha256: Option<String>,
     timeout: Option<Duration>,
     open_timeout: Option<Duration>,
@@ -112,19 +101,7 @@ pub struct Args {
     response_bytes: Option<usize>,
     require_bytes: Option<i64>,
     min_bytes: Option<i64>,
-    response_code: Option<Pattern>,
-}
-
-/// A Ruby regex the `regex` crate reads the same way, or why not.
-fn ruby_regex(option: &str, pattern: &str) -> Result<Pattern, String> {
-    if ["(?m", "(?s", "(?x", "(?-"].iter().any(|flag| pattern.contains(flag)) {
-        return Err(format!("{option} {pattern:?}: inline regex flags differ between Ruby and Concierge"));
-    }
-    RegexBuilder::new(pattern)
-        .multi_line(true)
-        .build()
-        .map(|re| Pattern(pattern.to_string(), re))
-        .map_err(|_| format!("{option} {pattern:?} is not a regex the native path reads"))
+    response_code: Option<RubyRegex>,
 }
 
 /// Parse `check-http.rb`'s arguments.
@@ -158,9 +135,13 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
             };
             let host = uri.host().filter(|h| !h.is_empty()).ok_or(format!("url {url:?} has no host"))?;
             let port = uri.port_u16().unwrap_or(if ssl { 443 } else { 80 });
-            let request_uri = uri.path_and_query().map_or("/", |p| p.as_str());
-            let request_uri = if request_uri.is_empty() { "/" } else { request_uri };
-            (host.to_string(), port, request_uri.to_string(), ssl)
+            // `URI#request_uri`: the path (`/` when empty) and the query.
+            let request_uri = format!(
+                "{}{}",
+                if uri.path().is_empty() { "/" } else { uri.path() },
+                uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+            );
+            (host.to_string(), port, request_uri, ssl)
         }
         None => {
             let ssl = given.has("ssl");
@@ -211,13 +192,17 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
             header(name.trim(), value.trim())?;
         }
     }
-    let pattern = given.get("pattern").map(|p| ruby_regex("--query", p)).transpose()?;
-    let negpattern = given.get("negpattern").map(|p| ruby_regex("--negquery", p)).transpose()?;
-    let response_code = given.get("response_code").map(|p| ruby_regex("--response-code", p)).transpose()?;
+    let regex = |option: &str, key: &str| {
+        given.get(key).map(|p| RubyRegex::new(p).map_err(|why| format!("{option} {why}"))).transpose()
+    };
+    let pattern = regex("--query", "pattern")?;
+    let negpattern = regex("--negquery", "negpattern")?;
+    let response_code = regex("--response-code", "response_code")?;
     let seconds = |key: &str, default: i64| -> Result<Option<Duration>, String> {
         match given.int(key).unwrap_or(default) {
             0 => Ok(None),
-            n if n > 0 => Ok(Some(Duration::from_secs(n as u64))),
+            n if n > 0 && n <= 31_536_000 => Ok(Some(Duration::from_secs(n as u64))),
+            n if n > 0 => Err(format!("{key} {n} is longer than the native path runs (a year)")),
             n => Err(format!("{key} {n} is not one the native path runs")),
         }
     };
@@ -227,12 +212,18 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         Some(n) => return Err(format!("--response-bytes {n} is not one the native path runs")),
         None => None,
     };
+    // With HEAD the plugin's `res.body` is nil: these options fail inside the plugin itself.
     let reads_body = ["pattern", "negpattern", "sha256checksum", "require_bytes", "min_bytes", "response_bytes"]
         .iter()
-        .any(|k| given.has(k))
-        || given.has("whole_response");
+        .any(|k| given.has(k));
     if method == Method::HEAD && reads_body {
         return Err("HEAD with a body option fails in the plugin itself".into());
+    }
+    // A CA file the plugin trusts alone; a device or a pipe is not read natively.
+    if let Some(ca) = given.get("cacert")
+        && !super::small_file(ca)
+    {
+        return Err(format!("--cacert {ca}: not a regular file of at most 1 MiB"));
     }
     Ok(Args {
         host,
@@ -368,7 +359,11 @@ async fn connect(args: &Args) -> Result<Stream, Failed> {
     if !args.ssl {
         return Ok(Stream::Plain(tcp));
     }
-    let config = net::client_config(&args.tls, true).map_err(|f| Failed::Error(f.message))?;
+    let config = match &args.tls.ca_file {
+        // Net::HTTP with `ca_file` trusts that file alone (OpenSSL's default store is not added).
+        Some(ca) if !args.tls.insecure => ca_only_config(ca).await.map_err(Failed::Error)?,
+        _ => net::client_config(&args.tls, true).map_err(|f| Failed::Error(f.message))?,
+    };
     let name = args.host.trim_matches(['[', ']']).to_string();
     let server_name = rustls::pki_types::ServerName::try_from(name.clone())
         .map_err(|_| Failed::Error(format!("hostname {name:?} is not a TLS server name")))?;
@@ -376,6 +371,22 @@ async fn connect(args: &Args) -> Result<Stream, Failed> {
         Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
         Err(error) => Err(Failed::Error(ssl_error(&error, &name))),
     }
+}
+
+/// A TLS client trusting only the certificates of the PEM file `ca`.
+async fn ca_only_config(ca: &str) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let pem = super::read_small_file(ca).await?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::pki::certs_from_pem(&pem)? {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::pki::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
 }
 
 /// OpenSSL's words (Ruby 2.4, OpenSSL 1.0.2) for a failed handshake.
@@ -465,13 +476,15 @@ fn judge(args: &Args, res: &Response) -> (String, i32) {
         b'2' => {
             if let Some(to) = &args.redirectto {
                 return critical(format!("Expected redirect to {to} but got {code}{body}"));
-            } else if let Some(Pattern(shown, re)) = &args.pattern {
+            } else if let Some(re) = &args.pattern {
+                let shown = re.as_str();
                 return if re.is_match(&res.body) {
                     ok(format!("{code}, found /{shown}/ in {len} bytes{body}"))
                 } else {
                     critical(format!("{code}, did not find /{shown}/ in {len} bytes: {}...", first200()))
                 };
-            } else if let Some(Pattern(shown, re)) = &args.negpattern {
+            } else if let Some(re) = &args.negpattern {
+                let shown = re.as_str();
                 return if re.is_match(&res.body) {
                     critical(format!("{code}, found /{shown}/ in {len} bytes: {}...", first200()))
                 } else {
@@ -516,7 +529,7 @@ fn judge(args: &Args, res: &Response) -> (String, i32) {
         }
     }
     match &args.response_code {
-        Some(Pattern(_, re)) if re.is_match(code.as_bytes()) => ok(format!("{code}, {len} bytes{body}")),
+        Some(re) if re.is_match(code.as_bytes()) => ok(format!("{code}, {len} bytes{body}")),
         _ => critical(format!("{code}{body}")),
     }
 }
@@ -545,6 +558,8 @@ mod tests {
         let names: Vec<&str> = a.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["user-agent", "authorization", "a", "b"]);
         assert_eq!(a.headers[1].1, "Basic dTpw");
+        let Parsed::Run(a) = args("-u http://h?x=1") else { panic!() };
+        assert_eq!(a.request_uri, "/?x=1");
         let Parsed::Run(a) = args("-h 127.0.0.1") else { panic!() };
         assert!(a.request_uri.is_empty(), "the plugin's own UNKNOWN");
         for (line, why) in [
@@ -553,11 +568,14 @@ mod tests {
             ("-u ftp://h/", "not http:// or https://"),
             ("-u http://h/ -m DELETE", "method \"DELETE\""),
             ("-u http://h/ -H NoColon", "has no ':'"),
-            ("-u http://h/ -q '(?s)a.b'", "inline regex flags"),
-            ("-u http://h/ -q '(?<=a)b'", "not a regex the native path reads"),
+            ("-u http://h/ -q '(?s)a.b'", "read differently"),
+            ("-u http://h/ -q 'a\\1'", "not a regex the native path reads"),
+            ("-u http://h/ -q 'é'", "read differently"),
             ("-u http://h/ -m HEAD -q x", "HEAD with a body option"),
             ("-u http://h/ --frob", "invalid option: --frob"),
             ("-u", "missing argument: -u"),
+            ("-u http://h/ -t 9999999999999999999", "longer than the native path runs"),
+            ("-u https://h/ -C /dev/zero", "not a regular file"),
         ] {
             match args(line) {
                 Parsed::Unsupported(got) => assert!(got.contains(why), "{line}: {got}"),

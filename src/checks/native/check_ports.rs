@@ -8,7 +8,6 @@
 //! 0 is no limit). Refused, timed out and unreachable have the plugin's texts; any other
 //! error is the exception sensu-plugin reports (`Check failed to run: …`, exit 3).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Parsed;
@@ -21,6 +20,9 @@ const OPTIONS: &[Opt] = &[
     value("proto", Some('P'), Some("protocol")),
     value("timeout", Some('t'), Some("timeout")),
 ];
+
+/// Most host-port pairs run natively (a whole port range once).
+const MAX_CONNECTIONS: usize = 65_536;
 
 /// What the plugin was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +71,9 @@ pub fn parse(argv: &[String]) -> Parsed<Args> {
                 return Parsed::Unsupported(format!("port range {field:?} is not run natively"));
             }
             // A reversed range is empty, as in Ruby.
+            if ports.len() + (last.saturating_sub(first) as usize) > MAX_CONNECTIONS {
+                return Parsed::Unsupported(format!("more than {MAX_CONNECTIONS} ports are not run natively"));
+            }
             ports.extend((first..=last).map(|p| (p.to_string(), p as u16)));
         } else {
             match ruby_cli::to_i(field) {
@@ -76,6 +81,9 @@ pub fn parse(argv: &[String]) -> Parsed<Args> {
                 _ => return Parsed::Unsupported(format!("port {field:?} is not run natively")),
             }
         }
+    }
+    if hosts.len().saturating_mul(ports.len()) > MAX_CONNECTIONS {
+        return Parsed::Unsupported(format!("more than {MAX_CONNECTIONS} host-port pairs are not run natively"));
     }
     let timeout = match given.int("timeout").unwrap_or(30) {
         0 => None,
@@ -120,39 +128,25 @@ enum Failure {
 /// `TCPSocket.new(host, port)`: every address in resolver order until one connects, failing
 /// with the last one's error; `UDPSocket.open.connect(host, port)`: an IPv4 address.
 async fn probe(host: &str, port: u16, tcp: bool) -> Result<(), Failure> {
-    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
-        Ok(addrs) => addrs.filter(|a| tcp || a.is_ipv4()).collect(),
-        Err(error) => return Err(Failure::Other(getaddrinfo_message(&error))),
-    };
-    if addrs.is_empty() {
-        return Err(Failure::Other("getaddrinfo: Address family for hostname not supported".into()));
-    }
+    use super::ConnectError;
     if !tcp {
-        return Ok(());
+        return match tokio::net::lookup_host((host, port)).await.map(|mut addrs| addrs.any(|a| a.is_ipv4())) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Failure::Other("getaddrinfo: Address family for hostname not supported".into())),
+            Err(error) => Err(Failure::Other(format!("getaddrinfo: {}", super::gai_strerror(&error)))),
+        };
     }
-    let mut last = None;
-    for addr in addrs {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(_) => return Ok(()),
-            Err(error) => last = Some(error),
-        }
+    match super::connect_any(host, port, None).await {
+        Ok(_) => Ok(()),
+        Err(ConnectError::Resolve(why)) => Err(Failure::Other(format!("getaddrinfo: {why}"))),
+        // A kernel timeout (`ETIMEDOUT`) is not Ruby's `Timeout::Error`: the plugin does not
+        // rescue it.
+        Err(ConnectError::Connect(error)) => Err(match error.kind() {
+            std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+            std::io::ErrorKind::HostUnreachable => Failure::Unreachable,
+            _ => Failure::Other(format!("{} - connect(2) for {host:?} port {port}", super::strerror(&error))),
+        }),
     }
-    let error = last.expect("at least one address was tried");
-    // A kernel timeout (`ETIMEDOUT`) is not Ruby's `Timeout::Error`: the plugin does not
-    // rescue it.
-    Err(match error.kind() {
-        std::io::ErrorKind::ConnectionRefused => Failure::Refused,
-        std::io::ErrorKind::HostUnreachable => Failure::Unreachable,
-        _ => Failure::Other(format!("{} - connect(2) for {host:?} port {port}", super::strerror(&error))),
-    })
-}
-
-/// Ruby's `SocketError` text for a failed lookup: `getaddrinfo: Name or service not known`.
-pub fn getaddrinfo_message(error: &std::io::Error) -> String {
-    // The standard library words it `failed to lookup address information: <gai_strerror>`.
-    let text = error.to_string();
-    let reason = text.rsplit_once(": ").map_or(text.as_str(), |(_, r)| r);
-    format!("getaddrinfo: {reason}")
 }
 
 #[cfg(test)]
@@ -181,6 +175,8 @@ mod tests {
             ("-p 1-70000", "port range"),
             ("-H a,,b", "empty host"),
             ("-t -1", "timeout -1"),
+            ("-p 1-65535,1-65535", "more than 65536 ports"),
+            ("-H a,b -p 1-65535", "host-port pairs"),
             ("--frob", "invalid option: --frob"),
         ] {
             match args(line) {

@@ -68,7 +68,7 @@ pub async fn run(args: &Args) -> (String, i32) {
             if !std::path::Path::new(pem).exists() {
                 return say(CLASS, Status::Unknown, "No such cert");
             }
-            match peer_cert::pem_not_after(pem) {
+            match peer_cert::file_not_after(pem).await {
                 Ok(t) => Some(t),
                 Err(e) => return ruby_cli::failed_to_run(&e),
             }

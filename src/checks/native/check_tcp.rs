@@ -221,22 +221,12 @@ pub async fn run(args: &Args) -> (String, i32) {
 }
 
 async fn exchange(args: &Args, started: Instant) -> (String, i32) {
-    let addrs = match tokio::net::lookup_host((args.host.as_str(), args.port)).await {
-        Ok(addrs) => addrs
-            .filter(|a| match args.ipv4 {
-                Some(true) => a.is_ipv4(),
-                Some(false) => a.is_ipv6(),
-                None => true,
-            })
-            .collect::<Vec<_>>(),
-        Err(_) => Vec::new(),
-    };
-    let Some(addr) = addrs.first() else {
-        return (format!("TCP CRITICAL - Invalid hostname, address or socket: {}\n", args.host), 2);
-    };
-    let mut stream = match tokio::net::TcpStream::connect(addr).await {
+    let mut stream = match super::connect_any(&args.host, args.port, args.ipv4).await {
         Ok(stream) => stream,
-        Err(error) => {
+        Err(super::ConnectError::Resolve(_)) => {
+            return (format!("TCP CRITICAL - Invalid hostname, address or socket: {}\n", args.host), 2);
+        }
+        Err(super::ConnectError::Connect(error)) => {
             let why = super::strerror(&error);
             return (format!("connect to address {} and port {}: {why}\n", args.host, args.port), args.refuse as i32);
         }

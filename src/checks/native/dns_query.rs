@@ -32,6 +32,9 @@ impl Query {
         port: Option<i64>,
         tcp: bool,
     ) -> Result<Self, String> {
+        if name.parse::<IpAddr>().is_ok() {
+            return Err(format!("{name}: dnsruby asks an address as its reverse name; not run natively"));
+        }
         if !class.eq_ignore_ascii_case("IN") {
             return Err(format!("class {class} is not run natively"));
         }
@@ -67,9 +70,14 @@ impl Query {
 /// What a query found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// The records of the asked type, as dnsruby prints them
-    /// (`www.example.\t60\tIN\tA\t192.0.2.10`), possibly none.
-    Records(Vec<String>),
+    /// The answer: the records of the asked type, and every record (a CNAME chain too), as
+    /// dnsruby prints them (`www.example.\t60\tIN\tA\t192.0.2.10`); possibly none.
+    Records {
+        /// Of the type asked.
+        typed: Vec<String>,
+        /// The whole answer section.
+        all: Vec<String>,
+    },
     /// The name does not exist.
     NxDomain,
     /// Another failure, worded as dnsruby's exception message.
@@ -79,6 +87,13 @@ pub enum Answer {
 /// A record as dnsruby prints it.
 fn text(record: &hickory_resolver::proto::rr::Record) -> String {
     format!("{}\t{}\tIN\t{}\t{}", record.name, record.ttl, record.record_type(), record.data)
+}
+
+fn records(answers: &[hickory_resolver::proto::rr::Record], record_type: RecordType) -> Answer {
+    Answer::Records {
+        typed: answers.iter().filter(|r| r.record_type() == record_type).map(text).collect(),
+        all: answers.iter().map(text).collect(),
+    }
 }
 
 /// Run the query, waiting at most `limit` for the answer.
@@ -94,9 +109,7 @@ pub async fn run(query: &Query, limit: Duration) -> Answer {
     let overall = limit + Duration::from_millis(250);
     match tokio::time::timeout(overall, resolver.lookup(query.name.as_str(), query.record_type)).await {
         Err(_) | Ok(Err(NetError::Timeout)) => Answer::Failed("Query timed out".into()),
-        Ok(Ok(lookup)) => Answer::Records(
-            lookup.answers().iter().filter(|r| r.record_type() == query.record_type).map(text).collect(),
-        ),
+        Ok(Ok(lookup)) => records(lookup.answers(), query.record_type),
         Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr))))
             if nr.response_code == hickory_resolver::proto::op::ResponseCode::NXDomain =>
         {
@@ -105,7 +118,7 @@ pub async fn run(query: &Query, limit: Duration) -> Answer {
         Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr))))
             if nr.response_code == hickory_resolver::proto::op::ResponseCode::NoError =>
         {
-            Answer::Records(Vec::new())
+            Answer::Records { typed: Vec::new(), all: Vec::new() }
         }
         Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => Answer::Failed(rcode_error(nr.response_code)),
         Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => Answer::Failed(rcode_error(code)),
@@ -148,9 +161,7 @@ async fn udp(query: &Query, server: SocketAddr, limit: Duration) -> Answer {
                 continue;
             }
             return match response.metadata.response_code {
-                ResponseCode::NoError => Answer::Records(
-                    response.answers.iter().filter(|r| r.record_type() == query.record_type).map(text).collect(),
-                ),
+                ResponseCode::NoError => records(&response.answers, query.record_type),
                 ResponseCode::NXDomain => Answer::NxDomain,
                 code => Answer::Failed(rcode_error(code)),
             };

@@ -37,11 +37,6 @@ pub struct Args {
     scheme: String,
 }
 
-/// This machine's name, as Ruby's `Socket.gethostname` gives it.
-pub fn hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
 /// Parse `metrics-curl.rb`'s arguments.
 pub fn parse(argv: &[String]) -> Parsed<Args> {
     let given = match options::parse(OPTIONS, argv) {
@@ -73,9 +68,13 @@ pub fn parse(argv: &[String]) -> Parsed<Args> {
         host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
         port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
         https,
-        path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        path: format!(
+            "{}{}",
+            if uri.path().is_empty() { "/" } else { uri.path() },
+            uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+        ),
         insecure,
-        scheme: given.get("scheme").map_or_else(|| format!("{}.curl_timings", hostname()), str::to_string),
+        scheme: given.get("scheme").map_or_else(|| format!("{}.curl_timings", super::hostname()), str::to_string),
         url,
     })
 }
@@ -112,18 +111,13 @@ pub async fn run(args: &Args) -> (String, i32) {
 }
 
 async fn transfer(args: &Args, started: Instant, times: &mut Times) -> Result<(), ()> {
-    let addrs: Vec<std::net::SocketAddr> =
-        tokio::net::lookup_host((args.host.as_str(), args.port)).await.map_err(|_| ())?.collect();
+    // curl resolves, then connects: the lookup's own time is its `time_namelookup`.
+    let resolved = tokio::net::lookup_host((args.host.as_str(), args.port)).await.map_err(|_| ())?.count();
     times.namelookup = started.elapsed().as_secs_f64();
-    let mut tcp = None;
-    for addr in addrs {
-        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
-            tcp = Some(stream);
-            break;
-        }
+    if resolved == 0 {
+        return Err(());
     }
-    let tcp = tcp.ok_or(())?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = super::connect_any(&args.host, args.port, None).await.map_err(|_| ())?;
     times.connect = started.elapsed().as_secs_f64();
     let default_port = if args.https { 443 } else { 80 };
     let authority = if args.port == default_port { args.host.clone() } else { format!("{}:{}", args.host, args.port) };

@@ -51,7 +51,7 @@ pub fn parse(argv: &[String]) -> Parsed<Args> {
     Parsed::Run(Args {
         domain: given.get("domain").map(str::to_string),
         query,
-        scheme: given.get("scheme").map_or_else(|| format!("{}.dns", super::metrics_curl::hostname()), str::to_string),
+        scheme: given.get("scheme").map_or_else(|| format!("{}.dns", super::hostname()), str::to_string),
     })
 }
 
@@ -65,7 +65,7 @@ pub async fn run(args: &Args) -> (String, i32) {
     match answer {
         Answer::NxDomain => (format!("Could not resolve {domain} {} record\n", args.query.type_text), 2),
         Answer::Failed(message) => (format!("{message}\n"), 3),
-        Answer::Records(_) => {
+        Answer::Records { .. } => {
             let key = domain.replace('.', "_");
             let rounded = (took * 1e8).round() / 1e8;
             let now = chrono::Utc::now().timestamp();

@@ -169,6 +169,83 @@ pub fn installed(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
 }
 
+/// Why no connection was made: the name did not resolve (the resolver's words), or every
+/// address refused (the last address's error), as the C library and Ruby's `TCPSocket` see it.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// `getaddrinfo` failed: `Name or service not known`.
+    Resolve(String),
+    /// No address accepted; the last one's error.
+    Connect(std::io::Error),
+}
+
+/// Connect to `host`:`port` as `getaddrinfo` plus a loop over its answers does (the C
+/// plugins' `np_net_connect`, Ruby's `TCPSocket.new`): every address in the resolver's order
+/// (only the family asked, if one is), the first that accepts.
+pub async fn connect_any(host: &str, port: u16, ipv4: Option<bool>) -> Result<tokio::net::TcpStream, ConnectError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs
+            .filter(|a| match ipv4 {
+                Some(true) => a.is_ipv4(),
+                Some(false) => a.is_ipv6(),
+                None => true,
+            })
+            .collect(),
+        Err(error) => return Err(ConnectError::Resolve(gai_strerror(&error))),
+    };
+    if addrs.is_empty() {
+        return Err(ConnectError::Resolve("Address family for hostname not supported".into()));
+    }
+    let mut last = None;
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(ConnectError::Connect(last.unwrap_or_else(|| std::io::Error::other("no address"))))
+}
+
+/// The resolver's words for a failed lookup (`Name or service not known`), without the
+/// standard library's `failed to lookup address information: `.
+pub fn gai_strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    text.rsplit_once(": ").map_or(text.as_str(), |(_, reason)| reason).to_string()
+}
+
+/// This machine's name, as `gethostname` (and Ruby's `Socket.gethostname`) gives it.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A file a plugin option names, read as the plugin would but bounded: a regular file of at
+/// most 1 MiB (not a device or a pipe that never ends), read off the runtime's threads.
+pub async fn read_small_file(path: &str) -> Result<Vec<u8>, String> {
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let file = std::fs::File::open(&path).map_err(|e| strerror(&e))?;
+        let meta = file.metadata().map_err(|e| strerror(&e))?;
+        if !meta.is_file() || meta.len() > 1024 * 1024 {
+            return Err(format!("{path} is not a regular file of at most 1 MiB"));
+        }
+        let mut bytes = Vec::new();
+        file.take(1024 * 1024).read_to_end(&mut bytes).map_err(|e| strerror(&e))?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Whether `path` is a regular file of at most 1 MiB (what [`read_small_file`] reads).
+pub fn small_file(path: &str) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 1024 * 1024)
+}
+
 /// The C library's text for an error (`Connection refused`), without Rust's `(os error N)`.
 pub(crate) fn strerror(error: &std::io::Error) -> String {
     let text = error.to_string();

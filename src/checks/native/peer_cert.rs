@@ -27,24 +27,10 @@ pub async fn chain_verified(
     limit: Duration,
 ) -> Result<Vec<Vec<u8>>, ChainError> {
     let handshake = async {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<_> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| ChainError::Other(super::check_ports::getaddrinfo_message(&e)))?
-            .collect();
-        let mut last = None;
-        let mut connected = None;
-        for addr in addrs {
-            match tokio::net::TcpStream::connect(addr).await {
-                Ok(tcp) => {
-                    connected = Some(tcp);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let tcp = connected
-            .ok_or_else(|| last.map_or_else(|| ChainError::Other("no address".into()), ChainError::Connect))?;
+        let tcp = super::connect_any(host, port, None).await.map_err(|e| match e {
+            super::ConnectError::Resolve(why) => ChainError::Other(format!("getaddrinfo: {why}")),
+            super::ConnectError::Connect(error) => ChainError::Connect(error),
+        })?;
         let tls = CheckTls { insecure: !verify, ..CheckTls::default() };
         let config = net::client_config(&tls, false).map_err(|f| ChainError::Other(f.message))?;
         let name = rustls::pki_types::ServerName::try_from(
@@ -112,13 +98,45 @@ pub fn matches_host(cert: &x509_parser::certificate::X509Certificate<'_>, host: 
         && cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).any(|cn| name_matches(cn, host))
 }
 
-fn name_matches(pattern: &str, host: &str) -> bool {
-    let (pattern, host) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| {
-            !label.is_empty() && rest == suffix && host.parse::<std::net::IpAddr>().is_err()
-        }),
-        None => pattern == host,
+/// Ruby's `OpenSSL::SSL.verify_hostname` (2.4 to 3.x): ASCII only, labels compared ignoring
+/// case, a `*` allowed in the left-most label only, where it stands for at least one
+/// character (`*`, `f*`, `*o`, `f*o`), and not inside an `xn--` label unless it is the
+/// whole label.
+fn name_matches(san: &str, hostname: &str) -> bool {
+    if !san.is_ascii() || !hostname.is_ascii() {
+        return false;
+    }
+    // Ruby's `split(".")`: trailing empty fields dropped.
+    let split = |text: &str| -> Vec<String> {
+        let mut parts: Vec<String> = text.to_ascii_lowercase().split('.').map(str::to_string).collect();
+        while parts.last().is_some_and(String::is_empty) {
+            parts.pop();
+        }
+        parts
+    };
+    let san_parts = split(san);
+    if san_parts.len() < 2 {
+        return san == hostname;
+    }
+    let host_parts = split(hostname);
+    if san_parts.len() != host_parts.len() || !wildcard_matches(&host_parts[0], &san_parts[0]) {
+        return false;
+    }
+    san_parts[1..] == host_parts[1..]
+}
+
+/// Ruby's `verify_wildcard` for one label.
+fn wildcard_matches(domain: &str, san: &str) -> bool {
+    let parts: Vec<&str> = san.split('*').collect();
+    match parts.as_slice() {
+        [whole] => *whole == domain,
+        [prefix, suffix] => {
+            !(domain.starts_with("xn--") && san != "*")
+                && prefix.len() + suffix.len() < domain.len()
+                && domain.starts_with(prefix)
+                && domain.ends_with(suffix)
+        }
+        _ => false,
     }
 }
 
@@ -136,12 +154,19 @@ pub fn openssl_subject(cert: &x509_parser::certificate::X509Certificate<'_>) -> 
         .collect()
 }
 
-/// The first certificate of a PEM file's `notAfter`, in Unix seconds.
-pub fn pem_not_after(path: &str) -> Result<i64, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| e.to_string())?;
-    let cert = pem.parse_x509().map_err(|e| e.to_string())?;
-    Ok(cert.validity().not_after.timestamp())
+/// The `notAfter` of the certificate in a file, PEM (the first one) or DER, as
+/// `OpenSSL::X509::Certificate.new` reads either, in Unix seconds.
+pub async fn file_not_after(path: &str) -> Result<i64, String> {
+    let bytes = super::read_small_file(path).await?;
+    let not_after = |der: &[u8]| {
+        x509_parser::parse_x509_certificate(der)
+            .map(|(_, c)| c.validity().not_after.timestamp())
+            .map_err(|e| e.to_string())
+    };
+    match x509_parser::pem::parse_x509_pem(&bytes) {
+        Ok((_, pem)) => not_after(&pem.contents),
+        Err(_) => not_after(&bytes),
+    }
 }
 
 /// A time as Ruby's `Time#to_s` prints a UTC time: `2027-01-31 10:00:00 UTC`.
@@ -149,4 +174,28 @@ pub fn ruby_time(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_as_ruby_matches_them() {
+        for (pattern, host, want) in [
+            ("localhost", "LOCALHOST", false),
+            ("WWW.Example.com", "www.example.COM", true),
+            ("*.example.com", "www.example.com", true),
+            ("*.example.com", "a.b.example.com", false),
+            ("*.example.com", "example.com", false),
+            ("f*.example.com", "foo.example.com", true),
+            ("f*o.example.com", "fo.example.com", false),
+            ("*.com", "example.com", true),
+            ("www.*.com", "www.example.com", false),
+            ("*.example.com", "xn--bcher-kva.example.com", true),
+            ("x*.example.com", "xn--bcher-kva.example.com", false),
+        ] {
+            assert_eq!(name_matches(pattern, host), want, "{pattern} {host}");
+        }
+    }
 }

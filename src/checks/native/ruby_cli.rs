@@ -47,16 +47,45 @@ pub fn float_to_s(value: f64) -> String {
     if text.contains('.') { text } else { format!("{text}.0") }
 }
 
-/// A Ruby regex as the `regex` crate reads it the same way (`^`/`$` at line ends), or why
-/// not: inline flags (`(?m)` is Ruby's dot-all) and what the crate cannot read.
-pub fn regex(pattern: &str) -> Result<regex::Regex, String> {
-    if pattern.contains("(?") {
-        return Err(format!("{pattern:?}: inline regex flags and groups differ between Ruby and Concierge"));
+/// A Ruby regex, matched as Ruby 2.4 matches it against the binary strings the plugins
+/// get from the network: byte by byte, ASCII classes, `^`/`$` at line ends. A pattern the
+/// `regex` crate would read differently (inline flags and groups — Ruby's `(?m)` is dot-all —,
+/// non-ASCII text) or cannot read (look-around, back-references) is refused.
+#[derive(Debug, Clone)]
+pub struct RubyRegex {
+    text: String,
+    regex: regex::bytes::Regex,
+}
+
+impl RubyRegex {
+    /// The regex, or why the native path does not read it.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        if pattern.contains("(?") || !pattern.is_ascii() {
+            return Err(format!("{pattern:?}: a regex Ruby and Concierge would read differently"));
+        }
+        let regex = regex::bytes::RegexBuilder::new(pattern)
+            .multi_line(true)
+            .unicode(false)
+            .build()
+            .map_err(|_| format!("{pattern:?} is not a regex the native path reads"))?;
+        Ok(Self { text: pattern.to_string(), regex })
     }
-    regex::RegexBuilder::new(pattern)
-        .multi_line(true)
-        .build()
-        .map_err(|_| format!("{pattern:?} is not a regex the native path reads"))
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether it matches anywhere in `haystack`.
+    pub fn is_match(&self, haystack: &[u8]) -> bool {
+        self.regex.is_match(haystack)
+    }
+}
+
+impl PartialEq for RubyRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
 }
 
 /// A sensu-plugin status.
@@ -81,7 +110,9 @@ pub fn say(class: &str, status: Status, message: &str) -> (String, i32) {
         Status::Critical => ("CRITICAL", 2),
         Status::Unknown => ("UNKNOWN", 3),
     };
-    (format!("{class} {word}: {message}\n"), code)
+    // `puts` adds a line end only where there is none.
+    let end = if message.ends_with('\n') { "" } else { "\n" };
+    (format!("{class} {word}: {message}{end}"), code)
 }
 
 /// What `sensu-plugin` prints when the check raised an exception it did not rescue
@@ -115,5 +146,6 @@ mod tests {
     fn output_as_sensu_plugin_prints_it() {
         assert_eq!(say("CheckHttp", Status::Critical, "404"), ("CheckHttp CRITICAL: 404\n".into(), 2));
         assert_eq!(failed_to_run("boom"), ("Check failed to run: boom\n".into(), 3));
+        assert_eq!(say("C", Status::Ok, "200\nbody\n").0, "C OK: 200\nbody\n", "puts adds no second line end");
     }
 }

@@ -69,7 +69,8 @@ pub fn split(line: &str) -> Option<Vec<String>> {
             '#' if !in_word => return None,
             '~' if !in_word => return None,
             '=' if words.is_empty() && in_word && !word.is_empty() => return None,
-            '{' | '}' if !in_word && chars.peek().is_none_or(|n| *n == ' ') => return None,
+            // Reserved words, and brace expansion where `/bin/sh` is bash.
+            '{' | '}' => return None,
             other => {
                 in_word = true;
                 word.push(other);
