@@ -164,17 +164,28 @@ fn order(mut addrs: Vec<SocketAddr>, preference: IpPreference) -> Vec<SocketAddr
 /// Connect to the first address that accepts. Returns the stream and the address used;
 /// fails with reason `connect`, naming the last address's error.
 pub async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), CheckFailure> {
-    let mut last = String::from("no address to connect to");
+    connect_first(addrs).await.map_err(|last| {
+        let last = last.map_or_else(|| "no address to connect to".to_string(), |(addr, e)| format!("{addr}: {e}"));
+        CheckFailure::new(Reason::Connect, format!("cannot connect: {last}"))
+    })
+}
+
+/// Try the addresses in order, the first that accepts (`TCP_NODELAY` set) and its address;
+/// else the last address tried and its error (none when there was no address).
+pub async fn connect_first(
+    addrs: &[SocketAddr],
+) -> Result<(TcpStream, SocketAddr), Option<(SocketAddr, std::io::Error)>> {
+    let mut last = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 return Ok((stream, *addr));
             }
-            Err(e) => last = format!("{addr}: {e}"),
+            Err(e) => last = Some((*addr, e)),
         }
     }
-    Err(CheckFailure::new(Reason::Connect, format!("cannot connect: {last}")))
+    Err(last)
 }
 
 /// TLS options of a check (HTTP, TLS certificate): files or inline PEM.

@@ -199,23 +199,22 @@ pub async fn run(args: &Args) -> (String, i32) {
     }
     let percent = success.len() as f64 / (args.count as f64 * args.queries.len() as f64) * 100.0;
     if percent < args.threshold as f64 {
-        let mut unique: Vec<String> = Vec::new();
-        for e in errors {
-            if !unique.contains(&e) {
-                unique.push(e);
-            }
-        }
-        let output = format!("{}% of tests succeeded: {}", percent as i64, unique.join(", "));
+        let output = format!("{}% of tests succeeded: {}", percent as i64, uniq(errors).join(", "));
         say(CLASS, if args.warn_only { Status::Warning } else { Status::Critical }, &output)
     } else {
-        let mut unique: Vec<String> = Vec::new();
-        for s in success {
-            if !unique.contains(&s) {
-                unique.push(s);
-            }
-        }
-        say(CLASS, Status::Ok, &unique.join(", "))
+        say(CLASS, Status::Ok, &uniq(success).join(", "))
     }
+}
+
+/// Ruby's `Array#uniq`: the first of each, in order.
+fn uniq(items: Vec<String>) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::new();
+    for item in items {
+        if !unique.contains(&item) {
+            unique.push(item);
+        }
+    }
+    unique
 }
 
 #[cfg(test)]

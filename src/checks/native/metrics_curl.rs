@@ -112,12 +112,9 @@ pub async fn run(args: &Args) -> (String, i32) {
 
 async fn transfer(args: &Args, started: Instant, times: &mut Times) -> Result<(), ()> {
     // curl resolves, then connects: the lookup's own time is its `time_namelookup`.
-    let resolved = tokio::net::lookup_host((args.host.as_str(), args.port)).await.map_err(|_| ())?.count();
+    let addrs = super::resolve(&args.host, args.port, None).await.map_err(|_| ())?;
     times.namelookup = started.elapsed().as_secs_f64();
-    if resolved == 0 {
-        return Err(());
-    }
-    let tcp = super::connect_any(&args.host, args.port, None).await.map_err(|_| ())?;
+    let tcp = super::connect_to(&addrs).await.map_err(|_| ())?;
     times.connect = started.elapsed().as_secs_f64();
     let default_port = if args.https { 443 } else { 80 };
     let authority = if args.port == default_port { args.host.clone() } else { format!("{}:{}", args.host, args.port) };

@@ -183,6 +183,11 @@ pub enum ConnectError {
 /// plugins' `np_net_connect`, Ruby's `TCPSocket.new`): every address in the resolver's order
 /// (only the family asked, if one is), the first that accepts.
 pub async fn connect_any(host: &str, port: u16, ipv4: Option<bool>) -> Result<tokio::net::TcpStream, ConnectError> {
+    connect_to(&resolve(host, port, ipv4).await?).await
+}
+
+/// The addresses of `host`:`port` in the resolver's order (only the family asked, if one is).
+pub async fn resolve(host: &str, port: u16, ipv4: Option<bool>) -> Result<Vec<std::net::SocketAddr>, ConnectError> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
         Ok(addrs) => addrs
@@ -197,17 +202,14 @@ pub async fn connect_any(host: &str, port: u16, ipv4: Option<bool>) -> Result<to
     if addrs.is_empty() {
         return Err(ConnectError::Resolve("Address family for hostname not supported".into()));
     }
-    let mut last = None;
-    for addr in addrs {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(error) => last = Some(error),
-        }
-    }
-    Err(ConnectError::Connect(last.unwrap_or_else(|| std::io::Error::other("no address"))))
+    Ok(addrs)
+}
+
+/// The first of `addrs` that accepts, else the last one's error.
+pub async fn connect_to(addrs: &[std::net::SocketAddr]) -> Result<tokio::net::TcpStream, ConnectError> {
+    crate::checks::net::connect_first(addrs).await.map(|(stream, _)| stream).map_err(|last| {
+        ConnectError::Connect(last.map_or_else(|| std::io::Error::other("no address"), |(_, error)| error))
+    })
 }
 
 /// The resolver's words for a failed lookup (`Name or service not known`), without the
