@@ -35,7 +35,7 @@ async fn run(command: &str, native: bool) -> Object {
 
 /// The text with the measured figures blanked: `0.001 second`, `time=…s`.
 fn untimed(text: &str) -> String {
-    let seconds = regex::Regex::new(r"\d+\.\d{3} second").unwrap();
+    let seconds = regex::Regex::new(r"\d+\.\d{3} seconds?").unwrap();
     let perf = regex::Regex::new(r"time=\d+\.\d{6}s").unwrap();
     perf.replace_all(&seconds.replace_all(text, "N second"), "time=Ns").into_owned()
 }
@@ -183,5 +183,160 @@ async fn check_http_natively_says_what_the_plugin_says() {
             (forked["status"].clone(), untimed(output(&forked))),
             "{command}"
         );
+    }
+}
+
+const CHECK_DNS: &str = "/usr/lib/nagios/plugins/check_dns";
+
+/// `check_dns` runs `nslookup`, which asks port 53 only: the test's servers listen on
+/// 127.0.0.77:53 (the zone), 127.0.0.80:53 (a relay that is not authoritative), and a
+/// socket on 127.0.0.79:53 that never answers. Binding them needs root, as CI has.
+async fn dns_servers() -> Option<(support::dns::TestDns, support::dns::Relay, std::net::UdpSocket)> {
+    let zone = "127.0.0.77:53".parse().unwrap();
+    let dns = match support::dns::TestDns::start_at(zone).await {
+        Ok(dns) => dns,
+        Err(e) => {
+            assert!(std::env::var("CI").is_err(), "CI runs as root and can bind {zone}: {e}");
+            eprintln!("SKIPPED: cannot bind {zone} ({e})");
+            return None;
+        }
+    };
+    let relay = support::dns::Relay::start_at("127.0.0.80:53".parse().unwrap(), zone).await.unwrap();
+    let hole = std::net::UdpSocket::bind("127.0.0.79:53").unwrap();
+    Some((dns, relay, hole))
+}
+
+/// Whether the standard plugins are here (CI must have them: `scripts/test.sh` installs them).
+fn standard_plugins() -> bool {
+    let there = std::path::Path::new(CHECK_DNS).exists();
+    assert!(there || std::env::var("CI").is_err(), "CI must have monitoring-plugins-standard");
+    if !there {
+        eprintln!("SKIPPED: no {CHECK_DNS} (monitoring-plugins-standard)");
+    }
+    there
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_dns_natively_says_what_the_plugin_says() {
+    if !standard_plugins() {
+        return;
+    }
+    let Some(_servers) = dns_servers().await else { return };
+    let on = |args: &str| format!("-s 127.0.0.77 {args}");
+    let cases = [
+        on("-H www.test.concierge"),
+        on("-H alias.test.concierge"),
+        on("-H dangling.test.concierge"),
+        on("-H mail.test.concierge -a 192.0.2.25"),
+        on("-H www.test.concierge -a 192.0.2.25"),
+        on("-H www.test.concierge -a 192.0.2.25,192.0.2.10"),
+        on("-H www.test.concierge -a 192.0.2.25 -a 192.0.2.11"),
+        on("-H www.test.concierge -a 192.0.2.10 -L"),
+        on("-H www.test.concierge -a 192.0.2.10,192.0.2.11,2001:db8::10 -L"),
+        on("-H www.test.concierge -a 192.0.2.0/24"),
+        on("-H www.test.concierge -a 198.51.100.0/24"),
+        on("-H missing.test.concierge"),
+        on("-H missing.test.concierge -n"),
+        on("-H www.test.concierge -n"),
+        on("-H txt.test.concierge"),
+        on("-H test.concierge"),
+        on("-H example.org"),
+        on("-H 192.0.2.10"),
+        on("-H 192.0.2.10 -a www.test.concierge."),
+        on("-H 192.0.2.99"),
+        on("-H 198.51.100.1"),
+        on("-H 2001:db8::10"),
+        on("-H WWW.Test.Concierge."),
+        on("-H www.test.concierge -A"),
+        on("-H www.test.concierge -w 0.000001 -c 5"),
+        on("-H www.test.concierge -c 0.000001"),
+        on("-H www.test.concierge -w 5 -c 10 -t 3"),
+        "www.test.concierge 127.0.0.77".to_string(),
+        "--hostname=mail.test.concierge --server=127.0.0.77 --expected-address=192.0.2.25".to_string(),
+        "-H www.test.concierge -s 127.0.0.80".to_string(),
+        "-H www.test.concierge -s 127.0.0.80 -A".to_string(),
+        "-H 192.0.2.10 -s 127.0.0.80 -A".to_string(),
+        "-H servfail.test.concierge -s 127.0.0.80".to_string(),
+        "-H www.test.concierge -s 127.0.0.78".to_string(),
+        "-H www.test.concierge -s ::1".to_string(),
+        "-H www.test.concierge -s 127.0.0.79 -t 1".to_string(),
+    ];
+    for args in &cases {
+        let command = format!("{CHECK_DNS} {args}");
+        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
+        assert_eq!(native["runner"], "native:check_dns", "{command}");
+        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
+        assert_eq!(
+            (native["status"].clone(), untimed(output(&native))),
+            (forked["status"].clone(), untimed(output(&forked))),
+            "{command}"
+        );
+    }
+    eprintln!("{} check_dns command lines say what the plugin says", cases.len());
+    // What the native path does not run forks the plugin (-v prints nslookup's lines too).
+    let r = run(&format!("{CHECK_DNS} -H www.test.concierge -s 127.0.0.77 -v"), true).await;
+    assert_eq!(r["runner"], "fork");
+    assert!(output(&r).contains("Server:\t\t127.0.0.77"), "{}", output(&r));
+    let r = run("/nonexistent/check_dns -H www.test.concierge -s dns.test.concierge", true).await;
+    assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(3), json!("native:check_dns")));
+    assert_eq!(
+        output(&r),
+        "UNKNOWN: check_dns: a server given by name (dns.test.concierge) is not supported natively and check_dns is not installed\n"
+    );
+}
+
+/// `command` run in a private mount namespace whose `/etc/resolv.conf` is `conf` (root only).
+async fn with_resolv_conf(conf: &std::path::Path, command: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#])
+        .arg(conf)
+        .args(command)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONCIERGE_LOG_LEVEL", "warn")
+        .env("SENSU_CLIENT_NAME", "cli")
+        .env("SENSU_LOADED_TEMPFILE_DIR", conf.parent().unwrap())
+        .current_dir(conf.parent().unwrap())
+        .output()
+        .await
+        .expect("unshare");
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_dns_without_a_server_reads_the_resolver_configuration_as_nslookup_does() {
+    if !standard_plugins() {
+        return;
+    }
+    let Some(_servers) = dns_servers().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let search = "nameserver 127.0.0.77\nsearch test.concierge\n";
+    let cases = [
+        (search, "-H www"),
+        (search, "-H txt"),
+        (search, "-H missing"),
+        (search, "-H www.test.concierge -A"),
+        (search, "-H mail.test.concierge."),
+        ("# a comment\nnameserver 127.0.0.78\nnameserver 127.0.0.77\n", "-H www.test.concierge"),
+        ("nameserver 127.0.0.80\ndomain test.concierge\n", "-H www -A"),
+        ("nameserver 127.0.0.77\nsearch test.concierge\noptions ndots:3\n", "-H www.test"),
+        ("nameserver 127.0.0.77\nsearch example.org test.concierge\n", "-H mail"),
+    ];
+    for (i, (conf, args)) in cases.iter().enumerate() {
+        let resolv = dir.path().join(format!("resolv{i}.conf"));
+        std::fs::write(&resolv, conf).unwrap();
+        let confd = dir.path().join(format!("conf{i}.d"));
+        std::fs::create_dir(&confd).unwrap();
+        // Not installed under this name: only the native path can answer.
+        std::fs::write(
+            confd.join("dns.json"),
+            json!({"checks": {"dns": {"command": format!("/nonexistent/check_dns {args}"), "interval": 10}}})
+                .to_string(),
+        )
+        .unwrap();
+        let real: Vec<&str> = std::iter::once(CHECK_DNS).chain(args.split(' ')).collect();
+        let ours = [env!("CARGO_BIN_EXE_concierge"), "check", "-d", confd.to_str().unwrap(), "dns"];
+        let (native, forked) = tokio::join!(with_resolv_conf(&resolv, &ours), with_resolv_conf(&resolv, &real),);
+        assert_eq!((native.0, untimed(&native.1)), (forked.0, untimed(&forked.1)), "{conf:?} check_dns {args}");
     }
 }

@@ -16,6 +16,7 @@
 //! | `www.test.concierge.`         | A     | `192.0.2.10` and `192.0.2.11`                                                          |
 //! | `www.test.concierge.`         | AAAA  | `2001:db8::10`                                                                         |
 //! | `alias.test.concierge.`       | CNAME | `www.test.concierge.`                                                                  |
+//! | `dangling.test.concierge.`    | CNAME | `gone.example.` (outside the zone: the answer is the CNAME alone)                      |
 //! | `txt.test.concierge.`         | TXT   | `"v=spf1 -all"` and `"hello world"` (two records, one string each)                     |
 //! | `_http._tcp.test.concierge.`  | SRV   | `10 5 8080 www.test.concierge.` (priority, weight, port, target)                       |
 //!
@@ -95,6 +96,18 @@ impl TestDns {
     /// `tokio::time::sleep` / async waits, or `#[tokio::test(flavor = "multi_thread")]`.
     pub async fn start() -> TestDns {
         let (udp, tcp) = bind_udp_and_tcp().await;
+        Self::serve(udp, tcp)
+    }
+
+    /// Serve the test zone on `addr` (UDP and TCP), or the error binding it: port 53 needs
+    /// root (`check_dns` runs `nslookup`, which cannot be given another port).
+    pub async fn start_at(addr: SocketAddr) -> std::io::Result<TestDns> {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
+        Ok(Self::serve(udp, tcp))
+    }
+
+    fn serve(udp: UdpSocket, tcp: TcpListener) -> TestDns {
         let addr = udp.local_addr().expect("udp local_addr");
 
         let mut catalog = Catalog::new();
@@ -110,6 +123,54 @@ impl TestDns {
             let _ = server.block_until_done().await;
         });
         TestDns { addr, task }
+    }
+}
+
+/// A recursive-looking server in front of a [`TestDns`] on `addr` (UDP): every answer relayed
+/// with the authoritative flag cleared; a question for a name starting with `servfail` is
+/// answered SERVFAIL. Stops serving when dropped.
+pub struct Relay(JoinHandle<()>);
+
+impl Relay {
+    /// Relay to `upstream` from `addr`, or the error binding it.
+    pub async fn start_at(addr: SocketAddr, upstream: SocketAddr) -> std::io::Result<Relay> {
+        use hickory_server::proto::op::{Message, ResponseCode};
+        let socket = UdpSocket::bind(addr).await?;
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+                let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+                let response = if query.queries.first().is_some_and(|q| q.name().to_string().starts_with("servfail")) {
+                    let mut response = query.clone();
+                    response.metadata.message_type = hickory_server::proto::op::MessageType::Response;
+                    response.metadata.response_code = ResponseCode::ServFail;
+                    response
+                } else {
+                    let Ok(up) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await else { continue };
+                    if up.send_to(&buf[..n], upstream).await.is_err() {
+                        continue;
+                    }
+                    let mut answer = vec![0u8; 65_535];
+                    let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), up.recv(&mut answer)).await else {
+                        continue;
+                    };
+                    let Ok(mut response) = Message::from_vec(&answer[..m]) else { continue };
+                    response.metadata.authoritative = false;
+                    response
+                };
+                if let Ok(bytes) = response.to_vec() {
+                    let _ = socket.send_to(&bytes, from).await;
+                }
+            }
+        });
+        Ok(Relay(task))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -175,6 +236,7 @@ fn forward_zone() -> (Name, InMemoryZoneHandler) {
             ("alias.test.concierge.", RData::CNAME(CNAME(name("www.test.concierge.")))),
             ("txt.test.concierge.", txt("v=spf1 -all")),
             ("txt.test.concierge.", txt("hello world")),
+            ("dangling.test.concierge.", RData::CNAME(CNAME(name("gone.example.")))),
             ("_http._tcp.test.concierge.", RData::SRV(SRV::new(10, 5, 8080, name("www.test.concierge.")))),
         ],
     )

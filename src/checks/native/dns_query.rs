@@ -129,45 +129,70 @@ pub async fn run(query: &Query, limit: Duration) -> Answer {
 /// One query over UDP to `server`, as dnsruby sends it (recursion desired): a refused port
 /// (ICMP) fails at once, as dnsruby reports it; no answer within `limit` is a timeout.
 async fn udp(query: &Query, server: SocketAddr, limit: Duration) -> Answer {
-    use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query as Question, ResponseCode};
+    use hickory_resolver::proto::op::ResponseCode;
     use hickory_resolver::proto::rr::Name;
     let Ok(name) = Name::from_str(&query.name) else {
         return Answer::Failed(format!("invalid name {}", query.name));
     };
+    match exchange(server, &name, query.record_type, limit).await {
+        Ok(response) => match response.metadata.response_code {
+            ResponseCode::NoError => records(&response.answers, query.record_type),
+            ResponseCode::NXDomain => Answer::NxDomain,
+            code => Answer::Failed(rcode_error(code)),
+        },
+        Err(Exchange::Refused) => {
+            Answer::Failed(format!("recvfrom failed from {}; Connection refused - recvfrom(2)", server.ip()))
+        }
+        Err(Exchange::TimedOut) => Answer::Failed("Query timed out".into()),
+        Err(Exchange::Failed(why)) => Answer::Failed(why),
+    }
+}
+
+/// Why a query over UDP got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchange {
+    /// The server's port is closed (ICMP port unreachable).
+    Refused,
+    /// Nothing came back in time.
+    TimedOut,
+    /// Anything else, in a few words.
+    Failed(String),
+}
+
+/// One question over UDP to `server`, recursion desired, as resolvers send it: the response
+/// with the same id, or why none came within `limit`.
+pub async fn exchange(
+    server: SocketAddr,
+    name: &hickory_resolver::proto::rr::Name,
+    record_type: RecordType,
+    limit: Duration,
+) -> Result<hickory_resolver::proto::op::Message, Exchange> {
+    use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query as Question};
     let id: u16 = rand::random();
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = true;
-    message.add_query(Question::query(name, query.record_type));
-    let Ok(bytes) = message.to_vec() else { return Answer::Failed("cannot encode the query".into()) };
+    message.add_query(Question::query(name.clone(), record_type));
+    let bytes = message.to_vec().map_err(|_| Exchange::Failed("cannot encode the query".into()))?;
     let local = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-    let refused = || Answer::Failed(format!("recvfrom failed from {}; Connection refused - recvfrom(2)", server.ip()));
-    let socket = match tokio::net::UdpSocket::bind(local).await {
-        Ok(s) => s,
-        Err(e) => return Answer::Failed(e.to_string()),
-    };
+    let socket = tokio::net::UdpSocket::bind(local).await.map_err(|e| Exchange::Failed(e.to_string()))?;
     if socket.connect(server).await.is_err() || socket.send(&bytes).await.is_err() {
-        return refused();
+        return Err(Exchange::Refused);
     }
     let mut buf = vec![0u8; 65_535];
     let wait = async {
         loop {
             let n = match socket.recv(&mut buf).await {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return refused(),
-                Err(e) => return Answer::Failed(e.to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Exchange::Refused),
+                Err(e) => return Err(Exchange::Failed(e.to_string())),
             };
             let Ok(response) = Message::from_vec(&buf[..n]) else { continue };
-            if response.metadata.id != id {
-                continue;
+            if response.metadata.id == id {
+                return Ok(response);
             }
-            return match response.metadata.response_code {
-                ResponseCode::NoError => records(&response.answers, query.record_type),
-                ResponseCode::NXDomain => Answer::NxDomain,
-                code => Answer::Failed(rcode_error(code)),
-            };
         }
     };
-    tokio::time::timeout(limit, wait).await.unwrap_or_else(|_| Answer::Failed("Query timed out".into()))
+    tokio::time::timeout(limit, wait).await.unwrap_or(Err(Exchange::TimedOut))
 }
 
 /// dnsruby's exception for a response code: raised without a message, its message is its
