@@ -22,12 +22,18 @@ pub fn system_roots() -> Arc<RootCertStore> {
     ROOTS
         .get_or_init(|| {
             let mut roots = RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
+            for cert in system_root_certs().iter() {
+                let _ = roots.add(cert.clone());
             }
             Arc::new(roots)
         })
         .clone()
+}
+
+/// The system's trusted certificates themselves (their dates too), read once.
+pub fn system_root_certs() -> Arc<Vec<CertificateDer<'static>>> {
+    static CERTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
+    CERTS.get_or_init(|| Arc::new(rustls_native_certs::load_native_certs().certs)).clone()
 }
 
 /// The system roots plus the certificates in `extra_pem`.

@@ -49,10 +49,12 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let valid = ca.issue(CertKind::Valid);
     let tls = TestServer::https(&valid).await;
     let wrong_host = TestServer::https(&ca.issue(CertKind::WrongHost)).await;
-    let self_signed = TestServer::https(&ca.issue(CertKind::SelfSigned)).await;
+    let self_signed_cert = ca.issue(CertKind::SelfSigned);
+    let self_signed = TestServer::https(&self_signed_cert).await;
     let expired_cert = ca.issue(CertKind::Expired);
     let expired = TestServer::https(&expired_cert).await;
-    let chained = TestServer::https(&ca.issue(CertKind::WithIntermediate)).await;
+    let chained_cert = ca.issue(CertKind::WithIntermediate);
+    let chained = TestServer::https(&chained_cert).await;
     // A leaf followed by a certificate that did not sign it.
     let mut broken = ca.issue(CertKind::Valid);
     let stranger = TestCa::new("stranger");
@@ -69,7 +71,9 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let now = chrono::Utc::now().timestamp();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let https_days = (valid.not_after - now - 1).div_euclid(86_400);
-    let on = chrono::DateTime::from_timestamp(valid.not_after, 0).unwrap().format("%Y-%m-%d %H:%M:%S UTC");
+    let utc =
+        |epoch: i64| chrono::DateTime::from_timestamp(epoch, 0).unwrap().format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let on = utc(valid.not_after);
     let calendar_days = (chrono::DateTime::from_timestamp(valid.not_after, 0).unwrap().date_naive()
         - chrono::Local::now().date_naive())
     .num_days();
@@ -186,6 +190,39 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
         ),
         case(http(&format!("-u https://localhost:{s}/ok -C {ca_file}")), "CheckHttp OK: 200, 15 bytes", 0),
         case(http(&format!("-u https://127.0.0.1:{s}/ok -k")), "CheckHttp OK: 200, 15 bytes", 0),
+        // -e: the verify callback keeps the lowest certificate of the chain ending within the days.
+        case(http(&format!("-u https://localhost:{s}/ok -C {ca_file} -e 30")), "CheckHttp OK: 200, 15 bytes", 0),
+        case(
+            http(&format!("-u https://localhost:{s}/ok -C {ca_file} -e 90")),
+            format!("CheckHttp WARNING: Certificate will expire {on}"),
+            1,
+        ),
+        case(
+            http(&format!("-u https://localhost:{s}/ok -C {ca_file} --expiry=4000")),
+            format!("CheckHttp WARNING: Certificate will expire {on}"),
+            1,
+        ),
+        case(
+            http(&format!("-u https://localhost:{ch}/ok -C {ca_file} -e 30")),
+            format!("CheckHttp WARNING: Certificate will expire {}", utc(chained_cert.chain_not_after)),
+            1,
+        ),
+        case(
+            http(&format!("-u https://localhost:{ch}/ok -C {ca_file} -e 90")),
+            format!("CheckHttp WARNING: Certificate will expire {}", utc(chained_cert.not_after)),
+            1,
+        ),
+        case(
+            http(&format!("-u https://127.0.0.1:{ss}/ok -k -e 90")),
+            format!("CheckHttp WARNING: Certificate will expire {}", utc(self_signed_cert.not_after)),
+            1,
+        ),
+        case(http(&format!("-u {} -e 90", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
+        case(
+            http(&format!("-u https://localhost:{s}/ok -C {ca_file} -e 90 -B 3")),
+            "CheckHttp CRITICAL: Response was 15 bytes instead of 3",
+            2,
+        ),
         case(http(&format!("-h localhost -P {s} -p /ok -s -C {ca_file}")), "CheckHttp OK: 200, 15 bytes", 0),
         ruby24(
             http(&format!("-u https://127.0.0.1:{ss}/ok")),
@@ -625,14 +662,17 @@ async fn what_is_not_run_natively_is_forked_or_unknown() {
     let output = |r: &concierge::proto::Object| support::output(r).to_string();
 
     // An option the native path does not run, plugin installed: the plugin runs.
-    let r = run(&format!("{plugin} --expiry 30 -u {url}"), true, false).await;
-    assert_eq!((output(&r), r["runner"].clone()), (format!("forked --expiry 30 -u {url}\n"), json!("fork")));
+    let r = run(&format!("{plugin} --headerfile /etc/hostname -u {url}"), true, false).await;
+    assert_eq!(
+        (output(&r), r["runner"].clone()),
+        (format!("forked --headerfile /etc/hostname -u {url}\n"), json!("fork"))
+    );
     // …not installed: UNKNOWN, naming the option.
-    let r = run(&format!("check-http.rb --expiry 30 -u {url}"), true, false).await;
+    let r = run(&format!("check-http.rb --headerfile /etc/hostname -u {url}"), true, false).await;
     assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(3), json!("native:check-http.rb")));
     assert_eq!(
         output(&r),
-        "UNKNOWN: check-http.rb: option --expiry is not supported natively and check-http.rb is not installed\n"
+        "UNKNOWN: check-http.rb: option --headerfile is not supported natively and check-http.rb is not installed\n"
     );
     let r = run("check-ports.rb -H 127.0.0.1 --frob", true, false).await;
     assert_eq!(

@@ -70,13 +70,8 @@ const OPTIONS: &[Opt] = &[
 ];
 
 /// Options the native path does not run (the real plugin does, if installed).
-const NOT_NATIVE: &[(&str, &str)] = &[
-    ("headerfile", "--headerfile"),
-    ("cert", "--cert"),
-    ("expiry", "--expiry"),
-    ("proxy_url", "--proxy-url"),
-    ("aws_v4", "--aws-v4"),
-];
+const NOT_NATIVE: &[(&str, &str)] =
+    &[("headerfile", "--headerfile"), ("cert", "--cert"), ("proxy_url", "--proxy-url"), ("aws_v4", "--aws-v4")];
 
 /// What the plugin was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +95,8 @@ pub struct Args {
     whole_response: bool,
     response_bytes: Option<usize>,
     require_bytes: Option<i64>,
+    /// `-e`: warn when a certificate of the verified chain ends within this many days.
+    expiry: Option<i64>,
     min_bytes: Option<i64>,
     response_code: Option<RubyRegex>,
 }
@@ -249,6 +246,7 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         whole_response: given.has("whole_response"),
         response_bytes,
         require_bytes: given.int("require_bytes"),
+        expiry: given.int("expiry"),
         min_bytes: given.int("min_bytes"),
         response_code,
     })
@@ -269,6 +267,9 @@ struct Response {
     code: u16,
     location: Option<String>,
     body: Bytes,
+    /// With `-e`: the `notAfter` of the certificate the plugin's verify callback saw last
+    /// among those ending within the days (Unix seconds).
+    expiring: Option<i64>,
 }
 
 /// What the run printed and its exit status.
@@ -329,7 +330,15 @@ async fn request(args: &Args, deadline: Option<Instant>) -> Result<Response, Fai
     let read = |deadline| phase_limit(Some(args.read_timeout), deadline);
     let response = match stream {
         Stream::Plain(tcp) => exchange(tcp, request, || read(deadline), args.method == Method::HEAD).await,
-        Stream::Tls(tls) => exchange(*tls, request, || read(deadline), args.method == Method::HEAD).await,
+        Stream::Tls(tls) => {
+            let expiring = match args.expiry {
+                Some(days) => expiring(args, tls.get_ref().1.peer_certificates().unwrap_or_default(), days).await,
+                None => None,
+            };
+            exchange(*tls, request, || read(deadline), args.method == Method::HEAD)
+                .await
+                .map(|response| Response { expiring, ..response })
+        }
     }?;
     Ok(response)
 }
@@ -371,6 +380,45 @@ async fn connect(args: &Args) -> Result<Stream, Failed> {
         Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
         Err(error) => Err(Failed::Error(ssl_error(&error, &name))),
     }
+}
+
+/// What `-e` finds: the chain OpenSSL builds from the presented certificates and its store
+/// (the `-C` file, else the system's), leaf first; the verify callback sees it from the top
+/// down and keeps the last certificate ending by now + `days`, so the lowest one wins.
+async fn expiring(args: &Args, presented: &[rustls::pki_types::CertificateDer<'_>], days: i64) -> Option<i64> {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let store: Vec<Vec<u8>> = match &args.tls.ca_file {
+        Some(ca) => super::read_small_file(ca)
+            .await
+            .ok()
+            .and_then(|pem| crate::pki::certs_from_pem(&pem).ok())
+            .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
+            .unwrap_or_default(),
+        None => crate::pki::system_root_certs().iter().map(|c| c.to_vec()).collect(),
+    };
+    let presented: Vec<Vec<u8>> = presented.iter().map(|c| c.to_vec()).collect();
+    fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
+        X509Certificate::from_der(der).ok().map(|(_, cert)| cert)
+    }
+    let warn_date = (chrono::Utc::now().timestamp() as i128).saturating_add(i128::from(days) * 86_400);
+    let mut current = presented.first().and_then(|der| parse(der))?;
+    for _ in 0..10 {
+        let not_after = current.validity().not_after.timestamp();
+        if i128::from(not_after) <= warn_date {
+            return Some(not_after);
+        }
+        if current.subject().as_raw() == current.issuer().as_raw() {
+            return None;
+        }
+        let issuer = current.issuer().as_raw().to_vec();
+        current = presented
+            .iter()
+            .skip(1)
+            .chain(store.iter())
+            .filter_map(|der| parse(der))
+            .find(|cert| cert.subject().as_raw() == issuer.as_slice())?;
+    }
+    None
 }
 
 /// A TLS client trusting only the certificates of the PEM file `ca`.
@@ -439,7 +487,7 @@ where
                 }
             }
         }
-        Ok(Response { code, location, body: Bytes::from(collected) })
+        Ok(Response { code, location, body: Bytes::from(collected), expiring: None })
     }
     .await;
     driver.abort();
@@ -468,6 +516,10 @@ fn judge(args: &Args, res: &Response) -> (String, i32) {
         && (len as i64) < min
     {
         return critical(format!("Response was {len} bytes instead of the indicated minimum {min}{body}"));
+    }
+    if let Some(not_after) = res.expiring {
+        let when = super::peer_cert::ruby_time(not_after);
+        return say(CLASS, Status::Warning, &format!("Certificate will expire {when}"));
     }
     let code = res.code.to_string();
     let first200 = || text(&res.body[..len.min(200)]);
@@ -563,7 +615,6 @@ mod tests {
         let Parsed::Run(a) = args("-h 127.0.0.1") else { panic!() };
         assert!(a.request_uri.is_empty(), "the plugin's own UNKNOWN");
         for (line, why) in [
-            ("-u http://h/ --expiry 30", "option --expiry"),
             ("-u http://h/ --headerfile f", "option --headerfile"),
             ("-u ftp://h/", "not http:// or https://"),
             ("-u http://h/ -m DELETE", "method \"DELETE\""),
@@ -585,7 +636,7 @@ mod tests {
     }
 
     fn response(code: u16, location: Option<&str>, body: &str) -> Response {
-        Response { code, location: location.map(str::to_string), body: Bytes::from(body.to_string()) }
+        Response { code, location: location.map(str::to_string), body: Bytes::from(body.to_string()), expiring: None }
     }
 
     #[test]
