@@ -7,6 +7,7 @@
 //! * [`ruby_cli`]: what sensu-plugins' Ruby scripts share (`to_i`, their output);
 //! * [`check_tcp`]: monitoring-plugins' `check_tcp`;
 //! * [`check_http`]: monitoring-plugins' `check_http`;
+//! * [`check_curl`]: monitoring-plugins' `check_curl` (`check_http`'s options, through libcurl);
 //! * [`check_ports`]: sensu-plugins-network-checks' `check-ports.rb` (`check-port.rb`);
 //! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`;
 //! * [`check_https_cert`]: sensu-plugins-http's `check-https-cert.rb`;
@@ -21,6 +22,7 @@
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
 
+pub mod check_curl;
 pub mod check_dns_rb;
 pub mod check_http;
 pub mod check_http_rb;
@@ -79,6 +81,8 @@ pub enum Native {
     CheckTcp(check_tcp::Args),
     /// `check_http`.
     CheckHttp(Box<check_http::Args>),
+    /// `check_curl` (the same arguments, [`check_http::Flavor::Curl`]).
+    CheckCurl(Box<check_http::Args>),
     /// `check-ports.rb`, or `check-port.rb` (the name it was called by).
     CheckPorts(&'static str, check_ports::Args),
     /// `check-http.rb`.
@@ -103,6 +107,7 @@ impl Native {
         match self {
             Self::CheckTcp(_) => "check_tcp",
             Self::CheckHttp(_) => "check_http",
+            Self::CheckCurl(_) => "check_curl",
             Self::CheckPorts(name, _) => name,
             Self::CheckHttpRb(_) => "check-http.rb",
             Self::CheckHttpsCert(_) => "check-https-cert.rb",
@@ -119,6 +124,7 @@ impl Native {
         match self {
             Self::CheckTcp(args) => check_tcp::run(args).await,
             Self::CheckHttp(args) => check_http::run(args).await,
+            Self::CheckCurl(args) => check_http::run(args).await,
             Self::CheckPorts(_, args) => check_ports::run(args).await,
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
             Self::CheckHttpsCert(args) => check_https_cert::run(args).await,
@@ -139,6 +145,7 @@ pub fn recognize(command: &str) -> Option<Recognized> {
     let (plugin, parsed) = match name {
         "check_tcp" => ("check_tcp", check_tcp::parse(args).map(Native::CheckTcp)),
         "check_http" => ("check_http", check_http::parse(args).map(|a| Native::CheckHttp(Box::new(a)))),
+        "check_curl" => ("check_curl", check_curl::parse(args).map(|a| Native::CheckCurl(Box::new(a)))),
         "check-ports.rb" => {
             ("check-ports.rb", check_ports::parse(args).map(|a| Native::CheckPorts("check-ports.rb", a)))
         }
