@@ -24,10 +24,13 @@ rmq="$here/rabbitmq.sh"
 
 "$rmq" install
 # The native plugin tests run Debian's monitoring-plugins side by side with Concierge.
-if [[ ! -x /usr/lib/nagios/plugins/check_tcp ]] && (( EUID == 0 )); then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends monitoring-plugins-basic >/dev/null 2>&1 || {
+# (check_curl is in monitoring-plugins-standard.)
+if { [[ ! -x /usr/lib/nagios/plugins/check_tcp ]] || [[ ! -x /usr/lib/nagios/plugins/check_curl ]]; } && (( EUID == 0 )); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        monitoring-plugins-basic monitoring-plugins-standard >/dev/null 2>&1 || {
         apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends monitoring-plugins-basic >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            monitoring-plugins-basic monitoring-plugins-standard >/dev/null
     }
 fi
 # The ECS tests talk to PyPI's moto server on loopback (AWS is not reachable here).

@@ -1,6 +1,6 @@
 //! Plugin command lines run natively, side by side with the real plugins on the same loopback
-//! targets: Debian's monitoring-plugins `check_tcp` and `check_http` (installed by the test
-//! command). The
+//! targets: Debian's monitoring-plugins `check_tcp`, `check_http`, `check_curl` and `check_dns`
+//! (installed by the test command; `check_dns` asks servers on port 53, so as root). The
 //! status and the text up to the timing figures must match; the native path says so in the
 //! result (`runner`), an option it does not run forks the real plugin, and without the plugin
 //! installed it is UNKNOWN, saying why.
@@ -16,13 +16,15 @@ const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
 
 /// The real plugin, if this machine has it (CI must).
 fn real_plugin() -> bool {
-    let there = std::path::Path::new(CHECK_TCP).exists();
-    assert!(
-        there || std::env::var("CI").is_err(),
-        "CI must have monitoring-plugins-basic (scripts/test.sh installs it)"
-    );
+    installed(CHECK_TCP, "monitoring-plugins-basic")
+}
+
+/// Whether `plugin` is installed (CI must have its package: scripts/test.sh installs it).
+fn installed(plugin: &str, package: &str) -> bool {
+    let there = std::path::Path::new(plugin).exists();
+    assert!(there || std::env::var("CI").is_err(), "CI must have {package} (scripts/test.sh installs it)");
     if !there {
-        eprintln!("SKIPPED: no {CHECK_TCP} (monitoring-plugins-basic)");
+        eprintln!("SKIPPED: no {plugin} ({package})");
     }
     there
 }
@@ -33,11 +35,14 @@ async fn run(command: &str, native: bool) -> Object {
     executor.process(check).await.unwrap()
 }
 
-/// The text with the measured figures blanked: `0.001 second`, `time=…s`.
+/// The text with the measured figures blanked: `0.001 second`, `time=…s`, curl's `after 0 ms`
+/// and `after 1001 milliseconds`.
 fn untimed(text: &str) -> String {
     let seconds = regex::Regex::new(r"\d+\.\d{3} seconds?").unwrap();
     let perf = regex::Regex::new(r"time=\d+\.\d{6}s").unwrap();
-    perf.replace_all(&seconds.replace_all(text, "N second"), "time=Ns").into_owned()
+    let after = regex::Regex::new(r"after \d+ (ms|milliseconds)").unwrap();
+    let text = perf.replace_all(&seconds.replace_all(text, "N second"), "time=Ns").into_owned();
+    after.replace_all(&text, "after N $1").into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +191,110 @@ async fn check_http_natively_says_what_the_plugin_says() {
     }
 }
 
+const CHECK_CURL: &str = "/usr/lib/nagios/plugins/check_curl";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_curl_natively_says_what_the_plugin_says() {
+    if !installed(CHECK_CURL, "monitoring-plugins-standard") {
+        return;
+    }
+    let web = support::web::TestServer::http().await;
+    let ca = support::web::TestCa::new("check_curl");
+    let tls = support::web::TestServer::https(&ca.issue(support::web::CertKind::Valid)).await;
+    let (p, s) = (web.port(), tls.port());
+    let closed = support::tcp::closed_port();
+    let on = |args: &str| format!("-H 127.0.0.1 -p {p} {args}");
+    let cases = [
+        on("-u /ok"),
+        format!("-I 127.0.0.1 -p {p} -u /ok"),
+        format!("127.0.0.1 -p {p} -u /ok"),
+        format!("-H 127.0.0.1:{p} -u /ok"),
+        format!("-H localhost -I 127.0.0.1 -p {p} -u /ok -4"),
+        on("-u /status/404"),
+        on("-u /status/503"),
+        on("-u /status/204"),
+        on("-u /status/599"),
+        on("-u /redirect/0"),
+        on("-u /redirect/0 -f warning"),
+        on("-u /redirect/0 --onredirect=critical"),
+        on("-u /ok -s concierge"),
+        on("-u /ok -s absent"),
+        on("-u /ok -s 'a search string of thirty-five chars'"),
+        on("-u /ok -r 'hello.*ge$'"),
+        on("-u /ok -r absent"),
+        on("-u /ok -R HELLO"),
+        on("-u /ok -r hello --invert-regex"),
+        on("-u /ok -d X-Test"),
+        on("-u /ok -d X-Absent -s absent"),
+        on("-u /ok -e 200"),
+        on("-u /ok -e 404,500"),
+        on("-u /status/404 -e 404"),
+        on("-u /ok -e 200 -s absent -m 10:50"),
+        on("-u /ok -m 10"),
+        on("-u /ok -m 10000"),
+        on("-u /ok -m 10:50"),
+        on("-u /ok -w 0.000001 -c 5"),
+        on("-u /ok -c 0.000001"),
+        on("-u /ok -w 5 -c 20"),
+        on("-u /echo -P 'a=1' -s '\"method\":\"POST\"'"),
+        on("-u /echo -P 'a=1' -P 'b=2' -s 'a=1'"),
+        on("-u /echo -j PUT -s '\"method\":\"PUT\"'"),
+        on("-u /echo -j DELETE"),
+        on("-u /echo -k 'X-One: 1' -k 'X-Two: 2' -s '\"x-two\":\"2\"'"),
+        on("-u /echo -k 'Host: vhost' -s vhost"),
+        on("-u /echo -a user:pass -s 'Basic dXNlcjpwYXNz'"),
+        on("-u /echo -a user"),
+        on("-u /echo -A Probe/1 -s 'Probe/1'"),
+        on("-u /echo -T application/json -P '{}'"),
+        on("-u '/echo?q=1' -s 'q=1'"),
+        on("-u /bytes/100000"),
+        on("-u /delay/3000 -t 1"),
+        on("-u /slowbody/3000 -t 1"),
+        format!("-H 127.0.0.1 -p {closed}"),
+        format!("-H localhost -p {closed}"),
+        "-H nosuch.invalid".to_string(),
+        format!("-H localhost -p {s} -S -u /ok"),
+        format!("-I 127.0.0.1 -p {s} -S -u /ok -s concierge"),
+        format!("-H localhost:{s} -S -u /echo -s localhost"),
+        format!("-H 127.0.0.1 -p {s} -u /ok"),
+    ];
+    for args in &cases {
+        let command = format!("{CHECK_CURL} {args}");
+        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
+        assert_eq!(native["runner"], "native:check_curl", "{command}");
+        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
+        assert_eq!(
+            (native["status"].clone(), untimed(output(&native))),
+            (forked["status"].clone(), untimed(output(&forked))),
+            "{command}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_check_curl_does_not_run_natively_is_forked_or_unknown() {
+    if !installed(CHECK_CURL, "monitoring-plugins-standard") {
+        return;
+    }
+    let web = support::web::TestServer::http().await;
+    let p = web.port();
+    // Extended perfdata: the real plugin runs it.
+    let r = run(&format!("{CHECK_CURL} -H 127.0.0.1 -p {p} -u /ok -E"), true).await;
+    assert_eq!(r["runner"], "fork");
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert!(output(&r).starts_with("HTTP OK: HTTP/1.1 200 OK - "), "{}", output(&r));
+    // …and without the plugin installed: UNKNOWN, naming the option.
+    let r = run(&format!("/nonexistent/check_curl -H 127.0.0.1 -p {p} -D"), true).await;
+    assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(3), json!("native:check_curl")));
+    assert_eq!(
+        output(&r),
+        "UNKNOWN: check_curl: option -D is not supported natively and check_curl is not installed\n"
+    );
+    // Natively even when the plugin is not installed at all.
+    let r = run(&format!("/nonexistent/check_curl -H 127.0.0.1 -p {p} -u /ok"), true).await;
+    assert_eq!((r["status"].clone(), r["runner"].clone()), (json!(0), json!("native:check_curl")), "{}", output(&r));
+}
+
 const CHECK_DNS: &str = "/usr/lib/nagios/plugins/check_dns";
 
 /// `check_dns` runs `nslookup`, which asks port 53 only: the test's servers listen on
@@ -206,19 +315,9 @@ async fn dns_servers() -> Option<(support::dns::TestDns, support::dns::Relay, st
     Some((dns, relay, hole))
 }
 
-/// Whether the standard plugins are here (CI must have them: `scripts/test.sh` installs them).
-fn standard_plugins() -> bool {
-    let there = std::path::Path::new(CHECK_DNS).exists();
-    assert!(there || std::env::var("CI").is_err(), "CI must have monitoring-plugins-standard");
-    if !there {
-        eprintln!("SKIPPED: no {CHECK_DNS} (monitoring-plugins-standard)");
-    }
-    there
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_dns_natively_says_what_the_plugin_says() {
-    if !standard_plugins() {
+    if !installed(CHECK_DNS, "monitoring-plugins-standard") {
         return;
     }
     let Some(_servers) = dns_servers().await else { return };
@@ -305,7 +404,7 @@ async fn with_resolv_conf(conf: &std::path::Path, command: &[&str]) -> (Option<i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_dns_without_a_server_reads_the_resolver_configuration_as_nslookup_does() {
-    if !standard_plugins() {
+    if !installed(CHECK_DNS, "monitoring-plugins-standard") {
         return;
     }
     let Some(_servers) = dns_servers().await else { return };

@@ -71,6 +71,76 @@ const OPTIONS: &[Opt] = &[
     switch("help", Some('h'), Some("help")),
 ];
 
+/// `check_curl`'s options: `check_http`'s and its own (`-D`, `--ca-cert`, `--http-version`,
+/// `--enable-automatic-decompression`). `-S` takes an optional attached value there
+/// (`-S1.2`), which reads here as an unknown option: the real plugin runs it.
+const CURL_OPTIONS: &[Opt] = &[
+    value("timeout", Some('t'), Some("timeout")),
+    value("critical", Some('c'), Some("critical")),
+    value("warning", Some('w'), Some("warning")),
+    value("useragent", Some('A'), Some("useragent")),
+    value("header", Some('k'), Some("header")),
+    value("hostname", Some('H'), Some("hostname")),
+    value("post", Some('P'), Some("post")),
+    value("method", Some('j'), Some("method")),
+    value("content_type", Some('T'), Some("content-type")),
+    value("address", Some('I'), Some("IP-address")),
+    value("authorization", Some('a'), Some("authorization")),
+    value("proxy_authorization", Some('b'), Some("proxy-authorization")),
+    value("header_string", Some('d'), Some("header-string")),
+    value("expect", Some('e'), Some("expect")),
+    value("port", Some('p'), Some("port")),
+    value("string", Some('s'), Some("string")),
+    value("eregi", Some('R'), Some("eregi")),
+    value("regex", Some('r'), Some("regex")),
+    value("ereg", None, Some("ereg")),
+    value("url", Some('u'), Some("url")),
+    value("onredirect", Some('f'), Some("onredirect")),
+    value("certificate", Some('C'), Some("certificate")),
+    value("client_cert", Some('J'), Some("client-cert")),
+    value("private_key", Some('K'), Some("private-key")),
+    value("ca_cert", None, Some("ca-cert")),
+    value("pagesize", Some('m'), Some("pagesize")),
+    value("max_age", Some('M'), Some("max-age")),
+    value("max_redirs", None, Some("max-redirs")),
+    value("http_version", None, Some("http-version")),
+    switch("verify_cert", Some('D'), Some("verify-cert")),
+    switch("nohtml", Some('n'), Some("nohtml")),
+    switch("linespan", Some('l'), Some("linespan")),
+    switch("link", Some('L'), Some("link")),
+    switch("ssl", Some('S'), Some("ssl")),
+    switch("sni", None, Some("sni")),
+    switch("no_body", Some('N'), Some("no-body")),
+    switch("extended_perfdata", Some('E'), Some("extended-perfdata")),
+    switch("show_body", Some('B'), Some("show-body")),
+    switch("invert_regex", None, Some("invert-regex")),
+    switch("continue_after_certificate", None, Some("continue-after-certificate")),
+    switch("automatic_decompression", None, Some("enable-automatic-decompression")),
+    switch("ipv4", Some('4'), Some("use-ipv4")),
+    switch("ipv6", Some('6'), Some("use-ipv6")),
+    switch("verbose", Some('v'), Some("verbose")),
+    switch("version", Some('V'), Some("version")),
+    switch("help", Some('h'), Some("help")),
+];
+
+/// `check_curl`'s options the native path does not run, besides [`NOT_NATIVE`]'s.
+const CURL_NOT_NATIVE: &[(&str, &str)] = &[
+    ("ca_cert", "--ca-cert"),
+    ("verify_cert", "-D"),
+    ("http_version", "--http-version"),
+    ("automatic_decompression", "--enable-automatic-decompression"),
+];
+
+/// Which plugin the arguments are for: `check_http`, or `check_curl` (the same options and
+/// checks, made through libcurl: see [`super::check_curl`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `check_http`.
+    Http,
+    /// `check_curl`.
+    Curl,
+}
+
 /// Options the native path does not run (the real plugin does, if installed).
 const NOT_NATIVE: &[(&str, &str)] = &[
     ("proxy_authorization", "-b"),
@@ -92,36 +162,37 @@ const NOT_NATIVE: &[(&str, &str)] = &[
 /// What the plugin was asked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Args {
-    address: String,
-    host_name: Option<String>,
-    port: u16,
-    virtual_port: u16,
-    ssl: bool,
-    url: String,
-    method: String,
-    user_agent: String,
-    headers: Vec<String>,
-    authorization: Option<String>,
-    post: Option<String>,
-    content_type: Option<String>,
-    expect: Option<String>,
-    header_string: Option<String>,
-    string: Option<String>,
-    regex: Option<Posix>,
-    invert_regex: bool,
-    onredirect: i32,
-    min_page: i64,
-    max_page: i64,
-    warning: Option<f64>,
-    critical: Option<f64>,
-    timeout: u64,
-    ipv4: Option<bool>,
-    sni: bool,
+    pub(super) address: String,
+    pub(super) host_name: Option<String>,
+    pub(super) port: u16,
+    pub(super) virtual_port: u16,
+    pub(super) ssl: bool,
+    pub(super) url: String,
+    pub(super) method: String,
+    pub(super) user_agent: String,
+    pub(super) headers: Vec<String>,
+    pub(super) authorization: Option<String>,
+    pub(super) post: Option<String>,
+    pub(super) content_type: Option<String>,
+    pub(super) expect: Option<String>,
+    pub(super) header_string: Option<String>,
+    pub(super) string: Option<String>,
+    pub(super) regex: Option<Posix>,
+    pub(super) invert_regex: bool,
+    pub(super) onredirect: i32,
+    pub(super) min_page: i64,
+    pub(super) max_page: i64,
+    pub(super) warning: Option<f64>,
+    pub(super) critical: Option<f64>,
+    pub(super) timeout: u64,
+    pub(super) ipv4: Option<bool>,
+    pub(super) sni: bool,
+    pub(super) flavor: Flavor,
 }
 
 /// A POSIX extended regex as the plugin compiled it, and its text (for comparisons).
 #[derive(Debug, Clone)]
-struct Posix(String, Regex);
+pub(super) struct Posix(pub(super) String, pub(super) Regex);
 
 impl PartialEq for Posix {
     fn eq(&self, other: &Self) -> bool {
@@ -130,23 +201,29 @@ impl PartialEq for Posix {
 }
 
 /// C's `atoi`: leading blanks, a sign, digits; 0 when none.
-fn atoi(text: &str) -> i64 {
+pub(super) fn atoi(text: &str) -> i64 {
     super::ruby_cli::to_i(&text.replace('_', " "))
 }
 
-fn nonneg_int(text: &str) -> Option<u64> {
+pub(super) fn nonneg_int(text: &str) -> Option<u64> {
     (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
 }
 
 /// Parse `check_http`'s arguments.
 pub fn parse(argv: &[String]) -> Parsed<Args> {
-    match parse_given(argv) {
+    parse_as(argv, Flavor::Http)
+}
+
+/// Parse the arguments of `check_http` or `check_curl`.
+pub fn parse_as(argv: &[String], flavor: Flavor) -> Parsed<Args> {
+    match parse_given(argv, flavor) {
         Ok(args) => Parsed::Run(args),
         Err(why) => Parsed::Unsupported(why),
     }
 }
 
-fn parse_given(argv: &[String]) -> Result<Args, String> {
+fn parse_given(argv: &[String], flavor: Flavor) -> Result<Args, String> {
+    let curl = flavor == Flavor::Curl;
     // check_http's own aliases of the older option names.
     let argv: Vec<String> = argv
         .iter()
@@ -156,13 +233,15 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
                 "-hn" => "-H",
                 "-wt" => "-w",
                 "-ct" => "-c",
+                "-nohtml" if curl => "-n",
                 other => other,
             }
             .to_string()
         })
         .collect();
-    let given = options::parse(OPTIONS, &argv)?;
-    if let Some((_, flag)) = NOT_NATIVE.iter().find(|(key, _)| given.has(key)) {
+    let given = options::parse(if curl { CURL_OPTIONS } else { OPTIONS }, &argv)?;
+    let not_native = if curl { CURL_NOT_NATIVE } else { &[] };
+    if let Some((_, flag)) = NOT_NATIVE.iter().chain(not_native).find(|(key, _)| given.has(key)) {
         return Err(format!("option {flag} is not supported natively"));
     }
     let ssl = given.has("ssl");
@@ -191,7 +270,8 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
             if !specified_port {
                 // `-S` sets the port to 443 or not depending on whether it comes before or
                 // after `-H host:port`.
-                if ssl {
+                // (check_curl takes the port of `host:port` either way.)
+                if ssl && !curl {
                     return Err(format!("-S with -H {host} and no -p is not run natively"));
                 }
                 port = virtual_port;
@@ -261,6 +341,9 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         Some(m) => (atoi(m), 0),
         None => (0, 0),
     };
+    if curl {
+        super::check_curl::refuse_regexes(&given)?;
+    }
     let (pattern, icase) = match (given.get("regex").or(given.get("ereg")), given.get("eregi")) {
         (_, Some(p)) => (Some(p), true),
         (Some(p), None) => (Some(p), false),
@@ -282,7 +365,8 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         )),
         None => None,
     };
-    let post = given.get("post").map(str::to_string);
+    // check_curl keeps the first -P (check_http here, the last).
+    let post = if curl { given.all("post").first().map(String::as_str) } else { given.get("post") }.map(str::to_string);
     let method = match given.get("method") {
         Some(m) if m.contains(':') => return Err("CONNECT proxy methods are not supported natively".into()),
         Some(m) => m.to_string(),
@@ -297,7 +381,7 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
             Some(last.is_some_and(|w| w.contains('4')))
         }
     };
-    Ok(Args {
+    let args = Args {
         address,
         host_name,
         port,
@@ -305,9 +389,13 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         ssl,
         url: given.or("url", "/").to_string(),
         method,
-        user_agent: given
-            .get("useragent")
-            .map_or_else(|| "check_http/v2.3.3 (monitoring-plugins 2.3.3)".to_string(), str::to_string),
+        user_agent: given.get("useragent").map_or_else(
+            || {
+                if curl { super::check_curl::USER_AGENT } else { "check_http/v2.3.3 (monitoring-plugins 2.3.3)" }
+                    .to_string()
+            },
+            str::to_string,
+        ),
         headers: given.all("header").to_vec(),
         authorization: given.get("authorization").map(str::to_string),
         post,
@@ -324,8 +412,13 @@ fn parse_given(argv: &[String]) -> Result<Args, String> {
         critical,
         timeout,
         ipv4,
-        sni: given.has("sni"),
-    })
+        sni: curl || given.has("sni"),
+        flavor,
+    };
+    if curl {
+        super::check_curl::refuse(&args)?;
+    }
+    Ok(args)
 }
 
 /// The request, byte for byte as the plugin writes it.
@@ -365,6 +458,9 @@ fn request(args: &Args) -> Vec<u8> {
 
 /// What the run printed and its exit status.
 pub async fn run(args: &Args) -> (String, i32) {
+    if args.flavor == Flavor::Curl {
+        return super::check_curl::run(args).await;
+    }
     let started = Instant::now();
     match tokio::time::timeout(Duration::from_secs(args.timeout), exchange(args, started)).await {
         Ok(done) => done,
@@ -441,7 +537,7 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, args: &Args) -> 
     Ok(page)
 }
 
-fn state_text(state: i32) -> &'static str {
+pub(super) fn state_text(state: i32) -> &'static str {
     match state {
         0 => "OK",
         1 => "WARNING",
@@ -451,7 +547,7 @@ fn state_text(state: i32) -> &'static str {
 }
 
 /// `max_state_alt`: the worse state, UNKNOWN ranking between WARNING and CRITICAL.
-fn worse(a: i32, b: i32) -> i32 {
+pub(super) fn worse(a: i32, b: i32) -> i32 {
     let rank = |s: i32| match s {
         0 => 0,
         1 => 1,
@@ -462,7 +558,7 @@ fn worse(a: i32, b: i32) -> i32 {
 }
 
 /// A search string as the plugin shows it: 26 bytes and `...` when it has 30 or more.
-fn shown(search: &str) -> String {
+pub(super) fn shown(search: &str) -> String {
     if search.len() >= 30 {
         format!("{}...", String::from_utf8_lossy(&search.as_bytes()[..26]))
     } else {
@@ -497,7 +593,7 @@ fn unchunk(body: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Whether `needle` occurs in `haystack` (`strstr`).
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
@@ -625,24 +721,36 @@ fn judge(args: &Args, raw: &[u8], elapsed: f64) -> (String, i32) {
     // Cut off the trailing ", " or " - ".
     let cut = if msg.as_bytes().get(msg.len().wrapping_sub(2)) == Some(&b',') { 2 } else { 3 };
     msg.truncate(msg.len().saturating_sub(cut));
+    msg.push_str(&format!(
+        " - {page_len} bytes in {elapsed:.3} second response time |{}",
+        perfdata(args, elapsed, page_len)
+    ));
+    result = worse(timed_state(args, elapsed), result);
+    (format!("HTTP {}: {msg}\n", state_text(result)), result)
+}
+
+/// The plugin's perfdata: `time=…s;warn;crit;0.000000;timeout size=…B;min;0;0;`.
+pub(super) fn perfdata(args: &Args, elapsed: f64, page_len: i64) -> String {
     let threshold = |t: Option<f64>| t.map(|t| format!("{t:.6}")).unwrap_or_default();
     let size_min = if args.min_page > 0 { args.min_page.to_string() } else { String::new() };
     let size_crit = if args.min_page > 0 { "0" } else { "" };
-    msg.push_str(&format!(
-        " - {page_len} bytes in {elapsed:.3} second response time |time={elapsed:.6}s;{};{};0.000000;{:.6} size={page_len}B;{size_min};{size_crit};0;",
+    format!(
+        "time={elapsed:.6}s;{};{};0.000000;{:.6} size={page_len}B;{size_min};{size_crit};0;",
         threshold(args.warning),
         threshold(args.critical),
         args.timeout as f64
-    ));
-    let timed = if args.critical.is_some_and(|c| elapsed > c) {
+    )
+}
+
+/// The state `-w` and `-c` give the response time.
+pub(super) fn timed_state(args: &Args, elapsed: f64) -> i32 {
+    if args.critical.is_some_and(|c| elapsed > c) {
         2
     } else if args.warning.is_some_and(|w| elapsed > w) {
         1
     } else {
         0
-    };
-    result = worse(timed, result);
-    (format!("HTTP {}: {msg}\n", state_text(result)), result)
+    }
 }
 
 #[cfg(test)]

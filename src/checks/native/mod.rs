@@ -8,6 +8,7 @@
 //! * [`check_tcp`]: monitoring-plugins' `check_tcp`;
 //! * [`check_dns`]: monitoring-plugins' `check_dns` (nslookup's lookups, read as the plugin reads them);
 //! * [`check_http`]: monitoring-plugins' `check_http`;
+//! * [`check_curl`]: monitoring-plugins' `check_curl` (`check_http`'s options, through libcurl);
 //! * [`check_ports`]: sensu-plugins-network-checks' `check-ports.rb` (`check-port.rb`);
 //! * [`check_http_rb`]: sensu-plugins-http's `check-http.rb`;
 //! * [`check_https_cert`]: sensu-plugins-http's `check-https-cert.rb`;
@@ -22,6 +23,7 @@
 //! A plugin given an option the native path does not run is [`Recognized::Unsupported`]:
 //! the executor forks the real plugin if it is installed, else answers UNKNOWN saying why.
 
+pub mod check_curl;
 pub mod check_dns;
 pub mod check_dns_rb;
 pub mod check_http;
@@ -83,6 +85,8 @@ pub enum Native {
     CheckHttp(Box<check_http::Args>),
     /// `check_dns`.
     CheckDns(Box<check_dns::Args>),
+    /// `check_curl` (the same arguments, [`check_http::Flavor::Curl`]).
+    CheckCurl(Box<check_http::Args>),
     /// `check-ports.rb`, or `check-port.rb` (the name it was called by).
     CheckPorts(&'static str, check_ports::Args),
     /// `check-http.rb`.
@@ -108,6 +112,7 @@ impl Native {
             Self::CheckTcp(_) => "check_tcp",
             Self::CheckHttp(_) => "check_http",
             Self::CheckDns(_) => "check_dns",
+            Self::CheckCurl(_) => "check_curl",
             Self::CheckPorts(name, _) => name,
             Self::CheckHttpRb(_) => "check-http.rb",
             Self::CheckHttpsCert(_) => "check-https-cert.rb",
@@ -125,6 +130,7 @@ impl Native {
             Self::CheckTcp(args) => check_tcp::run(args).await,
             Self::CheckHttp(args) => check_http::run(args).await,
             Self::CheckDns(args) => check_dns::run(args).await,
+            Self::CheckCurl(args) => check_http::run(args).await,
             Self::CheckPorts(_, args) => check_ports::run(args).await,
             Self::CheckHttpRb(args) => check_http_rb::run(args).await,
             Self::CheckHttpsCert(args) => check_https_cert::run(args).await,
@@ -146,6 +152,7 @@ pub fn recognize(command: &str) -> Option<Recognized> {
         "check_tcp" => ("check_tcp", check_tcp::parse(args).map(Native::CheckTcp)),
         "check_http" => ("check_http", check_http::parse(args).map(|a| Native::CheckHttp(Box::new(a)))),
         "check_dns" => ("check_dns", check_dns::parse(args).map(|a| Native::CheckDns(Box::new(a)))),
+        "check_curl" => ("check_curl", check_curl::parse(args).map(|a| Native::CheckCurl(Box::new(a)))),
         "check-ports.rb" => {
             ("check-ports.rb", check_ports::parse(args).map(|a| Native::CheckPorts("check-ports.rb", a)))
         }
