@@ -312,3 +312,22 @@ fn a_configured_socket_has_its_defaults_in_tokens_and_stdin() {
     assert_eq!(event["client"]["socket"], serde_json::json!({"port": 4030, "bind": "127.0.0.1"}));
     assert!(event["client"].get("http_socket").is_none(), "an unconfigured socket stays absent");
 }
+
+#[test]
+fn a_command_output_beyond_the_output_limit_is_cut_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "big.json", r#"{"command":"head -c 300 /dev/zero | tr '\\0' x; echo; exit 1"}"#);
+    let out = concierge(dir.path()).env("CONCIERGE_OUTPUT_LIMIT", "100").args(["check", "big.json"]).output().unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!("{}\n[concierge: output truncated: 100 of 301 bytes kept; CONCIERGE_OUTPUT_LIMIT]", "x".repeat(100))
+    );
+    assert_eq!(out.status.code(), Some(1), "the status survives the cut");
+    // The default keeps it whole.
+    let out = concierge(dir.path()).args(["check", "big.json"]).output().unwrap();
+    assert_eq!(stdout(&out), format!("{}\n", "x".repeat(300)));
+    // A limit that is not a byte count is a configuration error, named.
+    let out = concierge(dir.path()).env("CONCIERGE_OUTPUT_LIMIT", "lots").args(["check", "big.json"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("CONCIERGE_OUTPUT_LIMIT"), "{}", stderr(&out));
+}

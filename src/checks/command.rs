@@ -3,8 +3,10 @@
 //!
 //! * `sh -c COMMAND`, the child leading its own process group;
 //! * stdout and stderr share one pipe, so the output interleaves exactly as written;
-//! * the output is captured raw: not trimmed, not truncated (up to a memory cap far
-//!   above anything a check prints, see [`MAX_OUTPUT_BYTES`]);
+//! * the output is captured raw, not trimmed; beyond [`Spawn::output_limit`] bytes (2 MiB
+//!   by default, `concierge.output_limit`) the rest is read and dropped and the output ends
+//!   with a line saying so (sensu-spawn keeps everything, which lets one runaway check take
+//!   the client's memory);
 //! * with `stdin` data, a pipe receives it and is closed; otherwise stdin is
 //!   `/dev/null` (sensu-client inherits its own stdin, which is `/dev/null` for a
 //!   daemon; a terminal would let a check steal keystrokes from `concierge check`);
@@ -26,9 +28,10 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Output kept per execution. Sensu keeps everything; we keep this much and drain the
-/// rest so a runaway check cannot exhaust memory, and say so at the end of the output.
-pub const MAX_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
+/// Output kept per execution unless configured otherwise (`concierge.output_limit`).
+/// Sensu keeps everything; we keep this much and drain the rest so a runaway check cannot
+/// exhaust memory, and say so at the end of the output.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Exact output of a timed-out execution (sensu-spawn).
 pub const TIMED_OUT_OUTPUT: &str = "Execution timed out";
@@ -37,7 +40,7 @@ pub const TIMED_OUT_OUTPUT: &str = "Execution timed out";
 pub const TERM_GRACE: Duration = Duration::from_secs(3);
 
 /// What to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Spawn {
     /// The shell command line.
     pub command: String,
@@ -47,6 +50,14 @@ pub struct Spawn {
     pub stdin: Option<Vec<u8>>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Bytes of output kept; the rest is drained and counted.
+    pub output_limit: usize,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Self { command: String::new(), timeout: None, stdin: None, env: Vec::new(), output_limit: DEFAULT_OUTPUT_LIMIT }
+    }
 }
 
 /// What came back: the raw output (converted lossily to UTF-8) and the status.
@@ -97,7 +108,7 @@ async fn run_inner(spawn: Spawn) -> std::io::Result<Outcome> {
     let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
     let mut output = Vec::new();
     let work = async {
-        read_capped(&mut pipe, &mut output).await?;
+        read_capped(&mut pipe, &mut output, spawn.output_limit).await?;
         child.wait().await
     };
     let finished = match spawn.timeout {
@@ -108,13 +119,17 @@ async fn run_inner(spawn: Spawn) -> std::io::Result<Outcome> {
         Some(status) => {
             let status = status?;
             let code = status.code().or_else(|| status.signal()).unwrap_or(3);
-            Ok(Outcome { output: String::from_utf8_lossy(&output).into_owned(), status: code })
+            Ok(Outcome { output: text(output), status: code })
         }
         None => Ok(kill_group(&mut child, pid).await),
     }
 }
 
-async fn read_capped(pipe: &mut tokio::net::unix::pipe::Receiver, output: &mut Vec<u8>) -> std::io::Result<()> {
+async fn read_capped(
+    pipe: &mut tokio::net::unix::pipe::Receiver,
+    output: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<()> {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut dropped = 0usize;
     loop {
@@ -122,14 +137,25 @@ async fn read_capped(pipe: &mut tokio::net::unix::pipe::Receiver, output: &mut V
         if n == 0 {
             break;
         }
-        let room = MAX_OUTPUT_BYTES.saturating_sub(output.len());
+        let room = limit.saturating_sub(output.len());
         output.extend_from_slice(&chunk[..n.min(room)]);
         dropped += n.saturating_sub(room);
     }
     if dropped > 0 {
-        output.extend_from_slice(format!("\n[concierge: {dropped} bytes of output dropped]").as_bytes());
+        let marker = format!(
+            "\n[concierge: output truncated: {} of {} bytes kept; CONCIERGE_OUTPUT_LIMIT]",
+            output.len(),
+            output.len() + dropped
+        );
+        output.reserve_exact(marker.len());
+        output.extend_from_slice(marker.as_bytes());
     }
     Ok(())
+}
+
+/// The output as text: as it is when it is UTF-8 (no copy), else lossily converted.
+fn text(output: Vec<u8>) -> String {
+    String::from_utf8(output).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 async fn kill_group(child: &mut tokio::process::Child, pid: Option<Pid>) -> Outcome {
@@ -166,6 +192,24 @@ mod tests {
         let unknown = run(cmd("concierge-no-such-command")).await;
         assert!(unknown.output.contains("not found"), "{unknown:?}");
         assert_eq!(unknown.status, 127);
+    }
+
+    #[tokio::test]
+    async fn output_beyond_the_limit_is_dropped_and_said_so() {
+        let script = "head -c 5000 /dev/zero | tr '\\0' 'x'; echo tail";
+        let out = run(Spawn { output_limit: 1000, ..cmd(script) }).await;
+        assert_eq!(out.status, 0);
+        assert_eq!(
+            out.output,
+            format!(
+                "{}\n[concierge: output truncated: 1000 of 5005 bytes kept; CONCIERGE_OUTPUT_LIMIT]",
+                "x".repeat(1000)
+            )
+        );
+        // At the limit exactly: nothing said.
+        let out = run(Spawn { output_limit: 5005, ..cmd(script) }).await;
+        assert_eq!(out.output.len(), 5005);
+        assert!(out.output.ends_with("xtail\n"));
     }
 
     #[tokio::test]

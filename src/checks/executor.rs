@@ -41,6 +41,8 @@ pub struct ExecutorSettings {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Run known plugin command lines in-process ([`super::native`]).
     pub native_plugins: bool,
+    /// Bytes of a command's output kept ([`command::Spawn::output_limit`]).
+    pub output_limit: usize,
 }
 
 /// A finished check: its result payload, built once, and what its built-in asks to publish
@@ -76,6 +78,7 @@ struct Config {
     env: Vec<(String, String)>,
     builtins: HashMap<&'static str, Arc<dyn Builtin>>,
     native_plugins: bool,
+    output_limit: usize,
 }
 
 impl Config {
@@ -93,6 +96,7 @@ impl Config {
             env: settings.env,
             builtins: settings.builtins.into_iter().map(|b| (b.name(), b)).collect(),
             native_plugins: settings.native_plugins,
+            output_limit: settings.output_limit,
         }
     }
 }
@@ -437,7 +441,8 @@ impl Executor {
         timeout: Option<Duration>,
         stdin: Option<Vec<u8>>,
     ) -> command::Outcome {
-        command::run(Spawn { command, timeout, stdin, env: config.env.clone() }).await
+        command::run(Spawn { command, timeout, stdin, env: config.env.clone(), output_limit: config.output_limit })
+            .await
     }
 
     async fn run_hook(&self, config: &Config, check: &mut Object) {

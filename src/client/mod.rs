@@ -42,5 +42,6 @@ pub fn executor_settings(
         builtins: crate::checks::builtins(),
         telemetry: telemetry.clone(),
         native_plugins: settings.concierge.native_plugins,
+        output_limit: settings.concierge.output_limit,
     }
 }

@@ -329,7 +329,14 @@ pub const VARIABLES: &[EnvVar] = &[
         target: Target::Path(&["concierge", "native_plugins"]),
         kind: Kind::Bool,
         default: "`true`",
-        help: "Run known plugin command lines (`check_tcp`) in-process, with the plugin's options, output and status; `false` forks them as sensu-client does. A check's `\"native\": false` opts it out.",
+        help: "Run known plugin command lines (`check-http.rb`, `check_http`, `check_dns`…, see \"Plugin command lines, run natively\") in-process, with the plugin's options, output and status; `false` forks them as sensu-client does. A check's `\"native\": false` opts it out.",
+    },
+    EnvVar {
+        name: "CONCIERGE_OUTPUT_LIMIT",
+        target: Target::Path(&["concierge", "output_limit"]),
+        kind: Kind::Int,
+        default: "`2097152`",
+        help: "Bytes of a command check's (or hook's) output kept; the rest is dropped and the output ends with `[concierge: output truncated: N of M bytes kept; CONCIERGE_OUTPUT_LIMIT]`. The default keeps 12 runaway commands at once near 100 MB.",
     },
     EnvVar {
         name: "CONCIERGE_SERVICE_NAME",

@@ -143,6 +143,10 @@ pub struct ConciergeSettings {
     /// Run known plugin command lines in-process (`check_tcp`…). Default true; a check's
     /// `"native": false` opts it out.
     pub native_plugins: bool,
+    /// Bytes of a command's output kept (checks and hooks); the rest is read and dropped, and
+    /// the output says so at its end. Default 2 MiB: with the default 12 commands at once,
+    /// runaway outputs cannot hold more than about 100 MB (see the README's "Memory").
+    pub output_limit: usize,
 }
 
 impl Default for ConciergeSettings {
@@ -163,6 +167,7 @@ impl Default for ConciergeSettings {
             emf_interval: 60.0,
             service_name: "concierge".into(),
             native_plugins: true,
+            output_limit: crate::checks::command::DEFAULT_OUTPUT_LIMIT,
         }
     }
 }
