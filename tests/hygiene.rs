@@ -35,7 +35,7 @@ async fn no_leaked_descriptors_zombies_or_grandchildren() {
         };
         let timeout = (i % 4 != 0 && i % 4 != 3).then_some(Duration::from_millis(300));
         let stdin = (i % 4 == 3).then(|| b"data".to_vec());
-        tasks.push(tokio::spawn(run(Spawn { command, timeout, stdin, env: vec![] })));
+        tasks.push(tokio::spawn(run(Spawn { command, timeout, stdin, env: vec![], ..Spawn::default() })));
     }
     for (i, task) in tasks.into_iter().enumerate() {
         let outcome = task.await.unwrap();
