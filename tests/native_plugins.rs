@@ -418,6 +418,8 @@ async fn check_dns_without_a_server_reads_the_resolver_configuration_as_nslookup
         (search, "-H mail.test.concierge."),
         ("# a comment\nnameserver 127.0.0.78\nnameserver 127.0.0.77\n", "-H www.test.concierge"),
         ("nameserver 127.0.0.80\ndomain test.concierge\n", "-H www -A"),
+        // The relay offers no recursion and another server is left: nslookup asks that one.
+        ("nameserver 127.0.0.80\nnameserver 127.0.0.77\noptions edns0 trust-ad\n", "-H www.test.concierge -A"),
         ("nameserver 127.0.0.77\nsearch test.concierge\noptions ndots:3\n", "-H www.test"),
         ("nameserver 127.0.0.77\nsearch example.org test.concierge\n", "-H mail"),
     ];

@@ -60,6 +60,9 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
     let stranger = TestCa::new("stranger");
     let stranger_pem = std::fs::read_to_string(stranger.write_pem(dir.path().join("stranger.pem"))).unwrap();
     broken.chain_pem.push_str(&stranger_pem);
+    // A chain whose root nobody here trusts (only -k gets through).
+    let untrusted_cert = stranger.issue(CertKind::WithIntermediate);
+    let untrusted = TestServer::https(&untrusted_cert).await;
     let broken_chain = TestServer::https(&broken).await;
     let (ch, bc) = (chained.port(), broken_chain.port());
     let ca_file = ca.write_pem(dir.path().join("ca.pem"));
@@ -218,6 +221,12 @@ async fn sensu_plugin_command_lines_say_what_the_plugins_say() {
             1,
         ),
         case(http(&format!("-u {} -e 90", url("/ok"))), "CheckHttp OK: 200, 15 bytes", 0),
+        // -k with a chain that does not end in a trusted root: OpenSSL's walk stops at its top.
+        case(
+            http(&format!("-u https://localhost:{}/ok -k -e 90", untrusted.port())),
+            format!("CheckHttp WARNING: Certificate will expire {}", utc(untrusted_cert.chain_not_after)),
+            1,
+        ),
         case(
             http(&format!("-u https://localhost:{s}/ok -C {ca_file} -e 90 -B 3")),
             "CheckHttp CRITICAL: Response was 15 bytes instead of 3",

@@ -23,7 +23,7 @@ pub const SAFE_MODE_OUTPUT: &str = "Check is not locally defined (safe mode)";
 pub const UNMATCHED_TOKENS_PREFIX: &str = "Unmatched client token(s): ";
 
 /// What the executor needs from the settings.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ExecutorSettings {
     /// The whole, unredacted `client` scope (token values, stdin payloads).
     pub client: Object,
@@ -43,6 +43,22 @@ pub struct ExecutorSettings {
     pub native_plugins: bool,
     /// Bytes of a command's output kept ([`command::Spawn::output_limit`]).
     pub output_limit: usize,
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        Self {
+            client: Default::default(),
+            local_checks: Default::default(),
+            spawn_limit: Default::default(),
+            builtin_limit: Default::default(),
+            env: Default::default(),
+            builtins: Default::default(),
+            telemetry: Default::default(),
+            native_plugins: Default::default(),
+            output_limit: command::DEFAULT_OUTPUT_LIMIT,
+        }
+    }
 }
 
 /// A finished check: its result payload, built once, and what its built-in asks to publish

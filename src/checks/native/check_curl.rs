@@ -376,12 +376,16 @@ impl<S: AsyncRead + Unpin> Reader<S> {
     /// The next line, with its line end; `None` at the end of the stream (a partial line is
     /// dropped, as curl drops it).
     async fn line(&mut self, args: &Args) -> Result<Option<Vec<u8>>, Failed> {
+        // Only what arrived since the last look is searched again (a long line stays linear).
+        let mut searched = self.at;
         loop {
-            if let Some(end) = self.buf[self.at..].iter().position(|&b| b == b'\n') {
-                let line = self.buf[self.at..self.at + end + 1].to_vec();
-                self.at += end + 1;
+            if let Some(end) = self.buf[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + end;
+                let line = self.buf[self.at..=end].to_vec();
+                self.at = end + 1;
                 return Ok(Some(line));
             }
+            searched = self.buf.len();
             if !self.fill(args).await? {
                 return Ok(None);
             }
@@ -501,7 +505,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 return Ok(response);
             }
-            if response.body.len() + size > MAX_RESPONSE {
+            if size > MAX_RESPONSE.saturating_sub(response.body.len()) {
                 return Err(format!("HTTP CRITICAL - response larger than {MAX_RESPONSE} bytes (Concierge's limit)\n"));
             }
             let data = reader.take(size, args, progress).await?;

@@ -97,11 +97,18 @@ impl ResolvConf {
                     }
                 }
                 Some("domain") => conf.search = words.next().map(|d| vec![d.to_string()]).unwrap_or_default(),
-                Some("search") => conf.search = words.map(str::to_string).collect(),
+                Some("search") => {
+                    conf.search = words.take_while(|w| !w.starts_with(['#', ';'])).map(str::to_string).collect();
+                    if conf.search.len() > 6 {
+                        return Err(format!("more than 6 search domains in {RESOLV_CONF} are not supported natively"));
+                    }
+                }
                 Some("options") => {
                     for option in words {
                         match option.strip_prefix("ndots:").map(str::parse::<usize>) {
                             Some(Ok(n)) => conf.ndots = n.min(255),
+                            // What nslookup's lookups and lines do not depend on.
+                            None if matches!(option, "edns0" | "trust-ad") => {}
                             _ => return Err(format!("option {option} in {RESOLV_CONF} is not supported natively")),
                         }
                     }
@@ -115,7 +122,7 @@ impl ResolvConf {
 
 /// C's `atoi`.
 fn atoi(text: &str) -> i64 {
-    super::ruby_cli::to_i(text)
+    super::check_http::atoi(text)
 }
 
 /// Parse `check_dns`'s arguments.
@@ -238,29 +245,47 @@ pub struct Lookup {
 /// writes when none does.
 async fn ask(servers: &[IpAddr], name: &Name, record_type: RecordType) -> Result<(IpAddr, Message), Vec<String>> {
     let mut errors = Vec::new();
+    // An answer nslookup does not settle for while another server is left (SERVFAIL, or no
+    // recursion available): the next server is asked, and this one stands if none does better.
+    let mut fallback = None;
     for _ in 0..TRIES {
-        for ip in servers {
+        for (i, ip) in servers.iter().enumerate() {
             let server = SocketAddr::new(*ip, 53);
-            match exchange(server, name, record_type, TRY_TIMEOUT).await {
-                Ok(message) if message.metadata.truncation => match tcp_exchange(server, name, record_type).await {
-                    Some(message) => return Ok((*ip, message)),
-                    None => errors.push(format!(";; communications error to {}: end of file", port_text(server))),
-                },
+            let answer = match exchange(server, name, record_type, TRY_TIMEOUT).await {
+                Ok(message) if message.metadata.truncation => tcp_exchange(server, name, record_type).await.ok_or(()),
+                Ok(message) => Ok(message),
+                Err(failure) => {
+                    errors.push(exchange_error(server, failure));
+                    continue;
+                }
+            };
+            match answer {
+                Err(()) => errors.push(format!(";; communications error to {}: end of file", port_text(server))),
+                Ok(message)
+                    if i + 1 < servers.len()
+                        && (message.metadata.response_code == ResponseCode::ServFail
+                            || !message.metadata.recursion_available) =>
+                {
+                    fallback = Some((*ip, message));
+                }
                 Ok(message) => return Ok((*ip, message)),
-                Err(Exchange::Refused) => {
-                    errors.push(format!(";; communications error to {}: connection refused", port_text(server)))
-                }
-                Err(Exchange::TimedOut) => {
-                    errors.push(format!(";; communications error to {}: timed out", port_text(server)))
-                }
-                Err(Exchange::Failed(why)) => {
-                    errors.push(format!(";; communications error to {}: {why}", port_text(server)))
-                }
             }
+        }
+        if let Some(answer) = fallback.take() {
+            return Ok(answer);
         }
     }
     errors.push(";; no servers could be reached".into());
     Err(errors)
+}
+
+/// How nslookup reports a try that got no answer.
+fn exchange_error(server: SocketAddr, failure: Exchange) -> String {
+    match failure {
+        Exchange::Refused => format!(";; communications error to {}: connection refused", port_text(server)),
+        Exchange::TimedOut => format!(";; communications error to {}: timed out", port_text(server)),
+        Exchange::Failed(why) => format!(";; communications error to {}: {why}", port_text(server)),
+    }
 }
 
 /// `127.0.0.1#53`, as BIND prints a server.
@@ -292,7 +317,7 @@ async fn tcp_exchange(server: SocketAddr, name: &Name, record_type: RecordType) 
 
 /// A name as nslookup prints it: no final dot.
 fn shown(name: &Name) -> String {
-    let text = name.to_string();
+    let text = name.to_ascii();
     text.strip_suffix('.').map(str::to_string).unwrap_or(text)
 }
 
@@ -319,8 +344,8 @@ fn record_lines(record: &Record, out: &mut Vec<String>) {
     match &record.data {
         RData::A(a) => out.extend([format!("Name:\t{owner}"), format!("Address: {a}")]),
         RData::AAAA(a) => out.extend([format!("Name:\t{owner}"), format!("Address: {a}")]),
-        RData::CNAME(target) => out.push(format!("{owner}\tcanonical name = {}", target.0)),
-        RData::PTR(target) => out.push(format!("{owner}\tname = {}", target.0)),
+        RData::CNAME(target) => out.push(format!("{owner}\tcanonical name = {}", target.0.to_ascii())),
+        RData::PTR(target) => out.push(format!("{owner}\tname = {}", target.0.to_ascii())),
         other => out.push(format!("{owner}\t{} = {other}", record.record_type().to_string().to_ascii_lowercase())),
     }
 }
@@ -561,11 +586,13 @@ fn ip2long(text: &str) -> u64 {
         while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
         }
+        // `%3lu`: a sign counts in the field's three characters.
+        let field = at;
         if bytes.get(at) == Some(&b'+') {
             at += 1;
         }
         let start = at;
-        while at < start + 3 && bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        while at < field + 3 && bytes.get(at).is_some_and(u8::is_ascii_digit) {
             at += 1;
         }
         if at == start {

@@ -400,25 +400,41 @@ async fn expiring(args: &Args, presented: &[rustls::pki_types::CertificateDer<'_
     fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
         X509Certificate::from_der(der).ok().map(|(_, cert)| cert)
     }
-    let warn_date = (chrono::Utc::now().timestamp() as i128).saturating_add(i128::from(days) * 86_400);
+    let now = chrono::Utc::now().timestamp();
+    let warn_date = (now as i128).saturating_add(i128::from(days) * 86_400);
+    let valid_now = |cert: &X509Certificate<'_>| {
+        cert.validity().not_before.timestamp() <= now && now <= cert.validity().not_after.timestamp()
+    };
+    // The chain as OpenSSL builds it, leaf first: each issuer looked up in the store first, a
+    // certificate valid now over one that is not; whether it ends in the store (trusted).
+    let mut chain = Vec::new();
+    let mut trusted = false;
     let mut current = presented.first().and_then(|der| parse(der))?;
     for _ in 0..10 {
-        let not_after = current.validity().not_after.timestamp();
-        if i128::from(not_after) <= warn_date {
-            return Some(not_after);
-        }
+        chain.push(current.validity().not_after.timestamp());
         if current.subject().as_raw() == current.issuer().as_raw() {
-            return None;
+            break;
         }
         let issuer = current.issuer().as_raw().to_vec();
-        current = presented
-            .iter()
-            .skip(1)
-            .chain(store.iter())
-            .filter_map(|der| parse(der))
-            .find(|cert| cert.subject().as_raw() == issuer.as_slice())?;
+        let in_store =
+            || store.iter().filter_map(|der| parse(der)).filter(|c| c.subject().as_raw() == issuer.as_slice());
+        let sent = || {
+            presented.iter().skip(1).filter_map(|der| parse(der)).filter(|c| c.subject().as_raw() == issuer.as_slice())
+        };
+        if let Some(anchor) = in_store().find(valid_now).or_else(|| in_store().next()) {
+            chain.push(anchor.validity().not_after.timestamp());
+            trusted = true;
+            break;
+        }
+        match sent().find(valid_now).or_else(|| sent().next()) {
+            Some(next) => current = next,
+            None => break,
+        }
     }
-    None
+    // The callback sees the chain from the top down and keeps the last certificate ending by
+    // the date; an untrusted chain (only with -k) stops the walk at its top certificate.
+    let seen = if trusted { &chain[..] } else { &chain[chain.len() - 1..] };
+    seen.iter().copied().find(|&not_after| i128::from(not_after) <= warn_date)
 }
 
 /// A TLS client trusting only the certificates of the PEM file `ca`.
