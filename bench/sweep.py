@@ -1,0 +1,144 @@
+"""The whole load range, against the floors, at controlled rates.
+
+For each offered rate (1,000/s, 3,000/s, 5,000/s and flat out), interleaved and repeated,
+the native load generator (examples/loadgen.rs, playing sensu-server) drives through the
+private broker:
+  (a) Concierge running the built-in HTTP check against local nginx;
+  (b) the floors at the same rate: examples/amqp_echo.rs (the least a lapin client does per
+      request) and a bare connect/GET/close to the same nginx (loadgen get);
+  (c) Concierge without a check (the AMQP path only: an unknown extension, status 3);
+  (d) prometheus-blackbox-exporter probing the same target through /probe at that rate.
+Prints per rate: Concierge CPU µs per check, the floor (echo + bare GET), their ratio,
+blackbox µs per probe and its ratio, latency p50/p99 publish → result, and whether the
+offered rate was achieved. Medians over the rounds.
+
+Usage: bench/run sweep [ROUNDS] [SECONDS_PER_RUN]"""
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import lib
+
+LOADGEN = os.path.join(lib.ROOT, "target", "dist", "examples", "loadgen")
+RATES = (1000, 3000, 5000, 0)
+
+
+def loadgen(*args):
+    out = subprocess.run([LOADGEN, *map(str, args)], check=True, capture_output=True, text=True, timeout=600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def count(rate, seconds):
+    return int(rate * seconds) if rate else 20000
+
+
+def through_amqp(broker, nginx, variant, rate, seconds):
+    rr = lib.unique("roundrobin:sweep")
+    if variant == "echo":
+        proc = subprocess.Popen([lib.AMQP_ECHO, broker.url, rr, "512"], stdout=subprocess.DEVNULL)
+    else:
+        proc = lib.start_client(broker.url, lib.unique("sweep"), [rr])
+    try:
+        lib.wait_consumers(broker.url, rr, 1)
+        kind = "http" if variant == "concierge" else "none"
+        n = count(rate, seconds)
+        cpu0, ng0 = lib.cpu_seconds(proc.pid), lib.cpu_seconds(nginx.proc.pid)
+        r = loadgen("amqp", broker.url, rr, kind, nginx.url, rate, n)
+        time.sleep(0.2)
+        r["cpu_us"] = (lib.cpu_seconds(proc.pid) - cpu0) / max(1, r["received"]) * 1e6
+        r["nginx_us"] = (lib.cpu_seconds(nginx.proc.pid) - ng0) / max(1, r["received"]) * 1e6
+        r["n"] = n
+        return r
+    finally:
+        lib.stop(proc)
+
+
+def bare_get(nginx, rate, seconds):
+    n = count(rate, seconds)
+    r = loadgen("get", nginx.url, rate, n)
+    r["cpu_us"] = r["self_cpu_s"] / max(1, r["received"]) * 1e6
+    r["n"] = n
+    return r
+
+
+class Blackbox:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="concierge-bench-bb-")
+        conf = os.path.join(self.dir, "blackbox.yml")
+        with open(conf, "w") as f:
+            f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.proc = subprocess.Popen(["/usr/bin/prometheus-blackbox-exporter", "--config.file=" + conf,
+                                      "--web.listen-address=127.0.0.1:%d" % self.port],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def probe(self, nginx, rate, seconds):
+        url = "http://127.0.0.1:%d/probe?module=http_2xx&target=%s" % (self.port, nginx.url)
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(url, timeout=2).read()
+                break
+            except Exception:
+                time.sleep(0.1)
+        n = count(rate, seconds) if rate else 5000
+        cpu0 = lib.cpu_seconds(self.proc.pid)
+        r = loadgen("get", url, rate, n, 64)
+        r["cpu_us"] = (lib.cpu_seconds(self.proc.pid) - cpu0) / max(1, r["received"]) * 1e6
+        r["n"] = n
+        return r
+
+    def close(self):
+        lib.stop(self.proc)
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 3
+    broker, nginx, blackbox = lib.Broker(), lib.Nginx(), Blackbox()
+    samples = {}
+    try:
+        for r in range(rounds):
+            for rate in RATES:
+                for variant in ("concierge", "echo", "get", "no-check", "blackbox"):
+                    if variant == "get":
+                        s = bare_get(nginx, rate, seconds)
+                    elif variant == "blackbox":
+                        s = blackbox.probe(nginx, rate, seconds)
+                    else:
+                        s = through_amqp(broker, nginx, variant, rate, seconds)
+                    samples.setdefault((rate, variant), []).append(s)
+                    print("round %d rate %s %s: %s" % (r + 1, rate or "flat", variant, json.dumps(s)), file=sys.stderr)
+        med = lambda rate, v, k: statistics.median(s[k] for s in samples[(rate, v)])
+        print("Sweep: built-in HTTP check through RabbitMQ vs the floors, %d interleaved rounds, medians; %d cores; %s"
+              % (rounds, os.cpu_count(), time.strftime("%Y-%m-%d")))
+        print("%-10s %10s %8s %8s %8s %8s %7s %9s %7s %8s %8s %9s" % (
+            "offered/s", "achieved/s", "µs/chk", "echo µs", "GET µs", "floor", "ratio", "no-check", "bb µs", "bb/ours",
+            "p50 ms", "p99 ms"))
+        for rate in RATES:
+            ours, echo, get = med(rate, "concierge", "cpu_us"), med(rate, "echo", "cpu_us"), med(rate, "get", "cpu_us")
+            floor = echo + get
+            bb = med(rate, "blackbox", "cpu_us")
+            achieved = med(rate, "concierge", "rate")
+            lost = min(s["received"] - s["n"] for s in samples[(rate, "concierge")])
+            print("%-10s %10.0f %8.0f %8.0f %8.0f %8.0f %7.2f %9.0f %7.0f %8.1f %8.2f %9.2f%s" % (
+                rate or "flat out", achieved, ours, echo, get, floor, ours / floor, med(rate, "no-check", "cpu_us"), bb,
+                bb / ours, med(rate, "concierge", "p50_ms"), med(rate, "concierge", "p99_ms"),
+                "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)")
+                + ("" if lost >= 0 else "  (%d results missing)" % -lost))
+    finally:
+        blackbox.close()
+        nginx.close()
+        broker.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+//! The benchmarks' load generator, playing sensu-server: check requests published as
+//! sensu-server publishes them (a subscription's exchange, routing key `""`, transient,
+//! `application/octet-stream`, no publisher confirms, a unique name and `issued` each), at a
+//! fixed offered rate or flat out with a bounded window of outstanding requests; results
+//! consumed from the `results` exchange; the achieved rate and the latency from publish to
+//! result. Also the floors' other half: bare connect/GET/close requests, and blackbox-exporter
+//! `/probe` requests, at the same rates. Run by `bench/run sweep`; not part of the product.
+//!
+//! ```text
+//! loadgen amqp AMQP_URL SUBSCRIPTION KIND TARGET RATE N [WINDOW]   KIND: http | none
+//! loadgen get  URL RATE N [WINDOW]                                 connect, GET, read to the end, close
+//! ```
+//! `RATE` 0 is flat out (at most `WINDOW` outstanding, 1,000 by default). One JSON line on
+//! stdout: sent, received, ok, wall seconds, achieved rate, latency p50/p99/max in ms, and this
+//! process's CPU seconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+/// What came back, shared by the publisher and the consumer.
+#[derive(Default)]
+struct Seen {
+    sent_at: HashMap<u64, Instant>,
+    latencies: Vec<f64>,
+    received: u64,
+    ok: u64,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: loadgen amqp AMQP_URL SUBSCRIPTION http|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]");
+    std::process::exit(2);
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum());
+    ticks / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Publish times for a paced run: request `i` is due at `i / rate` seconds.
+async fn pace(rate: f64, started: Instant, i: u64) {
+    if rate > 0.0 {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+}
+
+fn report(seen: &Seen, sent: u64, wall: f64, cpu: f64) {
+    let mut latencies = seen.latencies.clone();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "sent": sent, "received": seen.received, "ok": seen.ok, "wall_s": wall,
+            "rate": seen.received as f64 / wall,
+            "p50_ms": percentile(&latencies, 0.50), "p99_ms": percentile(&latencies, 0.99),
+            "max_ms": latencies.last().copied().unwrap_or(f64::NAN), "self_cpu_s": cpu,
+        })
+    );
+}
+
+async fn amqp(args: &[String]) {
+    let [url, subscription, kind, target, rate, n, rest @ ..] = args else { usage() };
+    let rate: f64 = rate.parse().unwrap_or_else(|_| usage());
+    let n: u64 = n.parse().unwrap_or_else(|_| usage());
+    let window: usize = rest.first().map_or(1000, |w| w.parse().unwrap_or_else(|_| usage()));
+    let publisher = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let consumer = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let ch = publisher.create_channel().await.expect("channel");
+    let rx = consumer.create_channel().await.expect("channel");
+    let direct = ExchangeDeclareOptions::default();
+    ch.exchange_declare(subscription.as_str().into(), ExchangeKind::Direct, direct, FieldTable::default())
+        .await
+        .expect("exchange");
+    rx.exchange_declare("results".into(), ExchangeKind::Direct, direct, FieldTable::default()).await.expect("results");
+    let queue = rx
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue");
+    rx.queue_bind(queue.name().clone(), "results".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .expect("bind");
+    let mut results = rx
+        .basic_consume(
+            queue.name().clone(),
+            "loadgen".into(),
+            BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let slots = Arc::new(Semaphore::new(if rate > 0.0 { Semaphore::MAX_PERMITS } else { window }));
+    let run = unique();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    {
+        let (seen, slots) = (seen.clone(), slots.clone());
+        tokio::spawn(async move {
+            let prefix = format!("c{run}-");
+            while let Some(Ok(delivery)) = results.next().await {
+                let now = Instant::now();
+                let result: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or_default();
+                let check = &result["check"];
+                let mut seen = seen.lock().unwrap();
+                seen.received += 1;
+                if check["status"] == 0 {
+                    seen.ok += 1;
+                }
+                let index = check["name"].as_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|i| i.parse().ok());
+                if let Some(sent) = index.and_then(|i| seen.sent_at.remove(&i)) {
+                    seen.latencies.push(now.duration_since(sent).as_secs_f64() * 1000.0);
+                }
+                slots.add_permits(1);
+                if seen.received >= n {
+                    let _ = done_tx.try_send(());
+                }
+            }
+        });
+    }
+    let properties = BasicProperties::default()
+        .with_content_type("application/octet-stream".into())
+        .with_delivery_mode(1)
+        .with_priority(0);
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    for i in 0..n {
+        pace(rate, started, i).await;
+        slots.acquire().await.expect("semaphore").forget();
+        let issued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let request = match kind.as_str() {
+            "http" => serde_json::json!({"name": format!("c{run}-{i}"), "extension": "http", "http": {"url": target}, "issued": issued}),
+            _ => serde_json::json!({"name": format!("c{run}-{i}"), "extension": "none", "issued": issued}),
+        };
+        let body = serde_json::to_vec(&request).expect("json");
+        seen.lock().unwrap().sent_at.insert(i, Instant::now());
+        ch.basic_publish(subscription.as_str().into(), "".into(), BasicPublishOptions::default(), &body, properties.clone())
+            .await
+            .expect("publish");
+    }
+    let limit = Duration::from_secs_f64(if rate > 0.0 { n as f64 / rate } else { 0.0 } + 60.0);
+    let _ = tokio::time::timeout(limit, done_rx.recv()).await;
+    let wall = started.elapsed().as_secs_f64();
+    report(&seen.lock().unwrap(), n, wall, cpu_seconds() - cpu0);
+}
+
+async fn get(args: &[String]) {
+    let [url, rate, n, rest @ ..] = args else { usage() };
+    let rate: f64 = rate.parse().unwrap_or_else(|_| usage());
+    let n: u64 = n.parse().unwrap_or_else(|_| usage());
+    let window: usize = rest.first().map_or(64, |w| w.parse().unwrap_or_else(|_| usage()));
+    let uri: hyper::Uri = url.parse().unwrap_or_else(|_| usage());
+    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_else(|| usage());
+    let path = uri.path_and_query().map_or("/".to_string(), |p| p.to_string());
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(&authority).await.expect("resolve").next().expect("address");
+    let request = Arc::new(format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").into_bytes());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let slots = Arc::new(Semaphore::new(window));
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        pace(rate, started, i).await;
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let (seen, request) = (seen.clone(), request.clone());
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let mut body = Vec::new();
+            let ok = async {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+                stream.write_all(&request).await.ok()?;
+                stream.read_to_end(&mut body).await.ok()?;
+                Some(body.starts_with(b"HTTP/1.1 200") && (body.windows(15).any(|w| w == b"probe_success 1") || !path_is_probe(&request)))
+            }
+            .await;
+            let mut seen = seen.lock().unwrap();
+            seen.received += 1;
+            if ok == Some(true) {
+                seen.ok += 1;
+            }
+            seen.latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let wall = started.elapsed().as_secs_f64();
+    report(&seen.lock().unwrap(), n, wall, cpu_seconds() - cpu0);
+}
+
+/// A blackbox-exporter `/probe` request: its success is in the body.
+fn path_is_probe(request: &[u8]) -> bool {
+    request.starts_with(b"GET /probe")
+}
+
+fn unique() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    match args.first().map(String::as_str) {
+        Some("amqp") => runtime.block_on(amqp(&args[1..])),
+        Some("get") => runtime.block_on(get(&args[1..])),
+        _ => usage(),
+    }
+}
