@@ -9,6 +9,7 @@
 //! ```text
 //! loadgen amqp AMQP_URL SUBSCRIPTION KIND TARGET RATE N [WINDOW]   KIND: http | none
 //! loadgen get  URL RATE N [WINDOW]                                 connect, GET, read to the end, close
+//! loadgen slow PORT HOLD_MS                                        an HTTP target holding every response
 //! ```
 //! `RATE` 0 is flat out (at most `WINDOW` outstanding, 1,000 by default). One JSON line on
 //! stdout: sent, received, ok, wall seconds, achieved rate, latency p50/p99/max in ms, and this
@@ -37,7 +38,7 @@ struct Seen {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen amqp AMQP_URL SUBSCRIPTION http|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]");
+    eprintln!("usage: loadgen amqp AMQP_URL SUBSCRIPTION http|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]\n       loadgen slow PORT HOLD_MS");
     std::process::exit(2);
 }
 
@@ -216,6 +217,31 @@ fn path_is_probe(request: &[u8]) -> bool {
     request.starts_with(b"GET /probe")
 }
 
+/// A loopback HTTP target that answers every request `200 ok` after holding it `HOLD_MS`,
+/// however many are open at once (until killed).
+async fn slow(args: &[String]) {
+    let [port, hold, ..] = args else { usage() };
+    let hold = Duration::from_millis(hold.parse().unwrap_or_else(|_| usage()));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap_or_else(|_| usage())))
+        .await
+        .expect("bind");
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            tokio::time::sleep(hold).await;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await;
+        });
+    }
+}
+
 fn unique() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
 }
@@ -226,6 +252,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("amqp") => runtime.block_on(amqp(&args[1..])),
         Some("get") => runtime.block_on(get(&args[1..])),
+        Some("slow") => runtime.block_on(slow(&args[1..])),
         _ => usage(),
     }
 }
