@@ -38,7 +38,9 @@ struct Seen {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen amqp AMQP_URL SUBSCRIPTION http|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]\n       loadgen slow PORT HOLD_MS");
+    eprintln!(
+        "usage: loadgen amqp AMQP_URL SUBSCRIPTION http|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]\n       loadgen slow PORT HOLD_MS"
+    );
     std::process::exit(2);
 }
 
@@ -102,9 +104,15 @@ async fn amqp(args: &[String]) {
         )
         .await
         .expect("queue");
-    rx.queue_bind(queue.name().clone(), "results".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .expect("bind");
+    rx.queue_bind(
+        queue.name().clone(),
+        "results".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
     let mut results = rx
         .basic_consume(
             queue.name().clone(),
@@ -153,14 +161,22 @@ async fn amqp(args: &[String]) {
         slots.acquire().await.expect("semaphore").forget();
         let issued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let request = match kind.as_str() {
-            "http" => serde_json::json!({"name": format!("c{run}-{i}"), "extension": "http", "http": {"url": target}, "issued": issued}),
+            "http" => {
+                serde_json::json!({"name": format!("c{run}-{i}"), "extension": "http", "http": {"url": target}, "issued": issued})
+            }
             _ => serde_json::json!({"name": format!("c{run}-{i}"), "extension": "none", "issued": issued}),
         };
         let body = serde_json::to_vec(&request).expect("json");
         seen.lock().unwrap().sent_at.insert(i, Instant::now());
-        ch.basic_publish(subscription.as_str().into(), "".into(), BasicPublishOptions::default(), &body, properties.clone())
-            .await
-            .expect("publish");
+        ch.basic_publish(
+            subscription.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            &body,
+            properties.clone(),
+        )
+        .await
+        .expect("publish");
     }
     let limit = Duration::from_secs_f64(if rate > 0.0 { n as f64 / rate } else { 0.0 } + 60.0);
     let _ = tokio::time::timeout(limit, done_rx.recv()).await;
@@ -176,8 +192,10 @@ async fn get(args: &[String]) {
     let uri: hyper::Uri = url.parse().unwrap_or_else(|_| usage());
     let authority = uri.authority().map(|a| a.to_string()).unwrap_or_else(|| usage());
     let path = uri.path_and_query().map_or("/".to_string(), |p| p.to_string());
-    let addr: std::net::SocketAddr = tokio::net::lookup_host(&authority).await.expect("resolve").next().expect("address");
-    let request = Arc::new(format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").into_bytes());
+    let addr: std::net::SocketAddr =
+        tokio::net::lookup_host(&authority).await.expect("resolve").next().expect("address");
+    let request =
+        Arc::new(format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").into_bytes());
     let seen = Arc::new(Mutex::new(Seen::default()));
     let slots = Arc::new(Semaphore::new(window));
     let cpu0 = cpu_seconds();
@@ -194,7 +212,10 @@ async fn get(args: &[String]) {
                 let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
                 stream.write_all(&request).await.ok()?;
                 stream.read_to_end(&mut body).await.ok()?;
-                Some(body.starts_with(b"HTTP/1.1 200") && (body.windows(15).any(|w| w == b"probe_success 1") || !path_is_probe(&request)))
+                Some(
+                    body.starts_with(b"HTTP/1.1 200")
+                        && (body.windows(15).any(|w| w == b"probe_success 1") || !path_is_probe(&request)),
+                )
             }
             .await;
             let mut seen = seen.lock().unwrap();

@@ -233,11 +233,18 @@ async fn requests_without_a_name_are_dropped() {
 }
 
 #[tokio::test]
-async fn ten_megabytes_of_output_are_published() {
-    let result = executor(false)
-        .process(request(json!({"command": "head -c 10485760 /dev/zero | tr '\\0' 'x'", "timeout": 30})))
-        .await
-        .unwrap();
+async fn ten_megabytes_of_output_are_published_with_the_limit_raised() {
+    let big = request(json!({"command": "head -c 10485760 /dev/zero | tr '\\0' 'x'", "timeout": 30}));
+    let raised = support::executor::Builder::default().output_limit(11 * 1024 * 1024).build();
+    let result = raised.process(big.clone()).await.unwrap();
     assert_eq!(result["output"].as_str().unwrap().len(), 10 * 1024 * 1024);
+    assert_eq!(result["status"], 0);
+    // The default keeps 2 MiB and says what it dropped.
+    let result = executor(false).process(big).await.unwrap();
+    let output = result["output"].as_str().unwrap();
+    assert!(output.starts_with(&"x".repeat(2 * 1024 * 1024)));
+    assert!(
+        output.ends_with("\n[concierge: output truncated: 2097152 of 10485760 bytes kept; CONCIERGE_OUTPUT_LIMIT]")
+    );
     assert_eq!(result["status"], 0);
 }

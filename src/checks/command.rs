@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Output kept per execution unless configured otherwise (`concierge.output_limit`).
 /// Sensu keeps everything; we keep this much and drain the rest so a runaway check cannot
 /// exhaust memory, and say so at the end of the output.
-pub const DEFAULT_OUTPUT_LIMIT: usize = 2 * 1024 * 1024;
+pub use crate::config::DEFAULT_OUTPUT_LIMIT;
 
 /// Exact output of a timed-out execution (sensu-spawn).
 pub const TIMED_OUT_OUTPUT: &str = "Execution timed out";

@@ -100,6 +100,9 @@ pub enum AckMode {
     Auto,
 }
 
+/// Bytes of a command's output kept unless `concierge.output_limit` says otherwise.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 2 * 1024 * 1024;
+
 /// Concierge's own settings: the `concierge` scope of the config (sensu-server ignores
 /// unknown scopes, so the same files can serve both).
 #[derive(Debug, Clone, Deserialize)]
@@ -167,7 +170,7 @@ impl Default for ConciergeSettings {
             emf_interval: 60.0,
             service_name: "concierge".into(),
             native_plugins: true,
-            output_limit: crate::checks::command::DEFAULT_OUTPUT_LIMIT,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
         }
     }
 }

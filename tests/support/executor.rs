@@ -49,6 +49,12 @@ impl Builder {
         self
     }
 
+    /// Bytes of a command's output kept (`concierge.output_limit`).
+    pub fn output_limit(mut self, bytes: usize) -> Self {
+        self.0.output_limit = bytes;
+        self
+    }
+
     /// Run known plugin command lines in-process (as a client does by default).
     pub fn native_plugins(mut self, on: bool) -> Self {
         self.0.native_plugins = on;
