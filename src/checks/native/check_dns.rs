@@ -184,19 +184,8 @@ fn parse_with(argv: &[String], resolv_conf: &str) -> Result<Args, String> {
     if query.parse::<IpAddr>().is_err() && !plain_name(&query) {
         return Err(format!("host {query:?} is not a name the native path looks up"));
     }
-    let seconds = |key: &str, flag: &str| -> Result<Option<f64>, String> {
-        given
-            .get(key)
-            .map(|t| {
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && (0.0..=1e6).contains(n) && !t.starts_with(['+', '.']))
-                    .ok_or(format!("{flag} {t:?} is not a threshold the native path runs"))
-            })
-            .transpose()
-    };
-    let warning = seconds("warning", "-w")?;
-    let critical = seconds("critical", "-c")?;
+    let warning = given.seconds("warning", "-w")?;
+    let critical = given.seconds("critical", "-c")?;
     let timeout = match given.get("timeout").map(atoi) {
         None => Some(Duration::from_secs(10)),
         Some(0) => None,
@@ -295,13 +284,8 @@ fn port_text(server: SocketAddr) -> String {
 
 /// A truncated UDP answer asked again over TCP, as nslookup does.
 async fn tcp_exchange(server: SocketAddr, name: &Name, record_type: RecordType) -> Option<Message> {
-    use hickory_resolver::proto::op::{MessageType, OpCode, Query as Question};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let id: u16 = rand::random();
-    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message.add_query(Question::query(name.clone(), record_type));
-    let bytes = message.to_vec().ok()?;
+    let (id, bytes) = super::dns_query::question(name, record_type)?;
     let talk = async {
         let mut stream = tokio::net::TcpStream::connect(server).await.ok()?;
         let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
@@ -722,13 +706,7 @@ pub fn judge(args: &Args, lookup: &Lookup, elapsed: f64) -> (String, i32) {
         msg = format!("server {server} is not authoritative for {query}");
     }
     if result == 0 {
-        result = if args.critical.is_some_and(|c| elapsed > c) {
-            2
-        } else if args.warning.is_some_and(|w| elapsed > w) {
-            1
-        } else {
-            0
-        };
+        result = super::time_state(elapsed, args.warning, args.critical);
         let state = ["OK", "WARNING", "CRITICAL"][result as usize];
         // ngettext's count is the elapsed time cut to whole seconds.
         let unit = if elapsed as u64 == 1 { "second" } else { "seconds" };

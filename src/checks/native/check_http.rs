@@ -71,57 +71,21 @@ const OPTIONS: &[Opt] = &[
     switch("help", Some('h'), Some("help")),
 ];
 
-/// `check_curl`'s options: `check_http`'s and its own (`-D`, `--ca-cert`, `--http-version`,
+/// `check_curl`'s own options, besides `check_http`'s (`-D`, `--ca-cert`, `--http-version`,
 /// `--enable-automatic-decompression`). `-S` takes an optional attached value there
 /// (`-S1.2`), which reads here as an unknown option: the real plugin runs it.
-const CURL_OPTIONS: &[Opt] = &[
-    value("timeout", Some('t'), Some("timeout")),
-    value("critical", Some('c'), Some("critical")),
-    value("warning", Some('w'), Some("warning")),
-    value("useragent", Some('A'), Some("useragent")),
-    value("header", Some('k'), Some("header")),
-    value("hostname", Some('H'), Some("hostname")),
-    value("post", Some('P'), Some("post")),
-    value("method", Some('j'), Some("method")),
-    value("content_type", Some('T'), Some("content-type")),
-    value("address", Some('I'), Some("IP-address")),
-    value("authorization", Some('a'), Some("authorization")),
-    value("proxy_authorization", Some('b'), Some("proxy-authorization")),
-    value("header_string", Some('d'), Some("header-string")),
-    value("expect", Some('e'), Some("expect")),
-    value("port", Some('p'), Some("port")),
-    value("string", Some('s'), Some("string")),
-    value("eregi", Some('R'), Some("eregi")),
-    value("regex", Some('r'), Some("regex")),
-    value("ereg", None, Some("ereg")),
-    value("url", Some('u'), Some("url")),
-    value("onredirect", Some('f'), Some("onredirect")),
-    value("certificate", Some('C'), Some("certificate")),
-    value("client_cert", Some('J'), Some("client-cert")),
-    value("private_key", Some('K'), Some("private-key")),
+const CURL_ONLY_OPTIONS: &[Opt] = &[
     value("ca_cert", None, Some("ca-cert")),
-    value("pagesize", Some('m'), Some("pagesize")),
-    value("max_age", Some('M'), Some("max-age")),
-    value("max_redirs", None, Some("max-redirs")),
     value("http_version", None, Some("http-version")),
     switch("verify_cert", Some('D'), Some("verify-cert")),
-    switch("nohtml", Some('n'), Some("nohtml")),
-    switch("linespan", Some('l'), Some("linespan")),
-    switch("link", Some('L'), Some("link")),
-    switch("ssl", Some('S'), Some("ssl")),
-    switch("sni", None, Some("sni")),
-    switch("no_body", Some('N'), Some("no-body")),
-    switch("extended_perfdata", Some('E'), Some("extended-perfdata")),
-    switch("show_body", Some('B'), Some("show-body")),
-    switch("invert_regex", None, Some("invert-regex")),
-    switch("continue_after_certificate", None, Some("continue-after-certificate")),
     switch("automatic_decompression", None, Some("enable-automatic-decompression")),
-    switch("ipv4", Some('4'), Some("use-ipv4")),
-    switch("ipv6", Some('6'), Some("use-ipv6")),
-    switch("verbose", Some('v'), Some("verbose")),
-    switch("version", Some('V'), Some("version")),
-    switch("help", Some('h'), Some("help")),
 ];
+
+/// `check_curl`'s whole option table (the order does not matter to [`options::parse`]).
+fn curl_options() -> &'static [Opt] {
+    static ALL: std::sync::LazyLock<Vec<Opt>> = std::sync::LazyLock::new(|| [OPTIONS, CURL_ONLY_OPTIONS].concat());
+    &ALL
+}
 
 /// `check_curl`'s options the native path does not run, besides [`NOT_NATIVE`]'s.
 const CURL_NOT_NATIVE: &[(&str, &str)] = &[
@@ -239,7 +203,7 @@ fn parse_given(argv: &[String], flavor: Flavor) -> Result<Args, String> {
             .to_string()
         })
         .collect();
-    let given = options::parse(if curl { CURL_OPTIONS } else { OPTIONS }, &argv)?;
+    let given = options::parse(if curl { curl_options() } else { OPTIONS }, &argv)?;
     let not_native = if curl { CURL_NOT_NATIVE } else { &[] };
     if let Some((_, flag)) = NOT_NATIVE.iter().chain(not_native).find(|(key, _)| given.has(key)) {
         return Err(format!("option {flag} is not supported natively"));
@@ -305,19 +269,8 @@ fn parse_given(argv: &[String], flavor: Flavor) -> Result<Args, String> {
         },
         None => 10,
     };
-    let seconds = |key: &str, flag: &str| -> Result<Option<f64>, String> {
-        given
-            .get(key)
-            .map(|t| {
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && (0.0..=1e6).contains(n) && !t.starts_with(['+', '.']))
-                    .ok_or(format!("{flag} {t:?} is not a threshold the native path runs"))
-            })
-            .transpose()
-    };
-    let warning = seconds("warning", "-w")?;
-    let critical = seconds("critical", "-c")?;
+    let warning = given.seconds("warning", "-w")?;
+    let critical = given.seconds("critical", "-c")?;
     // The plugin gives itself a second more than the critical time.
     let timeout = match critical {
         Some(c) if c > timeout as f64 => c as u64 + 1,
@@ -744,13 +697,7 @@ pub(super) fn perfdata(args: &Args, elapsed: f64, page_len: i64) -> String {
 
 /// The state `-w` and `-c` give the response time.
 pub(super) fn timed_state(args: &Args, elapsed: f64) -> i32 {
-    if args.critical.is_some_and(|c| elapsed > c) {
-        2
-    } else if args.warning.is_some_and(|w| elapsed > w) {
-        1
-    } else {
-        0
-    }
+    super::time_state(elapsed, args.warning, args.critical)
 }
 
 #[cfg(test)]

@@ -274,12 +274,11 @@ async fn exchange(args: &Args, started: Instant) -> (String, i32) {
     }
     drop(stream);
     let elapsed = started.elapsed().as_secs_f64();
-    let mut state = State::Ok;
-    if args.critical.is_some_and(|c| elapsed > c) {
-        state = State::Critical;
-    } else if args.warning.is_some_and(|w| elapsed > w) {
-        state = State::Warning;
-    }
+    let mut state = match super::time_state(elapsed, args.warning, args.critical) {
+        2 => State::Critical,
+        1 => State::Warning,
+        _ => State::Ok,
+    };
     let text = String::from_utf8_lossy(&response);
     let shown = text.trim_end_matches([' ', '\t', '\r', '\n']);
     let mismatch = matched == Some(false);

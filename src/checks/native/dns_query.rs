@@ -159,6 +159,16 @@ pub enum Exchange {
     Failed(String),
 }
 
+/// A query for `name` as resolvers send it (a random id, recursion desired): its id and bytes.
+pub fn question(name: &hickory_resolver::proto::rr::Name, record_type: RecordType) -> Option<(u16, Vec<u8>)> {
+    use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query as Question};
+    let id: u16 = rand::random();
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Question::query(name.clone(), record_type));
+    Some((id, message.to_vec().ok()?))
+}
+
 /// One question over UDP to `server`, recursion desired, as resolvers send it: the response
 /// with the same id, or why none came within `limit`.
 pub async fn exchange(
@@ -167,12 +177,8 @@ pub async fn exchange(
     record_type: RecordType,
     limit: Duration,
 ) -> Result<hickory_resolver::proto::op::Message, Exchange> {
-    use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query as Question};
-    let id: u16 = rand::random();
-    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message.add_query(Question::query(name.clone(), record_type));
-    let bytes = message.to_vec().map_err(|_| Exchange::Failed("cannot encode the query".into()))?;
+    use hickory_resolver::proto::op::Message;
+    let (id, bytes) = question(name, record_type).ok_or(Exchange::Failed("cannot encode the query".into()))?;
     let local = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     let socket = tokio::net::UdpSocket::bind(local).await.map_err(|e| Exchange::Failed(e.to_string()))?;
     if socket.connect(server).await.is_err() || socket.send(&bytes).await.is_err() {

@@ -143,6 +143,18 @@ impl Native {
     }
 }
 
+/// The state plain `-w`/`-c` seconds give a measured time, as monitoring-plugins'
+/// `get_status` does: 2 above the critical, else 1 above the warning, else 0.
+pub fn time_state(elapsed: f64, warning: Option<f64>, critical: Option<f64>) -> i32 {
+    if critical.is_some_and(|c| elapsed > c) {
+        2
+    } else if warning.is_some_and(|w| elapsed > w) {
+        1
+    } else {
+        0
+    }
+}
+
 /// The plugin a command line runs, if Concierge knows it and the line is a simple command.
 pub fn recognize(command: &str) -> Option<Recognized> {
     let words = words::split(command)?;

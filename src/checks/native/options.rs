@@ -67,6 +67,20 @@ impl Given {
         self.0.contains_key(key)
     }
 
+    /// A monitoring-plugins time threshold (`-w`, `-c`) as the native path runs it: a plain
+    /// number of seconds; anything else (a range such as `5:10`, `@…`, `~:`) is left to the
+    /// real plugin.
+    pub fn seconds(&self, key: &str, flag: &str) -> Result<Option<f64>, String> {
+        self.get(key)
+            .map(|t| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && (0.0..=1e6).contains(n) && !t.starts_with(['+', '.']))
+                    .ok_or(format!("{flag} {t:?} is not a threshold the native path runs"))
+            })
+            .transpose()
+    }
+
     /// An integer option as the plugin's `proc(&:to_i)` reads it.
     pub fn int(&self, key: &str) -> Option<i64> {
         self.get(key).map(super::ruby_cli::to_i)
