@@ -45,6 +45,24 @@ fn untimed(text: &str) -> String {
     after.replace_all(&text, "after N $1").into_owned()
 }
 
+/// Each of `cases` (the arguments) given to `plugin` (the real one's path) natively and forked
+/// at the same time: the native path ran (`runner`), the fork ran the plugin itself, and the
+/// status and the text but for the measured times are the same.
+async fn side_by_side(plugin: &str, cases: &[String]) {
+    let name = plugin.rsplit('/').next().unwrap();
+    for args in cases {
+        let command = format!("{plugin} {args}");
+        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
+        assert_eq!(native["runner"], format!("native:{name}"), "{command}");
+        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
+        assert_eq!(
+            (native["status"].clone(), untimed(output(&native))),
+            (forked["status"].clone(), untimed(output(&forked))),
+            "{command}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_tcp_natively_says_what_the_plugin_says() {
     if !real_plugin() {
@@ -79,17 +97,7 @@ async fn check_tcp_natively_says_what_the_plugin_says() {
         format!("-H 127.0.0.1 -p {closed} -r warn"),
         format!("-H 127.0.0.1 -p {closed} -r ok"),
     ];
-    for args in &cases {
-        let command = format!("{CHECK_TCP} {args}");
-        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
-        assert_eq!(native["runner"], "native:check_tcp", "{command}");
-        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
-        assert_eq!(
-            (native["status"].clone(), untimed(output(&native))),
-            (forked["status"].clone(), untimed(output(&forked))),
-            "{command}"
-        );
-    }
+    side_by_side(CHECK_TCP, &cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,17 +186,7 @@ async fn check_http_natively_says_what_the_plugin_says() {
         format!("-H localhost -p {s} -S -u /ok"),
         format!("-I 127.0.0.1 -p {s} -S -u /ok -s concierge"),
     ];
-    for args in &cases {
-        let command = format!("{CHECK_HTTP} {args}");
-        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
-        assert_eq!(native["runner"], "native:check_http", "{command}");
-        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
-        assert_eq!(
-            (native["status"].clone(), untimed(output(&native))),
-            (forked["status"].clone(), untimed(output(&forked))),
-            "{command}"
-        );
-    }
+    side_by_side(CHECK_HTTP, &cases).await;
 }
 
 const CHECK_CURL: &str = "/usr/lib/nagios/plugins/check_curl";
@@ -258,17 +256,7 @@ async fn check_curl_natively_says_what_the_plugin_says() {
         format!("-H localhost:{s} -S -u /echo -s localhost"),
         format!("-H 127.0.0.1 -p {s} -u /ok"),
     ];
-    for args in &cases {
-        let command = format!("{CHECK_CURL} {args}");
-        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
-        assert_eq!(native["runner"], "native:check_curl", "{command}");
-        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
-        assert_eq!(
-            (native["status"].clone(), untimed(output(&native))),
-            (forked["status"].clone(), untimed(output(&forked))),
-            "{command}"
-        );
-    }
+    side_by_side(CHECK_CURL, &cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,17 +348,7 @@ async fn check_dns_natively_says_what_the_plugin_says() {
         "-H www.test.concierge -s ::1".to_string(),
         "-H www.test.concierge -s 127.0.0.79 -t 1".to_string(),
     ];
-    for args in &cases {
-        let command = format!("{CHECK_DNS} {args}");
-        let (native, forked) = tokio::join!(run(&command, true), run(&command, false));
-        assert_eq!(native["runner"], "native:check_dns", "{command}");
-        assert!(forked.get("runner").is_none(), "{command}: the plugin itself ran");
-        assert_eq!(
-            (native["status"].clone(), untimed(output(&native))),
-            (forked["status"].clone(), untimed(output(&forked))),
-            "{command}"
-        );
-    }
+    side_by_side(CHECK_DNS, &cases).await;
     eprintln!("{} check_dns command lines say what the plugin says", cases.len());
     // What the native path does not run forks the plugin (-v prints nslookup's lines too).
     let r = run(&format!("{CHECK_DNS} -H www.test.concierge -s 127.0.0.77 -v"), true).await;
