@@ -36,14 +36,39 @@ pub fn system_root_certs() -> Arc<Vec<CertificateDer<'static>>> {
     CERTS.get_or_init(|| Arc::new(rustls_native_certs::load_native_certs().certs)).clone()
 }
 
-/// The system roots plus the certificates in `extra_pem`.
+/// The system roots plus the certificates in `extra_pem`. A check that names a CA runs the
+/// same few CA documents again and again, and copying the system store (some 150 anchors)
+/// for each run cost more than the handshake's own verification: the stores built for the
+/// last [`ROOT_SETS`] documents are kept, keyed by the document itself, so an edited CA
+/// file counts at its next run.
 pub fn roots_with(extra_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String> {
     let Some(pem) = extra_pem else { return Ok(system_roots()) };
+    let lock = || root_stores().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, roots)) = lock().iter().find(|(key, _)| key.as_slice() == pem) {
+        return Ok(roots.clone());
+    }
     let mut roots = (*system_roots()).clone();
     for cert in certs_from_pem(pem)? {
         roots.add(cert).map_err(|e| format!("CA certificate: {e}"))?;
     }
-    Ok(Arc::new(roots))
+    let roots = Arc::new(roots);
+    let mut cache = lock();
+    if cache.len() >= ROOT_SETS {
+        cache.remove(0);
+    }
+    cache.push((pem.to_vec(), roots.clone()));
+    Ok(roots)
+}
+
+/// How many CA documents' root stores [`roots_with`] keeps.
+pub const ROOT_SETS: usize = 32;
+
+/// Root stores built by [`roots_with`], oldest first, each with the document it was built from.
+type RootStores = Mutex<Vec<(Vec<u8>, Arc<RootCertStore>)>>;
+
+fn root_stores() -> &'static RootStores {
+    static STORES: OnceLock<RootStores> = OnceLock::new();
+    STORES.get_or_init(RootStores::default)
 }
 
 /// Every certificate in a PEM document (at least one).
@@ -194,5 +219,37 @@ pub fn describe_cert_error(error: &rustls::Error) -> String {
             other => format!("invalid certificate: {other:?}"),
         },
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem(name: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("certificate").pem().into_bytes()
+    }
+
+    #[test]
+    fn root_stores_are_kept_per_ca_document() {
+        let (a, b) = (ca_pem("roots test A"), ca_pem("roots test B"));
+        let system = system_roots().len();
+        let first = roots_with(Some(&a)).expect("A");
+        assert_eq!(first.len(), system + 1);
+        assert!(Arc::ptr_eq(&first, &roots_with(Some(&a)).expect("A again")), "the same document reuses its store");
+        let other = roots_with(Some(&b)).expect("B");
+        assert!(!Arc::ptr_eq(&first, &other), "another document gets its own store");
+        let both = [a.clone(), b.clone()].concat();
+        assert_eq!(roots_with(Some(&both)).expect("A and B").len(), system + 2, "an edited document counts");
+        assert!(Arc::ptr_eq(&roots_with(None).expect("system"), &system_roots()));
+        assert!(roots_with(Some(b"not a certificate")).is_err());
+        for i in 0..ROOT_SETS + 2 {
+            roots_with(Some(&ca_pem(&format!("roots test {i}")))).expect("many");
+        }
+        assert!(root_stores().lock().expect("lock").len() <= ROOT_SETS, "the cache is bounded");
     }
 }
