@@ -205,8 +205,8 @@ impl Builtin for Dns {
                 Err(problem) => return plugin::invalid_parameters("DNS", problem),
             };
             let scheme =
-                query.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "dns"));
-            run_query(&query).await.into_outcome(&check, &scheme)
+                || query.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "dns"));
+            run_query(&query).await.into_outcome(&check, scheme)
         })
     }
 }

@@ -271,11 +271,10 @@ impl Builtin for Http {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("HTTP", problem),
             };
-            let scheme = probe
-                .scheme
-                .clone()
-                .unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "curl_timings"));
-            run_probe(&probe).await.into_outcome(&check, &scheme)
+            let report = run_probe(&probe).await;
+            report.into_outcome(&check, || {
+                probe.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "curl_timings"))
+            })
         })
     }
 }

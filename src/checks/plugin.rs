@@ -79,12 +79,26 @@ impl Perf {
     }
 }
 
-fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
+/// A perfdata or Graphite number: whole numbers without decimals, others with at most six
+/// and no trailing zeros. Written in place (a result has a dozen of them).
+struct Num(f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            return write!(f, "{v:.0}");
+        }
         // Six decimals; what rounds to a whole number shows as one (`0`, not `0.`).
-        format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
+        let mut buf = [0u8; 64];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        if std::io::Write::write_fmt(&mut cursor, format_args!("{v:.6}")).is_err() {
+            let text = format!("{v:.6}");
+            return f.write_str(text.trim_end_matches('0').trim_end_matches('.'));
+        }
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..len]).unwrap_or_default();
+        f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
     }
 }
 
@@ -112,13 +126,25 @@ pub fn perfdata(perf: &[Perf]) -> String {
             out,
             "{}={}{};{};{};0",
             p.label,
-            num(p.value),
+            Num(p.value),
             unit,
-            p.warn.map(num).unwrap_or_default(),
-            p.crit.map(num).unwrap_or_default()
+            Optional(p.warn.map(Num)),
+            Optional(p.crit.map(Num))
         );
     }
     out
+}
+
+/// A perfdata field that may be empty.
+struct Optional<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Optional<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What a probe found.
@@ -185,17 +211,22 @@ impl Report {
     pub fn graphite(&self, scheme: &str, timestamp: i64) -> String {
         let mut out = String::new();
         for p in &self.perf {
-            let _ = writeln!(out, "{scheme}.{} {} {timestamp}", p.label, num(p.value));
+            let _ = writeln!(out, "{scheme}.{} {} {timestamp}", p.label, Num(p.value));
         }
         out
     }
 
     /// The outcome for the executor: plugin text, or Graphite lines for metric checks
     /// (only when the probe got measurements; a failure stays readable text).
-    pub fn into_outcome(self, check: &Object, default_scheme: &str) -> BuiltinOutcome {
+    /// `scheme` is the Graphite scheme when the probe's details name none; it is asked for
+    /// only when the output is Graphite lines.
+    pub fn into_outcome(self, check: &Object, scheme: impl FnOnce() -> String) -> BuiltinOutcome {
         let metric = check.get("type").and_then(Value::as_str) == Some("metric");
         let output = if metric && self.reason.is_none_or(|_| self.status != Status::Critical) && !self.perf.is_empty() {
-            let scheme = self.details.get("scheme").and_then(Value::as_str).unwrap_or(default_scheme).to_string();
+            let scheme = match self.details.get("scheme").and_then(Value::as_str) {
+                Some(given) => given.to_string(),
+                None => scheme(),
+            };
             self.graphite(&scheme, crate::proto::now_epoch())
         } else {
             self.plugin_output()

@@ -102,8 +102,8 @@ impl Builtin for Tcp {
                 Err(problem) => return plugin::invalid_parameters("TCP", problem),
             };
             let scheme =
-                params.0.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "tcp"));
-            probe(&params).await.into_outcome(&check, &scheme)
+                || params.0.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "tcp"));
+            probe(&params).await.into_outcome(&check, scheme)
         })
     }
 }

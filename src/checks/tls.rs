@@ -113,13 +113,13 @@ impl Builtin for Tls {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("TLS", problem),
             };
-            let scheme =
-                params.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "tls"));
             let report = match &params.file {
                 Some(file) => from_file(&params, file),
                 None => from_server(&params).await,
             };
-            report.into_outcome(&check, &scheme)
+            report.into_outcome(&check, || {
+                params.scheme.clone().unwrap_or_else(|| plugin::default_scheme(&ctx.client_name, &check, "tls"))
+            })
         })
     }
 }
