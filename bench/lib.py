@@ -34,6 +34,12 @@ class Broker:
         self.port = int(env["CONCIERGE_TEST_AMQP_PORT"])
         self.ctl = env["CONCIERGE_TEST_RABBITMQCTL"]
 
+    @property
+    def pid(self):
+        """The broker's own process (beam.smp), from its pid file."""
+        with open(os.path.join(self.dir, "pid")) as f:
+            return int(f.read().strip())
+
     def rabbitmqctl(self, *args):
         subprocess.run([self.ctl, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -114,6 +120,19 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def tree_cpu_seconds(pid):
+    """cpu_seconds of `pid` and its live descendants (nginx's workers, which its master never
+    reaps while running)."""
+    total = 0.0
+    try:
+        total = cpu_seconds(pid)
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return total
+    return total + sum(tree_cpu_seconds(c) for c in children)
 
 
 def status_kb(pid, key):

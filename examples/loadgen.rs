@@ -3,13 +3,19 @@
 //! `application/octet-stream`, no publisher confirms, a unique name and `issued` each), at a
 //! fixed offered rate or flat out with a bounded window of outstanding requests; results
 //! consumed from the `results` exchange; the achieved rate and the latency from publish to
-//! result. Also the floors' other half: bare connect/GET/close requests, and blackbox-exporter
-//! `/probe` requests, at the same rates. Run by `bench/run sweep`; not part of the product.
+//! result. Also the floors' other half: bare connect/GET/close requests, bare TLS handshakes,
+//! bare DNS queries, and blackbox-exporter `/probe` requests, at the same rates; and two
+//! targets. Run by `bench/run sweep` and `bench/run sweep-tls-dns`; not part of the product.
 //!
 //! ```text
-//! loadgen amqp AMQP_URL SUBSCRIPTION KIND TARGET RATE N [WINDOW]   KIND: http | none
+//! loadgen amqp AMQP_URL SUBSCRIPTION KIND TARGET RATE N [WINDOW]   KIND and TARGET:
+//!        http URL | tls HOST:PORT[,CA_FILE] | dns NAME@SERVER:PORT | none -
 //! loadgen get  URL RATE N [WINDOW]                                 connect, GET, read to the end, close
+//! loadgen tls  HOST:PORT RATE N [WINDOW] [CA_FILE]                 connect, TLS handshake (verified), close
+//! loadgen dns  SERVER:PORT NAME RATE N [WINDOW]                    a fresh UDP socket, one A query, its answer
 //! loadgen slow PORT HOLD_MS                                        an HTTP target holding every response
+//! loadgen dnsd PORT                                                a DNS server (UDP, hickory-server): one A record,
+//!                                                                  www.bench.concierge. 192.0.2.10; prints its address
 //! ```
 //! `RATE` 0 is flat out (at most `WINDOW` outstanding, 1,000 by default). One JSON line on
 //! stdout: sent, received, ok, wall seconds, achieved rate, latency p50/p99/max in ms, and this
@@ -39,7 +45,7 @@ struct Seen {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen amqp AMQP_URL SUBSCRIPTION http|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]\n       loadgen slow PORT HOLD_MS"
+        "usage: loadgen amqp AMQP_URL SUBSCRIPTION http|tls|dns|none TARGET RATE N [WINDOW]\n       loadgen get URL RATE N [WINDOW]\n       loadgen tls HOST:PORT RATE N [WINDOW] [CA_FILE]\n       loadgen dns SERVER:PORT NAME RATE N [WINDOW]\n       loadgen slow PORT HOLD_MS\n       loadgen dnsd PORT"
     );
     std::process::exit(2);
 }
@@ -87,6 +93,7 @@ async fn amqp(args: &[String]) {
     let rate: f64 = rate.parse().unwrap_or_else(|_| usage());
     let n: u64 = n.parse().unwrap_or_else(|_| usage());
     let window: usize = rest.first().map_or(1000, |w| w.parse().unwrap_or_else(|_| usage()));
+    let parameters = builtin_parameters(kind, target);
     let publisher = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
     let consumer = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
     let ch = publisher.create_channel().await.expect("channel");
@@ -160,12 +167,10 @@ async fn amqp(args: &[String]) {
         pace(rate, started, i).await;
         slots.acquire().await.expect("semaphore").forget();
         let issued = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-        let request = match kind.as_str() {
-            "http" => {
-                serde_json::json!({"name": format!("c{run}-{i}"), "extension": "http", "http": {"url": target}, "issued": issued})
-            }
-            _ => serde_json::json!({"name": format!("c{run}-{i}"), "extension": "none", "issued": issued}),
-        };
+        let mut request = serde_json::json!({"name": format!("c{run}-{i}"), "extension": kind, "issued": issued});
+        if let Some(parameters) = &parameters {
+            request[kind.as_str()] = parameters.clone();
+        }
         let body = serde_json::to_vec(&request).expect("json");
         seen.lock().unwrap().sent_at.insert(i, Instant::now());
         ch.basic_publish(
@@ -233,6 +238,158 @@ async fn get(args: &[String]) {
     report(&seen.lock().unwrap(), n, wall, cpu_seconds() - cpu0);
 }
 
+/// The parameters of the built-in check `kind` for `target` (`None`: no check, the AMQP path
+/// only, answered with status 3 as an unknown extension).
+fn builtin_parameters(kind: &str, target: &str) -> Option<serde_json::Value> {
+    match kind {
+        "http" => Some(serde_json::json!({"url": target})),
+        "tls" => {
+            let (address, ca) = target.split_once(',').map_or((target, None), |(a, c)| (a, Some(c)));
+            let (host, port) = address.rsplit_once(':').unwrap_or_else(|| usage());
+            let port: u16 = port.parse().unwrap_or_else(|_| usage());
+            let mut p = serde_json::json!({"host": host.trim_start_matches('[').trim_end_matches(']'), "port": port});
+            if let Some(ca) = ca {
+                p["ca_file"] = ca.into();
+            }
+            Some(p)
+        }
+        "dns" => {
+            let (name, server) = target.split_once('@').unwrap_or_else(|| usage());
+            Some(serde_json::json!({"name": name, "server": server, "type": "A"}))
+        }
+        "none" => None,
+        _ => usage(),
+    }
+}
+
+/// Bare TLS handshakes: connect, handshake (the chain verified against `CA_FILE`, or the
+/// system's roots), close. The client configuration is built once, as a long-lived client's.
+async fn tls(args: &[String]) {
+    let [address, rate, n, rest @ ..] = args else { usage() };
+    let rate: f64 = rate.parse().unwrap_or_else(|_| usage());
+    let n: u64 = n.parse().unwrap_or_else(|_| usage());
+    let window: usize = rest.first().map_or(64, |w| w.parse().unwrap_or_else(|_| usage()));
+    let mut roots = rustls::RootCertStore::empty();
+    match rest.get(1) {
+        Some(ca) => {
+            use rustls::pki_types::pem::PemObject;
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("CA_FILE") {
+                roots.add(cert.expect("CA certificate")).expect("CA certificate");
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let addr: std::net::SocketAddr =
+        tokio::net::lookup_host(address.as_str()).await.expect("resolve").next().expect("address");
+    let host =
+        address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_string()).expect("server name");
+    let ok = move |connector: tokio_rustls::TlsConnector, server_name: rustls::pki_types::ServerName<'static>| async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let tls = connector.connect(server_name, stream).await.ok()?;
+        Some(tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()))
+    };
+    paced(rate, n, window, |_| ok(connector.clone(), server_name.clone())).await;
+}
+
+/// Bare DNS queries over UDP, as a stub resolver sends them: a fresh socket each, one `A`
+/// question with recursion desired, the answer's ID and response code checked.
+async fn dns(args: &[String]) {
+    let [server, name, rate, n, rest @ ..] = args else { usage() };
+    let rate: f64 = rate.parse().unwrap_or_else(|_| usage());
+    let n: u64 = n.parse().unwrap_or_else(|_| usage());
+    let window: usize = rest.first().map_or(64, |w| w.parse().unwrap_or_else(|_| usage()));
+    let server: std::net::SocketAddr = server.parse().unwrap_or_else(|_| usage());
+    let mut question = Vec::new();
+    for label in name.trim_end_matches('.').split('.') {
+        question.push(label.len() as u8);
+        question.extend_from_slice(label.as_bytes());
+    }
+    question.extend_from_slice(&[0, 0, 1, 0, 1]); // root, type A, class IN
+    let question = Arc::new(question);
+    let ok = move |i: u64, question: Arc<Vec<u8>>| async move {
+        let id = (i as u16).to_be_bytes();
+        let mut query = vec![id[0], id[1], 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(&question);
+        let socket = tokio::net::UdpSocket::bind(("127.0.0.1", 0)).await.ok()?;
+        socket.connect(server).await.ok()?;
+        socket.send(&query).await.ok()?;
+        let mut answer = [0u8; 512];
+        let got = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut answer)).await.ok()?.ok()?;
+        // Same ID, a response, NOERROR, at least one answer.
+        Some(got >= 12 && answer[..2] == id && answer[2] & 0x80 != 0 && answer[3] & 0x0f == 0 && answer[6..8] != [0, 0])
+    };
+    paced(rate, n, window, |i| ok(i, question.clone())).await;
+}
+
+/// `n` requests made by `request(i)` (true: it succeeded), paced at `rate` (0: flat out) with
+/// at most `window` at once; the report.
+async fn paced<F, R>(rate: f64, n: u64, window: usize, request: R)
+where
+    R: Fn(u64) -> F,
+    F: std::future::Future<Output = Option<bool>> + Send + 'static,
+{
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let slots = Arc::new(Semaphore::new(window));
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        pace(rate, started, i).await;
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let (seen, request) = (seen.clone(), request(i));
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let ok = request.await;
+            let mut seen = seen.lock().unwrap();
+            seen.received += 1;
+            if ok == Some(true) {
+                seen.ok += 1;
+            }
+            seen.latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let wall = started.elapsed().as_secs_f64();
+    report(&seen.lock().unwrap(), n, wall, cpu_seconds() - cpu0);
+}
+
+/// A DNS server on 127.0.0.1:`PORT` (0: any free port), UDP only, authoritative for
+/// `bench.concierge.` with one `A` record: `www.bench.concierge. 60 IN A 192.0.2.10`. Prints
+/// the address it serves on, then serves until killed.
+async fn dnsd(args: &[String]) {
+    use hickory_server::Server;
+    use hickory_server::proto::rr::rdata::{A, SOA};
+    use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+    use hickory_server::store::in_memory::InMemoryZoneHandler;
+    use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+    let [port, ..] = args else { usage() };
+    let port: u16 = port.parse().unwrap_or_else(|_| usage());
+    let name = |s: &str| <Name as std::str::FromStr>::from_str(s).expect("name");
+    let origin = name("bench.concierge.");
+    let mut zone: InMemoryZoneHandler = InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+    let soa = SOA::new(name("ns1.bench.concierge."), name("hostmaster.bench.concierge."), 1, 3600, 600, 86400, 60);
+    zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1);
+    zone.upsert_mut(Record::from_rdata(name("www.bench.concierge."), 60, RData::A(A::new(192, 0, 2, 10))), 1);
+    let mut catalog = Catalog::new();
+    catalog.upsert(LowerName::from(origin), vec![Arc::new(zone)]);
+    let socket = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
+    println!("{}", socket.local_addr().expect("address"));
+    let mut server = Server::new(catalog);
+    server.register_socket(socket);
+    let _ = server.block_until_done().await;
+}
+
 /// A blackbox-exporter `/probe` request: its success is in the body.
 fn path_is_probe(request: &[u8]) -> bool {
     request.starts_with(b"GET /probe")
@@ -274,6 +431,9 @@ fn main() {
         Some("amqp") => runtime.block_on(amqp(&args[1..])),
         Some("get") => runtime.block_on(get(&args[1..])),
         Some("slow") => runtime.block_on(slow(&args[1..])),
+        Some("tls") => runtime.block_on(tls(&args[1..])),
+        Some("dns") => runtime.block_on(dns(&args[1..])),
+        Some("dnsd") => runtime.block_on(dnsd(&args[1..])),
         _ => usage(),
     }
 }
