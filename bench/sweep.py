@@ -9,8 +9,8 @@ private broker:
   (c) Concierge without a check (the AMQP path only: an unknown extension, status 3);
   (d) prometheus-blackbox-exporter probing the same target through /probe at that rate.
 Prints per rate: Concierge CPU µs per check, the floor (echo + bare GET), their ratio,
-blackbox µs per probe and its ratio, latency p50/p99 publish → result, and whether the
-offered rate was achieved. Medians over the rounds.
+blackbox µs per probe and its ratio, latency p50/p99 publish → result (Concierge's, and the
+echo's: the AMQP path's own), and whether the offered rate was achieved. Medians over the rounds.
 
 Usage: bench/run sweep [ROUNDS] [SECONDS_PER_RUN]"""
 import json
@@ -120,18 +120,19 @@ def main():
         med = lambda rate, v, k: statistics.median(s[k] for s in samples[(rate, v)])
         print("Sweep: built-in HTTP check through RabbitMQ vs the floors, %d interleaved rounds, medians; %d cores; %s"
               % (rounds, os.cpu_count(), time.strftime("%Y-%m-%d")))
-        print("%-10s %10s %8s %8s %8s %8s %7s %9s %7s %8s %8s %9s" % (
+        print("%-10s %10s %8s %8s %8s %8s %7s %9s %7s %8s %8s %9s %13s" % (
             "offered/s", "achieved/s", "µs/chk", "echo µs", "GET µs", "floor", "ratio", "no-check", "bb µs", "bb/ours",
-            "p50 ms", "p99 ms"))
+            "p50 ms", "p99 ms", "echo p50/p99"))
         for rate in RATES:
             ours, echo, get = med(rate, "concierge", "cpu_us"), med(rate, "echo", "cpu_us"), med(rate, "get", "cpu_us")
             floor = echo + get
             bb = med(rate, "blackbox", "cpu_us")
             achieved = med(rate, "concierge", "rate")
             lost = min(s["received"] - s["n"] for s in samples[(rate, "concierge")])
-            print("%-10s %10.0f %8.0f %8.0f %8.0f %8.0f %7.2f %9.0f %7.0f %8.1f %8.2f %9.2f%s" % (
+            print("%-10s %10.0f %8.0f %8.0f %8.0f %8.0f %7.2f %9.0f %7.0f %8.1f %8.2f %9.2f %13s%s" % (
                 rate or "flat out", achieved, ours, echo, get, floor, ours / floor, med(rate, "no-check", "cpu_us"), bb,
                 bb / ours, med(rate, "concierge", "p50_ms"), med(rate, "concierge", "p99_ms"),
+                "%.2f/%.2f" % (med(rate, "echo", "p50_ms"), med(rate, "echo", "p99_ms")),
                 "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)")
                 + ("" if lost >= 0 else "  (%d results missing)" % -lost))
     finally:

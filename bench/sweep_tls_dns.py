@@ -15,6 +15,9 @@ Prints per check and rate: Concierge CPU µs per check, the floor (echo + bare h
 query), their ratio, blackbox µs per probe and its ratio, latency p50/p99 publish → result,
 the achieved rate, and how many results were OK (status 0). Medians over the rounds.
 
+With CONCIERGE_BASELINE_BIN set to another build of concierge, that build runs too, in the
+same interleaved rounds, and a line per check and rate compares the two.
+
 Usage: bench/run sweep-tls-dns [ROUNDS] [SECONDS_PER_RUN] [RATES]   RATES: e.g. 1000,0 (0: flat out)"""
 import json
 import os
@@ -31,6 +34,7 @@ import lib
 from sweep import LOADGEN, count, loadgen
 
 DNS_NAME = "www.bench.concierge."
+BASELINE = os.environ.get("CONCIERGE_BASELINE_BIN")
 
 
 def free_port():
@@ -146,12 +150,13 @@ def through_amqp(broker, server_pid, variant, kind, target, rate, seconds):
     if variant == "echo":
         proc = subprocess.Popen([lib.AMQP_ECHO, broker.url, rr, "512"], stdout=subprocess.DEVNULL)
     else:
-        proc = lib.start_client(broker.url, lib.unique("sweep"), [rr])
+        binary = BASELINE if variant == "baseline" else None
+        proc = lib.start_client(broker.url, lib.unique("sweep"), [rr], binary=binary)
     try:
         lib.wait_consumers(broker.url, rr, 1)
         n = count(rate, seconds)
         cpu0, server0 = lib.cpu_seconds(proc.pid), lib.tree_cpu_seconds(server_pid)
-        r = loadgen("amqp", broker.url, rr, kind if variant == "concierge" else "none", target, rate, n)
+        r = loadgen("amqp", broker.url, rr, "none" if variant == "echo" else kind, target, rate, n)
         time.sleep(0.2)
         r["cpu_us"] = (lib.cpu_seconds(proc.pid) - cpu0) / max(1, r["received"]) * 1e6
         r["server_us"] = (lib.tree_cpu_seconds(server_pid) - server0) / max(1, r["received"]) * 1e6
@@ -187,7 +192,7 @@ def main():
         for r in range(rounds):
             for kind, (target, server_pid, floor, module, bb_target) in checks.items():
                 for rate in rates:
-                    for variant in ("concierge", "echo", "floor", "blackbox"):
+                    for variant in ("concierge", "echo", "floor", "blackbox") + (("baseline",) if BASELINE else ()):
                         if variant == "floor":
                             s = bare(floor, rate, seconds)
                         elif variant == "blackbox":
@@ -221,6 +226,11 @@ def main():
                     "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)",
                     "" if lost >= 0 else "  (%d results missing)" % -lost,
                     "" if not not_ok else "  (not all OK: %s)" % ", ".join(not_ok)))
+                if BASELINE:
+                    base = med(kind, rate, "baseline", "cpu_us")
+                    print("      baseline %s: %.0f µs/check, %.0f/s achieved, p99 %.2f ms; this build ÷ baseline %.2f" % (
+                        BASELINE, base, med(kind, rate, "baseline", "rate"), med(kind, rate, "baseline", "p99_ms"),
+                        ours / base))
     finally:
         blackbox.close()
         dnsd.close()

@@ -1,8 +1,8 @@
 //! A reference point for the fleet benchmark: the least a lapin client can do per check
 //! request. It consumes a round-robin subscription the way Concierge does (two
 //! connections, channel-wide prefetch, publisher confirms, ack after the confirm) and
-//! answers every request with the same fixed result: no parsing, no check, no result
-//! building. Its CPU per request is what the AMQP path costs before any of Concierge's
+//! answers every request with a fixed result carrying the request's name (copied as bytes,
+//! so the load generator can time it): no parsing, no check, no result building. Its CPU per request is what the AMQP path costs before any of Concierge's
 //! own work. Run by `bench/run fleet`; not part of the product.
 //!
 //! Usage: amqp_echo AMQP_URL SUBSCRIPTION PREFETCH
@@ -15,8 +15,20 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
-const RESULT: &[u8] =
-    br#"{"client":"amqp-echo","check":{"name":"echo","issued":0,"executed":0,"status":0,"output":"ok"}}"#;
+const RESULT_HEAD: &[u8] = br#"{"client":"amqp-echo","check":{"name":""#;
+const RESULT_TAIL: &[u8] = br#"","issued":0,"executed":0,"status":0,"output":"ok"}}"#;
+
+/// The fixed result with the request's `"name"` (its bytes up to the closing quote).
+fn result(request: &[u8]) -> Vec<u8> {
+    const KEY: &[u8] = br#""name":""#;
+    let name = request
+        .windows(KEY.len())
+        .position(|w| w == KEY)
+        .map(|at| &request[at + KEY.len()..])
+        .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
+        .unwrap_or(b"echo");
+    [RESULT_HEAD, name, RESULT_TAIL].concat()
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,8 +75,9 @@ fn main() {
             let (channel, publish) = (channel.clone(), publish.clone());
             tokio::spawn(async move {
                 let properties = BasicProperties::default();
+                let body = result(&delivery.data);
                 let confirm = publish
-                    .basic_publish("results".into(), "".into(), BasicPublishOptions::default(), RESULT, properties)
+                    .basic_publish("results".into(), "".into(), BasicPublishOptions::default(), &body, properties)
                     .await;
                 if let Ok(confirm) = confirm
                     && confirm.await.is_ok()
