@@ -309,6 +309,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_are_written_as_before() {
+        // The text `num()` made before numbers were written in place.
+        let reference = |v: f64| {
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
+            }
+        };
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            0.5,
+            0.1234567,
+            2.0000004,
+            -1e-7,
+            1e15,
+            1e20,
+            -3.5e18,
+            1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            123456.000001,
+            9.9999999,
+        ];
+        for v in values {
+            assert_eq!(Num(v).to_string(), reference(v), "{v:e}");
+        }
+    }
+
+    #[test]
     fn perfdata_grammar() {
         let perf = [
             Perf::seconds("time", 0.1234567).thresholds(Some(1.0), Some(2.0)),
