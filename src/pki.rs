@@ -39,8 +39,8 @@ pub fn system_root_certs() -> Arc<Vec<CertificateDer<'static>>> {
 /// The system roots plus the certificates in `extra_pem`. A check that names a CA runs the
 /// same few CA documents again and again, and copying the system store (some 150 anchors)
 /// for each run cost more than the handshake's own verification: the stores built for the
-/// last [`ROOT_SETS`] documents are kept, keyed by the document itself, so an edited CA
-/// file counts at its next run.
+/// last [`ROOT_SETS`] documents (up to [`ROOT_SET_DOCUMENT_LIMIT`] bytes each) are kept,
+/// keyed by the document itself, so an edited CA file counts at its next run.
 pub fn roots_with(extra_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String> {
     let Some(pem) = extra_pem else { return Ok(system_roots()) };
     let lock = || root_stores().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -52,16 +52,25 @@ pub fn roots_with(extra_pem: Option<&[u8]>) -> Result<Arc<RootCertStore>, String
         roots.add(cert).map_err(|e| format!("CA certificate: {e}"))?;
     }
     let roots = Arc::new(roots);
-    let mut cache = lock();
-    if cache.len() >= ROOT_SETS {
-        cache.remove(0);
+    if pem.len() <= ROOT_SET_DOCUMENT_LIMIT {
+        let mut cache = lock();
+        if let Some((_, kept)) = cache.iter().find(|(key, _)| key.as_slice() == pem) {
+            return Ok(kept.clone());
+        }
+        if cache.len() >= ROOT_SETS {
+            cache.remove(0);
+        }
+        cache.push((pem.to_vec(), roots.clone()));
     }
-    cache.push((pem.to_vec(), roots.clone()));
     Ok(roots)
 }
 
 /// How many CA documents' root stores [`roots_with`] keeps.
-pub const ROOT_SETS: usize = 32;
+pub const ROOT_SETS: usize = 16;
+
+/// The largest CA document whose root store [`roots_with`] keeps (a whole system bundle is
+/// about 220 KB): what is kept stays within a few MB, whatever the checks name.
+pub const ROOT_SET_DOCUMENT_LIMIT: usize = 512 * 1024;
 
 /// Root stores built by [`roots_with`], oldest first, each with the document it was built from.
 type RootStores = Mutex<Vec<(Vec<u8>, Arc<RootCertStore>)>>;
@@ -251,5 +260,9 @@ mod tests {
             roots_with(Some(&ca_pem(&format!("roots test {i}")))).expect("many");
         }
         assert!(root_stores().lock().expect("lock").len() <= ROOT_SETS, "the cache is bounded");
+        let large = [a.clone(), vec![b'\n'; ROOT_SET_DOCUMENT_LIMIT]].concat();
+        let first = roots_with(Some(&large)).expect("large");
+        assert_eq!(first.len(), system + 1);
+        assert!(!Arc::ptr_eq(&first, &roots_with(Some(&large)).expect("large again")), "a large document is not kept");
     }
 }
