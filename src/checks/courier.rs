@@ -289,8 +289,8 @@ impl Builtin for Courier {
         "courier"
     }
 
-    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
-        Box::pin(async move { shot(check, ctx).await })
+    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
+        Box::pin(async move { shot(&check, ctx).await })
     }
 }
 
@@ -366,9 +366,9 @@ pub async fn scrape(p: &CourierParams) -> Result<Scraped, CheckFailure> {
     Ok(Scraped { body: fetched.body, format, openmetrics, seconds: fetched.seconds, url: p.url.clone() })
 }
 
-async fn shot(check: Object, ctx: BuiltinContext) -> BuiltinOutcome {
+async fn shot(check: &Object, ctx: BuiltinContext) -> BuiltinOutcome {
     let name = check.get("name").and_then(Value::as_str).unwrap_or("courier").to_string();
-    let params = match plugin::parameters::<CourierParams>(&check, "courier") {
+    let params = match plugin::parameters::<CourierParams>(check, "courier") {
         Ok(p) => p,
         Err(problem) => return plugin::invalid_parameters("COURIER", problem),
     };

@@ -196,7 +196,7 @@ impl Builtin for Dns {
         "dns"
     }
 
-    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
             let query = match plugin::parameters::<DnsParams>(&check, "dns")
                 .and_then(|p| p.compile().map_err(CheckFailure::parameters))

@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::command::{self, Spawn};
 use super::{Builtin, FollowUp, hooks};
 use crate::config::ClientSettings;
-use crate::proto::{Object, ResultPayload, now_epoch, object_substitute_tokens, round3, substitute_tokens};
+use crate::proto::{
+    Object, ResultPayload, now_epoch, object_has_tokens, object_substitute_tokens, round3, substitute_tokens,
+};
 
 /// How long a plugin command line run natively may take when its check has no `timeout`.
 pub const NATIVE_RUN_LIMIT: Duration = Duration::from_secs(600);
@@ -428,16 +430,30 @@ impl Executor {
         };
         let started = tokio::time::Instant::now();
         check.insert("executed".into(), now_epoch().into());
-        let mut substituted = Value::Object(check.clone());
-        let unmatched = object_substitute_tokens(&mut substituted, &config.client);
-        if !unmatched.is_empty() {
-            return finished(config, unmatched_result(check, &unmatched), None);
-        }
-        let Value::Object(request) = substituted else { return Processed::Dropped };
+        // The result carries the request as it came; the built-in runs on a substituted copy
+        // only when there is something to substitute, and otherwise shares the request.
+        let substituted = if object_has_tokens(&check) {
+            let mut substituted = Value::Object(check.clone());
+            let unmatched = object_substitute_tokens(&mut substituted, &config.client);
+            if !unmatched.is_empty() {
+                return finished(config, unmatched_result(check, &unmatched), None);
+            }
+            let Value::Object(request) = substituted else { return Processed::Dropped };
+            Some(Arc::new(request))
+        } else {
+            None
+        };
         let Some(slot) = self.builtin_slots.acquire(stop).await else { return Processed::NotStarted };
         self.started(&check, started.elapsed());
         let ctx = super::BuiltinContext { client_name: config.name.clone() };
-        let outcome = builtin.run(request, ctx).await;
+        let (outcome, mut check) = match substituted {
+            Some(request) => (builtin.run(request, ctx).await, check),
+            None => {
+                let shared = Arc::new(check);
+                let outcome = builtin.run(shared.clone(), ctx).await;
+                (outcome, Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
+            }
+        };
         drop(slot);
         self.telemetry.check_finished(builtin.name(), i64::from(outcome.status), started.elapsed().as_secs_f64());
         for (key, value) in outcome.attributes {

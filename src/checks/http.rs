@@ -263,7 +263,7 @@ impl Builtin for Http {
         "http"
     }
 
-    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
             let probe = match plugin::parameters::<HttpParams>(&check, "http")
                 .and_then(|p| p.compile().map_err(CheckFailure::parameters))

@@ -68,9 +68,10 @@ pub type BuiltinFuture = Pin<Box<dyn Future<Output = BuiltinOutcome> + Send + 's
 pub trait Builtin: Send + Sync {
     /// The `extension` name that selects it.
     fn name(&self) -> &'static str;
-    /// Run it for one (token-substituted) check request. Must not panic on bad input:
-    /// unusable parameters give an UNKNOWN outcome naming the problem.
-    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture;
+    /// Run it for one (token-substituted) check request, shared with the executor, which
+    /// keeps it for the result. Must not panic on bad input: unusable parameters give an
+    /// UNKNOWN outcome naming the problem.
+    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture;
 }
 
 /// Every built-in check Concierge ships.

@@ -94,7 +94,7 @@ impl Builtin for Tcp {
         "tcp"
     }
 
-    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
             let params = plugin::parameters::<TcpParams>(&check, "tcp").and_then(validate);
             let params = match params {

@@ -105,7 +105,7 @@ impl Builtin for Tls {
         "tls"
     }
 
-    fn run(&self, check: Object, ctx: BuiltinContext) -> BuiltinFuture {
+    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
         Box::pin(async move {
             let params = match plugin::parameters::<TlsParams>(&check, "tls")
                 .and_then(|p| validate(p).map_err(CheckFailure::parameters))

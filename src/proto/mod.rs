@@ -16,7 +16,7 @@ pub mod validate;
 pub use merge::{deep_merge, deep_merge_into};
 pub use redact::{DEFAULT_REDACT_KEYS, redact};
 pub use result::{ResultPayload, fill_socket_defaults, keepalive_payload};
-pub use tokens::{object_substitute_tokens, substitute_tokens};
+pub use tokens::{object_has_tokens, object_substitute_tokens, substitute_tokens};
 
 /// A JSON object that keeps insertion order (serde_json's `preserve_order`).
 pub type Object = serde_json::Map<String, serde_json::Value>;

@@ -61,6 +61,20 @@ pub fn object_substitute_tokens(value: &mut Value, attributes: &Object) -> Vec<S
     seen
 }
 
+/// Whether any string in the object (hash values and array items, recursively) holds a
+/// token, i.e. whether [`object_substitute_tokens`] could change it.
+pub fn object_has_tokens(object: &Object) -> bool {
+    fn has(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.values().any(has),
+            Value::Array(items) => items.iter().any(has),
+            Value::String(s) => s.contains(":::"),
+            _ => false,
+        }
+    }
+    object.values().any(has)
+}
+
 fn walk(value: &mut Value, attributes: &Object, unmatched: &mut Vec<String>) {
     match value {
         Value::Object(map) => map.values_mut().for_each(|v| walk(v, attributes, unmatched)),
@@ -105,6 +119,18 @@ fn drop_invalid_utf8(input: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_tokens_where_substitution_would_look() {
+        let object = |v: serde_json::Value| v.as_object().cloned().expect("object");
+        assert!(!object_has_tokens(&object(
+            serde_json::json!({"name": "api", "interval": 10, "http": {"url": "http://h/"}})
+        )));
+        assert!(object_has_tokens(&object(serde_json::json!({"http": {"url": "http://:::address|h:::/"}}))));
+        assert!(object_has_tokens(&object(serde_json::json!({"args": [1, ["x", ":::a:::"]]}))));
+        // Keys are never substituted.
+        assert!(!object_has_tokens(&object(serde_json::json!({":::key:::": "plain"}))));
+    }
     use serde_json::json;
 
     fn attrs() -> Object {
