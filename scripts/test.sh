@@ -24,15 +24,15 @@ rmq="$here/rabbitmq.sh"
 
 "$rmq" install
 # The native plugin tests run Debian's monitoring-plugins side by side with Concierge.
-# (check_curl and check_dns are in monitoring-plugins-standard; check_dns runs nslookup, which
-# the package only recommends.)
+# (check_curl and check_dns are in monitoring-plugins-standard; the package only recommends
+# what they need to run: check_dns runs nslookup, check_curl links libcurl and liburiparser.)
+plugins=(monitoring-plugins-basic monitoring-plugins-standard bind9-dnsutils libcurl4 liburiparser1)
 if { [[ ! -x /usr/lib/nagios/plugins/check_tcp ]] || [[ ! -x /usr/lib/nagios/plugins/check_curl ]] ||
-    [[ ! -x /usr/bin/nslookup ]]; } && (( EUID == 0 )); then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        monitoring-plugins-basic monitoring-plugins-standard bind9-dnsutils >/dev/null 2>&1 || {
+    [[ ! -x /usr/bin/nslookup ]] || [[ $(ldd /usr/lib/nagios/plugins/check_curl 2>&1) == *"not found"* ]]; } &&
+    (( EUID == 0 )); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${plugins[@]}" >/dev/null 2>&1 || {
         apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            monitoring-plugins-basic monitoring-plugins-standard bind9-dnsutils >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${plugins[@]}" >/dev/null
     }
 fi
 # The ECS tests talk to PyPI's moto server on loopback (AWS is not reachable here).

@@ -288,9 +288,13 @@ const CHECK_DNS: &str = "/usr/lib/nagios/plugins/check_dns";
 /// `check_dns` runs `nslookup`, which asks port 53 only: the test's servers listen on
 /// 127.0.0.77:53 (the zone), 127.0.0.80:53 (a relay that is not authoritative), and a
 /// socket on 127.0.0.79:53 that never answers. Binding them needs root, as CI has.
-async fn dns_servers() -> Option<(support::dns::TestDns, support::dns::Relay, std::net::UdpSocket)> {
+/// The tests that need them take turns (the addresses are fixed): the guard comes with the
+/// servers, and a port the previous test's runtime is still closing is waited for.
+async fn dns_servers() -> Option<DnsServers> {
+    static PORT_53: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = PORT_53.lock().await;
     let zone = "127.0.0.77:53".parse().unwrap();
-    let dns = match support::dns::TestDns::start_at(zone).await {
+    let dns = match bound(|| support::dns::TestDns::start_at(zone)).await {
         Ok(dns) => dns,
         Err(e) => {
             assert!(std::env::var("CI").is_err(), "CI runs as root and can bind {zone}: {e}");
@@ -298,10 +302,28 @@ async fn dns_servers() -> Option<(support::dns::TestDns, support::dns::Relay, st
             return None;
         }
     };
-    let relay = support::dns::Relay::start_at("127.0.0.80:53".parse().unwrap(), zone).await.unwrap();
-    let hole = std::net::UdpSocket::bind("127.0.0.79:53").unwrap();
-    Some((dns, relay, hole))
+    let relay = bound(|| support::dns::Relay::start_at("127.0.0.80:53".parse().unwrap(), zone)).await.unwrap();
+    let hole = bound(|| async { std::net::UdpSocket::bind("127.0.0.79:53") }).await.unwrap();
+    Some((dns, relay, hole, turn))
 }
+
+/// `bind()`, tried again for up to 10 s while the address is still in use.
+async fn bound<T, F: std::future::Future<Output = std::io::Result<T>>>(
+    mut bind: impl FnMut() -> F,
+) -> std::io::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match bind().await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+type DnsServers =
+    (support::dns::TestDns, support::dns::Relay, std::net::UdpSocket, tokio::sync::MutexGuard<'static, ()>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_dns_natively_says_what_the_plugin_says() {
