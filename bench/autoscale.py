@@ -15,18 +15,10 @@ import time
 import lib
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def moto():
     """A moto server with cluster `bench` and service `fleet` (created through the system
     Python's boto3, which moto brings)."""
-    port = free_port()
+    port = lib.free_port()
     proc = subprocess.Popen(["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = "http://127.0.0.1:%d" % port
@@ -69,7 +61,7 @@ def main():
                 "AWS_EC2_METADATA_DISABLED": "true", "CONCIERGE_LOG_LEVEL": "warn"})
     controller = subprocess.Popen(
         [lib.CONCIERGE, "autoscale", "--cluster", "bench", "--service", "fleet", "--min", "1", "--max", "30",
-         "--queues", queue, "--listen", "127.0.0.1:%d" % free_port()],
+         "--queues", queue, "--listen", "127.0.0.1:%d" % lib.free_port()],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fleet = []
     rows = {"idle": [], "20 replicas": []}

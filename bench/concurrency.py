@@ -5,7 +5,6 @@ RSS and open file descriptors at the peak.
 
 Usage: bench/run concurrency [N] [HOLD_S]"""
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,10 +18,7 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     hold = float(sys.argv[2]) if len(sys.argv) > 2 else 5
     broker = lib.Broker()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = lib.free_port()
     target = subprocess.Popen([sweep.LOADGEN, "slow", str(port), str(int(hold * 1000))])
     rr = lib.unique("roundrobin:slow")
     client = lib.start_client(broker.url, lib.unique("slow"), [rr],

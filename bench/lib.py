@@ -154,11 +154,7 @@ class Nginx:
         if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
             subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], check=True, stdout=subprocess.DEVNULL)
         self.dir = tempfile.mkdtemp(prefix="concierge-bench-nginx-")
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
+        self.port = free_port()
         with open(os.path.join(self.dir, "ok"), "w") as f:
             f.write("ok\n")
         conf = os.path.join(self.dir, "nginx.conf")
@@ -176,6 +172,16 @@ http { access_log off; client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastc
     def close(self):
         stop(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    """A loopback TCP port free now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def unique(prefix):

@@ -15,7 +15,7 @@ echo's: the AMQP path's own), and whether the offered rate was achieved. Medians
 Usage: bench/run sweep [ROUNDS] [SECONDS_PER_RUN]"""
 import json
 import os
-import socket
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,24 +68,26 @@ def bare_get(nginx, rate, seconds):
 
 
 class Blackbox:
-    def __init__(self):
+    """prometheus-blackbox-exporter on a loopback port with the given `modules:` YAML (indented
+    under `modules:`), driven through /probe by the native generator."""
+
+    def __init__(self, modules):
         self.dir = tempfile.mkdtemp(prefix="concierge-bench-bb-")
         conf = os.path.join(self.dir, "blackbox.yml")
         with open(conf, "w") as f:
-            f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
+            f.write("modules:\n" + modules)
+        self.port = lib.free_port()
         self.proc = subprocess.Popen(["/usr/bin/prometheus-blackbox-exporter", "--config.file=" + conf,
                                       "--web.listen-address=127.0.0.1:%d" % self.port],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def probe(self, nginx, rate, seconds):
-        url = "http://127.0.0.1:%d/probe?module=http_2xx&target=%s" % (self.port, nginx.url)
+    def probe(self, module, target, rate, seconds):
+        url = "http://127.0.0.1:%d/probe?module=%s&target=%s" % (self.port, module, target)
         for _ in range(50):
             try:
-                urllib.request.urlopen(url, timeout=2).read()
+                body = urllib.request.urlopen(url, timeout=2).read()
+                if b"probe_success 1" not in body:
+                    print("blackbox %s probe of %s failed:\n%s" % (module, target, body.decode()), file=sys.stderr)
                 break
             except Exception:
                 time.sleep(0.1)
@@ -98,12 +100,16 @@ class Blackbox:
 
     def close(self):
         lib.stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+HTTP_MODULE = "  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n"
 
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 3
-    broker, nginx, blackbox = lib.Broker(), lib.Nginx(), Blackbox()
+    broker, nginx, blackbox = lib.Broker(), lib.Nginx(), Blackbox(HTTP_MODULE)
     samples = {}
     try:
         for r in range(rounds):
@@ -112,7 +118,7 @@ def main():
                     if variant == "get":
                         s = bare_get(nginx, rate, seconds)
                     elif variant == "blackbox":
-                        s = blackbox.probe(nginx, rate, seconds)
+                        s = blackbox.probe("http_2xx", nginx.url, rate, seconds)
                     else:
                         s = through_amqp(broker, nginx, variant, rate, seconds)
                     samples.setdefault((rate, variant), []).append(s)

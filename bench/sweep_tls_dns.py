@@ -22,27 +22,17 @@ Usage: bench/run sweep-tls-dns [ROUNDS] [SECONDS_PER_RUN] [RATES]   RATES: e.g. 
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import lib
-from sweep import LOADGEN, count, loadgen
+from sweep import LOADGEN, Blackbox, count, loadgen
 
 DNS_NAME = "www.bench.concierge."
 BASELINE = os.environ.get("CONCIERGE_BASELINE_BIN")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class TlsNginx:
@@ -63,7 +53,7 @@ class TlsNginx:
         subprocess.run(["openssl", "x509", "-req", "-in", d("leaf.csr"), "-CA", d("ca.pem"), "-CAkey", d("ca.key"),
                         "-CAcreateserial", "-days", "90", "-extfile", d("leaf.ext"), "-out", d("cert.pem")], **quiet)
         self.ca = d("ca.pem")
-        self.port = free_port()
+        self.port = lib.free_port()
         self.address = "127.0.0.1:%d" % self.port
         conf = d("nginx.conf")
         with open(conf, "w") as f:
@@ -95,13 +85,9 @@ class Dnsd:
         lib.stop(self.proc)
 
 
-class Blackbox:
-    def __init__(self, ca):
-        self.dir = tempfile.mkdtemp(prefix="concierge-bench-bb-")
-        conf = os.path.join(self.dir, "blackbox.yml")
-        with open(conf, "w") as f:
-            f.write("""modules:
-  tls:
+def blackbox_modules(ca):
+    """The `tcp` prober with TLS (the bench CA) and the `dns` prober (A over UDP)."""
+    return """  tls:
     prober: tcp
     timeout: 5s
     tcp:
@@ -117,32 +103,7 @@ class Blackbox:
       query_type: A
       transport_protocol: udp
       preferred_ip_protocol: ip4
-""" % (ca, DNS_NAME))
-        self.port = free_port()
-        self.proc = subprocess.Popen(["/usr/bin/prometheus-blackbox-exporter", "--config.file=" + conf,
-                                      "--web.listen-address=127.0.0.1:%d" % self.port],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def probe(self, module, target, rate, seconds):
-        url = "http://127.0.0.1:%d/probe?module=%s&target=%s" % (self.port, module, target)
-        for _ in range(50):
-            try:
-                body = urllib.request.urlopen(url, timeout=2).read()
-                if b"probe_success 1" not in body:
-                    print("blackbox %s probe of %s failed:\n%s" % (module, target, body.decode()), file=sys.stderr)
-                break
-            except Exception:
-                time.sleep(0.1)
-        n = count(rate, seconds) if rate else 5000
-        cpu0 = lib.cpu_seconds(self.proc.pid)
-        r = loadgen("get", url, rate, n, 64)
-        r["cpu_us"] = (lib.cpu_seconds(self.proc.pid) - cpu0) / max(1, r["received"]) * 1e6
-        r["n"] = n
-        return r
-
-    def close(self):
-        lib.stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
+""" % (ca, DNS_NAME)
 
 
 def through_amqp(broker, server_pid, variant, kind, target, rate, seconds):
@@ -179,7 +140,7 @@ def main():
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 3
     rates = [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [1000]
     broker, nginx, dnsd = lib.Broker(), TlsNginx(), Dnsd()
-    blackbox = Blackbox(nginx.ca)
+    blackbox = Blackbox(blackbox_modules(nginx.ca))
     checks = {
         # kind: (the built-in's target for loadgen amqp, the server's pid, the bare floor, blackbox module, target)
         "tls": ("%s,%s" % (nginx.address, nginx.ca), nginx.proc.pid,

@@ -201,41 +201,17 @@ async fn get(args: &[String]) {
         tokio::net::lookup_host(&authority).await.expect("resolve").next().expect("address");
     let request =
         Arc::new(format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").into_bytes());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let slots = Arc::new(Semaphore::new(window));
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        pace(rate, started, i).await;
-        let permit = slots.clone().acquire_owned().await.expect("semaphore");
-        let (seen, request) = (seen.clone(), request.clone());
-        tasks.spawn(async move {
-            let sent = Instant::now();
-            let mut body = Vec::new();
-            let ok = async {
-                let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-                stream.write_all(&request).await.ok()?;
-                stream.read_to_end(&mut body).await.ok()?;
-                Some(
-                    body.starts_with(b"HTTP/1.1 200")
-                        && (body.windows(15).any(|w| w == b"probe_success 1") || !path_is_probe(&request)),
-                )
-            }
-            .await;
-            let mut seen = seen.lock().unwrap();
-            seen.received += 1;
-            if ok == Some(true) {
-                seen.ok += 1;
-            }
-            seen.latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-            drop(permit);
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    while tasks.join_next().await.is_some() {}
-    let wall = started.elapsed().as_secs_f64();
-    report(&seen.lock().unwrap(), n, wall, cpu_seconds() - cpu0);
+    let get = move |request: Arc<Vec<u8>>| async move {
+        let mut body = Vec::new();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream.write_all(&request).await.ok()?;
+        stream.read_to_end(&mut body).await.ok()?;
+        Some(
+            body.starts_with(b"HTTP/1.1 200")
+                && (body.windows(15).any(|w| w == b"probe_success 1") || !path_is_probe(&request)),
+        )
+    };
+    paced(rate, n, window, |_| get(request.clone())).await;
 }
 
 /// The parameters of the built-in check `kind` for `target` (`None`: no check, the AMQP path
