@@ -159,6 +159,57 @@ async fn body_size_limit_connect_and_dns_failures() {
     assert_output(&r, r"^HTTP CRITICAL: 127\.0\.0\.1 is not an IPv6 address \|");
 }
 
+/// A raw server on loopback: each connection has its request read (up to the empty line),
+/// gets `response` and is closed. Its port.
+fn raw_server(response: &'static [u8]) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && matches!(stream.read(&mut byte), Ok(1)) {
+                request.push(byte[0]);
+            }
+            let _ = stream.write_all(response);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_close_delimited_and_broken_responses() {
+    let server = TestServer::http().await;
+    let r = http(json!({"url": server.url_for("/chunked/300"), "body_match": "^chunk 0;chunk 1;.*chunk 299;$"})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let bytes: usize = (0..300).map(|i| format!("chunk {i};").len()).sum();
+    assert_eq!(r["probe"]["bytes"], bytes);
+    let r = http(json!({"url": server.url_for("/chunked/300"), "max_body_bytes": 2000})).await;
+    assert_eq!(r["reason"], "body_size");
+    assert_output(&r, r"^HTTP CRITICAL: 200: body larger than 2000 bytes \|");
+
+    // HTTP/1.0 without a length: the body ends with the connection.
+    let port = raw_server(b"HTTP/1.0 200 OK\r\nServer: raw\r\n\r\nuntil the end");
+    let r = http(json!({"url": format!("http://127.0.0.1:{port}/"), "body_match": "^until the end$"})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert_eq!(r["probe"]["bytes"], 13);
+    for (response, expected) in [
+        (b"".as_slice(), r"^HTTP CRITICAL: no HTTP response: the server closed the connection \|"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", r"^HTTP CRITICAL: invalid HTTP response: invalid HTTP version \|"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            r"^HTTP CRITICAL: reading the body: the connection closed before the body was complete \|",
+        ),
+    ] {
+        let port = raw_server(response);
+        let r = http(json!({"url": format!("http://127.0.0.1:{port}/")})).await;
+        assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("http")), "{}", output(&r));
+        assert_output(&r, expected);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_certificates() {
     let ca = TestCa::new("Concierge HTTP Test CA");

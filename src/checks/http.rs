@@ -1,4 +1,5 @@
-//! The built-in HTTP check (`"extension": "http"`), on hyper so every phase can be timed:
+//! The built-in HTTP check (`"extension": "http"`), one HTTP/1.1 exchange per connection
+//! ([`super::http1`]) with every phase timed:
 //! dns, connect, tls, time to first byte, transfer, total (each summed over redirects, as
 //! blackbox_exporter does).
 //!
@@ -11,15 +12,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failure::{CheckFailure, Reason};
+use super::http1;
 use super::net::{self, CheckTls, IpPreference};
 use super::plugin::{self, Perf, Report, Status, Thresholds};
 use super::{Builtin, BuiltinContext, BuiltinFuture};
@@ -487,87 +487,44 @@ fn tls_failure(error: std::io::Error) -> CheckFailure {
     }
 }
 
-fn build_request(
-    probe: &Probe,
-    url: &Uri,
-    host: &str,
-    port: u16,
-    https: bool,
-) -> Result<Request<Full<Bytes>>, CheckFailure> {
+/// The request's bytes: the probe's method, headers and body, `Host` unless given.
+fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -> Result<Vec<u8>, CheckFailure> {
+    let target = url.path_and_query().map_or("/", |p| p.as_str());
+    if probe.headers.contains_key(http::header::HOST) {
+        return Ok(http1::request(&probe.method, target, &probe.headers, &probe.body));
+    }
     let default_port = if https { 443 } else { 80 };
     let host_header = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
-    let path = url.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = Request::builder()
-        .method(probe.method.clone())
-        .uri(path)
-        .body(Full::new(probe.body.clone()))
-        .map_err(|e| CheckFailure::parameters(e.to_string()))?;
-    *request.headers_mut() = probe.headers.clone();
-    if !request.headers().contains_key(http::header::HOST) {
-        let value = HeaderValue::from_str(&host_header).map_err(|_| CheckFailure::parameters("invalid host"))?;
-        request.headers_mut().insert(http::header::HOST, value);
-    }
-    Ok(request)
+    let mut headers = probe.headers.clone();
+    let value = HeaderValue::from_str(&host_header).map_err(|_| CheckFailure::parameters("invalid host"))?;
+    headers.insert(http::header::HOST, value);
+    Ok(http1::request(&probe.method, target, &headers, &probe.body))
 }
 
 async fn send<S>(
     probe: &Probe,
-    request: Request<Full<Bytes>>,
+    request: Vec<u8>,
     stream: S,
     address: std::net::SocketAddr,
     progress: &Mutex<Progress>,
 ) -> Result<Exchange, CheckFailure>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| CheckFailure::new(Reason::Http, format!("HTTP handshake failed: {e}")))?;
-    let exchange = async {
-        set_phase(progress, |p| p.phase = "ttfb");
-        let sent = Instant::now();
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| CheckFailure::new(Reason::Http, format!("no HTTP response: {e}")))?;
-        set_phase(progress, |p| {
-            p.ttfb += sent.elapsed().as_secs_f64();
-            p.phase = "transfer";
-        });
-        let transfer_started = Instant::now();
-        let status = response.status().as_u16();
-        let (parts, mut body) = response.into_parts();
-        let mut collected = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| CheckFailure::new(Reason::Http, format!("reading the body: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                if collected.len() + data.len() > probe.max_body {
-                    return Err(CheckFailure::new(
-                        Reason::BodySize,
-                        format!("{status}: body larger than {} bytes", probe.max_body),
-                    ));
-                }
-                collected.extend_from_slice(data);
-            }
-        }
-        set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
-        Ok(Exchange { status, headers: parts.headers, body: Bytes::from(collected), address })
-    };
-    // The connection is driven in this task, not a spawned one: one task wake per socket
-    // event instead of two. When it ends first (the server closed), the exchange still
-    // completes or fails on its own; when the exchange ends, the connection is dropped.
-    let connection = async move {
-        let _ = connection.await;
-    };
-    let (mut exchange, mut connection) = (std::pin::pin!(exchange), std::pin::pin!(connection));
-    let mut connection_done = false;
-    loop {
-        tokio::select! {
-            biased;
-            result = &mut exchange => return result,
-            () = &mut connection, if !connection_done => connection_done = true,
-        }
-    }
+    let mut connection = http1::Connection::new(stream);
+    set_phase(progress, |p| p.phase = "ttfb");
+    let sent = Instant::now();
+    connection.send(&request).await?;
+    drop(request);
+    let head = connection.head().await?;
+    set_phase(progress, |p| {
+        p.ttfb += sent.elapsed().as_secs_f64();
+        p.phase = "transfer";
+    });
+    let transfer_started = Instant::now();
+    let body = connection.body(&probe.method, &head, probe.max_body).await?;
+    set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
+    Ok(Exchange { status: head.status, headers: head.headers, body, address })
 }
 
 /// A fetched response (the courier's scrape).

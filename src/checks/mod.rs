@@ -12,6 +12,7 @@ pub mod executor;
 pub mod failure;
 pub mod hooks;
 pub mod http;
+pub mod http1;
 pub mod native;
 pub mod net;
 pub mod plugin;

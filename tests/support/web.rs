@@ -615,10 +615,34 @@ async fn route(request: Request<Incoming>) -> Response<ResponseBody> {
         let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         echo.insert("body".into(), Value::String(String::from_utf8_lossy(&body).into_owned()));
         respond(200, "application/json", Value::Object(echo).to_string())
+    } else if let Some(n) = number("/chunked/") {
+        // n frames of "chunk i;" with no length: hyper sends them chunked.
+        let frames = (0..n).map(|i| Bytes::from(format!("chunk {i};"))).collect();
+        Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Frames(frames).boxed())
+            .expect("valid response")
     } else if path == "/json" {
         respond(200, "application/json", r#"{"status":"UP","checks":[{"name":"db","ok":true}]}"#)
     } else {
         text(404, "not found")
+    }
+}
+
+/// A body of frames whose length is not known ahead: sent chunked.
+struct Frames(std::collections::VecDeque<Bytes>);
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

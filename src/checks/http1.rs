@@ -1,0 +1,511 @@
+//! One HTTP/1.1 exchange on an open connection, as the built-in HTTP check and the courier
+//! make it: the request written in one piece, the response head parsed with `httparse`, the
+//! body read as it is framed (`Content-Length`, chunked, or up to the end of the connection).
+//!
+//! A check makes exactly one request per connection and drops the connection after it, so
+//! none of a general client's machinery is needed: hyper's client connection keeps about
+//! 26 KB per connection whatever the response (a request channel block, an 8 KB header
+//! buffer and an 8 KB read buffer) and runs a dispatcher beside the exchange. Here one
+//! buffer starts at 2 KB, grows only for a larger response, and becomes the body.
+//!
+//! The wire is what hyper wrote: `METHOD target HTTP/1.1`, the headers as given (lower
+//! case names), `content-length` added for a non-empty body. Responses are read as RFC 9112
+//! says a client reads them: 1xx heads skipped (101 is final), no body after `HEAD` or a
+//! 1xx/204/304, `Transfer-Encoding` ending in `chunked` before `Content-Length`, differing
+//! `Content-Length` values refused, and a body without either read to the end of the
+//! connection. The head may take up to [`MAX_HEAD`] bytes and 100 headers (hyper's limits).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::failure::{CheckFailure, Reason};
+
+/// The largest response head read (status line, headers and their line ends).
+pub const MAX_HEAD: usize = 8192 + 4096 * 100;
+/// The most headers in a response head.
+const MAX_HEADERS: usize = 100;
+/// The buffer's first size: a typical check's whole response fits.
+const FIRST_READ: usize = 2048;
+/// The largest chunk-size line (with extensions) read.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// The request's bytes: request line, headers, `content-length` for a non-empty body (unless
+/// given; a given `transfer-encoding: chunked` gets the body as one chunk), the body.
+pub fn request(method: &Method, target: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let names: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + names + body.len() + 64);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let chunked = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("chunked")));
+    if chunked {
+        out.extend_from_slice(b"\r\n");
+        if !body.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        return out;
+    }
+    if !body.is_empty() && !headers.contains_key(http::header::CONTENT_LENGTH) {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// A response's status and headers.
+#[derive(Debug)]
+pub struct Head {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in the order received.
+    pub headers: HeaderMap,
+}
+
+/// How the body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Up to the end of the connection.
+    Close,
+}
+
+/// One connection, for one exchange.
+pub struct Connection<S> {
+    stream: S,
+    buf: BytesMut,
+}
+
+fn http_failure(message: String) -> CheckFailure {
+    CheckFailure::new(Reason::Http, message)
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// A connection over `stream` (connected, TLS set up if any).
+    pub fn new(stream: S) -> Self {
+        Self { stream, buf: BytesMut::new() }
+    }
+
+    /// Write the request ([`request`]'s bytes).
+    pub async fn send(&mut self, request: &[u8]) -> Result<(), CheckFailure> {
+        let written = async {
+            self.stream.write_all(request).await?;
+            self.stream.flush().await
+        };
+        written.await.map_err(|e| http_failure(format!("sending the request: {e}")))
+    }
+
+    /// Read more into the buffer: the number of bytes read, 0 at the end of the stream.
+    /// The buffer grows by doubling (from [`FIRST_READ`]), at most to `room` more bytes.
+    async fn fill(&mut self, room: usize) -> std::io::Result<usize> {
+        let spare = self.buf.capacity() - self.buf.len();
+        if spare < 512 {
+            self.buf.reserve(self.buf.len().max(FIRST_READ).min(room.max(512)));
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Read the response head (1xx heads other than 101 skipped).
+    pub async fn head(&mut self) -> Result<Head, CheckFailure> {
+        loop {
+            // Parsed again only when a line has ended since the last try: a head trickled in
+            // byte by byte costs a parse per line (at most 100 header lines), not per read.
+            let mut scanned = 0;
+            let head = loop {
+                if self.buf[scanned..].contains(&b'\n')
+                    && let Some((length, head)) = parse_head(&self.buf)?
+                {
+                    self.buf.advance(length);
+                    break head;
+                }
+                if self.buf.len() >= MAX_HEAD {
+                    return Err(http_failure(format!("response head larger than {MAX_HEAD} bytes")));
+                }
+                scanned = self.buf.len();
+                match self.fill(MAX_HEAD - self.buf.len()).await {
+                    Ok(0) if self.buf.is_empty() => {
+                        return Err(http_failure("no HTTP response: the server closed the connection".into()));
+                    }
+                    Ok(0) => {
+                        return Err(http_failure(
+                            "no HTTP response: the connection closed in the response head".into(),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(http_failure(format!("no HTTP response: {e}"))),
+                }
+            };
+            if head.status >= 200 || head.status == 101 {
+                return Ok(head);
+            }
+        }
+    }
+
+    /// Read the body of the response to `method` whose head is `head`; larger than `max`
+    /// bytes fails with [`Reason::BodySize`].
+    pub async fn body(&mut self, method: &Method, head: &Head, max: usize) -> Result<Bytes, CheckFailure> {
+        let too_large =
+            || CheckFailure::new(Reason::BodySize, format!("{}: body larger than {max} bytes", head.status));
+        match framing(method, head)? {
+            Framing::Empty => Ok(Bytes::new()),
+            Framing::Length(length) => {
+                let length = usize::try_from(length).ok().filter(|l| *l <= max).ok_or_else(too_large)?;
+                while self.buf.len() < length {
+                    self.read_body_bytes(length - self.buf.len()).await?;
+                }
+                Ok(self.buf.split_to(length).freeze())
+            }
+            Framing::Close => loop {
+                if self.buf.len() > max {
+                    return Err(too_large());
+                }
+                if self.fill(max.saturating_add(1) - self.buf.len()).await.map_err(reading)? == 0 {
+                    return Ok(std::mem::take(&mut self.buf).freeze());
+                }
+            },
+            Framing::Chunked => self.chunked(max, too_large).await,
+        }
+    }
+
+    /// Read at least one more byte of a body that needs `left` more.
+    async fn read_body_bytes(&mut self, left: usize) -> Result<(), CheckFailure> {
+        match self.fill(left).await {
+            Ok(0) => Err(http_failure("reading the body: the connection closed before the body was complete".into())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(reading(e)),
+        }
+    }
+
+    /// A chunked body put together (trailers read and dropped).
+    async fn chunked(&mut self, max: usize, too_large: impl Fn() -> CheckFailure) -> Result<Bytes, CheckFailure> {
+        let mut body = BytesMut::new();
+        loop {
+            let size = loop {
+                match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.buf.advance(used);
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() < MAX_CHUNK_LINE => {
+                        self.read_body_bytes(MAX_CHUNK_LINE).await?;
+                    }
+                    _ => return Err(http_failure("reading the body: invalid chunk size line".into())),
+                }
+            };
+            if size == 0 {
+                return self.trailers().await.map(|()| body.freeze());
+            }
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|s| *s <= max - body.len() && *s < usize::MAX / 2)
+                .ok_or_else(&too_large)?;
+            // The chunk's data and its line end.
+            while self.buf.len() < size + 2 {
+                self.read_body_bytes(size + 2 - self.buf.len()).await?;
+            }
+            if &self.buf[size..size + 2] != b"\r\n" {
+                return Err(http_failure("reading the body: a chunk does not end with CRLF".into()));
+            }
+            if body.is_empty() && self.buf.len() == size + 2 && size > FIRST_READ {
+                // A large chunk read on its own: the buffer becomes the body.
+                body = self.buf.split_to(size);
+                self.buf.advance(2);
+            } else {
+                body.extend_from_slice(&self.buf[..size]);
+                self.buf.advance(size + 2);
+            }
+        }
+    }
+
+    /// Read the trailer section after the last chunk, up to its empty line.
+    async fn trailers(&mut self) -> Result<(), CheckFailure> {
+        let mut read = 0;
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                self.buf.advance(end + 2);
+                if end == 0 {
+                    return Ok(());
+                }
+                read += end + 2;
+                continue;
+            }
+            if read + self.buf.len() > MAX_HEAD {
+                return Err(http_failure(format!("reading the body: trailers larger than {MAX_HEAD} bytes")));
+            }
+            self.read_body_bytes(MAX_HEAD).await?;
+        }
+    }
+}
+
+fn reading(e: std::io::Error) -> CheckFailure {
+    http_failure(format!("reading the body: {e}"))
+}
+
+/// The head at the start of `buf` and its length, `None` when it is not all there yet.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match httparse::ParserConfig::default()
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .parse_response(&mut response, buf)
+    {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(http_failure(format!("invalid HTTP response: {e}"))),
+    };
+    let status = response.code.unwrap_or_default();
+    let mut map = HeaderMap::with_capacity(response.headers.len());
+    for header in response.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes());
+        let value = HeaderValue::from_bytes(header.value);
+        match (name, value) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => return Err(http_failure(format!("invalid HTTP response: header {:?}", header.name))),
+        }
+    }
+    Ok(Some((length, Head { status, headers: map })))
+}
+
+/// How the body of the response to `method` with `head` is delimited (RFC 9112, 6.3).
+fn framing(method: &Method, head: &Head) -> Result<Framing, CheckFailure> {
+    if *method == Method::HEAD || head.status < 200 || head.status == 204 || head.status == 304 {
+        return Ok(Framing::Empty);
+    }
+    let codings = head.headers.get_all(http::header::TRANSFER_ENCODING);
+    if codings.iter().next().is_some() {
+        let last = codings.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).last();
+        return Ok(match last {
+            Some(coding) if coding.trim().eq_ignore_ascii_case("chunked") => Framing::Chunked,
+            _ => Framing::Close,
+        });
+    }
+    let mut length = None;
+    for value in head.headers.get_all(http::header::CONTENT_LENGTH) {
+        for item in value.to_str().unwrap_or("x").split(',') {
+            let item = item.trim();
+            let parsed = (!item.is_empty() && item.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| item.parse::<u64>().ok())
+                .flatten();
+            match (parsed, length) {
+                (None, _) => return Err(http_failure(format!("invalid HTTP response: content-length {item:?}"))),
+                (Some(n), Some(m)) if n != m => {
+                    return Err(http_failure("invalid HTTP response: differing content-length values".into()));
+                }
+                (Some(n), _) => length = Some(n),
+            }
+        }
+    }
+    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serve `response` (in pieces of `piece` bytes, then close) and make one exchange.
+    async fn exchange(
+        method: Method,
+        response: &[u8],
+        piece: usize,
+        max: usize,
+    ) -> Result<(Head, Bytes), CheckFailure> {
+        let (client, mut server) = tokio::io::duplex(64);
+        let response = response.to_vec();
+        let served = tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && server.read(&mut byte).await.unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            for part in response.chunks(piece.max(1)) {
+                if server.write_all(part).await.is_err() {
+                    break;
+                }
+            }
+            request
+        });
+        let mut connection = Connection::new(client);
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, HeaderValue::from_static("example.test"));
+        connection.send(&request(&method, "/x?y=1", &headers, b"")).await?;
+        let head = connection.head().await?;
+        let body = connection.body(&method, &head, max).await?;
+        drop(connection);
+        let request = served.await.unwrap();
+        assert_eq!(request, b"GET /x?y=1 HTTP/1.1\r\nhost: example.test\r\n\r\n".replace_method(&method));
+        Ok((head, body))
+    }
+
+    trait ReplaceMethod {
+        fn replace_method(&self, method: &Method) -> Vec<u8>;
+    }
+    impl ReplaceMethod for [u8] {
+        fn replace_method(&self, method: &Method) -> Vec<u8> {
+            [method.as_str().as_bytes(), &self[3..]].concat()
+        }
+    }
+
+    async fn ok(response: &str, piece: usize) -> (u16, String) {
+        let (head, body) = exchange(Method::GET, response.as_bytes(), piece, 1 << 20).await.unwrap();
+        (head.status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    async fn failure(response: &[u8], max: usize) -> CheckFailure {
+        exchange(Method::GET, response, 7, max).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn bodies_by_framing_in_any_pieces() {
+        for piece in [1, 3, 64, 4096] {
+            assert_eq!(ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", piece).await, (200, "hello".into()));
+            assert_eq!(
+                ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nx-t: 1\r\n\r\n", piece)
+                    .await,
+                (200, "abcde".into())
+            );
+            assert_eq!(
+                ok("HTTP/1.0 404 Not Found\r\nServer: x\r\n\r\nto the end", piece).await,
+                (404, "to the end".into())
+            );
+            assert_eq!(
+                ok("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", piece)
+                    .await,
+                (201, "ok".into())
+            );
+            assert_eq!(ok("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", piece).await, (204, "".into()));
+            assert_eq!(ok("HTTP/1.1 304 Not Modified\r\n\r\n", piece).await, (304, "".into()));
+            // Chunked wins over Content-Length; repeated equal lengths are one length.
+            assert_eq!(
+                ok("HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", piece).await,
+                (200, "z".into())
+            );
+            assert_eq!(ok("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nab", piece).await, (200, "ab".into()));
+        }
+        // A body after HEAD is not read.
+        let (head, body) =
+            exchange(Method::HEAD, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 64, 100).await.unwrap();
+        assert_eq!((head.status, body.len()), (200, 0));
+        // A large body, in one buffer.
+        let big = "x".repeat(300_000);
+        let (_, body) = ok(&format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{big}", big.len()), 65536).await;
+        assert_eq!(body, big);
+        let chunked = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+            big.len(),
+            big.len()
+        );
+        assert_eq!(ok(&chunked, 65536).await.1.len(), 600_000);
+    }
+
+    #[tokio::test]
+    async fn headers_keep_repeats_and_order() {
+        let (head, _) = exchange(
+            Method::GET,
+            b"HTTP/1.1 302 Found\r\nLocation: /b\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 0\r\n\r\n",
+            5,
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!(head.headers["location"], "/b");
+        let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+    }
+
+    #[tokio::test]
+    async fn bad_responses_fail_with_a_reason() {
+        let cases: &[(&[u8], usize, Reason, &str)] = &[
+            (b"", 10, Reason::Http, "no HTTP response: the server closed the connection"),
+            (b"HTTP/1.1 200 OK\r\nContent-", 10, Reason::Http, "the connection closed in the response head"),
+            (b"SSH-2.0-OpenSSH\r\n\r\n", 10, Reason::Http, "invalid HTTP response"),
+            (b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n", 10, Reason::Http, "invalid HTTP response"),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+                10,
+                Reason::Http,
+                "closed before the body was complete",
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 10, Reason::Http, "content-length \"-1\""),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 10, Reason::Http, "differing"),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+                10,
+                Reason::BodySize,
+                "200: body larger than 10 bytes",
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", 10, Reason::Http, "content-length"),
+            (b"HTTP/1.1 500 Oops\r\n\r\n0123456789A", 10, Reason::BodySize, "500: body larger than 10 bytes"),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 10, Reason::Http, "invalid chunk size"),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 10, Reason::Http, "CRLF"),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 10, Reason::Http, "closed before"),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n",
+                10,
+                Reason::BodySize,
+                "larger than 10",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+                10,
+                Reason::BodySize,
+                "larger than 10",
+            ),
+        ];
+        for (response, max, reason, text) in cases {
+            let failure = failure(response, *max).await;
+            assert_eq!(failure.reason, *reason, "{failure:?} for {:?}", String::from_utf8_lossy(response));
+            assert!(failure.message.contains(text), "{failure:?} for {:?}", String::from_utf8_lossy(response));
+        }
+        // A head that never ends stops at the header count or at the size limit.
+        let many = [b"HTTP/1.1 200 OK\r\n".as_slice(), &b"x-pad: 0123456789abcdef\r\n".repeat(20_000)].concat();
+        assert!(failure(&many, 10).await.message.contains("too many headers"));
+        let line = [b"x-pad: ".as_slice(), &[b'a'; 8000], b"\r\n"].concat();
+        let long = [b"HTTP/1.1 200 OK\r\n".as_slice(), &line.repeat(60)].concat();
+        let failure = failure(&long, 10).await;
+        assert!(failure.message.contains(&format!("response head larger than {MAX_HEAD} bytes")), "{failure:?}");
+    }
+
+    #[test]
+    fn requests_as_hyper_wrote_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::USER_AGENT, HeaderValue::from_static("agent"));
+        headers.insert(http::header::HOST, HeaderValue::from_static("h:81"));
+        assert_eq!(
+            request(&Method::POST, "/p", &headers, b"{}"),
+            b"POST /p HTTP/1.1\r\nuser-agent: agent\r\nhost: h:81\r\ncontent-length: 2\r\n\r\n{}"
+        );
+        assert_eq!(
+            request(&Method::GET, "/", &headers, b""),
+            b"GET / HTTP/1.1\r\nuser-agent: agent\r\nhost: h:81\r\n\r\n"
+        );
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        assert!(request(&Method::PUT, "/", &headers, b"ab").ends_with(b"content-length: 2\r\n\r\nab"));
+        headers.remove(http::header::CONTENT_LENGTH);
+        headers.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        assert!(
+            request(&Method::PUT, "/", &headers, b"ab")
+                .ends_with(b"transfer-encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
+        );
+    }
+}
