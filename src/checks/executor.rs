@@ -298,7 +298,9 @@ impl Executor {
                 check.insert("executed".into(), now_epoch().into());
                 return finished(&config, check, None);
             }
-            self.execute_command(&config, check, stop).await
+            // Boxed: a command's future (the process, its pipes, hooks) is large; inline, every
+            // built-in request in flight — thousands at once — would carry its size too.
+            Box::pin(self.execute_command(&config, check, stop)).await
         } else {
             self.execute_builtin(&config, check, stop).await
         }

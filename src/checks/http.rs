@@ -458,22 +458,32 @@ async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Resul
 
     let request = build_request(probe, url, &host, port, https)?;
     if https {
-        set_phase(progress, |p| p.phase = "tls");
-        let tls_started = Instant::now();
-        let config = net::client_config(&probe.tls, true)?;
-        let name = probe
-            .tls
-            .server_name
-            .clone()
-            .unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
-        let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-            .map_err(|_| CheckFailure::new(Reason::TlsHandshake, format!("invalid TLS server name {name:?}")))?;
-        let stream = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(tls_failure)?;
-        set_phase(progress, |p| p.tls += tls_started.elapsed().as_secs_f64());
-        send(probe, request, stream, address, progress).await
+        // Boxed: the handshake and the TLS stream are large; inline, every plain HTTP check
+        // in flight would carry their size.
+        Box::pin(https_exchange(probe, &host, request, tcp, address, progress)).await
     } else {
         send(probe, request, tcp, address, progress).await
     }
+}
+
+async fn https_exchange(
+    probe: &Probe,
+    host: &str,
+    request: Vec<u8>,
+    tcp: tokio::net::TcpStream,
+    address: std::net::SocketAddr,
+    progress: &Mutex<Progress>,
+) -> Result<Exchange, CheckFailure> {
+    set_phase(progress, |p| p.phase = "tls");
+    let tls_started = Instant::now();
+    let config = net::client_config(&probe.tls, true)?;
+    let name =
+        probe.tls.server_name.clone().unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
+    let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+        .map_err(|_| CheckFailure::new(Reason::TlsHandshake, format!("invalid TLS server name {name:?}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(tls_failure)?;
+    set_phase(progress, |p| p.tls += tls_started.elapsed().as_secs_f64());
+    send(probe, request, stream, address, progress).await
 }
 
 fn tls_failure(error: std::io::Error) -> CheckFailure {

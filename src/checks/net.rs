@@ -134,7 +134,9 @@ pub async fn resolve(
     }
     let resolver = system_resolver().map_err(dns)?;
     let started = Instant::now();
-    let lookup = resolver.lookup_ip(host).await.map_err(|e| dns(format!("cannot resolve {host}: {e}")))?;
+    // Boxed: the resolver's future is large and only a name needs it, while every check in
+    // flight would carry its size inline.
+    let lookup = Box::pin(resolver.lookup_ip(host)).await.map_err(|e| dns(format!("cannot resolve {host}: {e}")))?;
     let took = started.elapsed();
     let addrs = order(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect(), preference);
     if addrs.is_empty() {

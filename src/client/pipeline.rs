@@ -89,7 +89,9 @@ impl Pipeline {
     pub async fn run(&self, request: Object, stop: &CancellationToken) -> Outcome {
         match self.executor.process_until(request, stop).await {
             Processed::Result(finished) => {
-                if publish(self.sink.as_ref(), finished).await {
+                // Boxed: the publish future is only needed once the check is done, and inline
+                // it would enlarge every request's task for the whole check.
+                if Box::pin(publish(self.sink.as_ref(), finished)).await {
                     Outcome::Delivered
                 } else {
                     Outcome::Undelivered
