@@ -1,7 +1,8 @@
 """Scale: N simultaneous slow built-in HTTP checks (a loopback target holding every response
 HOLD seconds), one client with its built-in slots raised to N, all requests published at
 once through RabbitMQ. Prints results received (lost), wall time, the client's CPU, peak
-RSS and open file descriptors at the peak.
+RSS and open file descriptors at the peak, and its RSS when the last result arrived and 12 s
+later (the client gives free memory back every 10 s).
 
 Usage: bench/run concurrency [N] [HOLD_S]"""
 import os
@@ -50,6 +51,11 @@ def main():
             r["received"], n, r["ok"], n - r["received"], r["wall_s"], r["p50_ms"], r["p99_ms"]))
         print("client: CPU %.2f s (%.0f µs per check), RSS %.1f MB idle, peak RSS %.1f MB, peak open files %d" % (
             cpu, cpu / max(1, r["received"]) * 1e6, rss0, lib.status_kb(client.pid, "VmHWM") / 1024, peak_fds[0]))
+        # The client gives free memory back every 10 s (src/client/memory.rs).
+        after = [lib.status_kb(client.pid, "VmRSS") / 1024]
+        time.sleep(12)
+        after.append(lib.status_kb(client.pid, "VmRSS") / 1024)
+        print("client: RSS %.1f MB when the last result arrived, %.1f MB 12 s later" % tuple(after))
     finally:
         lib.stop(client)
         lib.stop(target)

@@ -12,7 +12,11 @@ Prints per rate: Concierge CPU µs per check, the floor (echo + bare GET), their
 blackbox µs per probe and its ratio, latency p50/p99 publish → result (Concierge's, and the
 echo's: the AMQP path's own), and whether the offered rate was achieved. Medians over the rounds.
 
-Usage: bench/run sweep [ROUNDS] [SECONDS_PER_RUN]"""
+With CONCIERGE_BASELINE_BIN set to another build of concierge, that build runs the same HTTP
+check too, in the same interleaved rounds (an A/B of two builds), and a line per rate compares
+the two. RATES (comma-separated, 0 = flat out) limits the rates.
+
+Usage: bench/run sweep [ROUNDS] [SECONDS_PER_RUN] [RATES]"""
 import json
 import os
 import shutil
@@ -27,6 +31,7 @@ import lib
 
 LOADGEN = os.path.join(lib.ROOT, "target", "dist", "examples", "loadgen")
 RATES = (1000, 3000, 5000, 0)
+BASELINE = os.environ.get("CONCIERGE_BASELINE_BIN")
 
 
 def loadgen(*args):
@@ -43,10 +48,10 @@ def through_amqp(broker, nginx, variant, rate, seconds):
     if variant == "echo":
         proc = subprocess.Popen([lib.AMQP_ECHO, broker.url, rr, "512"], stdout=subprocess.DEVNULL)
     else:
-        proc = lib.start_client(broker.url, lib.unique("sweep"), [rr])
+        proc = lib.start_client(broker.url, lib.unique("sweep"), [rr], binary=BASELINE if variant == "baseline" else None)
     try:
         lib.wait_consumers(broker.url, rr, 1)
-        kind = "http" if variant == "concierge" else "none"
+        kind = "http" if variant in ("concierge", "baseline") else "none"
         n = count(rate, seconds)
         cpu0, ng0 = lib.cpu_seconds(proc.pid), lib.cpu_seconds(nginx.proc.pid)
         r = loadgen("amqp", broker.url, rr, kind, nginx.url, rate, n)
@@ -109,12 +114,16 @@ HTTP_MODULE = "  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 3
+    rates = [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else RATES
+    variants = ("concierge", "echo", "get", "no-check", "blackbox") + (("baseline",) if BASELINE else ())
     broker, nginx, blackbox = lib.Broker(), lib.Nginx(), Blackbox(HTTP_MODULE)
     samples = {}
     try:
         for r in range(rounds):
-            for rate in RATES:
-                for variant in ("concierge", "echo", "get", "no-check", "blackbox"):
+            for rate in rates:
+                # The two builds swap places every round.
+                order = variants if r % 2 == 0 or not BASELINE else ("baseline",) + variants[:-1]
+                for variant in order:
                     if variant == "get":
                         s = bare_get(nginx, rate, seconds)
                     elif variant == "blackbox":
@@ -129,7 +138,7 @@ def main():
         print("%-10s %10s %8s %8s %8s %8s %7s %9s %7s %8s %8s %9s %13s" % (
             "offered/s", "achieved/s", "µs/chk", "echo µs", "GET µs", "floor", "ratio", "no-check", "bb µs", "bb/ours",
             "p50 ms", "p99 ms", "echo p50/p99"))
-        for rate in RATES:
+        for rate in rates:
             ours, echo, get = med(rate, "concierge", "cpu_us"), med(rate, "echo", "cpu_us"), med(rate, "get", "cpu_us")
             floor = echo + get
             bb = med(rate, "blackbox", "cpu_us")
@@ -141,6 +150,13 @@ def main():
                 "%.2f/%.2f" % (med(rate, "echo", "p50_ms"), med(rate, "echo", "p99_ms")),
                 "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)")
                 + ("" if lost >= 0 else "  (%d results missing)" % -lost))
+        for rate in rates if BASELINE else ():
+            ours, base = med(rate, "concierge", "cpu_us"), med(rate, "baseline", "cpu_us")
+            print("%-10s baseline %s: %.0f µs/chk, %.0f/s, p50 %.2f p99 %.2f ms; this build %.0f µs/chk, %.0f/s, "
+                  "p50 %.2f p99 %.2f ms: %.2f× the baseline's CPU" % (
+                      rate or "flat out", BASELINE, base, med(rate, "baseline", "rate"), med(rate, "baseline", "p50_ms"),
+                      med(rate, "baseline", "p99_ms"), ours, med(rate, "concierge", "rate"),
+                      med(rate, "concierge", "p50_ms"), med(rate, "concierge", "p99_ms"), ours / base))
     finally:
         blackbox.close()
         nginx.close()

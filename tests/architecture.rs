@@ -147,6 +147,31 @@ fn the_module_map_lists_every_module() {
 }
 
 #[test]
+fn unsafe_code_only_in_the_reviewed_exception() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            // Crate-level lint attributes (`#![deny(unsafe_code)]`) are not unsafe code.
+            if code.contains("unsafe") && !code.trim_start().starts_with("#![") {
+                found.push((file.strip_prefix(&src).unwrap().display().to_string(), n + 1));
+            }
+        }
+    }
+    // `#[allow(unsafe_code)]` and the `unsafe` block of `malloc_trim`, nothing else.
+    assert!(
+        found.iter().all(|(file, _)| file == "client/memory.rs"),
+        "unsafe code outside client/memory.rs: {found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(std::fs::read_to_string(src.join("lib.rs")).unwrap().contains("#![deny(unsafe_code)]"));
+}
+
+#[test]
 fn references_are_found() {
     let text = "use crate::proto::Object; // crate::api in a comment\nuse crate::{checks, config::X};\nlet x = other_crate::y;";
     let names: Vec<String> = crate_references(text).into_iter().map(|(_, n)| n).collect();

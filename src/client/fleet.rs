@@ -110,6 +110,7 @@ impl Fleet {
     pub async fn run(mut self, signals: Signals) {
         let publisher_stop = CancellationToken::new();
         let publisher_task = tokio::spawn(self.publisher.clone().run(publisher_stop.clone()));
+        let give_back = tokio::spawn(super::memory::give_back_periodically(publisher_stop.clone()));
         let mut order: Vec<usize> = Vec::new();
         let mut attempt: u32 = 0;
         let mut ever_connected = false;
@@ -189,6 +190,7 @@ impl Fleet {
         }
         publisher_stop.cancel();
         let _ = publisher_task.await;
+        let _ = give_back.await;
     }
 
     /// Keepalive at once, subscriptions, keepalive timer, standalone schedule.

@@ -6,10 +6,12 @@
 //! * [`local`]: local mode, results on stdout.
 //! * [`fleet`]: joined to a Sensu deployment over RabbitMQ.
 //! * [`requests`]: parsing what arrives on a subscription.
+//! * [`memory`]: a burst's freed memory given back to the system.
 //! * [`signals`]: SIGTERM/SIGINT (drain), a second one (exit now), SIGHUP (reload).
 
 pub mod fleet;
 pub mod local;
+pub mod memory;
 pub mod pipeline;
 pub mod requests;
 pub mod signals;
