@@ -4,6 +4,7 @@
 #   scripts/docker.sh install        install Debian's docker.io and debootstrap (idempotent)
 #   scripts/docker.sh start DIR      start a private dockerd with all its state under DIR, and a
 #                                    one-node Swarm on 127.0.0.1 (a free port)
+#   scripts/docker.sh base DIR       make (once per machine) and import the Debian base image
 #   scripts/docker.sh image DIR [BIN]
 #                                    build the image as concierge:test with that engine: the
 #                                    Dockerfile's runtime stage with a host-built binary (BIN, else
@@ -208,6 +209,7 @@ shift
 case $cmd in
 install) cmd_install ;;
 start) [[ $# -eq 1 ]] || usage; cmd_start "$1" ;;
+base) [[ $# -eq 1 ]] || usage; base_image "$(cd "$1" && pwd -P)" ;;
 image) [[ $# -eq 1 || $# -eq 2 ]] || usage; cmd_image "$@" ;;
 stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
 *) usage ;;

@@ -22,6 +22,23 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 root=$(cd "$here/.." && pwd -P)
 rmq="$here/rabbitmq.sh"
 
+# The tests compile in the background while packages, the broker and the engine are set up
+# (CPU-bound work beside network- and disk-bound work). Its output is not shown: when it
+# fails, `cargo test` below fails the same way and says why.
+# (Not for CONCIERGE_TEST_CMD, which may need no test build at all.)
+build_pid=
+if [[ -z ${CONCIERGE_TEST_CMD:-} ]]; then
+    (cd "$root" && exec cargo test --no-run --locked -q "$@") >/dev/null 2>&1 &
+    build_pid=$!
+    # Until the cleanup below takes over: a failed install stops the build too.
+    trap 'kill "$build_pid" 2>/dev/null' EXIT
+fi
+built() {
+    [[ -n $build_pid ]] || return 0
+    wait "$build_pid" || true
+    build_pid=
+}
+
 "$rmq" install
 # The native plugin tests run Debian's monitoring-plugins side by side with Concierge.
 # (check_curl and check_dns are in monitoring-plugins-standard; the package only recommends
@@ -55,6 +72,10 @@ docker_dir=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n $build_pid ]]; then
+        kill "$build_pid" 2>/dev/null || true
+        wait "$build_pid" 2>/dev/null || true
+    fi
     if [[ -n $docker_dir ]]; then
         "$here/docker.sh" stop "$docker_dir" || rc=1
         rm -rf "$docker_dir"
@@ -92,6 +113,8 @@ if (( wants_docker )) && (( EUID == 0 )); then
     fi
     docker_dir=$(mktemp -d /tmp/concierge-docker.XXXXXX)
     "$here/docker.sh" start "$docker_dir"
+    "$here/docker.sh" base "$docker_dir"
+    built
     # The image carries this tree's debug build (the binary the other tests run, without its
     # debug info): the shipped `dist` build's whole-program LTO would add minutes to every run.
     cargo build --locked -q --bin concierge
@@ -99,6 +122,7 @@ if (( wants_docker )) && (( EUID == 0 )); then
     # shellcheck disable=SC1091
     . "$docker_dir/env"
 fi
+built
 if [[ -n ${CONCIERGE_TEST_CMD:-} ]]; then
     bash -c "$CONCIERGE_TEST_CMD" concierge-test "$@"
 else
