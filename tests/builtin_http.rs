@@ -119,6 +119,18 @@ async fn method_headers_body_and_auth_are_sent() {
     )
     .await;
     assert_eq!(r["status"], 0, "{}", output(&r));
+    // Host: the URL's authority (its port not the default), unless the check gives its own.
+    let url = server.url_for("/echo");
+    let authority = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let r = http(json!({"url": url, "body_match": format!(r#""host":"{}""#, regex::escape(&authority))})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let r =
+        http(json!({"url": url, "headers": {"Host": "api.example"}, "body_match": r#""host":"api\.example""#})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    // A query without a path: the request target is `/?…` (the test server answers 404 there).
+    let bare = format!("http://{authority}?q=1");
+    let r = http(json!({"url": bare, "status": [404], "body_match": "^not found$"})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,16 +187,19 @@ impl HttpParams {
         let method = Method::from_bytes(self.method.as_deref().unwrap_or("GET").to_ascii_uppercase().as_bytes())
             .map_err(|_| "method is not a valid HTTP method".to_string())?;
         let mut headers = HeaderMap::new();
-        let agent = self.user_agent.unwrap_or_else(|| "Sensu-HTTP-Check (concierge)".into());
-        headers.insert(
-            http::header::USER_AGENT,
-            HeaderValue::from_str(&agent).map_err(|_| "user_agent is not a valid header value")?,
-        );
+        let agent = match &self.user_agent {
+            Some(agent) => HeaderValue::from_str(agent).map_err(|_| "user_agent is not a valid header value")?,
+            None => HeaderValue::from_static("Sensu-HTTP-Check (concierge)"),
+        };
+        headers.insert(http::header::USER_AGENT, agent);
         for (name, value) in &self.headers {
             let name =
                 HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name {name:?} is invalid"))?;
             let value = HeaderValue::from_str(value).map_err(|_| format!("header {name} has an invalid value"))?;
             headers.insert(name, value);
+        }
+        if http1::ends_chunked(&headers) == Some(false) {
+            return Err("header transfer-encoding must end with chunked (the body is sent chunked)".into());
         }
         match (&self.user, &self.password, &self.bearer_token) {
             (Some(_), _, Some(_)) => return Err("use either user/password or bearer_token".into()),
@@ -500,15 +503,29 @@ fn tls_failure(error: std::io::Error) -> CheckFailure {
 /// The request's bytes: the probe's method, headers and body, `Host` unless given.
 fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -> Result<Vec<u8>, CheckFailure> {
     let target = url.path_and_query().map_or("/", |p| p.as_str());
+    // `http://host?query` has no path: the request target still starts with `/`.
+    let rooted;
+    let target = if target.starts_with('?') {
+        rooted = format!("/{target}");
+        &rooted
+    } else {
+        target
+    };
     if probe.headers.contains_key(http::header::HOST) {
-        return Ok(http1::request(&probe.method, target, &probe.headers, &probe.body));
+        return Ok(http1::request(&probe.method, target, &probe.headers, None, &probe.body));
     }
     let default_port = if https { 443 } else { 80 };
-    let host_header = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
-    let mut headers = probe.headers.clone();
-    let value = HeaderValue::from_str(&host_header).map_err(|_| CheckFailure::parameters("invalid host"))?;
-    headers.insert(http::header::HOST, value);
-    Ok(http1::request(&probe.method, target, &headers, &probe.body))
+    let with_port;
+    let host_header = if port == default_port {
+        host
+    } else {
+        with_port = format!("{host}:{port}");
+        &with_port
+    };
+    if host_header.bytes().any(|b| b.is_ascii_control()) {
+        return Err(CheckFailure::parameters("invalid host"));
+    }
+    Ok(http1::request(&probe.method, target, &probe.headers, Some(host_header), &probe.body))
 }
 
 async fn send<S>(
@@ -609,5 +626,7 @@ mod tests {
         assert!(bad(json!({"url": "http://x", "body_match": "("})).contains("body_match is not a valid regex"));
         assert!(bad(json!({"url": "http://x", "nope": 1})).contains("unknown field `nope`"));
         assert!(bad(json!({"url": "http://x", "timeout": 0})).contains("timeout must be a positive"));
+        let te = json!({"url": "http://x", "headers": {"Transfer-Encoding": "gzip"}});
+        assert!(bad(te).contains("transfer-encoding must end with chunked"));
     }
 }

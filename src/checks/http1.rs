@@ -29,27 +29,36 @@ const MAX_HEADERS: usize = 100;
 const FIRST_READ: usize = 2048;
 /// The largest chunk-size line (with extensions) read.
 const MAX_CHUNK_LINE: usize = 4096;
+/// The largest trailer section read (hyper's limit).
+const MAX_TRAILERS: usize = 16 * 1024;
 
-/// The request's bytes: request line, headers, `content-length` for a non-empty body (unless
-/// given; a given `transfer-encoding: chunked` gets the body as one chunk), the body.
-pub fn request(method: &Method, target: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+/// The request's bytes: request line, headers, then `host` when given (it is not among the
+/// headers), the body framed: as one chunk when the given `transfer-encoding` ends with
+/// `chunked`, else with a `content-length` of its real size (for a non-empty body, or in place
+/// of a given one: a wrong given length would leave the server waiting).
+pub fn request(method: &Method, target: &str, headers: &HeaderMap, host: Option<&str>, body: &[u8]) -> Vec<u8> {
     let names: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
-    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + names + body.len() + 64);
+    let host_len = host.map_or(0, |h| h.len() + 8);
+    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + names + host_len + body.len() + 64);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
+        if name == http::header::CONTENT_LENGTH {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let chunked = headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("chunked")));
-    if chunked {
+    if let Some(host) = host {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if ends_chunked(headers) == Some(true) {
         out.extend_from_slice(b"\r\n");
         if !body.is_empty() {
             out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
@@ -59,12 +68,20 @@ pub fn request(method: &Method, target: &str, headers: &HeaderMap, body: &[u8]) 
         out.extend_from_slice(b"0\r\n\r\n");
         return out;
     }
-    if !body.is_empty() && !headers.contains_key(http::header::CONTENT_LENGTH) {
+    if !body.is_empty() || headers.contains_key(http::header::CONTENT_LENGTH) {
         out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
+}
+
+/// Whether the `transfer-encoding` in `headers` ends with `chunked`; `None` without one.
+pub fn ends_chunked(headers: &HeaderMap) -> Option<bool> {
+    let codings = headers.get_all(http::header::TRANSFER_ENCODING);
+    codings.iter().next()?;
+    let last = codings.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).next_back();
+    Some(last.is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked")))
 }
 
 /// A response's status and headers.
@@ -74,6 +91,8 @@ pub struct Head {
     pub status: u16,
     /// The headers, in the order received.
     pub headers: HeaderMap,
+    /// An HTTP/1.0 response.
+    http10: bool,
 }
 
 /// How the body is delimited.
@@ -114,14 +133,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         written.await.map_err(|e| http_failure(format!("sending the request: {e}")))
     }
 
-    /// Read more into the buffer: the number of bytes read, 0 at the end of the stream.
-    /// The buffer grows by doubling (from [`FIRST_READ`]), at most to `room` more bytes.
+    /// Read at most `room` (at least 1) more bytes into the buffer: the number read, 0 at the
+    /// end of the stream. The buffer grows by doubling (from [`FIRST_READ`]), to at most
+    /// `room` more bytes, so a limit is exact.
     async fn fill(&mut self, room: usize) -> std::io::Result<usize> {
         let spare = self.buf.capacity() - self.buf.len();
         if spare < 512 {
             self.buf.reserve(self.buf.len().max(FIRST_READ).min(room.max(512)));
         }
-        self.stream.read_buf(&mut self.buf).await
+        (&mut self.stream).take(room.max(1) as u64).read_buf(&mut self.buf).await
     }
 
     /// Read the response head (1xx heads other than 101 skipped).
@@ -132,10 +152,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let mut scanned = 0;
             let head = loop {
                 if self.buf[scanned..].contains(&b'\n')
-                    && let Some((length, head)) = parse_head(&self.buf)?
+                    && let Some(length) = head_length(&self.buf)?
                 {
-                    self.buf.advance(length);
-                    break head;
+                    // The head's bytes are shared by its header values (no copy each).
+                    break parse_head(self.buf.split_to(length).freeze())?;
                 }
                 if self.buf.len() >= MAX_HEAD {
                     return Err(http_failure(format!("response head larger than {MAX_HEAD} bytes")));
@@ -200,13 +220,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut body = BytesMut::new();
         loop {
             let size = loop {
+                // httparse reads a size line without digits as 0 (a body cut short that
+                // would pass); RFC 9112 wants at least one hex digit.
+                if self.buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                    return Err(http_failure("reading the body: invalid chunk size line".into()));
+                }
                 match httparse::parse_chunk_size(&self.buf) {
                     Ok(httparse::Status::Complete((used, size))) => {
                         self.buf.advance(used);
                         break size;
                     }
                     Ok(httparse::Status::Partial) if self.buf.len() < MAX_CHUNK_LINE => {
-                        self.read_body_bytes(MAX_CHUNK_LINE).await?;
+                        self.read_body_bytes(MAX_CHUNK_LINE - self.buf.len()).await?;
                     }
                     _ => return Err(http_failure("reading the body: invalid chunk size line".into())),
                 }
@@ -220,7 +245,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 .ok_or_else(&too_large)?;
             // The chunk's data and its line end.
             while self.buf.len() < size + 2 {
-                self.read_body_bytes(size + 2 - self.buf.len()).await?;
+                // The next size line may come in the same read.
+                self.read_body_bytes((size + 2 - self.buf.len()).max(FIRST_READ)).await?;
             }
             if &self.buf[size..size + 2] != b"\r\n" {
                 return Err(http_failure("reading the body: a chunk does not end with CRLF".into()));
@@ -238,20 +264,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Read the trailer section after the last chunk, up to its empty line.
     async fn trailers(&mut self) -> Result<(), CheckFailure> {
-        let mut read = 0;
+        let (mut read, mut scanned) = (0, 0usize);
         loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+            // Searched from where the last search ended (a line trickled in stays linear).
+            if let Some(end) = self.buf[scanned.saturating_sub(1)..].windows(2).position(|w| w == b"\r\n") {
+                let end = end + scanned.saturating_sub(1);
                 self.buf.advance(end + 2);
                 if end == 0 {
                     return Ok(());
                 }
                 read += end + 2;
+                scanned = 0;
                 continue;
             }
-            if read + self.buf.len() > MAX_HEAD {
-                return Err(http_failure(format!("reading the body: trailers larger than {MAX_HEAD} bytes")));
+            if read + self.buf.len() > MAX_TRAILERS {
+                return Err(http_failure(format!("reading the body: trailers larger than {MAX_TRAILERS} bytes")));
             }
-            self.read_body_bytes(MAX_HEAD).await?;
+            scanned = self.buf.len();
+            self.read_body_bytes(MAX_TRAILERS + 1 - read - self.buf.len()).await?;
         }
     }
 }
@@ -260,23 +290,39 @@ fn reading(e: std::io::Error) -> CheckFailure {
     http_failure(format!("reading the body: {e}"))
 }
 
-/// The head at the start of `buf` and its length, `None` when it is not all there yet.
-fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
+fn parser() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config.allow_multiple_spaces_in_response_status_delimiters(true);
+    config
+}
+
+/// The length of the head at the start of `buf`, `None` when it is not all there yet.
+fn head_length(buf: &[u8]) -> Result<Option<usize>, CheckFailure> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
-    let length = match httparse::ParserConfig::default()
-        .allow_multiple_spaces_in_response_status_delimiters(true)
-        .parse_response(&mut response, buf)
-    {
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(http_failure(format!("invalid HTTP response: {e}"))),
-    };
-    let status = response.code.unwrap_or_default();
+    match parser().parse_response(&mut response, buf) {
+        Ok(httparse::Status::Complete(length)) => Ok(Some(length)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(http_failure(format!("invalid HTTP response: {e}"))),
+    }
+}
+
+/// A whole head (as [`head_length`] found it): its status and headers, the values sharing
+/// `raw`'s bytes.
+fn parse_head(raw: Bytes) -> Result<Head, CheckFailure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    if let Err(e) = parser().parse_response(&mut response, &raw) {
+        return Err(http_failure(format!("invalid HTTP response: {e}")));
+    }
+    let status = response
+        .code
+        .filter(|code| (100..=999).contains(code))
+        .ok_or_else(|| http_failure(format!("invalid HTTP response: status {}", response.code.unwrap_or_default())))?;
     let mut map = HeaderMap::with_capacity(response.headers.len());
     for header in response.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes());
-        let value = HeaderValue::from_bytes(header.value);
+        let value = HeaderValue::from_maybe_shared(raw.slice_ref(header.value));
         match (name, value) {
             (Ok(name), Ok(value)) => {
                 map.append(name, value);
@@ -284,7 +330,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
             _ => return Err(http_failure(format!("invalid HTTP response: header {:?}", header.name))),
         }
     }
-    Ok(Some((length, Head { status, headers: map })))
+    Ok(Head { status, headers: map, http10: response.version == Some(0) })
 }
 
 /// How the body of the response to `method` with `head` is delimited (RFC 9112, 6.3).
@@ -292,13 +338,14 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, CheckFailure> {
     if *method == Method::HEAD || head.status < 200 || head.status == 204 || head.status == 304 {
         return Ok(Framing::Empty);
     }
-    let codings = head.headers.get_all(http::header::TRANSFER_ENCODING);
-    if codings.iter().next().is_some() {
-        let last = codings.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).last();
-        return Ok(match last {
-            Some(coding) if coding.trim().eq_ignore_ascii_case("chunked") => Framing::Chunked,
-            _ => Framing::Close,
-        });
+    match ends_chunked(&head.headers) {
+        // RFC 9112, 6.1: the framing of an HTTP/1.0 message with one is faulty.
+        Some(_) if head.http10 => {
+            return Err(http_failure("invalid HTTP response: transfer-encoding in an HTTP/1.0 response".into()));
+        }
+        Some(true) => return Ok(Framing::Chunked),
+        Some(false) => return Ok(Framing::Close),
+        None => {}
     }
     let mut length = None;
     for value in head.headers.get_all(http::header::CONTENT_LENGTH) {
@@ -348,7 +395,7 @@ mod tests {
         let mut connection = Connection::new(client);
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, HeaderValue::from_static("example.test"));
-        connection.send(&request(&method, "/x?y=1", &headers, b"")).await?;
+        connection.send(&request(&method, "/x?y=1", &headers, None, b"")).await?;
         let head = connection.head().await?;
         let body = connection.body(&method, &head, max).await?;
         drop(connection);
@@ -394,7 +441,7 @@ mod tests {
                 (201, "ok".into())
             );
             assert_eq!(ok("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", piece).await, (204, "".into()));
-            assert_eq!(ok("HTTP/1.1 304 Not Modified\r\n\r\n", piece).await, (304, "".into()));
+            assert_eq!(ok("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", piece).await, (304, "".into()));
             // Chunked wins over Content-Length; repeated equal lengths are one length.
             assert_eq!(
                 ok("HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", piece).await,
@@ -416,6 +463,28 @@ mod tests {
             big.len()
         );
         assert_eq!(ok(&chunked, 65536).await.1.len(), 600_000);
+    }
+
+    #[tokio::test]
+    async fn framed_bodies_end_where_they_say_on_a_connection_left_open() {
+        for response in [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\n".as_slice(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\ngarbage",
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            // The server keeps its end open: reading past the message would wait forever.
+            let (client, mut server) = tokio::io::duplex(1 << 16);
+            server.write_all(response).await.unwrap();
+            let mut connection = Connection::new(client);
+            let read = async {
+                let head = connection.head().await?;
+                let body = connection.body(&Method::GET, &head, 100).await?;
+                Ok::<_, CheckFailure>((head.status, body))
+            };
+            let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.unwrap().unwrap();
+            assert_eq!(body, if status == 304 { "" } else { "hello" });
+            drop(server);
+        }
     }
 
     #[tokio::test]
@@ -457,6 +526,23 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", 10, Reason::Http, "content-length"),
             (b"HTTP/1.1 500 Oops\r\n\r\n0123456789A", 10, Reason::BodySize, "500: body larger than 10 bytes"),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 10, Reason::Http, "invalid chunk size"),
+            // A size line without digits is not a last chunk (httparse reads it as 0).
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n\r\n2\r\nde\r\n0\r\n\r\n",
+                10,
+                Reason::Http,
+                "invalid chunk size",
+            ),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;ext\r\n", 10, Reason::Http, "invalid chunk size"),
+            (b"HTTP/1.1 000 X\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 10, Reason::Http, "invalid HTTP response: status 0"),
+            (b"HTTP/1.1 099 X\r\n\r\n", 10, Reason::Http, "invalid HTTP response: status 99"),
+            (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 10, Reason::Http, "HTTP/1.0"),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx-t: 1\r\n",
+                10,
+                Reason::Http,
+                "closed before",
+            ),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 10, Reason::Http, "CRLF"),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 10, Reason::Http, "closed before"),
             (
@@ -490,21 +576,30 @@ mod tests {
     fn requests_as_hyper_wrote_them() {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::USER_AGENT, HeaderValue::from_static("agent"));
-        headers.insert(http::header::HOST, HeaderValue::from_static("h:81"));
         assert_eq!(
-            request(&Method::POST, "/p", &headers, b"{}"),
+            request(&Method::POST, "/p", &headers, Some("h:81"), b"{}"),
             b"POST /p HTTP/1.1\r\nuser-agent: agent\r\nhost: h:81\r\ncontent-length: 2\r\n\r\n{}"
         );
         assert_eq!(
-            request(&Method::GET, "/", &headers, b""),
+            request(&Method::GET, "/", &headers, Some("h:81"), b""),
             b"GET / HTTP/1.1\r\nuser-agent: agent\r\nhost: h:81\r\n\r\n"
         );
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("2"));
-        assert!(request(&Method::PUT, "/", &headers, b"ab").ends_with(b"content-length: 2\r\n\r\nab"));
+        // A given length is replaced by the body's.
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("9"));
+        assert_eq!(
+            request(&Method::PUT, "/", &headers, None, b"ab"),
+            b"PUT / HTTP/1.1\r\nuser-agent: agent\r\ncontent-length: 2\r\n\r\nab"
+        );
+        assert!(request(&Method::PUT, "/", &headers, None, b"").ends_with(b"content-length: 0\r\n\r\n"));
+        // Chunked: no length at all.
+        headers.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
+        assert!(
+            !String::from_utf8(request(&Method::PUT, "/", &headers, None, b"ab")).unwrap().contains("content-length")
+        );
         headers.remove(http::header::CONTENT_LENGTH);
         headers.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         assert!(
-            request(&Method::PUT, "/", &headers, b"ab")
+            request(&Method::PUT, "/", &headers, None, b"ab")
                 .ends_with(b"transfer-encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
         );
     }
