@@ -43,6 +43,19 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `src/` and every Rust file under it.
+fn source_files() -> (PathBuf, Vec<PathBuf>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    (src, files)
+}
+
+/// A line's code: what comes before a `//` comment.
+fn code(line: &str) -> &str {
+    line.split("//").next().unwrap_or_default()
+}
+
 /// The top-level module a file belongs to (`src/client/fleet.rs` → `client`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
@@ -54,7 +67,7 @@ fn module_of(src: &Path, file: &Path) -> String {
 fn crate_references(text: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or_default();
+        let code = code(line);
         let mut rest = code;
         while let Some(at) = rest.find("crate::") {
             let before = rest[..at].chars().last();
@@ -82,9 +95,7 @@ fn crate_references(text: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn layers_point_one_way() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (src, files) = source_files();
     let mut problems = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for file in &files {
@@ -120,18 +131,11 @@ fn layers_point_one_way() {
 
 #[test]
 fn lapin_stays_in_transport() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (src, files) = source_files();
     let outside: Vec<String> = files
         .iter()
         .filter(|f| !f.starts_with(src.join("transport")))
-        .filter(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .any(|l| l.split("//").next().unwrap_or_default().contains("lapin::"))
-        })
+        .filter(|f| std::fs::read_to_string(f).unwrap().lines().any(|l| code(l).contains("lapin::")))
         .map(|f| f.display().to_string())
         .collect();
     assert!(outside.is_empty(), "lapin used outside src/transport: {outside:?}");
@@ -148,14 +152,12 @@ fn the_module_map_lists_every_module() {
 
 #[test]
 fn unsafe_code_only_in_the_reviewed_exception() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let (src, files) = source_files();
     let mut found = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or_default();
+            let code = code(line);
             // Crate-level lint attributes (`#![deny(unsafe_code)]`) are not unsafe code.
             if code.contains("unsafe") && !code.trim_start().starts_with("#![") {
                 found.push((file.strip_prefix(&src).unwrap().display().to_string(), n + 1));
