@@ -11,6 +11,12 @@
 # Set CONCIERGE_TEST_RABBITMQ_DIR to keep the broker's files in a known place.
 #
 # The ECS tests start their own moto server (PyPI's moto[server], installed here if missing).
+# A whole run (no arguments) runs the test binaries side by side: the Swarm/ECS ones (autoscale,
+# scale, container: mostly waiting on the engine) each on its own, the two that stop or alarm
+# the broker (broker_alarm, broker_restart) on a second private node of their own, the rest
+# one after another; each group's output is printed whole after the rest, and the run fails if
+# any group failed. With arguments, one `cargo test` as given.
+#
 # For the container tests (a whole run, or one naming `container`, `scale` or `autoscale`), a private Docker engine
 # with a one-node Swarm is started the same way (scripts/docker.sh, as root) and the image is
 # built from the Dockerfile's runtime stage with this tree's debug binary; CONCIERGE_TEST_DOCKER*
@@ -69,9 +75,20 @@ else
 fi
 
 docker_dir=
+# A whole run's second node (for the tests that stop or alarm theirs) and its groups' output.
+whole=0
+[[ $# -eq 0 && -z ${CONCIERGE_TEST_CMD:-} ]] && whole=1
+own_dir=
+logs=
+declare -A group=()
 cleanup() {
-    local rc=$?
+    local rc=$? pid
     trap - EXIT INT TERM
+    # Groups still running (the run was interrupted): their test binaries, then cargo.
+    for pid in "${!group[@]}"; do
+        pkill -TERM -P "$pid" 2>/dev/null || true
+        kill "$pid" 2>/dev/null || true
+    done
     if [[ -n $build_pid ]]; then
         kill "$build_pid" 2>/dev/null || true
         wait "$build_pid" 2>/dev/null || true
@@ -80,6 +97,11 @@ cleanup() {
         "$here/docker.sh" stop "$docker_dir" || rc=1
         rm -rf "$docker_dir"
     fi
+    if [[ -n $own_dir ]]; then
+        "$rmq" stop "$own_dir" || rc=1
+        (( rc != 0 )) || rm -rf "$own_dir"
+    fi
+    [[ -z $logs ]] || rm -rf "$logs"
     "$rmq" stop "$dir" || rc=1
     if (( cleanup_dir && rc == 0 )); then rm -rf "$dir"; fi
     (( rc == 0 )) || echo "test.sh: broker files kept in $dir" >&2
@@ -90,6 +112,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 "$rmq" start "$dir"
+own_started=
+if (( whole )); then
+    # Started while the engine is set up; waited for before the tests run.
+    own_dir=$(mktemp -d /tmp/concierge-rabbitmq.XXXXXX)
+    "$rmq" start "$own_dir" &
+    own_started=$!
+fi
 # shellcheck disable=SC1091
 . "$dir/env"
 
@@ -125,6 +154,40 @@ fi
 built
 if [[ -n ${CONCIERGE_TEST_CMD:-} ]]; then
     bash -c "$CONCIERGE_TEST_CMD" concierge-test "$@"
-else
+elif (( ! whole )); then
     cargo test --no-fail-fast "$@"
+else
+    wait "$own_started"
+    logs=$(mktemp -d /tmp/concierge-test-logs.XXXXXX)
+    engine=(autoscale scale container)
+    own_broker=(broker_alarm broker_restart)
+    rest=()
+    for file in tests/*.rs; do
+        name=$(basename "$file" .rs)
+        [[ " ${engine[*]} ${own_broker[*]} " == *" $name "* ]] || rest+=(--test "$name")
+    done
+    for name in "${engine[@]}"; do
+        cargo test --no-fail-fast --test "$name" >"$logs/$name" 2>&1 &
+        group[$!]=$name
+    done
+    # shellcheck disable=SC1091
+    (. "$own_dir/env" && exec cargo test --no-fail-fast --test broker_alarm --test broker_restart) >"$logs/broker" 2>&1 &
+    group[$!]=broker
+    failed=()
+    cargo test --no-fail-fast --lib --bins "${rest[@]}" || failed+=("the rest")
+    cargo test --doc || failed+=("doc tests")
+    for pid in "${!group[@]}"; do
+        rc=0
+        wait "$pid" || rc=$?
+        name=${group[$pid]}
+        [[ $name != broker ]] || name="broker_alarm, broker_restart (their own node)"
+        echo "==== ${name}: $( (( rc == 0 )) && echo passed || echo "FAILED (exit $rc)" ) ===="
+        cat "$logs/${group[$pid]}"
+        unset "group[$pid]"
+        (( rc == 0 )) || failed+=("$name")
+    done
+    if (( ${#failed[@]} )); then
+        echo "test.sh: failed: ${failed[*]}" >&2
+        exit 1
+    fi
 fi
