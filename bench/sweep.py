@@ -10,7 +10,10 @@ private broker:
   (d) prometheus-blackbox-exporter probing the same target through /probe at that rate.
 Prints per rate: Concierge CPU µs per check, the floor (echo + bare GET), their ratio,
 blackbox µs per probe and its ratio, latency p50/p99 publish → result (Concierge's, and the
-echo's: the AMQP path's own), and whether the offered rate was achieved. Medians over the rounds.
+echo's: the AMQP path's own), and whether the offered rate was achieved; then, for Concierge,
+Concierge without a check and the echo, the CPU per check of every process on the box (the
+client, the broker, nginx, the generator) and the rate at which their total fills the cores.
+Medians over the rounds.
 
 With CONCIERGE_BASELINE_BIN set to another build of concierge, that build runs the same HTTP
 check too, in the same interleaved rounds (an A/B of two builds), and a line per rate compares
@@ -53,11 +56,14 @@ def through_amqp(broker, nginx, variant, rate, seconds):
         lib.wait_consumers(broker.url, rr, 1)
         kind = "http" if variant in ("concierge", "baseline") else "none"
         n = count(rate, seconds)
-        cpu0, ng0 = lib.cpu_seconds(proc.pid), lib.cpu_seconds(nginx.proc.pid)
+        cpu0, ng0, bk0 = lib.cpu_seconds(proc.pid), lib.tree_cpu_seconds(nginx.proc.pid), lib.cpu_seconds(broker.pid)
         r = loadgen("amqp", broker.url, rr, kind, nginx.url, rate, n)
         time.sleep(0.2)
-        r["cpu_us"] = (lib.cpu_seconds(proc.pid) - cpu0) / max(1, r["received"]) * 1e6
-        r["nginx_us"] = (lib.cpu_seconds(nginx.proc.pid) - ng0) / max(1, r["received"]) * 1e6
+        per_check = lambda seconds: seconds / max(1, r["received"]) * 1e6
+        r["cpu_us"] = per_check(lib.cpu_seconds(proc.pid) - cpu0)
+        r["nginx_us"] = per_check(lib.tree_cpu_seconds(nginx.proc.pid) - ng0)
+        r["broker_us"] = per_check(lib.cpu_seconds(broker.pid) - bk0)
+        r["loadgen_us"] = per_check(r["self_cpu_s"])
         r["n"] = n
         return r
     finally:
@@ -66,8 +72,10 @@ def through_amqp(broker, nginx, variant, rate, seconds):
 
 def bare_get(nginx, rate, seconds):
     n = count(rate, seconds)
+    ng0 = lib.tree_cpu_seconds(nginx.proc.pid)
     r = loadgen("get", nginx.url, rate, n)
     r["cpu_us"] = r["self_cpu_s"] / max(1, r["received"]) * 1e6
+    r["nginx_us"] = (lib.tree_cpu_seconds(nginx.proc.pid) - ng0) / max(1, r["received"]) * 1e6
     r["n"] = n
     return r
 
@@ -150,6 +158,18 @@ def main():
                 "%.2f/%.2f" % (med(rate, "echo", "p50_ms"), med(rate, "echo", "p99_ms")),
                 "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)")
                 + ("" if lost >= 0 else "  (%d results missing)" % -lost))
+        # Where the box's CPU goes per check: the client (Concierge or the echo), the broker,
+        # nginx (with its worker) and the generator. cores × 10⁶ ÷ the total is the rate the box
+        # could carry if all of it went to this pipeline.
+        print("CPU per check of every process on the box (µs, medians), and the rate that fills %d cores:" % os.cpu_count())
+        print("%-10s %-10s %10s %8s %8s %8s %8s %8s %12s" % (
+            "offered/s", "client", "achieved/s", "client", "broker", "nginx", "loadgen", "total", "cores full at"))
+        for rate in rates:
+            for variant in ("concierge", "no-check", "echo"):
+                parts = [med(rate, variant, k) for k in ("cpu_us", "broker_us", "nginx_us", "loadgen_us")]
+                print("%-10s %-10s %10.0f %8.0f %8.0f %8.0f %8.0f %8.0f %10.0f/s" % (
+                    rate or "flat out", variant, med(rate, variant, "rate"), *parts, sum(parts),
+                    os.cpu_count() * 1e6 / sum(parts)))
         for rate in rates if BASELINE else ():
             ours, base = med(rate, "concierge", "cpu_us"), med(rate, "baseline", "cpu_us")
             print("%-10s baseline %s: %.0f µs/chk, %.0f/s, p50 %.2f p99 %.2f ms; this build %.0f µs/chk, %.0f/s, "

@@ -13,7 +13,9 @@ At 1,000/s (or the rates given), interleaved and repeated, the native load gener
       `tcp` prober with `tls: true` (the same CA) and the `dns` prober (UDP, A).
 Prints per check and rate: Concierge CPU µs per check, the floor (echo + bare handshake or
 query), their ratio, blackbox µs per probe and its ratio, latency p50/p99 publish → result,
-the achieved rate, and how many results were OK (status 0). Medians over the rounds.
+the achieved rate, and how many results were OK (status 0); then a line with the CPU per
+check of every process on the box (Concierge, the broker, the target server, the generator).
+Medians over the rounds.
 
 With CONCIERGE_BASELINE_BIN set to another build of concierge, that build runs too, in the
 same interleaved rounds, and a line per check and rate compares the two.
@@ -116,11 +118,14 @@ def through_amqp(broker, server_pid, variant, kind, target, rate, seconds):
     try:
         lib.wait_consumers(broker.url, rr, 1)
         n = count(rate, seconds)
-        cpu0, server0 = lib.cpu_seconds(proc.pid), lib.tree_cpu_seconds(server_pid)
+        cpu0, server0, broker0 = lib.cpu_seconds(proc.pid), lib.tree_cpu_seconds(server_pid), lib.cpu_seconds(broker.pid)
         r = loadgen("amqp", broker.url, rr, "none" if variant == "echo" else kind, target, rate, n)
         time.sleep(0.2)
-        r["cpu_us"] = (lib.cpu_seconds(proc.pid) - cpu0) / max(1, r["received"]) * 1e6
-        r["server_us"] = (lib.tree_cpu_seconds(server_pid) - server0) / max(1, r["received"]) * 1e6
+        per_check = lambda seconds: seconds / max(1, r["received"]) * 1e6
+        r["cpu_us"] = per_check(lib.cpu_seconds(proc.pid) - cpu0)
+        r["server_us"] = per_check(lib.tree_cpu_seconds(server_pid) - server0)
+        r["broker_us"] = per_check(lib.cpu_seconds(broker.pid) - broker0)
+        r["loadgen_us"] = per_check(r["self_cpu_s"])
         r["n"] = n
         return r
     finally:
@@ -187,6 +192,11 @@ def main():
                     "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)",
                     "" if lost >= 0 else "  (%d results missing)" % -lost,
                     "" if not not_ok else "  (not all OK: %s)" % ", ".join(not_ok)))
+                print("      CPU per check on the box: Concierge %.0f, broker %.0f, %s server %.0f, generator %.0f µs "
+                      "(the echo's run: broker %.0f, generator %.0f)" % (
+                          ours, med(kind, rate, "concierge", "broker_us"), kind, med(kind, rate, "concierge", "server_us"),
+                          med(kind, rate, "concierge", "loadgen_us"), med(kind, rate, "echo", "broker_us"),
+                          med(kind, rate, "echo", "loadgen_us")))
                 if BASELINE:
                     base = med(kind, rate, "baseline", "cpu_us")
                     print("      baseline %s: %.0f µs/check, %.0f/s achieved, p99 %.2f ms; this build ÷ baseline %.2f" % (
