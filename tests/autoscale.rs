@@ -80,20 +80,25 @@ fn keepalive(name: &str, queue: &str, busy_ratio: f64) -> Vec<u8> {
 
 /// Publish to the `keepalives` pipe as a client does.
 async fn publish_keepalive(server: &ServerSide, body: &[u8]) {
+    publish_keepalives(server, &[body.to_vec()]).await;
+}
+
+/// Publish several keepalives back to back, then wait for their confirms: the controller
+/// sees the replicas change together (one confirm round trip per keepalive would leave a
+/// mixed state for a tick to see on a busy machine: half the replicas busy, a recommendation
+/// of its own in the window).
+async fn publish_keepalives(server: &ServerSide, bodies: &[Vec<u8>]) {
     support::broker::declare_exchange(&server.channel, "keepalives", lapin::ExchangeKind::Direct).await;
-    server
-        .channel
-        .basic_publish(
-            "keepalives".into(),
-            "".into(),
-            Default::default(),
-            body,
-            lapin::BasicProperties::default().with_content_type("application/octet-stream".into()),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let mut confirms = Vec::new();
+    for body in bodies {
+        let properties = lapin::BasicProperties::default().with_content_type("application/octet-stream".into());
+        let publish =
+            server.channel.basic_publish("keepalives".into(), "".into(), Default::default(), body, properties);
+        confirms.push(publish.await.unwrap());
+    }
+    for confirm in confirms {
+        confirm.await.unwrap();
+    }
 }
 
 /// The fleet's queue with nobody consuming it yet (as a replica declares and binds it).
@@ -191,9 +196,8 @@ async fn ecs_follows_a_scripted_signal_sequence() {
     note("backlog purged; load flapping".into());
     for i in 0..8 {
         let busy = if i % 2 == 0 { 0.6 } else { 0.0 };
-        for replica in ["probe-a", "probe-b", "probe-c", "probe-d"] {
-            publish_keepalive(&server, &keepalive(replica, &queue, busy)).await;
-        }
+        let all: Vec<_> = ["probe-a", "probe-b", "probe-c", "probe-d"].map(|r| keepalive(r, &queue, busy)).into();
+        publish_keepalives(&server, &all).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     assert_eq!(desired().await, 4, "flapping load moved the service");
@@ -203,9 +207,8 @@ async fn ecs_follows_a_scripted_signal_sequence() {
     );
 
     // Quiet: after a whole window of low recommendations, down to the min at once.
-    for replica in ["probe-a", "probe-b", "probe-c", "probe-d"] {
-        publish_keepalive(&server, &keepalive(replica, &queue, 0.0)).await;
-    }
+    let idle: Vec<_> = ["probe-a", "probe-b", "probe-c", "probe-d"].map(|r| keepalive(r, &queue, 0.0)).into();
+    publish_keepalives(&server, &idle).await;
     note("all idle".into());
     let down = next_decision(&mut results, &autoscaler.name, Duration::from_secs(30)).await.expect("a move down");
     note(down["output"].as_str().unwrap().trim().to_string());
