@@ -421,7 +421,7 @@ async fn shot(check: &Object, ctx: BuiltinContext) -> BuiltinOutcome {
             .unwrap_or_else(|| format!("{}.{}", plugin::graphite_safe(&ctx.client_name), plugin::graphite_safe(&name))),
         prefix: params.prefix.clone(),
         timestamp: 0,
-        host: ctx.client_name.clone(),
+        host: ctx.client_name.to_string(),
     };
     let selection = Selection { include, exclude, renames };
     let max_message_size = params.max_message_size;

@@ -89,7 +89,7 @@ pub enum Processed {
 struct Config {
     client: Object,
     /// `client.name` and `client.signature`, read once: every result carries them.
-    name: String,
+    name: Arc<str>,
     signature: Option<String>,
     safe_mode: bool,
     local: HashMap<String, Object>,
@@ -108,7 +108,7 @@ impl Config {
                 .into_iter()
                 .filter_map(|c| Some((c.get("name")?.as_str()?.to_string(), c)))
                 .collect(),
-            name: ClientSettings::name_of(&settings.client),
+            name: ClientSettings::name_of(&settings.client).into(),
             signature: ClientSettings::signature_of(&settings.client),
             client: settings.client,
             env: settings.env,
@@ -168,13 +168,17 @@ pub struct Executor {
     config: RwLock<Arc<Config>>,
     spawn_slots: Slots,
     builtin_slots: Slots,
-    in_progress: Mutex<HashMap<String, (tokio::time::Instant, Option<Duration>)>>,
+    in_progress: Mutex<Running>,
 }
+
+/// The executions running, by check key (`source:name` or `name`): when each started and its
+/// timeout. The key is shared with the execution's guard, which removes it.
+type Running = HashMap<Arc<str>, (tokio::time::Instant, Option<Duration>)>;
 
 /// Removes the in-progress key when the execution ends, however it ends.
 struct InProgress<'a> {
-    set: &'a Mutex<HashMap<String, (tokio::time::Instant, Option<Duration>)>>,
-    key: String,
+    set: &'a Mutex<Running>,
+    key: Arc<str>,
 }
 
 impl Drop for InProgress<'_> {
@@ -212,7 +216,7 @@ impl Executor {
 
     /// The client's name.
     pub fn client_name(&self) -> String {
-        self.config().name.clone()
+        self.config().name.to_string()
     }
 
     /// The client's signature, if configured.
@@ -251,7 +255,7 @@ impl Executor {
         let set = self.in_progress.lock().ok()?;
         set.iter()
             .min_by_key(|(_, (started, _))| *started)
-            .map(|(key, (started, timeout))| (key.clone(), started.elapsed(), *timeout))
+            .map(|(key, (started, timeout))| (key.to_string(), started.elapsed(), *timeout))
     }
 
     /// Record that an execution starts now (after any wait for a slot).
@@ -280,10 +284,10 @@ impl Executor {
     /// give up before starting it ([`Processed::NotStarted`]).
     pub async fn process_until(&self, mut check: Object, stop: &CancellationToken) -> Processed {
         let config = self.config();
-        let Some(name) = check.get("name").and_then(Value::as_str).map(str::to_string) else {
+        let Some(name) = check.get("name").and_then(Value::as_str) else {
             return Processed::Dropped;
         };
-        let local = config.local.get(&name);
+        let local = config.local.get(name);
         if let Some(local) = local.filter(|_| !check.contains_key("proxy_requests")) {
             // `check.merge!(local)`: local attributes win, command included.
             for (key, value) in local {
@@ -308,9 +312,9 @@ impl Executor {
 
     fn claim(&self, check: &Object) -> Option<InProgress<'_>> {
         let name = check.get("name").and_then(Value::as_str).unwrap_or_default();
-        let key = match check.get("source").and_then(Value::as_str) {
-            Some(source) => format!("{source}:{name}"),
-            None => name.to_string(),
+        let key: Arc<str> = match check.get("source").and_then(Value::as_str) {
+            Some(source) => format!("{source}:{name}").into(),
+            None => name.into(),
         };
         let mut set = self.in_progress.lock().ok()?;
         if set.contains_key(&key) {
@@ -410,13 +414,8 @@ impl Executor {
     }
 
     async fn execute_builtin(&self, config: &Config, mut check: Object, stop: &CancellationToken) -> Processed {
-        let extension = check
-            .get("extension")
-            .or_else(|| check.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let Some(builtin) = config.builtins.get(extension.as_str()).cloned() else {
+        let Some(builtin) = extension_of(&check).and_then(|e| config.builtins.get(e)).cloned() else {
+            let extension = extension_of(&check).unwrap_or_default().to_string();
             // sensu-client logs "unknown check extension" and publishes nothing, which
             // leaves a misconfigured check silently stale. We publish an UNKNOWN result
             // that says why.
@@ -538,6 +537,11 @@ fn unmatched_result(mut check: Object, unmatched: &[String]) -> Object {
 
 /// A Sensu `timeout` (numeric seconds, fractions allowed; absent, zero or negative
 /// means none).
+/// The built-in a request names: its `extension`, else its `name`.
+fn extension_of(check: &Object) -> Option<&str> {
+    check.get("extension").or_else(|| check.get("name")).and_then(Value::as_str)
+}
+
 fn timeout_of(value: Option<&Value>) -> Option<Duration> {
     value.and_then(Value::as_f64).filter(|t| *t > 0.0 && t.is_finite()).map(Duration::from_secs_f64)
 }

@@ -58,8 +58,8 @@ pub trait FollowUp: Send + std::fmt::Debug {
 /// What a built-in check gets besides its request.
 #[derive(Debug, Clone, Default)]
 pub struct BuiltinContext {
-    /// The client's name (for default metric schemes).
-    pub client_name: String,
+    /// The client's name (for default metric schemes); shared, not copied per check.
+    pub client_name: std::sync::Arc<str>,
 }
 
 /// A running built-in check.
