@@ -72,10 +72,8 @@ def through_amqp(broker, nginx, variant, rate, seconds):
 
 def bare_get(nginx, rate, seconds):
     n = count(rate, seconds)
-    ng0 = lib.tree_cpu_seconds(nginx.proc.pid)
     r = loadgen("get", nginx.url, rate, n)
     r["cpu_us"] = r["self_cpu_s"] / max(1, r["received"]) * 1e6
-    r["nginx_us"] = (lib.tree_cpu_seconds(nginx.proc.pid) - ng0) / max(1, r["received"]) * 1e6
     r["n"] = n
     return r
 

@@ -75,6 +75,8 @@ else
 fi
 
 docker_dir=
+# The tests that need the engine (and, in a whole run, each run on their own).
+engine=(autoscale scale container)
 # A whole run's second node (for the tests that stop or alarm theirs) and its groups' output.
 whole=0
 [[ $# -eq 0 && -z ${CONCIERGE_TEST_CMD:-} ]] && whole=1
@@ -104,7 +106,7 @@ cleanup() {
     [[ -z $logs ]] || rm -rf "$logs"
     "$rmq" stop "$dir" || rc=1
     if (( cleanup_dir && rc == 0 )); then rm -rf "$dir"; fi
-    (( rc == 0 )) || echo "test.sh: broker files kept in $dir" >&2
+    (( rc == 0 )) || echo "test.sh: broker files kept in $dir${own_dir:+ and $own_dir}" >&2
     exit "$rc"
 }
 trap cleanup EXIT
@@ -128,7 +130,7 @@ wants_docker=1
 for arg in "$@"; do
     case $arg in --test | --lib | --bins | --doc | --examples | --benches) wants_docker=0 ;; esac
 done
-for arg in "$@"; do [[ $arg == container || $arg == scale || $arg == autoscale ]] && wants_docker=1; done
+for arg in "$@"; do [[ " ${engine[*]} " == *" $arg "* ]] && wants_docker=1; done
 if (( wants_docker )) && (( EUID == 0 )); then
     "$here/docker.sh" install
     # The scheduler's whole loop (tests/scale.rs) runs Debian's Prometheus and Alertmanager.
@@ -159,7 +161,6 @@ elif (( ! whole )); then
 else
     wait "$own_started"
     logs=$(mktemp -d /tmp/concierge-test-logs.XXXXXX)
-    engine=(autoscale scale container)
     own_broker=(broker_alarm broker_restart)
     rest=() own_args=()
     for name in "${own_broker[@]}"; do own_args+=(--test "$name"); done

@@ -535,13 +535,13 @@ fn unmatched_result(mut check: Object, unmatched: &[String]) -> Object {
     check
 }
 
-/// A Sensu `timeout` (numeric seconds, fractions allowed; absent, zero or negative
-/// means none).
 /// The built-in a request names: its `extension`, else its `name`.
 fn extension_of(check: &Object) -> Option<&str> {
     check.get("extension").or_else(|| check.get("name")).and_then(Value::as_str)
 }
 
+/// A Sensu `timeout` (numeric seconds, fractions allowed; absent, zero or negative
+/// means none).
 fn timeout_of(value: Option<&Value>) -> Option<Duration> {
     value.and_then(Value::as_f64).filter(|t| *t > 0.0 && t.is_finite()).map(Duration::from_secs_f64)
 }
