@@ -10,7 +10,10 @@ private broker:
   (d) prometheus-blackbox-exporter probing the same target through /probe at that rate.
 Prints per rate: Concierge CPU µs per check, the floor (echo + bare GET), their ratio,
 blackbox µs per probe and its ratio, latency p50/p99 publish → result (Concierge's, and the
-echo's: the AMQP path's own), and whether the offered rate was achieved; then, for Concierge,
+echo's: the AMQP path's own), the share of the machine's CPU time the hypervisor stole during
+Concierge's and the echo's runs and Concierge's p99 in its run with the least steal (a host
+that stops the VM stops the generator too: its stalls land in every percentile), and whether
+the offered rate was achieved; then, for Concierge,
 Concierge without a check and the echo, the CPU per check of every process on the box (the
 client, the broker, nginx, the generator) and the rate at which their total fills the cores.
 Medians over the rounds.
@@ -141,19 +144,24 @@ def main():
         med = lambda rate, v, k: statistics.median(s[k] for s in samples[(rate, v)])
         print("Sweep: built-in HTTP check through RabbitMQ vs the floors, %d interleaved rounds, medians; %d cores; %s"
               % (rounds, os.cpu_count(), time.strftime("%Y-%m-%d")))
-        print("%-10s %10s %8s %8s %8s %8s %7s %9s %7s %8s %8s %9s %13s" % (
+        print("%-10s %10s %8s %8s %8s %8s %7s %9s %7s %8s %8s %9s %13s %11s %12s" % (
             "offered/s", "achieved/s", "µs/chk", "echo µs", "GET µs", "floor", "ratio", "no-check", "bb µs", "bb/ours",
-            "p50 ms", "p99 ms", "echo p50/p99"))
+            "p50 ms", "p99 ms", "echo p50/p99", "steal %", "quiet p99"))
         for rate in rates:
             ours, echo, get = med(rate, "concierge", "cpu_us"), med(rate, "echo", "cpu_us"), med(rate, "get", "cpu_us")
             floor = echo + get
             bb = med(rate, "blackbox", "cpu_us")
             achieved = med(rate, "concierge", "rate")
             lost = min(s["received"] - s["n"] for s in samples[(rate, "concierge")])
-            print("%-10s %10.0f %8.0f %8.0f %8.0f %8.0f %7.2f %9.0f %7.0f %8.1f %8.2f %9.2f %13s%s" % (
+            # The host's steal in Concierge's and the echo's runs, and Concierge's p99 in its
+            # run with the least steal: a host that stops the VM stops the generator too.
+            quiet = min(samples[(rate, "concierge")], key=lambda s: s["steal_pct"])
+            print("%-10s %10.0f %8.0f %8.0f %8.0f %8.0f %7.2f %9.0f %7.0f %8.1f %8.2f %9.2f %13s %11s %12s%s" % (
                 rate or "flat out", achieved, ours, echo, get, floor, ours / floor, med(rate, "no-check", "cpu_us"), bb,
                 bb / ours, med(rate, "concierge", "p50_ms"), med(rate, "concierge", "p99_ms"),
                 "%.2f/%.2f" % (med(rate, "echo", "p50_ms"), med(rate, "echo", "p99_ms")),
+                "%.1f/%.1f" % (med(rate, "concierge", "steal_pct"), med(rate, "echo", "steal_pct")),
+                "%.2f (%.1f%%)" % (quiet["p99_ms"], quiet["steal_pct"]),
                 "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)")
                 + ("" if lost >= 0 else "  (%d results missing)" % -lost))
         # Where the box's CPU goes per check: the client (Concierge or the echo), the broker,

@@ -18,8 +18,13 @@
 //!                                                                  www.bench.concierge. 192.0.2.10; prints its address
 //! ```
 //! `RATE` 0 is flat out (at most `WINDOW` outstanding, 1,000 by default). One JSON line on
-//! stdout: sent, received, ok, wall seconds, achieved rate, latency p50/p99/max in ms, and this
-//! process's CPU seconds.
+//! stdout: sent, received, ok, wall seconds, achieved rate, latency p50/p99/max in ms, this
+//! process's CPU seconds, and `steal_pct`: the share of the machine's CPU time its hypervisor
+//! took while the generator ran (`/proc/stat`). A host that stops the VM's CPUs stops every
+//! process on it at once, the generator too, and latency percentiles then say more about the
+//! host than about the client. With `LOADGEN_LATENCIES=FILE`, an `amqp` run also writes one
+//! line per result: the request's index, when it was published (ms after the start) and its
+//! latency (ms).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +44,9 @@ use tokio::sync::Semaphore;
 struct Seen {
     sent_at: HashMap<u64, Instant>,
     latencies: Vec<f64>,
+    /// Request index, when it was published (ms after the start) and its latency (ms),
+    /// in arrival order: written to `$LOADGEN_LATENCIES` if set.
+    trace: Vec<(u64, f64, f64)>,
     received: u64,
     ok: u64,
 }
@@ -55,6 +63,30 @@ fn cpu_seconds() -> f64 {
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
     let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum());
     ticks / 100.0
+}
+
+/// The machine's CPU time so far, in ticks: (stolen by the hypervisor, all).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (ticks.get(7).copied().unwrap_or(0), ticks.iter().sum())
+}
+
+static STARTED_TICKS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Percent of the machine's CPU time stolen since the generator started.
+fn steal_pct() -> f64 {
+    let (steal0, all0) = *STARTED_TICKS.get_or_init(cpu_ticks);
+    let (steal, all) = cpu_ticks();
+    100.0 * steal.saturating_sub(steal0) as f64 / all.saturating_sub(all0).max(1) as f64
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -75,6 +107,12 @@ async fn pace(rate: f64, started: Instant, i: u64) {
 }
 
 fn report(seen: &Seen, sent: u64, wall: f64, cpu: f64) {
+    if let Some(path) = std::env::var_os("LOADGEN_LATENCIES") {
+        let lines: String = seen.trace.iter().map(|(i, at, ms)| format!("{i} {at:.3} {ms:.3}\n")).collect();
+        if let Err(e) = std::fs::write(&path, lines) {
+            eprintln!("loadgen: cannot write {}: {e}", path.to_string_lossy());
+        }
+    }
     let mut latencies = seen.latencies.clone();
     latencies.sort_by(f64::total_cmp);
     println!(
@@ -84,6 +122,7 @@ fn report(seen: &Seen, sent: u64, wall: f64, cpu: f64) {
             "rate": seen.received as f64 / wall,
             "p50_ms": percentile(&latencies, 0.50), "p99_ms": percentile(&latencies, 0.99),
             "max_ms": latencies.last().copied().unwrap_or(f64::NAN), "self_cpu_s": cpu,
+            "steal_pct": steal_pct(),
         })
     );
 }
@@ -133,6 +172,7 @@ async fn amqp(args: &[String]) {
     let slots = Arc::new(Semaphore::new(if rate > 0.0 { Semaphore::MAX_PERMITS } else { window }));
     let run = unique();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let started = Instant::now();
     {
         let (seen, slots) = (seen.clone(), slots.clone());
         tokio::spawn(async move {
@@ -147,8 +187,11 @@ async fn amqp(args: &[String]) {
                     seen.ok += 1;
                 }
                 let index = check["name"].as_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|i| i.parse().ok());
-                if let Some(sent) = index.and_then(|i| seen.sent_at.remove(&i)) {
-                    seen.latencies.push(now.duration_since(sent).as_secs_f64() * 1000.0);
+                if let Some((i, sent)) = index.and_then(|i| seen.sent_at.remove(&i).map(|sent| (i, sent))) {
+                    let latency = now.duration_since(sent).as_secs_f64() * 1000.0;
+                    seen.latencies.push(latency);
+                    let at = sent.duration_since(started).as_secs_f64() * 1000.0;
+                    seen.trace.push((i, at, latency));
                 }
                 slots.add_permits(1);
                 if seen.received >= n {
@@ -162,7 +205,6 @@ async fn amqp(args: &[String]) {
         .with_delivery_mode(1)
         .with_priority(0);
     let cpu0 = cpu_seconds();
-    let started = Instant::now();
     for i in 0..n {
         pace(rate, started, i).await;
         slots.acquire().await.expect("semaphore").forget();
@@ -406,6 +448,7 @@ fn unique() -> u32 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    STARTED_TICKS.get_or_init(cpu_ticks);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     match args.first().map(String::as_str) {
         Some("amqp") => runtime.block_on(amqp(&args[1..])),
