@@ -5,8 +5,9 @@ the native load generator (examples/loadgen.rs, playing sensu-server) publishes 
 HTTP checks against local nginx flat out (at most 1,000 outstanding) through the private
 broker. Interleaved and repeated; per replica count: the total achieved rate, the replicas'
 CPU summed per check, the broker's (beam.smp) and nginx's CPU per check, latency p50/p99
-publish → result, and how the results were shared. Medians over the rounds. Everything runs
-on the same cores, so this shows what more replicas buy on one box, not across boxes.
+publish → result, the host's steal during the runs, and how the results were shared. Medians
+over the rounds. Everything runs on the same cores, so this shows what more replicas buy on
+one box, not across boxes.
 
 Usage: bench/run replicas [ROUNDS] [N]"""
 import json
@@ -58,15 +59,15 @@ def main():
         med = lambda k, key: statistics.median(s[key] for s in samples[k])
         print("Replicas on one round-robin subscription, built-in HTTP flat out (window 1,000), %d checks a run, "
               "%d interleaved rounds, medians; %d cores; %s" % (n, rounds, os.cpu_count(), time.strftime("%Y-%m-%d")))
-        print("%-8s %10s %8s %10s %9s %9s %8s %9s %s" % (
-            "replicas", "checks/s", "vs one", "µs/chk", "broker µs", "nginx µs", "p50 ms", "p99 ms", "OK"))
+        print("%-8s %10s %8s %10s %9s %9s %8s %9s %8s %s" % (
+            "replicas", "checks/s", "vs one", "µs/chk", "broker µs", "nginx µs", "p50 ms", "p99 ms", "steal %", "OK"))
         one = med(1, "rate")
         for k in REPLICAS:
             mine = samples[k]
             lost = min(s["received"] - s["n"] for s in mine)
-            print("%-8d %10.0f %8.2f %10.0f %9.0f %9.0f %8.1f %9.1f %d/%d%s" % (
+            print("%-8d %10.0f %8.2f %10.0f %9.0f %9.0f %8.1f %9.1f %8.1f %d/%d%s" % (
                 k, med(k, "rate"), med(k, "rate") / one, med(k, "cpu_us"), med(k, "broker_us"), med(k, "nginx_us"),
-                med(k, "p50_ms"), med(k, "p99_ms"), sum(s["ok"] for s in mine), sum(s["n"] for s in mine),
+                med(k, "p50_ms"), med(k, "p99_ms"), med(k, "steal_pct"), sum(s["ok"] for s in mine), sum(s["n"] for s in mine),
                 "" if lost >= 0 else "  (%d results missing)" % -lost))
     finally:
         nginx.close()

@@ -12,8 +12,8 @@ At 1,000/s (or the rates given), interleaved and repeated, the native load gener
   (c) prometheus-blackbox-exporter probing the same target through /probe at that rate: the
       `tcp` prober with `tls: true` (the same CA) and the `dns` prober (UDP, A).
 Prints per check and rate: Concierge CPU µs per check, the floor (echo + bare handshake or
-query), their ratio, blackbox µs per probe and its ratio, latency p50/p99 publish → result,
-the achieved rate, and how many results were OK (status 0); then a line with the CPU per
+query), their ratio, blackbox µs per probe and its ratio, latency p50/p99 publish → result and
+the host's steal during those runs, the achieved rate, and how many results were OK (status 0); then a line with the CPU per
 check of every process on the box (Concierge, the broker, the target server, the generator).
 Medians over the rounds.
 
@@ -171,9 +171,9 @@ def main():
         med = lambda kind, rate, v, k: statistics.median(s[k] for s in samples[(kind, rate, v)])
         print("Built-in TLS and DNS checks through RabbitMQ vs the floors, %d interleaved rounds, medians; %d cores; "
               "%s" % (rounds, os.cpu_count(), time.strftime("%Y-%m-%d")))
-        print("%-5s %-10s %10s %8s %8s %9s %8s %7s %7s %8s %8s %9s %s" % (
+        print("%-5s %-10s %10s %8s %8s %9s %8s %7s %7s %8s %8s %9s %8s %s" % (
             "check", "offered/s", "achieved/s", "µs/chk", "echo µs", "bare µs", "floor", "ratio", "bb µs", "bb/ours",
-            "p50 ms", "p99 ms", "OK"))
+            "p50 ms", "p99 ms", "steal %", "OK"))
         for kind in checks:
             for rate in rates:
                 ours, echo = med(kind, rate, "concierge", "cpu_us"), med(kind, rate, "echo", "cpu_us")
@@ -186,9 +186,10 @@ def main():
                 ok = "%d/%d" % (sum(s["ok"] for s in mine), sum(s["n"] for s in mine))
                 not_ok = [v for v in ("floor", "blackbox")
                           if any(s["ok"] < s["received"] for s in samples[(kind, rate, v)])]
-                print("%-5s %-10s %10.0f %8.0f %8.0f %9.0f %8.0f %7.2f %7.0f %8.1f %8.2f %9.2f %s%s%s%s" % (
+                print("%-5s %-10s %10.0f %8.0f %8.0f %9.0f %8.0f %7.2f %7.0f %8.1f %8.2f %9.2f %8.1f %s%s%s%s" % (
                     kind, rate or "flat out", achieved, ours, echo, bare_us, floor, ours / floor, bb, bb / ours,
-                    med(kind, rate, "concierge", "p50_ms"), med(kind, rate, "concierge", "p99_ms"), ok,
+                    med(kind, rate, "concierge", "p50_ms"), med(kind, rate, "concierge", "p99_ms"),
+                    med(kind, rate, "concierge", "steal_pct"), ok,
                     "" if not rate or achieved >= 0.97 * rate else "  (offered rate NOT achieved)",
                     "" if lost >= 0 else "  (%d results missing)" % -lost,
                     "" if not not_ok else "  (not all OK: %s)" % ", ".join(not_ok)))
