@@ -42,7 +42,10 @@ BASELINE = os.environ.get("CONCIERGE_BASELINE_BIN")
 
 def loadgen(*args):
     out = subprocess.run([LOADGEN, *map(str, args)], check=True, capture_output=True, text=True, timeout=600)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if r.get("steal_pct") is None:  # null: /proc/stat could not be read
+        r["steal_pct"] = float("nan")
+    return r
 
 
 def count(rate, seconds):

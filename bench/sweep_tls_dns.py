@@ -12,9 +12,10 @@ At 1,000/s (or the rates given), interleaved and repeated, the native load gener
   (c) prometheus-blackbox-exporter probing the same target through /probe at that rate: the
       `tcp` prober with `tls: true` (the same CA) and the `dns` prober (UDP, A).
 Prints per check and rate: Concierge CPU µs per check, the floor (echo + bare handshake or
-query), their ratio, blackbox µs per probe and its ratio, latency p50/p99 publish → result and
-the host's steal during those runs, the achieved rate, and how many results were OK (status 0); then a line with the CPU per
-check of every process on the box (Concierge, the broker, the target server, the generator).
+query), their ratio, blackbox µs per probe and its ratio, latency p50/p99 publish → result
+and the host's steal during those runs, the achieved rate, and how many results were OK
+(status 0); then a line with the CPU per check of every process on the box (Concierge, the
+broker, the target server, the generator).
 Medians over the rounds.
 
 With CONCIERGE_BASELINE_BIN set to another build of concierge, that build runs too, in the

@@ -82,11 +82,15 @@ fn cpu_ticks() -> (u64, u64) {
 
 static STARTED_TICKS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
-/// Percent of the machine's CPU time stolen since the generator started.
+/// Percent of the machine's CPU time stolen since the generator started (stolen ÷ all, idle
+/// included); NaN (`null` in the report) when `/proc/stat` could not be read.
 fn steal_pct() -> f64 {
     let (steal0, all0) = *STARTED_TICKS.get_or_init(cpu_ticks);
     let (steal, all) = cpu_ticks();
-    100.0 * steal.saturating_sub(steal0) as f64 / all.saturating_sub(all0).max(1) as f64
+    if all0 == 0 || all <= all0 {
+        return f64::NAN;
+    }
+    100.0 * steal.saturating_sub(steal0) as f64 / (all - all0) as f64
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -107,7 +111,8 @@ async fn pace(rate: f64, started: Instant, i: u64) {
 }
 
 fn report(seen: &Seen, sent: u64, wall: f64, cpu: f64) {
-    if let Some(path) = std::env::var_os("LOADGEN_LATENCIES") {
+    // Only an `amqp` run traces its results; the other modes leave the file alone.
+    if let Some(path) = std::env::var_os("LOADGEN_LATENCIES").filter(|_| !seen.trace.is_empty()) {
         let lines: String = seen.trace.iter().map(|(i, at, ms)| format!("{i} {at:.3} {ms:.3}\n")).collect();
         if let Err(e) = std::fs::write(&path, lines) {
             eprintln!("loadgen: cannot write {}: {e}", path.to_string_lossy());
