@@ -1,6 +1,6 @@
 //! A reference point for the fleet benchmark: the least a lapin client can do per check
 //! request. It consumes a round-robin subscription the way Concierge does (two
-//! connections, channel-wide prefetch, publisher confirms, ack after the confirm) and
+//! connections, channel-wide prefetch, publisher confirms, ack queued after the confirm) and
 //! answers every request with a fixed result carrying the request's name (copied as bytes,
 //! so the load generator can time it): no parsing, no check, no result building. Its CPU per request is what the AMQP path costs before any of Concierge's
 //! own work. Run by `bench/run fleet`; not part of the product.
@@ -82,7 +82,12 @@ fn main() {
                 if let Ok(confirm) = confirm
                     && confirm.await.is_ok()
                 {
-                    let _ = channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await;
+                    // Queued, not awaited, as Concierge does: the first poll puts the frame on
+                    // lapin's outgoing queue; waiting for its write costs a wake-up.
+                    let ack = channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default());
+                    let mut ack = std::pin::pin!(ack);
+                    let _ =
+                        ack.as_mut().poll(&mut std::task::Context::from_waker(futures_util::task::noop_waker_ref()));
                 }
             });
         }

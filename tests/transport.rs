@@ -232,6 +232,40 @@ async fn two_clients_share_a_round_robin_subscription() {
     );
 }
 
+// Acknowledgements are queued on the channel, not awaited (README, "Benchmarks"): every
+// answered request still reaches the broker as acked, the last ones included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_request_is_acknowledged() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("acked"));
+    let name = unique("acker");
+    let client = Client::start(&name, &[&rr], &[("CONCIERGE_PREFETCH", "4")]);
+    client.ready().await;
+    // Five times the prefetch: a request that was never acked would stop the delivery of
+    // the ones behind it.
+    for i in 0..20 {
+        server.publish_request(&rr, &json!({"command": "echo ok", "name": format!("a{i}"), "issued": 1})).await;
+    }
+    assert_eq!(results.collect_for(&name, 20, WAIT).await.len(), 20, "{}", client.logs());
+    let unacked = || {
+        let listing = rabbitmqctl(&[
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ]);
+        rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while unacked() != Some(("0".into(), "0".into())) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(unacked(), Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}");
+}
+
 // A client killed mid-check loses nothing: its unacknowledged requests go to a replica
 // still consuming the queue. (With no consumer left, the auto-delete queue goes away with
 // its messages: Sensu's topology, which Concierge keeps.)
