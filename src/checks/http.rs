@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -313,13 +314,17 @@ async fn run_probe(probe: &Probe) -> Report {
     let total = started.elapsed().as_secs_f64();
     let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
     let mut report = Report::new("HTTP");
+    // Sized for what a finished exchange adds: grown entry by entry, each was reallocated.
+    report.details = Object::with_capacity(6);
+    report.timings = Vec::with_capacity(6);
     let is_https = probe.url.scheme_str() == Some("https");
-    report.timings = vec![("dns", p.dns), ("connect", p.connect)];
+    report.timings.extend([("dns", p.dns), ("connect", p.connect)]);
     if is_https {
         report.timings.push(("tls", p.tls));
     }
     report.timings.extend([("ttfb", p.ttfb), ("transfer", p.transfer), ("total", total)]);
-    let mut perf = vec![Perf::seconds("time", total).thresholds(probe.thresholds.warning, probe.thresholds.critical)];
+    let mut perf = Vec::with_capacity(report.timings.len() + 2);
+    perf.push(Perf::seconds("time", total).thresholds(probe.thresholds.warning, probe.thresholds.critical));
     perf.extend(report.timings.iter().filter(|(k, _)| *k != "total").map(|(k, v)| Perf::seconds(k, *v)));
     if let Some(scheme) = &probe.scheme {
         report.details.insert("scheme".into(), scheme.clone().into());
@@ -344,8 +349,8 @@ async fn run_probe(probe: &Probe) -> Report {
             report.perf = perf;
             report.details.insert("status_code".into(), exchange.status.into());
             report.details.insert("bytes".into(), bytes.into());
-            report.details.insert("url".into(), url.to_string().into());
-            report.details.insert("address".into(), exchange.address.to_string().into());
+            report.details.insert("url".into(), display(&url, 64).into());
+            report.details.insert("address".into(), display(&exchange.address, 48).into());
             report.details.insert("redirects".into(), redirects.into());
             let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, plugin::fmt_secs(total));
             if redirects > 0 {
@@ -354,6 +359,14 @@ async fn run_probe(probe: &Probe) -> Report {
             assess(probe, &exchange, total, summary, report)
         }
     }
+}
+
+/// `value` as text, written into one buffer of `capacity` bytes (`to_string` grows its
+/// buffer piece by piece).
+fn display(value: &impl std::fmt::Display, capacity: usize) -> String {
+    let mut text = String::with_capacity(capacity);
+    let _ = write!(text, "{value}");
+    text
 }
 
 fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut report: Report) -> Report {
@@ -451,11 +464,11 @@ fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
 
 async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Result<Exchange, CheckFailure> {
     let https = url.scheme_str() == Some("https");
-    let host = url.host().unwrap_or_default().to_string();
+    let host = url.host().unwrap_or_default();
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
 
     set_phase(progress, |p| p.phase = "dns");
-    let (addrs, dns) = net::resolve(&host, port, probe.ip).await?;
+    let (addrs, dns) = net::resolve(host, port, probe.ip).await?;
     set_phase(progress, |p| {
         p.dns += dns.as_secs_f64();
         p.phase = "connect";
@@ -464,11 +477,11 @@ async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Resul
     let (tcp, address) = net::connect(&addrs).await?;
     set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
 
-    let request = build_request(probe, url, &host, port, https)?;
+    let request = build_request(probe, url, host, port, https)?;
     if https {
         // Boxed: the handshake and the TLS stream are large; inline, every plain HTTP check
         // in flight would carry their size.
-        Box::pin(https_exchange(probe, &host, request, tcp, address, progress)).await
+        Box::pin(https_exchange(probe, host, request, tcp, address, progress)).await
     } else {
         send(probe, request, tcp, address, progress).await
     }

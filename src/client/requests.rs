@@ -40,12 +40,45 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Object, Rejection> {
     if body.len() > max_bytes {
         return Err(Rejection::TooLarge);
     }
-    let value: Value = serde_json::from_slice(body).map_err(|_| Rejection::NotJson)?;
-    let Value::Object(check) = value else { return Err(Rejection::NotObject) };
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let check =
+        match serde::Deserializer::deserialize_map(&mut json, RequestObject).and_then(|c| json.end().map(|()| c)) {
+            Ok(check) => check,
+            // Not an object: JSON of another type, or not JSON at all.
+            Err(e) if e.is_data() && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+                return Err(Rejection::NotObject);
+            }
+            Err(_) => return Err(Rejection::NotJson),
+        };
     if !check.get("name").is_some_and(Value::is_string) {
         return Err(Rejection::NoName);
     }
     Ok(check)
+}
+
+/// Room in a parsed request for what its result adds (`executed`, `duration`, `output`,
+/// `status`, a built-in's `timings`, `probe`, `reason`) beside a typical request's keys:
+/// grown entry by entry, the check's map was reallocated and rehashed three or four times.
+const REQUEST_ROOM: usize = 16;
+
+/// A JSON object read into a map with [`REQUEST_ROOM`] from the start (as serde_json's
+/// own `Value` reads objects, the last of repeated keys winning).
+struct RequestObject;
+
+impl<'de> serde::de::Visitor<'de> for RequestObject {
+    type Value = Object;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Object, A::Error> {
+        let mut check = Object::with_capacity(REQUEST_ROOM.max(entries.size_hint().unwrap_or(0)));
+        while let Some((key, value)) = entries.next_entry::<String, Value>()? {
+            check.insert(key, value);
+        }
+        Ok(check)
+    }
 }
 
 /// Logs the first rejection of each kind (later ones only count), so a flood of bad
@@ -79,9 +112,16 @@ mod tests {
         assert_eq!(parse(b"not json", 100), Err(Rejection::NotJson));
         assert_eq!(parse(b"\xff\xfe", 100), Err(Rejection::NotJson));
         assert_eq!(parse(b"[1,2]", 100), Err(Rejection::NotObject));
+        assert_eq!(parse(b"\"name\"", 100), Err(Rejection::NotObject));
+        assert_eq!(parse(b"[1,2", 100), Err(Rejection::NotJson));
+        assert_eq!(parse(br#"{"name":"ok"} {}"#, 100), Err(Rejection::NotJson));
+        assert_eq!(parse(br#"{"name":"ok""#, 100), Err(Rejection::NotJson));
         assert_eq!(parse(br#"{"command":"true"}"#, 100), Err(Rejection::NoName));
         assert_eq!(parse(br#"{"name":5}"#, 100), Err(Rejection::NoName));
         assert_eq!(parse(&[b' '; 101], 100), Err(Rejection::TooLarge));
         assert!(parse(br#"{"name":"ok","command":"true"}"#, 100).is_ok());
+        // Repeated keys: the last wins, in the first one's place (as serde_json's `Value`).
+        let check = parse(br#"{"name":"a","x":1,"name":"b"}"#, 100).unwrap();
+        assert_eq!(serde_json::to_string(&check).unwrap(), r#"{"name":"b","x":1}"#);
     }
 }

@@ -40,7 +40,13 @@ impl ResultPayload {
     /// Compact JSON bytes, as they go on the wire, written straight from the check (no
     /// copy of it: a courier result can be megabytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        // A typical result fits in the first buffer; serde_json's own starts at 128 bytes
+        // and was reallocated three times per result.
+        let mut bytes = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut bytes, self) {
+            Ok(()) => bytes,
+            Err(_) => Vec::new(),
+        }
     }
 }
 

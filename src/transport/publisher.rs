@@ -208,11 +208,8 @@ impl Publisher {
             }
         }
         drop(writes);
-        // One write per result, in batch order: the first `confirms.len()` results went out.
-        let mut batch = batch.into_iter();
-        let sent: Vec<_> = batch.by_ref().take(confirms.len()).zip(confirms).collect();
-        let failed: Vec<Pending> = batch.collect();
-        let (pendings, confirms): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        // One write per result, in batch order: the first `sent` results went out.
+        let sent = confirms.len();
         let waiting = tokio::time::Instant::now();
         let outcomes = tokio::time::timeout(self.timeout, join_all(confirms)).await;
         self.telemetry.confirm_latency.observe(waiting.elapsed().as_secs_f64());
@@ -220,11 +217,12 @@ impl Publisher {
             Ok(results) => results.into_iter().map(|r| r.is_ok_and(|c| c.is_ack())).collect(),
             Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "no publish confirm from the broker in time");
-                vec![false; pendings.len()]
+                vec![false; sent]
             }
         };
+        let mut batch = batch.into_iter();
         let mut retry = Vec::new();
-        for (pending, acked) in pendings.into_iter().zip(outcomes) {
+        for (pending, acked) in batch.by_ref().take(sent).zip(outcomes) {
             if acked {
                 self.telemetry.results_published.inc();
                 let before = self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -237,7 +235,8 @@ impl Publisher {
                 retry.push(pending);
             }
         }
-        retry.extend(failed);
+        // Then what was not written.
+        retry.extend(batch);
         retry
     }
 }
