@@ -18,6 +18,7 @@ the window or not): compare builds in the same run.
 Usage: bench/run instructions [ROUNDS] [REQUESTS]"""
 import glob
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -46,7 +47,7 @@ def counted(broker, nginx, variant, requests, workdir):
         # start_client runs `BINARY run`: the wrapper puts valgrind in front.
         wrapper = os.path.join(workdir, lib.unique("under-valgrind"))
         with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\nexec %s %s \"$@\" 2>/dev/null\n" % (" ".join(valgrind), binary))
+            f.write("#!/bin/sh\nexec %s \"$@\" 2>/dev/null\n" % " ".join(map(shlex.quote, [*valgrind, binary])))
         os.chmod(wrapper, 0o755)
         env = {"CONCIERGE_LOG_LEVEL": "error"}  # without a check, each request logs a warning
         proc = lib.start_client(broker.url, lib.unique("instructions"), [rr], env=env, binary=wrapper)
@@ -64,8 +65,9 @@ def counted(broker, nginx, variant, requests, workdir):
     for dump in glob.glob(out.replace("%p", str(proc.pid)) + ".*"):
         with open(dump) as f:
             for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    total = max(total, int(line.split()[1]))
+                # `totals:` (after `callgrind_control -z`, `summary:` says 0).
+                if line.startswith("totals:"):
+                    total = int(line.split()[1])
     if not total or r["received"] < requests:
         raise RuntimeError("%s: %d of %d results, %d instructions counted" % (variant, r["received"], requests, total))
     return total / r["received"]

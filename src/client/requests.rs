@@ -44,8 +44,9 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Object, Rejection> {
     let check =
         match serde::Deserializer::deserialize_map(&mut json, RequestObject).and_then(|c| json.end().map(|()| c)) {
             Ok(check) => check,
-            // Not an object: JSON of another type, or not JSON at all.
-            Err(e) if e.is_data() && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+            // Not an object: JSON of another type (read whole, as strictly as before: reading
+            // an array stopped at its `[`), or not JSON at all.
+            Err(e) if e.is_data() && serde_json::from_slice::<Value>(body).is_ok() => {
                 return Err(Rejection::NotObject);
             }
             Err(_) => return Err(Rejection::NotJson),
@@ -116,6 +117,13 @@ mod tests {
         assert_eq!(parse(b"[1,2", 100), Err(Rejection::NotJson));
         assert_eq!(parse(br#"{"name":"ok"} {}"#, 100), Err(Rejection::NotJson));
         assert_eq!(parse(br#"{"name":"ok""#, 100), Err(Rejection::NotJson));
+        // Arrays that are not JSON either: bad UTF-8, a lone surrogate, a number out of
+        // range, deeper than serde_json's limit.
+        assert_eq!(parse(b"[\"\xff\"]", 100), Err(Rejection::NotJson));
+        assert_eq!(parse(br#"["\ud800"]"#, 100), Err(Rejection::NotJson));
+        assert_eq!(parse(b"[1e400]", 100), Err(Rejection::NotJson));
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(parse(deep.as_bytes(), 1000), Err(Rejection::NotJson));
         assert_eq!(parse(br#"{"command":"true"}"#, 100), Err(Rejection::NoName));
         assert_eq!(parse(br#"{"name":5}"#, 100), Err(Rejection::NoName));
         assert_eq!(parse(&[b' '; 101], 100), Err(Rejection::TooLarge));
