@@ -197,7 +197,8 @@ fn write_perfdata(out: &mut String, perf: &[Perf]) {
         if i > 0 {
             out.push(' ');
         }
-        // Piece by piece: through `write!`, formatting took a tenth of a check's instructions.
+        // Piece by piece: through `write!`, formatting took 8 % of a built-in HTTP check's
+        // instructions (11,700 of 148,500, callgrind).
         out.push_str(p.label);
         out.push('=');
         push_num(out, p.value);
