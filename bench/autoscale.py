@@ -16,10 +16,10 @@ import lib
 
 
 def moto():
-    """A moto server with cluster `bench` and service `fleet` (created through the system
-    Python's boto3, which moto brings)."""
+    """A moto server with cluster `bench` and service `fleet` (created through boto3, which
+    moto brings; both in the benchmarks' private venv, this interpreter's)."""
     port = lib.free_port()
-    proc = subprocess.Popen(["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = "http://127.0.0.1:%d" % port
     deadline = time.time() + 30
@@ -38,7 +38,7 @@ c.create_cluster(clusterName='bench')
 c.register_task_definition(family='probe', containerDefinitions=[{'name': 'p', 'image': 'concierge', 'memory': 64}])
 c.create_service(cluster='bench', serviceName='fleet', taskDefinition='probe', desiredCount=1)
 """ % endpoint
-    subprocess.run(["python3", "-c", setup], check=True)
+    subprocess.run([sys.executable, "-c", setup], check=True)
     return proc, endpoint
 
 

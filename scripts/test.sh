@@ -10,7 +10,8 @@
 # (AMQP URL/port, node name, rabbitmqctl wrapper) are exported to the command.
 # Set CONCIERGE_TEST_RABBITMQ_DIR to keep the broker's files in a known place.
 #
-# The ECS tests start their own moto server (PyPI's moto[server], installed here if missing).
+# The ECS tests start their own moto server (PyPI's moto[server], installed here into a private
+# Python environment if missing: scripts/venv.sh).
 # A whole run (no arguments) runs the test binaries side by side: the Swarm/ECS ones (autoscale,
 # scale, container: mostly waiting on the engine) each on its own, the two that stop or alarm
 # the broker (broker_alarm, broker_restart) on a second private node of their own, the rest
@@ -58,12 +59,12 @@ if { [[ ! -x /usr/lib/nagios/plugins/check_tcp ]] || [[ ! -x /usr/lib/nagios/plu
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${plugins[@]}" >/dev/null
     }
 fi
-# The ECS tests talk to PyPI's moto server on loopback (AWS is not reachable here).
+# The ECS tests talk to PyPI's moto server on loopback (AWS is not reachable here), from a
+# private environment kept between runs (CONCIERGE_TEST_VENV to put it elsewhere).
 moto_version=5.2.1
-if ! python3 -c "import flask, moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$moto_version"
-fi
-python=$(command -v python3)
+venv=${CONCIERGE_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/concierge/moto-$moto_version}
+python=$("$here/venv.sh" "$venv" "import flask, moto, sys; sys.exit(moto.__version__ != '$moto_version')" \
+    "moto[server]==$moto_version")
 export CONCIERGE_TEST_MOTO="$python -m moto.server"
 
 if [[ -n ${CONCIERGE_TEST_RABBITMQ_DIR:-} ]]; then

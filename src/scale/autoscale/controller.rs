@@ -284,9 +284,10 @@ impl<P: Platform + Send + Sync> Controller<P> {
         } else if outcome.status() == 0 {
             self.failures = 0;
         }
-        let round = Round::Moved(outcome, plan, signals);
+        // Recorded before it is reported: whoever sees the result sees the metric and health too.
+        let round = self.finish(Round::Moved(outcome, plan, signals), now);
         self.report(&round).await;
-        self.finish(round, now)
+        round
     }
 
     fn observe(&self, signals: &Signals) {
