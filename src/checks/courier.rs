@@ -360,7 +360,7 @@ pub async fn scrape(p: &CourierParams) -> Result<Scraped, CheckFailure> {
     if !(200..300).contains(&fetched.status) {
         return Err(CheckFailure::new(Reason::Status, format!("scrape of {} answered HTTP {}", p.url, fetched.status)));
     }
-    let content_type = fetched.headers.get(::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = fetched.headers.get("content-type");
     let format = p.format.unwrap_or_else(|| scrape::detect(content_type, &fetched.body));
     let openmetrics = content_type.is_some_and(|c| c.contains("openmetrics"));
     Ok(Scraped { body: fetched.body, format, openmetrics, seconds: fetched.seconds, url: p.url.clone() })

@@ -204,7 +204,7 @@ impl HttpParams {
             let value = HeaderValue::from_str(value).map_err(|_| format!("header {name} has an invalid value"))?;
             headers.insert(name, value);
         }
-        if http1::ends_chunked(&headers) == Some(false) {
+        if http1::request_ends_chunked(&headers) == Some(false) {
             return Err("header transfer-encoding must end with chunked (the body is sent chunked)".into());
         }
         match (&self.user, &self.password, &self.bearer_token) {
@@ -302,7 +302,7 @@ struct Progress {
 /// What one exchange returned.
 struct Exchange {
     status: u16,
-    headers: HeaderMap,
+    headers: http1::Headers,
     body: Bytes,
     address: std::net::SocketAddr,
 }
@@ -389,7 +389,7 @@ fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut r
         return report.fail(Status::Critical, Reason::Body, format!("{summary}; body matches /{re}/"));
     }
     for (name, re) in &probe.headers_match {
-        let values: Vec<&str> = exchange.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = exchange.headers.get_all(name.as_str()).filter_map(http1::text).collect();
         if values.is_empty() {
             return report.fail(Status::Critical, Reason::Header, format!("{summary}; header {name} missing"));
         }
@@ -402,7 +402,7 @@ fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut r
         }
     }
     for (name, re) in &probe.headers_not_match {
-        if exchange.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| re.is_match(v)) {
+        if exchange.headers.get_all(name.as_str()).filter_map(http1::text).any(|v| re.is_match(v)) {
             return report.fail(Status::Critical, Reason::Header, format!("{summary}; header {name} matches /{re}/"));
         }
     }
@@ -423,7 +423,7 @@ async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, 
     let mut redirects = 0;
     loop {
         let exchange = exchange(probe, &url, progress).await?;
-        let location = exchange.headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let location = exchange.headers.get("location").map(str::to_string);
         match location {
             Some(location) if probe.follow && (300..400).contains(&exchange.status) => {
                 if redirects >= probe.max_redirects {
@@ -578,7 +578,7 @@ pub struct Fetched {
     /// Status code.
     pub status: u16,
     /// Response headers.
-    pub headers: HeaderMap,
+    pub headers: http1::Headers,
     /// The body.
     pub body: Bytes,
     /// Seconds the fetch took.

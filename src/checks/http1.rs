@@ -16,7 +16,7 @@
 //! connection. The head may take up to [`MAX_HEAD`] bytes and 100 headers (hyper's limits).
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::failure::{CheckFailure, Reason};
@@ -58,7 +58,7 @@ pub fn request(method: &Method, target: &str, headers: &HeaderMap, host: Option<
         out.extend_from_slice(host.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if ends_chunked(headers) == Some(true) {
+    if request_ends_chunked(headers) == Some(true) {
         out.extend_from_slice(b"\r\n");
         if !body.is_empty() {
             out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
@@ -76,12 +76,46 @@ pub fn request(method: &Method, target: &str, headers: &HeaderMap, host: Option<
     out
 }
 
-/// Whether the `transfer-encoding` in `headers` ends with `chunked`; `None` without one.
-pub fn ends_chunked(headers: &HeaderMap) -> Option<bool> {
-    let codings = headers.get_all(http::header::TRANSFER_ENCODING);
-    codings.iter().next()?;
-    let last = codings.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).next_back();
+/// Whether the `transfer-encoding` values `codings` end with `chunked`; `None` without one.
+pub fn ends_chunked<'a>(codings: impl Iterator<Item = &'a [u8]>) -> Option<bool> {
+    let mut codings = codings.peekable();
+    codings.peek()?;
+    let last = codings.filter_map(text).flat_map(|v| v.split(',')).last();
     Some(last.is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked")))
+}
+
+/// [`ends_chunked`] for a request's headers.
+pub fn request_ends_chunked(headers: &HeaderMap) -> Option<bool> {
+    ends_chunked(headers.get_all(http::header::TRANSFER_ENCODING).iter().map(|v| v.as_bytes()))
+}
+
+/// A header value as text: visible ASCII and tabs only, as `HeaderValue::to_str` reads one.
+pub fn text(value: &[u8]) -> Option<&str> {
+    value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)).then(|| std::str::from_utf8(value).ok()).flatten()
+}
+
+/// A response's headers as received (repeats and order kept): names and values are slices of
+/// the head's bytes, found by one parse (an `http::HeaderMap` took a name lookup, a hash and
+/// two allocations per response, for the two or three headers a check reads).
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    raw: Bytes,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+}
+
+impl Headers {
+    /// The values of header `name` (any case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.spans
+            .iter()
+            .filter(move |(n, _)| self.raw[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.raw[v.clone()])
+    }
+
+    /// The first value of `name` when it is text (see [`text`]).
+    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.get_all(name).next().and_then(text)
+    }
 }
 
 /// A response's status and headers.
@@ -90,7 +124,7 @@ pub struct Head {
     /// The status code.
     pub status: u16,
     /// The headers, in the order received.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// An HTTP/1.0 response.
     http10: bool,
 }
@@ -152,10 +186,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let mut scanned = 0;
             let head = loop {
                 if self.buf[scanned..].contains(&b'\n')
-                    && let Some(length) = head_length(&self.buf)?
+                    && let Some((length, mut head)) = parse_head(&self.buf)?
                 {
                     // The head's bytes are shared by its header values (no copy each).
-                    break parse_head(self.buf.split_to(length).freeze())?;
+                    head.headers.raw = self.buf.split_to(length).freeze();
+                    break head;
                 }
                 if self.buf.len() >= MAX_HEAD {
                     return Err(http_failure(format!("response head larger than {MAX_HEAD} bytes")));
@@ -296,41 +331,30 @@ fn parser() -> httparse::ParserConfig {
     config
 }
 
-/// The length of the head at the start of `buf`, `None` when it is not all there yet.
-fn head_length(buf: &[u8]) -> Result<Option<usize>, CheckFailure> {
+/// The head at the start of `buf`, once it is all there: its length and the head, whose
+/// headers are spans of `buf` (the caller hands them the bytes); `None` while it is not.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
-    match parser().parse_response(&mut response, buf) {
-        Ok(httparse::Status::Complete(length)) => Ok(Some(length)),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(http_failure(format!("invalid HTTP response: {e}"))),
-    }
-}
-
-/// A whole head (as [`head_length`] found it): its status and headers, the values sharing
-/// `raw`'s bytes.
-fn parse_head(raw: Bytes) -> Result<Head, CheckFailure> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    if let Err(e) = parser().parse_response(&mut response, &raw) {
-        return Err(http_failure(format!("invalid HTTP response: {e}")));
-    }
+    let length = match parser().parse_response(&mut response, buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(http_failure(format!("invalid HTTP response: {e}"))),
+    };
     let status = response
         .code
         .filter(|code| (100..=999).contains(code))
         .ok_or_else(|| http_failure(format!("invalid HTTP response: status {}", response.code.unwrap_or_default())))?;
-    let mut map = HeaderMap::with_capacity(response.headers.len());
-    for header in response.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes());
-        let value = HeaderValue::from_maybe_shared(raw.slice_ref(header.value));
-        match (name, value) {
-            (Ok(name), Ok(value)) => {
-                map.append(name, value);
-            }
-            _ => return Err(http_failure(format!("invalid HTTP response: header {:?}", header.name))),
-        }
-    }
-    Ok(Head { status, headers: map, http10: response.version == Some(0) })
+    let start = buf.as_ptr() as usize;
+    let span = |part: &[u8]| {
+        let at = part.as_ptr() as usize - start;
+        at..at + part.len()
+    };
+    // httparse took names that are tokens and values without control characters (DEL
+    // included): what `http::HeaderName` and `HeaderValue` take.
+    let spans = response.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
+    let headers = Headers { raw: Bytes::new(), spans };
+    Ok(Some((length, Head { status, headers, http10: response.version == Some(0) })))
 }
 
 /// How the body of the response to `method` with `head` is delimited (RFC 9112, 6.3).
@@ -338,7 +362,7 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, CheckFailure> {
     if *method == Method::HEAD || head.status < 200 || head.status == 204 || head.status == 304 {
         return Ok(Framing::Empty);
     }
-    match ends_chunked(&head.headers) {
+    match ends_chunked(head.headers.get_all("transfer-encoding")) {
         // RFC 9112, 6.1: the framing of an HTTP/1.0 message with one is faulty.
         Some(_) if head.http10 => {
             return Err(http_failure("invalid HTTP response: transfer-encoding in an HTTP/1.0 response".into()));
@@ -348,8 +372,8 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, CheckFailure> {
         None => {}
     }
     let mut length = None;
-    for value in head.headers.get_all(http::header::CONTENT_LENGTH) {
-        for item in value.to_str().unwrap_or("x").split(',') {
+    for value in head.headers.get_all("content-length") {
+        for item in text(value).unwrap_or("x").split(',') {
             let item = item.trim();
             let parsed = (!item.is_empty() && item.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| item.parse::<u64>().ok())
@@ -369,6 +393,7 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, CheckFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     /// Serve `response` (in pieces of `piece` bytes, then close) and make one exchange.
     async fn exchange(
@@ -497,9 +522,29 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(head.headers["location"], "/b");
-        let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(head.headers.get("location"), Some("/b"));
+        assert_eq!(head.headers.get("LOCATION"), Some("/b"));
+        let cookies: Vec<_> = head.headers.get_all("Set-Cookie").map(|v| text(v).unwrap()).collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(head.headers.get("content-length"), Some("0"));
+        assert_eq!(head.headers.get("x-absent"), None);
+    }
+
+    #[tokio::test]
+    async fn header_values_beyond_ascii_are_kept_but_not_text() {
+        // obs-text (RFC 9110, 5.5) is allowed in a value; like HeaderValue::to_str, it is not text.
+        let (head, body) = exchange(
+            Method::GET,
+            b"HTTP/1.1 200 OK\r\nX-Name: caf\xc3\xa9\r\nX-Tab: a\tb\r\nContent-Length: 2\r\n\r\nok",
+            7,
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!(head.headers.get_all("x-name").collect::<Vec<_>>(), [b"caf\xc3\xa9".as_slice()]);
+        assert_eq!(head.headers.get("x-name"), None);
+        assert_eq!(head.headers.get("x-tab"), Some("a\tb"));
+        assert_eq!(body, "ok");
     }
 
     #[tokio::test]
@@ -509,6 +554,10 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\nContent-", 10, Reason::Http, "the connection closed in the response head"),
             (b"SSH-2.0-OpenSSH\r\n\r\n", 10, Reason::Http, "invalid HTTP response"),
             (b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n", 10, Reason::Http, "invalid HTTP response"),
+            // Control characters in a value (DEL included), as http::HeaderValue refused them:
+            // httparse refuses them first.
+            (b"HTTP/1.1 200 OK\r\nX-Del: a\x7fb\r\n\r\n", 10, Reason::Http, "invalid header value"),
+            (b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\n\r\n", 10, Reason::Http, "invalid header value"),
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
                 10,
