@@ -300,6 +300,9 @@ async fn metric_type_prints_graphite_lines() {
         .await
         .unwrap();
     assert!(output(&r).starts_with("eu.web.time "));
+    // A given scheme is not among the probe's details, which keep their order.
+    let keys: Vec<&String> = r["probe"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["status_code", "bytes", "url", "address", "redirects"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -219,9 +219,6 @@ fn normalise(text: &str) -> String {
 
 async fn run_query(q: &Query) -> Report {
     let mut report = Report::new("DNS");
-    if let Some(scheme) = &q.scheme {
-        report.details.insert("scheme".into(), scheme.clone().into());
-    }
     let server_label = q.server.map_or_else(|| "system resolver".to_string(), |s| format!("{s}"));
     report.details.insert("server".into(), server_label.clone().into());
     report.details.insert("query".into(), format!("{} {}", q.name, q.record_type).into());

@@ -315,7 +315,7 @@ async fn run_probe(probe: &Probe) -> Report {
     let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
     let mut report = Report::new("HTTP");
     // Sized for what a finished exchange adds: grown entry by entry, each was reallocated.
-    report.details = Object::with_capacity(6);
+    report.details = Object::with_capacity(5);
     report.timings = Vec::with_capacity(6);
     let is_https = probe.url.scheme_str() == Some("https");
     report.timings.extend([("dns", p.dns), ("connect", p.connect)]);
@@ -326,9 +326,6 @@ async fn run_probe(probe: &Probe) -> Report {
     let mut perf = Vec::with_capacity(report.timings.len() + 2);
     perf.push(Perf::seconds("time", total).thresholds(probe.thresholds.warning, probe.thresholds.critical));
     perf.extend(report.timings.iter().filter(|(k, _)| *k != "total").map(|(k, v)| Perf::seconds(k, *v)));
-    if let Some(scheme) = &probe.scheme {
-        report.details.insert("scheme".into(), scheme.clone().into());
-    }
     match outcome {
         Err(_) => {
             report.perf = perf;

@@ -291,16 +291,12 @@ impl Report {
 
     /// The outcome for the executor: plugin text, or Graphite lines for metric checks
     /// (only when the probe got measurements; a failure stays readable text).
-    /// `scheme` is the Graphite scheme when the probe's details name none; it is asked for
-    /// only when the output is Graphite lines.
+    /// `scheme` gives the Graphite scheme (the check's own, else the default); it is asked
+    /// for only when the output is Graphite lines.
     pub fn into_outcome(self, check: &Object, scheme: impl FnOnce() -> String) -> BuiltinOutcome {
         let metric = check.get("type").and_then(Value::as_str) == Some("metric");
         let output = if metric && self.reason.is_none_or(|_| self.status != Status::Critical) && !self.perf.is_empty() {
-            let scheme = match self.details.get("scheme").and_then(Value::as_str) {
-                Some(given) => given.to_string(),
-                None => scheme(),
-            };
-            self.graphite(&scheme, crate::proto::now_epoch())
+            self.graphite(&scheme(), crate::proto::now_epoch())
         } else {
             self.plugin_output()
         };
@@ -311,10 +307,8 @@ impl Report {
         let timings: Object =
             self.timings.iter().map(|(k, v)| (k.to_string(), json!(crate::proto::round6(*v)))).collect();
         attributes.insert("timings".into(), Value::Object(timings));
-        let mut details = self.details;
-        details.remove("scheme");
-        if !details.is_empty() {
-            attributes.insert("probe".into(), Value::Object(details));
+        if !self.details.is_empty() {
+            attributes.insert("probe".into(), Value::Object(self.details));
         }
         BuiltinOutcome { output, status: self.status as i32, attributes, follow_up: None }
     }
