@@ -8,9 +8,12 @@ Concierge without a check (the AMQP path only), the echo (examples/amqp_echo.rs,
 lapin client does) and the generator's own bare connect/GET/close (`loadgen get`, the other
 half of the floor; its count includes its pacing). Counts are divided by RATE × SECONDS, so
 they are per request. The counting starts 2 s into each run. ROUNDS rounds, interleaved;
-medians. Needs root (or perf_event_paranoid ≤ 0) and Debian's linux-perf (bench/run installs it).
+medians. A run whose generator did not reach RATE fails (the counts would be divided by
+requests never made). Needs root (the tracepoints are in tracefs) and Debian's linux-perf
+(bench/run installs it).
 
 Usage: bench/run syscalls [ROUNDS] [RATE] [SECONDS]"""
+import json
 import statistics
 import subprocess
 import sys
@@ -36,16 +39,25 @@ def perf_stat(pid, seconds):
     return counts
 
 
+def reached(gen, variant, rate):
+    """Wait for the generator; fail unless it kept `rate` up."""
+    out, _ = gen.communicate()
+    report = json.loads(out.strip().splitlines()[-1])
+    if report["rate"] < 0.97 * rate or report["received"] < report["sent"]:
+        raise RuntimeError("%s: the generator reached %.0f/s of %d/s (%d of %d answered): counts not per request"
+                           % (variant, report["rate"], rate, report["received"], report["sent"]))
+
+
 def counted(broker, nginx, variant, rate, seconds):
     """Counts per request of one variant while the generator runs at `rate`."""
     n = rate * (seconds + 4)
     if variant == "bare GET":
-        gen = subprocess.Popen([sweep.LOADGEN, "get", nginx.url, str(rate), str(n)], stdout=subprocess.DEVNULL)
+        gen = subprocess.Popen([sweep.LOADGEN, "get", nginx.url, str(rate), str(n)], stdout=subprocess.PIPE, text=True)
         try:
             time.sleep(2)
             counts = perf_stat(gen.pid, seconds)
         finally:
-            gen.wait()
+            reached(gen, variant, rate)
         return {k: v / (rate * seconds) for k, v in counts.items()}
     rr = lib.unique("roundrobin:syscalls")
     if variant == "echo":
@@ -57,12 +69,12 @@ def counted(broker, nginx, variant, rate, seconds):
         lib.wait_consumers(broker.url, rr, 1)
         kind = "http" if variant == "HTTP check" else "none"
         gen = subprocess.Popen([sweep.LOADGEN, "amqp", broker.url, rr, kind, nginx.url, str(rate), str(n)],
-                               stdout=subprocess.DEVNULL)
+                               stdout=subprocess.PIPE, text=True)
         try:
             time.sleep(2)
             counts = perf_stat(proc.pid, seconds)
         finally:
-            gen.wait()
+            reached(gen, variant, rate)
     finally:
         lib.stop(proc)
     return {k: v / (rate * seconds) for k, v in counts.items()}

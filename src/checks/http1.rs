@@ -25,6 +25,8 @@ use super::failure::{CheckFailure, Reason};
 pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// The most headers in a response head.
 const MAX_HEADERS: usize = 100;
+/// The longest header name taken (`http::HeaderName`'s limit).
+const MAX_NAME: usize = (1 << 16) - 1;
 /// The buffer's first size: a typical check's whole response fits.
 const FIRST_READ: usize = 2048;
 /// The largest chunk-size line (with extensions) read.
@@ -351,7 +353,10 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
         at..at + part.len()
     };
     // httparse took names that are tokens and values without control characters (DEL
-    // included): what `http::HeaderName` and `HeaderValue` take.
+    // included): what `http::HeaderName` and `HeaderValue` take, but for HeaderName's length.
+    if response.headers.iter().any(|h| h.name.len() > MAX_NAME) {
+        return Err(http_failure(format!("invalid HTTP response: a header name longer than {MAX_NAME} bytes")));
+    }
     let spans = response.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
     let headers = Headers { raw: Bytes::new(), spans };
     Ok(Some((length, Head { status, headers, http10: response.version == Some(0) })))
@@ -615,6 +620,11 @@ mod tests {
         // A head that never ends stops at the header count or at the size limit.
         let many = [b"HTTP/1.1 200 OK\r\n".as_slice(), &b"x-pad: 0123456789abcdef\r\n".repeat(20_000)].concat();
         assert!(failure(&many, 10).await.message.contains("too many headers"));
+        let long = [b"HTTP/1.1 200 OK\r\n".as_slice(), &[b'x'; 65_536], b": 1\r\n\r\n"].concat();
+        assert!(failure(&long, 10).await.message.contains("a header name longer than 65535 bytes"));
+        let longest =
+            [b"HTTP/1.1 200 OK\r\n".as_slice(), &[b'x'; 65_535], b": 1\r\nContent-Length: 0\r\n\r\n"].concat();
+        assert!(exchange(Method::GET, &longest, 4096, 10).await.is_ok());
         let line = [b"x-pad: ".as_slice(), &[b'a'; 8000], b"\r\n"].concat();
         let long = [b"HTTP/1.1 200 OK\r\n".as_slice(), &line.repeat(60)].concat();
         let failure = failure(&long, 10).await;
