@@ -99,7 +99,7 @@ pub fn text(value: &[u8]) -> Option<&str> {
 /// A response's headers as received (repeats and order kept): names and values are slices of
 /// the head's bytes, found by one parse (an `http::HeaderMap` took a name lookup, a hash and
 /// two allocations per response, for the two or three headers a check reads).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Headers {
     raw: Bytes,
     spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
@@ -188,10 +188,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let mut scanned = 0;
             let head = loop {
                 if self.buf[scanned..].contains(&b'\n')
-                    && let Some((length, mut head)) = parse_head(&self.buf)?
+                    && let Some(head) = parse_head(&mut self.buf)?
                 {
-                    // The head's bytes are shared by its header values (no copy each).
-                    head.headers.raw = self.buf.split_to(length).freeze();
                     break head;
                 }
                 if self.buf.len() >= MAX_HEAD {
@@ -333,9 +331,9 @@ fn parser() -> httparse::ParserConfig {
     config
 }
 
-/// The head at the start of `buf`, once it is all there: its length and the head, whose
-/// headers are spans of `buf` (the caller hands them the bytes); `None` while it is not.
-fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
+/// The head at the start of `buf`, once it is all there, taken out of `buf`: its headers are
+/// spans of its bytes (no copy each); `None` while it is not all there.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, CheckFailure> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let length = match parser().parse_response(&mut response, buf) {
@@ -358,8 +356,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, CheckFailure> {
         return Err(http_failure(format!("invalid HTTP response: a header name longer than {MAX_NAME} bytes")));
     }
     let spans = response.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
-    let headers = Headers { raw: Bytes::new(), spans };
-    Ok(Some((length, Head { status, headers, http10: response.version == Some(0) })))
+    let http10 = response.version == Some(0);
+    let headers = Headers { raw: buf.split_to(length).freeze(), spans };
+    Ok(Some(Head { status, headers, http10 }))
 }
 
 /// How the body of the response to `method` with `head` is delimited (RFC 9112, 6.3).
