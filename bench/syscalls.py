@@ -39,6 +39,11 @@ def perf_stat(pid, seconds):
     return counts
 
 
+def calls(counts):
+    """All system calls in `counts` (without the context switches)."""
+    return sum(x for k, x in counts.items() if k != "context-switches")
+
+
 def reached(gen, variant, rate):
     """Wait for the generator; fail unless it kept `rate` up."""
     out, _ = gen.communicate()
@@ -90,9 +95,8 @@ def main():
         for r in range(rounds):
             for variant in VARIANTS:
                 samples[variant].append(counted(broker, nginx, variant, rate, seconds))
-                print("round %d %s: %.1f system calls per request" % (
-                    r + 1, variant, sum(v for k, v in samples[variant][-1].items() if k != "context-switches")),
-                    file=sys.stderr)
+                print("round %d %s: %.1f system calls per request" % (r + 1, variant, calls(samples[variant][-1])),
+                      file=sys.stderr)
     finally:
         nginx.close()
         broker.close()
@@ -103,12 +107,11 @@ def main():
     print("System calls and context switches per request at %d/s (perf stat, %d s, %d round(s), medians; %s)"
           % (rate, seconds, rounds, time.strftime("%Y-%m-%d")))
     print("%-18s" % "per request" + "".join("%12s" % v for v in VARIANTS))
-    calls = sorted({k for v in VARIANTS for k, x in med[v].items() if k != "context-switches" and x >= 0.01},
+    names = sorted({k for v in VARIANTS for k, x in med[v].items() if k != "context-switches" and x >= 0.01},
                    key=lambda k: -max(med[v].get(k, 0.0) for v in VARIANTS))
-    for k in ["context-switches"] + calls:
+    for k in ["context-switches"] + names:
         print("%-18s" % k + "".join("%12.2f" % med[v].get(k, 0.0) for v in VARIANTS))
-    print("%-18s" % "all system calls" + "".join(
-        "%12.2f" % sum(x for k, x in med[v].items() if k != "context-switches") for v in VARIANTS))
+    print("%-18s" % "all system calls" + "".join("%12.2f" % calls(med[v]) for v in VARIANTS))
 
 
 if __name__ == "__main__":
