@@ -29,7 +29,7 @@ impl Sink for Recorder {
         payload: ResultPayload,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
-            self.0.lock().unwrap().push(payload.check);
+            self.0.lock().unwrap().push(payload.into_check());
             true
         })
     }

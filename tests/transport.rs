@@ -644,4 +644,60 @@ async fn builtin_http_check_requested_over_the_wire() {
     assert!(check["timings"]["total"].is_f64());
     assert!(check.get("reason").is_none());
     assert_eq!(web.requests(), 1);
+    // sensu-client's order: the request's keys, then what the run assigned, in turn.
+    let keys: Vec<&str> = check.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "extension",
+            "http",
+            "type",
+            "handlers",
+            "name",
+            "issued",
+            "executed",
+            "timings",
+            "probe",
+            "duration",
+            "output",
+            "status"
+        ]
+    );
+    let timing_keys: Vec<&str> = check["timings"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(timing_keys, ["dns", "connect", "ttfb", "transfer", "total"]);
+    let probe_keys: Vec<&str> = check["probe"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(probe_keys, ["status_code", "bytes", "url", "address", "redirects"]);
+
+    // A definition that already has keys the run assigns: they keep their places and take
+    // the run's values (Ruby's `check[:status] = …`); a failing probe adds `reason`.
+    let request = json!({"name": "api2", "status": 9, "extension": "http", "output": "stale",
+        "http": {"url": web.url_for("/status/503"), "timeout": 5}, "issued": 1795234871});
+    server.publish_request(&rr, &request).await;
+    let (result, delivery) = results.next_for(&name, WAIT).await.expect("second result");
+    // Each key once on the wire (a parsed document would hide a repeated one).
+    let raw = String::from_utf8(delivery.data.clone()).unwrap();
+    for key in ["\"status\":", "\"output\":"] {
+        assert_eq!(raw.matches(key).count(), 1, "{key} in {raw}");
+    }
+    let check = &result["check"];
+    let keys: Vec<&str> = check.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "status",
+            "extension",
+            "output",
+            "http",
+            "issued",
+            "executed",
+            "reason",
+            "timings",
+            "probe",
+            "duration"
+        ]
+    );
+    assert_eq!(check["status"], 2);
+    assert_eq!(check["reason"], "status");
+    assert!(check["output"].as_str().unwrap().starts_with("HTTP CRITICAL: 503 in "), "{check}");
 }

@@ -21,7 +21,7 @@ use super::http::{self, HttpParams};
 use super::net::{CheckTls, IpPreference};
 use super::plugin::{self, Perf, Status, Thresholds};
 use super::{Builtin, BuiltinContext, BuiltinFuture, BuiltinOutcome, FollowUp};
-use crate::proto::{Object, ResultPayload, round6};
+use crate::proto::{Additions, Field, Object, ResultPayload, round6};
 use crate::scrape::output::{OutputFormat, Writer};
 use crate::scrape::{self, Format, Page};
 
@@ -147,7 +147,8 @@ impl FollowUp for DeliveryPlan {
     /// `result` is the check as it finished (verbatim: each part is made a result
     /// payload here, which drops an empty `source` after `part` is added, as for any result).
     fn results(&mut self, result: ResultPayload) -> Vec<ResultPayload> {
-        let ResultPayload { client, check, signature } = result;
+        let ResultPayload { client, mut check, added, signature } = result;
+        added.fold_into(&mut check);
         let mut context = Object::new();
         for key in ["name", "issued", "executed", "source"] {
             if let Some(v) = check.get(key) {
@@ -299,7 +300,7 @@ fn failed(plan: DeliveryPlan, failure: CheckFailure) -> BuiltinOutcome {
     BuiltinOutcome {
         output: text,
         status: 2,
-        attributes: Object::new(),
+        attributes: Additions::default(),
         follow_up: Some(Box::new(DeliveryPlan { failure: Some(failure), ..plan })),
     }
 }
@@ -449,9 +450,9 @@ async fn shot(check: &Object, ctx: BuiltinContext) -> BuiltinOutcome {
     }
     // Metric lines are a metric result: without `"type": "metric"` sensu-server runs no
     // metric handler on an OK result, so a definition that forgot it gets it here.
-    let mut attributes = Object::new();
+    let mut attributes = Additions::default();
     if !check.contains_key("type") {
-        attributes.insert("type".into(), "metric".into());
+        attributes.set("type", Field::Str("metric"));
     }
     BuiltinOutcome {
         output: first,

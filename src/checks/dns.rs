@@ -220,8 +220,8 @@ fn normalise(text: &str) -> String {
 async fn run_query(q: &Query) -> Report {
     let mut report = Report::new("DNS");
     let server_label = q.server.map_or_else(|| "system resolver".to_string(), |s| format!("{s}"));
-    report.details.insert("server".into(), server_label.clone().into());
-    report.details.insert("query".into(), format!("{} {}", q.name, q.record_type).into());
+    report.details.set("server", server_label.clone());
+    report.details.set("query", format!("{} {}", q.name, q.record_type));
     let resolver = match net::resolver(q.server, q.protocol, q.timeout) {
         Ok(r) => r,
         Err(failure) => return report.fail(Status::Unknown, failure.reason, failure.message),
@@ -265,11 +265,10 @@ async fn run_query(q: &Query) -> Report {
     };
     let typed: Vec<String> = answers.iter().filter(|(t, _)| *t == q.record_type).map(|(_, v)| v.clone()).collect();
     report.perf = vec![time, Perf::number("answers", typed.len() as f64)];
-    report.details.insert("rcode".into(), rcode.clone().into());
-    report.details.insert(
-        "answers".into(),
-        Value::Array(answers.iter().map(|(t, v)| Value::String(format!("{t} {v}"))).collect()),
-    );
+    report.details.set("rcode", rcode.clone());
+    report
+        .details
+        .set("answers", Value::Array(answers.iter().map(|(t, v)| Value::String(format!("{t} {v}"))).collect()));
     let shown = if typed.is_empty() { "no records".to_string() } else { typed.join(", ") };
     let summary =
         format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, plugin::fmt_secs(took));

@@ -14,7 +14,8 @@ use super::command::{self, Spawn};
 use super::{Builtin, FollowUp, hooks};
 use crate::config::ClientSettings;
 use crate::proto::{
-    Object, ResultPayload, now_epoch, object_has_tokens, object_substitute_tokens, round3, substitute_tokens,
+    Additions, Field, Object, ResultPayload, now_epoch, object_has_tokens, object_substitute_tokens, round3,
+    substitute_tokens,
 };
 
 /// How long a plugin command line run natively may take when its check has no `timeout`.
@@ -275,7 +276,7 @@ impl Executor {
     /// request is dropped (already in progress, or without a name).
     pub async fn process(&self, check: Object) -> Option<Object> {
         match self.process_until(check, &CancellationToken::new()).await {
-            Processed::Result(finished) => Some(finished.result.check),
+            Processed::Result(finished) => Some(finished.result.into_check()),
             Processed::Dropped | Processed::NotStarted => None,
         }
     }
@@ -376,11 +377,8 @@ impl Executor {
         let outcome = self.spawn(config, command_line, timeout_of(check.get("timeout")), stdin).await;
         drop(slot);
         self.telemetry.check_finished("command", i64::from(outcome.status), started.elapsed().as_secs_f64());
-        check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
-        check.insert("output".into(), outcome.output.into());
-        check.insert("status".into(), outcome.status.into());
-        self.run_hook(config, &mut check).await;
-        finished(config, check, None)
+        let added = ran(Additions::with_capacity(3), started, outcome.output, outcome.status);
+        self.complete(config, check, added, None).await
     }
 
     /// A plugin command line run in-process, in a built-in slot: the plugin's output and
@@ -406,11 +404,8 @@ impl Executor {
         self.telemetry.plugin_run(name, "native");
         self.telemetry.check_finished("command", i64::from(status), started.elapsed().as_secs_f64());
         check.insert("runner".into(), format!("native:{name}").into());
-        check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
-        check.insert("output".into(), output.into());
-        check.insert("status".into(), status.into());
-        self.run_hook(config, &mut check).await;
-        finished(config, check, None)
+        let added = ran(Additions::with_capacity(3), started, output, status);
+        self.complete(config, check, added, None).await
     }
 
     async fn execute_builtin(&self, config: &Config, mut check: Object, stop: &CancellationToken) -> Processed {
@@ -447,7 +442,7 @@ impl Executor {
         let Some(slot) = self.builtin_slots.acquire(stop).await else { return Processed::NotStarted };
         self.started(&check, started.elapsed());
         let ctx = super::BuiltinContext { client_name: config.name.clone() };
-        let (outcome, mut check) = match substituted {
+        let (outcome, check) = match substituted {
             Some(request) => (builtin.run(request, ctx).await, check),
             None => {
                 let shared = Arc::new(check);
@@ -457,14 +452,27 @@ impl Executor {
         };
         drop(slot);
         self.telemetry.check_finished(builtin.name(), i64::from(outcome.status), started.elapsed().as_secs_f64());
-        for (key, value) in outcome.attributes {
-            check.insert(key, value);
+        let added = ran(outcome.attributes, started, outcome.output, outcome.status);
+        self.complete(config, check, added, outcome.follow_up).await
+    }
+
+    /// The result of a check that ran: what the run `added` goes after the request's keys
+    /// when written ([`Additions`]); a hook needs the check whole, to pick itself by status
+    /// and for its stdin, and so does a follow-up.
+    async fn complete(
+        &self,
+        config: &Config,
+        mut check: Object,
+        added: Additions,
+        follow_up: Option<Box<dyn FollowUp>>,
+    ) -> Processed {
+        if !hooks::has_hooks(&check) && follow_up.is_none() {
+            let result = ResultPayload::new(&config.name, check, config.signature.as_deref()).with_additions(added);
+            return Processed::Result(Finished { result, follow_up });
         }
-        check.insert("duration".into(), round3(started.elapsed().as_secs_f64()).into());
-        check.insert("output".into(), outcome.output.into());
-        check.insert("status".into(), outcome.status.into());
+        added.fold_into(&mut check);
         self.run_hook(config, &mut check).await;
-        finished(config, check, outcome.follow_up)
+        finished(config, check, follow_up)
     }
 
     async fn spawn(
@@ -517,6 +525,15 @@ fn finished(config: &Config, check: Object, follow_up: Option<Box<dyn FollowUp>>
         Some(_) => ResultPayload::verbatim(&config.name, check, config.signature.as_deref()),
     };
     Processed::Result(Finished { result, follow_up })
+}
+
+/// What every run adds after its own attributes, in sensu-client's order: `duration` (since
+/// `started`), `output`, `status`.
+fn ran(mut added: Additions, started: tokio::time::Instant, output: String, status: i32) -> Additions {
+    added.set("duration", Field::Float(round3(started.elapsed().as_secs_f64())));
+    added.set("output", output);
+    added.set("status", status);
+    added
 }
 
 /// `{client, check}` as a check's stdin (unredacted client settings, as Sensu).

@@ -25,7 +25,7 @@ use super::http1;
 use super::net::{self, CheckTls, IpPreference};
 use super::plugin::{self, Perf, Report, Status, Thresholds};
 use super::{Builtin, BuiltinContext, BuiltinFuture};
-use crate::proto::Object;
+use crate::proto::{Additions, Object};
 
 /// Parameters of `"http": {…}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -315,7 +315,7 @@ async fn run_probe(probe: &Probe) -> Report {
     let p = progress.lock().map(|p| p.clone()).unwrap_or_default();
     let mut report = Report::new("HTTP");
     // Sized for what a finished exchange adds: grown entry by entry, each was reallocated.
-    report.details = Object::with_capacity(5);
+    report.details = Additions::with_capacity(5);
     report.timings = Vec::with_capacity(6);
     let is_https = probe.url.scheme_str() == Some("https");
     report.timings.extend([("dns", p.dns), ("connect", p.connect)]);
@@ -344,11 +344,11 @@ async fn run_probe(probe: &Probe) -> Report {
             perf.push(Perf::bytes("size", bytes as f64));
             perf.push(Perf::number("status_code", f64::from(exchange.status)));
             report.perf = perf;
-            report.details.insert("status_code".into(), exchange.status.into());
-            report.details.insert("bytes".into(), bytes.into());
-            report.details.insert("url".into(), display(&url, 64).into());
-            report.details.insert("address".into(), display(&exchange.address, 48).into());
-            report.details.insert("redirects".into(), redirects.into());
+            report.details.set("status_code", exchange.status);
+            report.details.set("bytes", bytes);
+            report.details.set("url", display(&url, 64));
+            report.details.set("address", display(&exchange.address, 48));
+            report.details.set("redirects", redirects);
             let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, plugin::fmt_secs(total));
             if redirects > 0 {
                 summary.push_str(&format!(" after {redirects} redirect{}", if redirects == 1 { "" } else { "s" }));

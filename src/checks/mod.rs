@@ -22,7 +22,7 @@ pub mod tls;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::proto::{Object, ResultPayload};
+use crate::proto::{Additions, Object, ResultPayload};
 
 pub use executor::{Executor, ExecutorSettings};
 pub use failure::{CheckFailure, Reason};
@@ -35,7 +35,7 @@ pub struct BuiltinOutcome {
     /// 0 OK, 1 warning, 2 critical, 3 unknown.
     pub status: i32,
     /// Attributes added to the published check (e.g. `reason`, timings).
-    pub attributes: Object,
+    pub attributes: Additions,
     /// What to publish besides the result, and after it (the courier's parts and delivery
     /// report).
     pub follow_up: Option<Box<dyn FollowUp>>,

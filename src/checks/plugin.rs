@@ -12,11 +12,11 @@
 use std::fmt::Write as _;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::BuiltinOutcome;
 use super::failure::{CheckFailure, Reason};
-use crate::proto::Object;
+use crate::proto::{Additions, Field, Object};
 
 /// A check status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -233,7 +233,7 @@ pub struct Report {
     /// Phase timings in seconds, for the `timings` attribute.
     pub timings: Vec<(&'static str, f64)>,
     /// Kind-specific details for the `probe` attribute.
-    pub details: Object,
+    pub details: Additions,
 }
 
 impl Report {
@@ -246,7 +246,7 @@ impl Report {
             reason: None,
             perf: Vec::new(),
             timings: Vec::new(),
-            details: Object::new(),
+            details: Additions::default(),
         }
     }
 
@@ -300,15 +300,18 @@ impl Report {
         } else {
             self.plugin_output()
         };
-        let mut attributes = Object::with_capacity(3);
+        // Room for these and what the executor adds (duration, output, status).
+        let mut attributes = Additions::with_capacity(6);
         if let Some(reason) = self.reason {
-            attributes.insert("reason".into(), reason.as_str().into());
+            attributes.set("reason", Field::Str(reason.as_str()));
         }
-        let timings: Object =
-            self.timings.iter().map(|(k, v)| (k.to_string(), json!(crate::proto::round6(*v)))).collect();
-        attributes.insert("timings".into(), Value::Object(timings));
+        let mut timings = Additions::with_capacity(self.timings.len());
+        for (k, v) in &self.timings {
+            timings.set(k, Field::Float(crate::proto::round6(*v)));
+        }
+        attributes.set("timings", Field::Fields(timings));
         if !self.details.is_empty() {
-            attributes.insert("probe".into(), Value::Object(self.details));
+            attributes.set("probe", Field::Fields(self.details));
         }
         BuiltinOutcome { output, status: self.status as i32, attributes, follow_up: None }
     }
@@ -340,8 +343,8 @@ impl Thresholds {
 /// The UNKNOWN result for parameters that cannot be used (missing, wrong type, bad
 /// regex): status 3, naming the problem, never a panic.
 pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -> BuiltinOutcome {
-    let mut attributes = Object::new();
-    attributes.insert("reason".into(), Reason::Parameters.as_str().into());
+    let mut attributes = Additions::with_capacity(4);
+    attributes.set("reason", Field::Str(Reason::Parameters.as_str()));
     BuiltinOutcome {
         output: format!("{kind} UNKNOWN: invalid parameters: {problem}\n"),
         status: 3,

@@ -159,8 +159,8 @@ pub async fn probe((p, expect): &(TcpParams, Option<Regex>)) -> Report {
     report.perf = vec![Perf::seconds("time", total).thresholds(p.warning, p.critical)];
     report.perf.extend(timings.iter().filter(|(k, _)| *k != "total").map(|(k, v)| Perf::seconds(k, *v)));
     let tls = !matches!(p.tls, TlsChoice::On(false));
-    report.details.insert("target".into(), target.clone().into());
-    report.details.insert("tls".into(), tls.into());
+    report.details.set("target", target.clone());
+    report.details.set("tls", tls);
     let exchange = match outcome {
         Err(_) => {
             let phase = ["dns", "connect", "tls", "response"]
@@ -180,7 +180,7 @@ pub async fn probe((p, expect): &(TcpParams, Option<Regex>)) -> Report {
     };
     let shown = printable(&exchange.response);
     if !shown.is_empty() {
-        report.details.insert("response".into(), shown.clone().into());
+        report.details.set("response", shown.clone());
     }
     let mut message =
         format!("{target} connected{} in {} s", if tls { " over TLS" } else { "" }, plugin::fmt_secs(total));

@@ -307,11 +307,11 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
             "not_after": date(c.not_after), "days_left": (c.days_left * 100.0).floor() / 100.0,
         })
     };
-    report.details.insert("leaf".into(), describe(leaf));
+    report.details.set("leaf", describe(leaf));
     let mut earliest_doc = describe(earliest);
     earliest_doc["position"] = json!(earliest_index);
-    report.details.insert("earliest".into(), earliest_doc);
-    report.details.insert("chain_length".into(), chain.len().into());
+    report.details.set("earliest", earliest_doc);
+    report.details.set("chain_length", chain.len());
 
     let mut message = format!(
         "{target} {} {} ({})",
@@ -339,16 +339,16 @@ fn assess(p: &TlsParams, target: String, ders: &[Vec<u8>], verdict: Option<Verdi
     match verdict {
         None => {}
         Some(None) => {
-            report.details.insert("verified".into(), false.into());
+            report.details.set("verified", false);
         }
         Some(Some(Ok(()))) => {
-            report.details.insert("verified".into(), true.into());
+            report.details.set("verified", true);
             message.push_str("; chain verified");
         }
         Some(Some(Err(e))) => {
             let why = crate::pki::describe_cert_error(&e);
-            report.details.insert("verified".into(), false.into());
-            report.details.insert("verify_error".into(), Value::String(why.clone()));
+            report.details.set("verified", false);
+            report.details.set("verify_error", Value::String(why.clone()));
             message.push_str(&format!("; chain does not verify: {why}"));
             if p.verify && expiry_status != Status::Critical {
                 report.escalate(Status::Critical, Reason::TlsVerify);

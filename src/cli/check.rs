@@ -95,13 +95,13 @@ impl Sink for PrintSink {
     fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
             use std::io::Write as _;
-            let status = payload.check.get("status").and_then(Value::as_i64).unwrap_or(3);
+            let status = payload.status().unwrap_or(3);
             self.last_status.store(status, Ordering::Relaxed);
             let mut out = std::io::stdout().lock();
             let written = if self.json {
                 writeln!(out, "{}", String::from_utf8_lossy(&payload.to_bytes()))
             } else {
-                let output = payload.check.get("output").and_then(Value::as_str).unwrap_or_default();
+                let output = payload.output().unwrap_or_default();
                 out.write_all(output.as_bytes())
             };
             written.and_then(|()| out.flush()).is_ok()

@@ -6,6 +6,7 @@
 //! ([`Object`]) rather than closed structs; key order follows Ruby's hash insertion
 //! order, which keeps our payloads byte-comparable with sensu-client's.
 
+pub mod additions;
 pub mod merge;
 pub mod redact;
 pub mod result;
@@ -13,6 +14,7 @@ pub mod ruby;
 pub mod tokens;
 pub mod validate;
 
+pub use additions::{Additions, Field};
 pub use merge::{deep_merge, deep_merge_into};
 pub use redact::{DEFAULT_REDACT_KEYS, redact};
 pub use result::{ResultPayload, fill_socket_defaults, keepalive_payload};

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Object, SENSU_VERSION, redact};
+use super::{Additions, Object, SENSU_VERSION, redact};
 
 /// A check result as published to the `results` pipe (`publish_check_result` in
 /// `sensu/lib/sensu/client/process.rb`): `{client, check, signature?}`.
@@ -10,8 +10,11 @@ use super::{Object, SENSU_VERSION, redact};
 pub struct ResultPayload {
     /// The publishing client's name (also for proxy results).
     pub client: String,
-    /// The whole check: request, local definition and execution results.
+    /// The check: request, local definition and what the client assigned into it.
     pub check: Object,
+    /// What the execution added, written after `check`'s keys (none of which it shares:
+    /// see [`ResultPayload::with_additions`]).
+    pub added: Additions,
     /// `client.signature`, present only when configured.
     pub signature: Option<String>,
 }
@@ -29,7 +32,46 @@ impl ResultPayload {
     /// Build the payload without touching the check (the socket path keeps an empty
     /// `source`, as `Sensu::Client::CheckUtils#publish_check_result` does).
     pub fn verbatim(client: &str, check: Object, signature: Option<&str>) -> Self {
-        Self { client: client.to_string(), check, signature: signature.map(str::to_string) }
+        Self {
+            client: client.to_string(),
+            check,
+            added: Additions::default(),
+            signature: signature.map(str::to_string),
+        }
+    }
+
+    /// The same result with `added` after the check's keys: kept apart when the check has
+    /// none of its keys, else assigned into the check (a key the check has keeps its place).
+    pub fn with_additions(mut self, added: Additions) -> Self {
+        if added.overlap(&self.check) {
+            added.fold_into(&mut self.check);
+        } else {
+            self.added = added;
+        }
+        self
+    }
+
+    /// The whole check, additions included.
+    pub fn into_check(self) -> Object {
+        let Self { mut check, added, .. } = self;
+        added.fold_into(&mut check);
+        check
+    }
+
+    /// `status` of the check, wherever it was set.
+    pub fn status(&self) -> Option<i64> {
+        match self.added.get("status") {
+            Some(super::Field::Json(status)) => status.as_i64(),
+            _ => self.check.get("status").and_then(Value::as_i64),
+        }
+    }
+
+    /// `output` of the check, wherever it was set.
+    pub fn output(&self) -> Option<&str> {
+        match self.added.get("output") {
+            Some(super::Field::Json(output)) => output.as_str(),
+            _ => self.check.get("output").and_then(Value::as_str),
+        }
     }
 
     /// The JSON document, keys in sensu-client's order.
@@ -56,9 +98,31 @@ impl serde::Serialize for ResultPayload {
         use serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(Some(2 + usize::from(self.signature.is_some())))?;
         map.serialize_entry("client", &self.client)?;
-        map.serialize_entry("check", &self.check)?;
+        map.serialize_entry("check", &Check(self))?;
         if let Some(signature) = &self.signature {
             map.serialize_entry("signature", signature)?;
+        }
+        map.end()
+    }
+}
+
+/// The check's keys, then the additions'.
+struct Check<'a>(&'a ResultPayload);
+
+impl serde::Serialize for Check<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let ResultPayload { check, added, .. } = self.0;
+        if added.is_empty() {
+            return check.serialize(serializer);
+        }
+        let mut map = serializer.serialize_map(Some(check.len() + added.len()))?;
+        for (key, value) in check {
+            map.serialize_entry(key, value)?;
+        }
+        // Additions share no key with the check (`with_additions`): a plain continuation.
+        for (key, value) in added.iter() {
+            map.serialize_entry(key, value)?;
         }
         map.end()
     }
