@@ -99,6 +99,17 @@ pub struct Telemetry {
     /// Plugin command lines run, by `plugin` and `runner` (`native`, `fork`, `unknown`).
     pub plugin_runs: Family<CheckLabels, Counter>,
     recent_lags: Mutex<VecDeque<(Instant, f64)>>,
+    /// The `checks` and `duration` series of each kind seen, kept at hand: a label set looked
+    /// up in a family is hashed (SipHash) every time.
+    kinds: Mutex<Vec<KindFigures>>,
+}
+
+/// One kind's series in `checks` (by status: ok, warning, critical, unknown, made when first
+/// counted) and `duration`; shared with the families, which export them.
+struct KindFigures {
+    kind: &'static str,
+    by_status: [Option<Counter>; 4],
+    duration: Histogram,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -140,6 +151,7 @@ impl Telemetry {
             connected: Gauge::default(),
             local_results: Counter::default(),
             plugin_runs: Family::default(),
+            kinds: Mutex::default(),
             recent_lags: Mutex::new(VecDeque::new()),
         }
     }
@@ -185,14 +197,22 @@ impl Telemetry {
 
     /// A check finished.
     pub fn check_finished(&self, kind: &'static str, status: i64, seconds: f64) {
-        let status = match status {
-            0 => "ok",
-            1 => "warning",
-            2 => "critical",
-            _ => "unknown",
+        const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
+        let index = usize::try_from(status).ok().filter(|s| *s < 3).unwrap_or(3);
+        let Ok(mut kinds) = self.kinds.lock() else { return };
+        let at = match kinds.iter().position(|k| k.kind == kind) {
+            Some(at) => at,
+            None => {
+                let duration = self.duration.get_or_create(&[("kind", kind)]).clone();
+                kinds.push(KindFigures { kind, by_status: Default::default(), duration });
+                kinds.len() - 1
+            }
         };
-        self.checks.get_or_create(&[("kind", kind), ("status", status)]).inc();
-        self.duration.get_or_create(&[("kind", kind)]).observe(seconds);
+        let figures = &mut kinds[at];
+        figures.by_status[index]
+            .get_or_insert_with(|| self.checks.get_or_create(&[("kind", kind), ("status", STATUSES[index])]).clone())
+            .inc();
+        figures.duration.observe(seconds);
     }
 
     /// A plugin command line ran natively, was forked, or could not run (`runner`).
@@ -336,5 +356,28 @@ mod tests {
         let emf: serde_json::Value = serde_json::from_str(&t.emf("probes", "p1")).unwrap();
         assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Concierge");
         assert_eq!(emf["LagP95"], 30.0);
+    }
+
+    #[test]
+    fn checks_counted_through_kept_series_show_in_the_families() {
+        let t = Telemetry::new();
+        for (kind, status) in
+            [("http", 0), ("http", 0), ("http", 1), ("dns", 2), ("http", 7), ("http", -1), ("http", 2)]
+        {
+            t.check_finished(kind, status, 0.5);
+        }
+        let text = t.render();
+        for series in [
+            "concierge_checks_total{kind=\"http\",status=\"ok\"} 2",
+            "concierge_checks_total{kind=\"http\",status=\"warning\"} 1",
+            "concierge_checks_total{kind=\"http\",status=\"critical\"} 1",
+            "concierge_checks_total{kind=\"http\",status=\"unknown\"} 2",
+            "concierge_checks_total{kind=\"dns\",status=\"critical\"} 1",
+            "concierge_check_duration_seconds_count{kind=\"http\"} 6",
+            "concierge_check_duration_seconds_count{kind=\"dns\"} 1",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+        assert!(!text.contains("kind=\"dns\",status=\"ok\""), "a status never counted is not exported");
     }
 }
