@@ -349,7 +349,15 @@ async fn run_probe(probe: &Probe) -> Report {
             report.details.set("url", display(&url, 64));
             report.details.set("address", display(&exchange.address, 48));
             report.details.set("redirects", redirects);
-            let mut summary = format!("{} in {} s, {bytes} bytes", exchange.status, plugin::fmt_secs(total));
+            // `<status> in <seconds> s, <bytes> bytes`, piece by piece (`format!` took 1,200
+            // instructions of every check).
+            let mut summary = String::with_capacity(48);
+            summary.push_str(itoa::Buffer::new().format(exchange.status));
+            summary.push_str(" in ");
+            plugin::push_secs(&mut summary, total);
+            summary.push_str(" s, ");
+            summary.push_str(itoa::Buffer::new().format(bytes));
+            summary.push_str(" bytes");
             if redirects > 0 {
                 summary.push_str(&format!(" after {redirects} redirect{}", if redirects == 1 { "" } else { "s" }));
             }
