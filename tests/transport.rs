@@ -178,6 +178,12 @@ async fn requests_on_every_kind_of_subscription_produce_exact_results() {
     assert_eq!(result["check"]["api_requested"], json!({"reason": null, "creator": null}));
     assert_eq!(result["check"]["team"], "ops");
     assert!(result["check"].get("source").is_none(), "an empty source is removed (item 5)");
+    // …the other keys keeping their order, as Ruby's `Hash#delete` leaves them.
+    let keys: Vec<&str> = result["check"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["command", "name", "api_requested", "team", "issued", "executed", "duration", "output", "status"]
+    );
 }
 
 // Items 33, 71 (client side): a signature is added to results and keepalives.
