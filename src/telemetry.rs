@@ -199,7 +199,7 @@ impl Telemetry {
     pub fn check_finished(&self, kind: &'static str, status: i64, seconds: f64) {
         const STATUSES: [&str; 4] = ["ok", "warning", "critical", "unknown"];
         let index = usize::try_from(status).ok().filter(|s| *s < 3).unwrap_or(3);
-        let Ok(mut kinds) = self.kinds.lock() else { return };
+        let mut kinds = self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let at = match kinds.iter().position(|k| k.kind == kind) {
             Some(at) => at,
             None => {
