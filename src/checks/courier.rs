@@ -603,8 +603,8 @@ mod tests {
         assert_eq!(
             parts,
             [
-                r#"{"client":"probe-1","check":{"name":"app","part":"1/2","issued":1,"output":"a\n","status":0},"signature":"sig"}"#,
-                r#"{"client":"probe-1","check":{"name":"app","part":"2/2","issued":1,"output":"b\n","status":0},"signature":"sig"}"#,
+                r#"{"client":"probe-1","check":{"name":"app","issued":1,"output":"a\n","status":0,"part":"1/2"},"signature":"sig"}"#,
+                r#"{"client":"probe-1","check":{"name":"app","issued":1,"output":"b\n","status":0,"part":"2/2"},"signature":"sig"}"#,
             ]
         );
         let report = Box::new(plan).finish(0.001, true).unwrap();
