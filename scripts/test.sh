@@ -67,7 +67,8 @@ moto_version=5.2.1
 venv=${CONCIERGE_TEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/concierge/moto-$moto_version}
 if python=$("$here/venv.sh" "$venv" "import flask, moto, sys; sys.exit(moto.__version__ != '$moto_version')" \
     "moto[server]==$moto_version"); then
-    export CONCIERGE_TEST_MOTO="$python -m moto.server"
+    # The interpreter on its own (its path may hold spaces): the tests run `PYTHON -m moto.server`.
+    export CONCIERGE_TEST_MOTO_PYTHON=$python
 elif [[ -n ${CI:-} ]]; then
     exit 1
 else

@@ -28,12 +28,19 @@ impl Moto {
 
     /// Start one on `port` (a fresh server: nothing of an earlier one's state).
     pub async fn start_on(port: u16) -> Option<Self> {
-        // A command line: `moto_server`, or `python3 -m moto.server` as scripts/test.sh sets it.
-        let program = std::env::var("CONCIERGE_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
-        let mut words = program.split_whitespace();
+        // `PYTHON -m moto.server` with the interpreter scripts/test.sh sets up (one path, spaces
+        // and all), else a command line (`moto_server` on the PATH by default).
+        let (program, args): (String, Vec<String>) = match std::env::var("CONCIERGE_TEST_MOTO_PYTHON") {
+            Ok(python) => (python, vec!["-m".into(), "moto.server".into()]),
+            Err(_) => {
+                let line = std::env::var("CONCIERGE_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
+                let mut words = line.split_whitespace().map(str::to_string);
+                (words.next().unwrap_or_else(|| "moto_server".into()), words.collect())
+            }
+        };
         let log = std::env::temp_dir().join(format!("concierge-test-moto-{port}.log"));
-        let child = Command::new(words.next().unwrap_or("moto_server"))
-            .args(words)
+        let child = Command::new(&program)
+            .args(&args)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
