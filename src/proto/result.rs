@@ -6,7 +6,7 @@ use super::{Additions, Object, SENSU_VERSION, redact};
 
 /// A check result as published to the `results` pipe (`publish_check_result` in
 /// `sensu/lib/sensu/client/process.rb`): `{client, check, signature?}`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ResultPayload {
     /// The publishing client's name (also for proxy results).
     pub client: String,
@@ -90,6 +90,14 @@ impl ResultPayload {
             Ok(()) => bytes,
             Err(_) => Vec::new(),
         }
+    }
+}
+
+/// The same message on the wire: the same bytes, key order included (how the check is split
+/// between the map and the additions does not matter; the maps' own `==` ignores order).
+impl PartialEq for ResultPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
     }
 }
 
@@ -185,6 +193,32 @@ mod tests {
     }
 
     // Spec §2.1, §7 item 2; compared with the captured sample.
+    #[test]
+    fn additions_follow_the_checks_keys_and_equal_the_folded_check() {
+        let mut added = crate::proto::Additions::default();
+        added.set("output", "ok");
+        added.set("status", 0);
+        let apart =
+            ResultPayload::new("c", obj(json!({"name": "a", "source": ""})), None).with_additions(added.clone());
+        assert!(!apart.added.is_empty(), "no shared key: kept apart");
+        let folded = ResultPayload::new("c", apart.clone().into_check(), None);
+        assert_eq!(apart, folded);
+        assert_eq!(
+            String::from_utf8(apart.to_bytes()).unwrap(),
+            r#"{"client":"c","check":{"name":"a","output":"ok","status":0}}"#
+        );
+        assert_eq!((apart.status(), apart.output()), (Some(0), Some("ok")));
+        // A key the check has keeps its place.
+        let shared = ResultPayload::new("c", obj(json!({"status": 2, "name": "a"})), None).with_additions(added);
+        assert!(shared.added.is_empty());
+        assert_eq!(
+            String::from_utf8(shared.to_bytes()).unwrap(),
+            r#"{"client":"c","check":{"status":0,"name":"a","output":"ok"}}"#
+        );
+        let reordered = ResultPayload::new("c", obj(json!({"name": "a", "status": 0, "output": "ok"})), None);
+        assert_ne!(shared, reordered, "the same keys in another order are another message");
+    }
+
     #[test]
     fn keepalive_overwrites_version_and_redacts() {
         let client = obj(json!({
