@@ -134,11 +134,7 @@ impl NumText {
             text.push(itoa::Buffer::new().format(magnitude as u64).as_bytes());
             return text;
         }
-        let scaled = magnitude * 1e6;
-        if !(scaled < (1u64 << 40) as f64 && (scaled.fract() - 0.5).abs() > 1e-3) {
-            return text;
-        }
-        let micros = scaled.round() as u64;
+        let Some(micros) = rounded_scaled(magnitude, 1e6) else { return text };
         let (whole, fraction) = (micros / 1_000_000, micros % 1_000_000);
         if v.is_sign_negative() {
             text.push(b"-");
@@ -180,16 +176,22 @@ pub fn fmt_secs(s: f64) -> String {
 /// `{:.3}` (as [`NumText`]: positive, `s × 10³` below 2⁴⁰ and not within 10⁻³ of a tie),
 /// else through `std::fmt`, which took a thousand instructions per call.
 pub fn push_secs(out: &mut String, s: f64) {
-    let scaled = s * 1e3;
-    if !(s.is_sign_positive() && scaled < (1u64 << 40) as f64 && (scaled.fract() - 0.5).abs() > 1e-3) {
+    let Some(millis) = rounded_scaled(s, 1e3).filter(|_| s.is_sign_positive()) else {
         let _ = write!(out, "{s:.3}");
         return;
-    }
-    let millis = scaled.round() as u64;
+    };
     out.push_str(itoa::Buffer::new().format(millis / 1000));
     let fraction = millis % 1000;
     let digits = [b'.', b'0' + (fraction / 100) as u8, b'0' + (fraction / 10 % 10) as u8, b'0' + (fraction % 10) as u8];
     out.push_str(std::str::from_utf8(&digits).unwrap_or(".000"));
+}
+
+/// `v × factor` (`v` ≥ 0) rounded to an integer, when integer arithmetic is sure to round it
+/// as `std::fmt` rounds `v` to that many decimals: the product below 2⁴⁰ (within 2⁻¹² of the
+/// exact one) and not within 10⁻³ of a tie. `None` otherwise (NaN included).
+fn rounded_scaled(v: f64, factor: f64) -> Option<u64> {
+    let scaled = v * factor;
+    (scaled < (1u64 << 40) as f64 && (scaled.fract() - 0.5).abs() > 1e-3).then(|| scaled.round() as u64)
 }
 
 /// Seconds with at most three decimals and no trailing zeros, as the first line shows a
@@ -398,6 +400,16 @@ pub fn graphite_safe(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A reproducible stream of pseudo-random numbers (xorshift64).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn numbers_are_written_as_before() {
         // The text `num()` made before numbers were written in place.
@@ -434,13 +446,7 @@ mod tests {
         // Ties at the seventh decimal (k/128: the first 20,000 and 20,000 more up to the
         // integer path's end), their neighbours, and a spread of timings,
         // sizes and counts across the integer path's range and past it.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let ties: Vec<u64> = (0..20_000).chain((0..20_000).map(|_| next() % (1 << 27))).collect();
         for k in ties {
             let tie = k as f64 / 128.0;
@@ -481,13 +487,7 @@ mod tests {
 
     #[test]
     fn seconds_are_written_as_by_std_fmt() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut values = vec![0.0, -0.0, -0.0004, -1.5, 0.0005, 0.0015, 1e12, 1e13, f64::NAN, f64::INFINITY, f64::MAX];
         // Ties at the fourth decimal (k/16) and their neighbours, then a spread of timings.
         for k in (0..20_000u64).chain((0..20_000).map(|_| next() % (1 << 36))) {
