@@ -269,6 +269,45 @@ async fn tokens_are_substituted_in_parameters() {
     assert_eq!(r["output"], "Unmatched client token(s): missing.url");
 }
 
+/// One executor runs a check definition again and again (a probe is compiled once for
+/// equal parameters and kept): every change of its parameters, and only the parameters it
+/// has now, count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_run_again_uses_its_current_parameters() {
+    let server = TestServer::http().await;
+    let executor = executor();
+    let run = |params: Value| {
+        let executor = &executor;
+        async move {
+            let r = executor
+                .process(obj(json!({"name": "api", "extension": "http", "http": params, "issued": 1})))
+                .await
+                .unwrap();
+            let url = r.get("probe").map_or(Value::Null, |p| p["url"].clone());
+            (r["status"].as_i64().unwrap(), output(&r).to_string(), url)
+        }
+    };
+    let ok = json!({"url": server.url_for("/ok")});
+    let (status, _, url) = run(ok.clone()).await;
+    assert_eq!((status, url), (0, json!(server.url_for("/ok"))));
+    for _ in 0..2 {
+        let (status, out, url) = run(json!({"url": server.url_for("/status/503")})).await;
+        assert_eq!((status, url), (2, json!(server.url_for("/status/503"))), "{out}");
+    }
+    // Only the accepted statuses change: 503 is now OK.
+    let (status, out, _) = run(json!({"url": server.url_for("/status/503"), "status": ["5xx"]})).await;
+    assert_eq!(status, 0, "{out}");
+    let (status, out, _) = run(json!({"url": server.url_for("/ok"), "body_match": "(("})).await;
+    assert_eq!(status, 3, "{out}");
+    let (status, out, _) = run(json!({"url": server.url_for("/ok"), "body_match": "nothing-like-this"})).await;
+    assert!(status == 2 && out.contains("body does not match /nothing-like-this/"), "{out}");
+    // A token's value is part of the parameters compiled.
+    let (status, out, url) = run(json!({"url": format!(":::site.base:::{}", &server.url[16..]) + "/ok"})).await;
+    assert_eq!((status, url), (0, json!(server.url_for("/ok"))), "{out}");
+    let (status, _, url) = run(ok).await;
+    assert_eq!((status, url), (0, json!(server.url_for("/ok"))));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_type_prints_graphite_lines() {
     let server = TestServer::http().await;

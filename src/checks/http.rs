@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::compiled::Compiled;
 use super::failure::{CheckFailure, Reason};
 use super::http1;
 use super::net::{self, CheckTls, IpPreference};
@@ -155,6 +156,8 @@ impl StatusSpec {
 #[derive(Debug)]
 struct Probe {
     url: Uri,
+    /// `url` as published in the result's `probe.url` (written once, when compiled).
+    url_text: String,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -242,6 +245,7 @@ impl HttpParams {
             return Err("timeout must be a positive number of seconds".into());
         }
         Ok(Probe {
+            url_text: display(&url, 64),
             url,
             method,
             headers,
@@ -263,9 +267,11 @@ impl HttpParams {
     }
 }
 
-/// The HTTP built-in.
+/// The HTTP built-in: its probes, compiled once per check definition.
 #[derive(Debug, Default)]
-pub struct Http;
+pub struct Http {
+    probes: Compiled<Probe>,
+}
 
 impl Builtin for Http {
     fn name(&self) -> &'static str {
@@ -273,10 +279,11 @@ impl Builtin for Http {
     }
 
     fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
+        let probe = self.probes.get(&check, "http", |params| {
+            plugin::deserialize::<HttpParams>(params)?.compile().map_err(CheckFailure::parameters)
+        });
         Box::pin(async move {
-            let probe = match plugin::parameters::<HttpParams>(&check, "http")
-                .and_then(|p| p.compile().map_err(CheckFailure::parameters))
-            {
+            let probe = match probe {
                 Ok(p) => p,
                 Err(problem) => return plugin::invalid_parameters("HTTP", problem),
             };
@@ -346,7 +353,8 @@ async fn run_probe(probe: &Probe) -> Report {
             report.perf = perf;
             report.details.set("status_code", exchange.status);
             report.details.set("bytes", bytes);
-            report.details.set("url", display(&url, 64));
+            // Written once per definition, unless a redirect moved the probe elsewhere.
+            report.details.set("url", if redirects == 0 { probe.url_text.clone() } else { display(&url, 64) });
             report.details.set("address", display(&exchange.address, 48));
             report.details.set("redirects", redirects);
             // `<status> in <seconds> s, <bytes> bytes`, piece by piece (`format!` took 1,200

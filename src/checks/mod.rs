@@ -6,6 +6,7 @@
 //! [`Builtin`] selected by `extension` for checks that run in-process.
 
 pub mod command;
+pub mod compiled;
 pub mod courier;
 pub mod dns;
 pub mod executor;
@@ -78,7 +79,7 @@ pub trait Builtin: Send + Sync {
 /// Every built-in check Concierge ships.
 pub fn builtins() -> Vec<std::sync::Arc<dyn Builtin>> {
     vec![
-        std::sync::Arc::new(http::Http),
+        std::sync::Arc::new(http::Http::default()),
         std::sync::Arc::new(dns::Dns),
         std::sync::Arc::new(tls::Tls),
         std::sync::Arc::new(tcp::Tcp),

@@ -377,11 +377,21 @@ pub fn invalid_parameters(kind: &'static str, problem: impl std::fmt::Display) -
 
 /// The parameters object of a built-in (`check.<extension>`), deserialized.
 pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Result<P, CheckFailure> {
+    parameters_object(check, key).and_then(deserialize)
+}
+
+/// The parameters object of a built-in (`check.<extension>`), as it is.
+pub fn parameters_object<'a>(check: &'a Object, key: &str) -> Result<&'a Value, CheckFailure> {
     match check.get(key) {
-        Some(v @ Value::Object(_)) => P::deserialize(v).map_err(|e| CheckFailure::parameters(e.to_string())),
+        Some(v @ Value::Object(_)) => Ok(v),
         Some(_) => Err(CheckFailure::parameters(format!("`{key}` must be an object"))),
         None => Err(CheckFailure::parameters(format!("missing `{key}` object with the check's parameters"))),
     }
+}
+
+/// A parameters object deserialized; what does not fit is named.
+pub fn deserialize<'a, P: Deserialize<'a>>(params: &'a Value) -> Result<P, CheckFailure> {
+    P::deserialize(params).map_err(|e| CheckFailure::parameters(e.to_string()))
 }
 
 /// The default Graphite scheme: `<client>.<suffix>.<check name>` (sensu-plugins'
