@@ -15,38 +15,68 @@ use super::failure::CheckFailure;
 use super::plugin;
 use crate::proto::Object;
 
-/// Most parameter sets kept per built-in. Past it the cache starts over: a client running
-/// more distinct checks of one kind than this compiles some of them on every run, as it
-/// would without a cache, and what is kept stays bounded (a few hundred bytes to a few
-/// kilobytes each).
+/// Most parameter sets kept per built-in. Past it, or past [`BUDGET`], the cache starts
+/// over: a client running more distinct checks of one kind than this compiles some of them
+/// on every run, as it would without a cache.
 pub const LIMIT: usize = 1024;
+
+/// Most memory kept per built-in, as estimated by [`weight`] and [`Weigh`]: the parameters
+/// and what they compiled to. One entry may take at most a sixteenth of it; a larger one
+/// (hostile sizes) is used for its run and not kept.
+pub const BUDGET: usize = 4 << 20;
+
+/// What a compiled form keeps in memory, roughly, in bytes; `None` when it must not be kept
+/// (its memory is not bounded: a regex's lazy DFA grows its cache with use, up to
+/// megabytes, and is dropped with it after the run when not kept).
+pub trait Weigh {
+    /// Bytes, or `None` for "do not keep".
+    fn weight(&self) -> Option<usize>;
+}
+
+/// What a JSON value takes in memory, roughly (its strings, plus each node's overhead).
+pub fn weight(value: &Value) -> usize {
+    match value {
+        Value::String(s) => 24 + s.len(),
+        Value::Array(items) => 24 + items.iter().map(weight).sum::<usize>(),
+        Value::Object(map) => 64 + map.iter().map(|(k, v)| 48 + k.len() + weight(v)).sum::<usize>(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 16,
+    }
+}
+
+struct Entries<T> {
+    map: FxHashMap<Value, Arc<T>>,
+    weight: usize,
+}
 
 /// Compiled parameters of one built-in, by the parameters they were compiled from.
 pub struct Compiled<T> {
-    entries: Mutex<FxHashMap<Value, Arc<T>>>,
+    entries: Mutex<Entries<T>>,
 }
 
 impl<T> Default for Compiled<T> {
     fn default() -> Self {
-        Self { entries: Mutex::default() }
+        Self { entries: Mutex::new(Entries { map: FxHashMap::default(), weight: 0 }) }
     }
 }
 
 impl<T> std::fmt::Debug for Compiled<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled").field("kept", &self.len()).finish()
+        let entries = self.lock();
+        f.debug_struct("Compiled").field("kept", &entries.map.len()).field("weight", &entries.weight).finish()
     }
 }
 
 impl<T> Compiled<T> {
-    fn lock(&self) -> MutexGuard<'_, FxHashMap<Value, Arc<T>>> {
+    fn lock(&self) -> MutexGuard<'_, Entries<T>> {
         // Nothing here can be left half-done by a panic: a poisoned map is still whole.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+impl<T: Weigh> Compiled<T> {
     /// Parameter sets kept.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
     }
 
     /// Whether nothing is kept.
@@ -54,10 +84,15 @@ impl<T> Compiled<T> {
         self.len() == 0
     }
 
+    /// The estimated bytes kept.
+    pub fn weight(&self) -> usize {
+        self.lock().weight
+    }
+
     /// The compiled form of `check.<key>` (which must be an object): the one kept for equal
     /// parameters (objects are equal whatever their keys' order), else
-    /// `compile(parameters)`, kept when it succeeds. A failure is not kept: it is compiled,
-    /// and reported, again on the next run.
+    /// `compile(parameters)`, kept when it succeeds and fits. A failure is not kept: it is
+    /// compiled, and reported, again on the next run.
     pub fn get(
         &self,
         check: &Object,
@@ -65,15 +100,24 @@ impl<T> Compiled<T> {
         compile: impl FnOnce(&Value) -> Result<T, CheckFailure>,
     ) -> Result<Arc<T>, CheckFailure> {
         let params = plugin::parameters_object(check, key)?;
-        if let Some(compiled) = self.lock().get(params) {
+        if let Some(compiled) = self.lock().map.get(params) {
             return Ok(compiled.clone());
         }
         let compiled = Arc::new(compile(params)?);
-        let mut entries = self.lock();
-        if entries.len() >= LIMIT {
-            entries.clear();
+        let Some(weight) = compiled.weight().map(|w| w.saturating_add(weight(params))) else {
+            return Ok(compiled);
+        };
+        if weight > BUDGET / 16 {
+            return Ok(compiled);
         }
-        entries.insert(params.clone(), compiled.clone());
+        let mut entries = self.lock();
+        if entries.map.len() >= LIMIT || entries.weight + weight > BUDGET {
+            entries.map.clear();
+            entries.weight = 0;
+        }
+        if entries.map.insert(params.clone(), compiled.clone()).is_none() {
+            entries.weight += weight;
+        }
         Ok(compiled)
     }
 }
@@ -85,6 +129,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    impl Weigh for String {
+        fn weight(&self) -> Option<usize> {
+            // "unbounded" marks a form that must not be kept.
+            (self != "unbounded").then_some(24 + self.len())
+        }
+    }
+
+    impl Weigh for usize {
+        fn weight(&self) -> Option<usize> {
+            Some(*self)
+        }
+    }
 
     fn check(v: Value) -> Object {
         match v {
@@ -149,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_is_bounded() {
+    fn the_cache_is_bounded_in_entries_and_in_memory() {
         let cache = Compiled::<usize>::default();
         for i in 0..LIMIT + 10 {
             let c = check(json!({"name": format!("c{i}"), "http": {"i": i}}));
@@ -157,5 +214,33 @@ mod tests {
             assert!(cache.len() <= LIMIT);
         }
         assert_eq!(cache.len(), 10);
+        // By weight: entries of BUDGET / 20 fit 20 at a time; a larger one than BUDGET / 16
+        // (a huge parameter, say) is compiled for its run and not kept.
+        let cache = Compiled::<usize>::default();
+        for i in 0..45 {
+            let c = check(json!({"http": {"i": i}}));
+            cache.get(&c, "http", |_| Ok(BUDGET / 20)).unwrap();
+            assert!(cache.weight() <= BUDGET);
+        }
+        // Each entry also weighs its parameters.
+        let per_cycle = BUDGET / (BUDGET / 20 + weight(&json!({"i": 0})));
+        assert_eq!(per_cycle, 19);
+        assert_eq!(cache.len(), 45 % per_cycle);
+        let huge = check(json!({"http": {"body": "x".repeat(BUDGET / 16)}}));
+        let compiles = Cell::new(0);
+        for _ in 0..2 {
+            cache
+                .get(&huge, "http", |_| {
+                    compiles.set(compiles.get() + 1);
+                    Ok(0)
+                })
+                .unwrap();
+        }
+        assert_eq!((compiles.get(), cache.len()), (2, 45 % per_cycle));
+        // A form that says it must not be kept is not.
+        let strings = Compiled::<String>::default();
+        let regex = check(json!({"http": {"url": "http://x/", "body_match": "a+"}}));
+        strings.get(&regex, "http", |_| Ok("unbounded".to_string())).unwrap();
+        assert!(strings.is_empty());
     }
 }

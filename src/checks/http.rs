@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::compiled::Compiled;
+use super::compiled::{Compiled, Weigh};
 use super::failure::{CheckFailure, Reason};
 use super::http1;
 use super::net::{self, CheckTls, IpPreference};
@@ -174,6 +174,28 @@ struct Probe {
     timeout: Duration,
     thresholds: Thresholds,
     scheme: Option<String>,
+}
+
+impl Weigh for Probe {
+    /// Kept unless it holds a regex (whose lazy DFA cache grows with use); its strings and
+    /// headers plus a fixed share for the rest.
+    fn weight(&self) -> Option<usize> {
+        let regexes = self.body_match.is_some()
+            || self.body_not_match.is_some()
+            || !self.headers_match.is_empty()
+            || !self.headers_not_match.is_empty();
+        if regexes {
+            return None;
+        }
+        let headers: usize = self.headers.iter().map(|(name, value)| 64 + name.as_str().len() + value.len()).sum();
+        let tls = &self.tls;
+        let strings = [&self.scheme, &tls.ca_file, &tls.ca, &tls.cert_file, &tls.key_file, &tls.server_name]
+            .into_iter()
+            .map(|s| s.as_ref().map_or(0, String::len))
+            .sum::<usize>();
+        // The URL twice (parsed, and as text), the rest once.
+        Some(1024 + 2 * self.url_text.len() + strings + self.status.1.len() + headers + self.body.len())
+    }
 }
 
 fn regex(what: &str, pattern: &Option<String>) -> Result<Option<Regex>, String> {
@@ -645,6 +667,17 @@ mod tests {
         assert_eq!(resolve_location(&base, "/c").unwrap().to_string(), "http://h:8080/c");
         assert_eq!(resolve_location(&base, "c?d").unwrap().to_string(), "http://h:8080/a/c?d");
         assert_eq!(resolve_location(&base, "https://o/x").unwrap().to_string(), "https://o/x");
+    }
+
+    #[test]
+    fn a_probe_with_a_regex_is_not_kept_and_a_large_body_weighs() {
+        let probe = |v: Value| HttpParams::deserialize(v).unwrap().compile().unwrap();
+        let plain = probe(json!({"url": "http://x/"})).weight().unwrap();
+        assert!((1024..2048).contains(&plain), "{plain}");
+        let body = probe(json!({"url": "http://x/", "body": "b".repeat(100_000)})).weight().unwrap();
+        assert!(body >= plain + 100_000, "{body}");
+        assert_eq!(probe(json!({"url": "http://x/", "body_match": "ok"})).weight(), None);
+        assert_eq!(probe(json!({"url": "http://x/", "headers_not_match": {"server": "x"}})).weight(), None);
     }
 
     #[test]
