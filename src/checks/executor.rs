@@ -14,7 +14,7 @@ use super::command::{self, Spawn};
 use super::{Builtin, FollowUp, hooks};
 use crate::config::ClientSettings;
 use crate::proto::{
-    Additions, Field, Object, ResultPayload, now_epoch, object_has_tokens, object_substitute_tokens, round3,
+    Additions, Field, Object, ResultPayload, field, now_epoch, object_has_tokens, object_substitute_tokens, round3,
     substitute_tokens,
 };
 
@@ -262,7 +262,7 @@ impl Executor {
     /// Record that an execution starts now (after any wait for a slot).
     fn started(&self, check: &Object, waited: Duration) {
         self.telemetry.queue_wait.observe(waited.as_secs_f64());
-        if let Some(issued) = check.get("issued").and_then(Value::as_i64) {
+        if let Some(issued) = field(check, "issued").and_then(Value::as_i64) {
             self.telemetry.lag_observed(crate::proto::now_epoch_f64() - issued as f64);
         }
     }
@@ -285,7 +285,7 @@ impl Executor {
     /// give up before starting it ([`Processed::NotStarted`]).
     pub async fn process_until(&self, mut check: Object, stop: &CancellationToken) -> Processed {
         let config = self.config();
-        let Some(name) = check.get("name").and_then(Value::as_str) else {
+        let Some(name) = field(&check, "name").and_then(Value::as_str) else {
             return Processed::Dropped;
         };
         let local = config.local.get(name);
@@ -295,7 +295,7 @@ impl Executor {
                 check.insert(key.clone(), value.clone());
             }
         }
-        if check.contains_key("command") {
+        if field(&check, "command").is_some() {
             if config.safe_mode && local.is_none() {
                 check.insert("output".into(), SAFE_MODE_OUTPUT.into());
                 check.insert("status".into(), 3.into());
@@ -312,8 +312,8 @@ impl Executor {
     }
 
     fn claim(&self, check: &Object) -> Option<InProgress<'_>> {
-        let name = check.get("name").and_then(Value::as_str).unwrap_or_default();
-        let key: Arc<str> = match check.get("source").and_then(Value::as_str) {
+        let name = field(check, "name").and_then(Value::as_str).unwrap_or_default();
+        let key: Arc<str> = match field(check, "source").and_then(Value::as_str) {
             Some(source) => format!("{source}:{name}").into(),
             None => name.into(),
         };
@@ -322,7 +322,7 @@ impl Executor {
             self.telemetry.duplicates_dropped.inc();
             return None;
         }
-        set.insert(key.clone(), (tokio::time::Instant::now(), timeout_of(check.get("timeout"))));
+        set.insert(key.clone(), (tokio::time::Instant::now(), timeout_of(field(check, "timeout"))));
         Some(InProgress { set: &self.in_progress, key })
     }
 
@@ -554,7 +554,7 @@ fn unmatched_result(mut check: Object, unmatched: &[String]) -> Object {
 
 /// The built-in a request names: its `extension`, else its `name`.
 fn extension_of(check: &Object) -> Option<&str> {
-    check.get("extension").or_else(|| check.get("name")).and_then(Value::as_str)
+    field(check, "extension").or_else(|| field(check, "name")).and_then(Value::as_str)
 }
 
 /// A Sensu `timeout` (numeric seconds, fractions allowed; absent, zero or negative

@@ -316,7 +316,7 @@ impl Report {
     /// `scheme` gives the Graphite scheme (the check's own, else the default); it is asked
     /// for only when the output is Graphite lines.
     pub fn into_outcome(self, check: &Object, scheme: impl FnOnce() -> String) -> BuiltinOutcome {
-        let metric = check.get("type").and_then(Value::as_str) == Some("metric");
+        let metric = crate::proto::field(check, "type").and_then(Value::as_str) == Some("metric");
         let output = if metric && self.reason.is_none_or(|_| self.status != Status::Critical) && !self.perf.is_empty() {
             self.graphite(&scheme(), crate::proto::now_epoch())
         } else {
@@ -382,7 +382,7 @@ pub fn parameters<'a, P: Deserialize<'a>>(check: &'a Object, key: &str) -> Resul
 
 /// The parameters object of a built-in (`check.<extension>`), as it is.
 pub fn parameters_object<'a>(check: &'a Object, key: &str) -> Result<&'a Value, CheckFailure> {
-    match check.get(key) {
+    match crate::proto::field(check, key) {
         Some(v @ Value::Object(_)) => Ok(v),
         Some(_) => Err(CheckFailure::parameters(format!("`{key}` must be an object"))),
         None => Err(CheckFailure::parameters(format!("missing `{key}` object with the check's parameters"))),

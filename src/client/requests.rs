@@ -51,7 +51,7 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Object, Rejection> {
             }
             Err(_) => return Err(Rejection::NotJson),
         };
-    if !check.get("name").is_some_and(Value::is_string) {
+    if !crate::proto::field(&check, "name").is_some_and(Value::is_string) {
         return Err(Rejection::NoName);
     }
     Ok(check)

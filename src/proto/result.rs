@@ -24,7 +24,7 @@ impl ResultPayload {
     /// removed, as sensu-client does since 1.4.3, the other keys keeping their order (Ruby's
     /// `Hash#delete`; serde_json's `remove` would move the last key into its place).
     pub fn new(client: &str, mut check: Object, signature: Option<&str>) -> Self {
-        if check.get("source").is_some_and(|s| s == "") {
+        if super::field(&check, "source").is_some_and(|s| s == "") {
             check.shift_remove("source");
         }
         Self::verbatim(client, check, signature)
