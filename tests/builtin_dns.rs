@@ -135,6 +135,7 @@ async fn tokens_metrics_and_bad_parameters() {
         (json!({"name": "x", "type": "BOGUS"}), "unknown record type \"BOGUS\""),
         (json!({"type": "A"}), "missing field `name`"),
         (json!({"name": "x", "server": "not-an-ip"}), "must be an IP address"),
+        (json!({"name": "x", "timeout": 1e20}), "timeout 100000000000000000000 is too large"),
         (json!({"name": "x", "expect_match": "[", "server": "127.0.0.1"}), "expect_match is not a valid regex"),
     ] {
         let r = dns(params).await;

@@ -308,6 +308,31 @@ async fn a_check_run_again_uses_its_current_parameters() {
     assert_eq!((status, url), (0, json!(server.url_for("/ok"))));
 }
 
+/// The same parameters, from any check, are compiled once; others are compiled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_is_compiled_once_for_equal_parameters() {
+    use concierge::checks::{Builtin, BuiltinContext, http::Http};
+    let server = TestServer::http().await;
+    let http = Http::default();
+    let run = |name: &str, params: Value| {
+        let check = obj(json!({"name": name, "extension": "http", "http": params}));
+        http.run(std::sync::Arc::new(check), BuiltinContext::default())
+    };
+    for name in ["a", "a", "b"] {
+        assert_eq!(run(name, json!({"url": server.url_for("/ok"), "timeout": 5})).await.status, 0);
+    }
+    // Keys in another order are the same parameters.
+    assert_eq!(run("c", json!({"timeout": 5, "url": server.url_for("/ok")})).await.status, 0);
+    assert_eq!(http.compiles(), 1);
+    let outcome = run("a", json!({"url": server.url_for("/status/503"), "timeout": 5})).await;
+    assert_eq!((outcome.status, http.compiles()), (2, 2));
+    // A probe with a regex is compiled for each run.
+    for _ in 0..2 {
+        assert_eq!(run("a", json!({"url": server.url_for("/ok"), "body_match": "."})).await.status, 0);
+    }
+    assert_eq!(http.compiles(), 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_type_prints_graphite_lines() {
     let server = TestServer::http().await;
@@ -352,6 +377,7 @@ async fn bad_parameters_are_unknown_not_panics() {
         (json!({"url": "http://x", "status": ["abc"]}), "status entry \"abc\""),
         (json!({"url": 5}), "invalid type"),
         (json!({"url": "http://x", "method": "GE T"}), "method is not a valid HTTP method"),
+        (json!({"url": "http://x", "timeout": 1e20}), "timeout 100000000000000000000 is too large"),
     ] {
         let r = http(params.clone()).await;
         assert_eq!(r["status"], 3, "{params}");

@@ -147,6 +147,7 @@ async fn pem_files_connection_failures_and_bad_parameters() {
         (json!({}), "either host or file is required"),
         (json!({"host": "h", "warning": 1, "critical": 5}), "must not be more days than warning"),
         (json!({"host": "h", "port": "x"}), "invalid type"),
+        (json!({"host": "h", "timeout": 1e20}), "timeout 100000000000000000000 is too large"),
     ] {
         let r = tls(params).await;
         assert_eq!(r["status"], 3);

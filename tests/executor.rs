@@ -51,6 +51,13 @@ async fn executes_a_check_command() {
     assert_eq!(keys, ["name", "command", "issued", "executed", "duration", "output", "status"]);
 }
 
+// A timeout no `Duration` can hold is no timeout (it panicked in `Duration::from_secs_f64`).
+#[tokio::test]
+async fn a_huge_timeout_is_no_timeout() {
+    let result = executor(false).process(request(json!({"timeout": 1e20}))).await.unwrap();
+    assert_eq!((result["status"].clone(), result["output"].clone()), (json!(1), json!("WARNING\n")));
+}
+
 // Item 9: stdin gets {client, check}.
 #[tokio::test]
 async fn command_with_stdin_receives_client_and_check() {

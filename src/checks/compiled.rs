@@ -1,11 +1,12 @@
 //! Built-ins' compiled parameters, kept by the parameters themselves. A check definition
 //! arrives again every interval with the same parameters; deserialising and compiling them
-//! (the URL parsed, the request's headers built, regexes compiled) cost an HTTP check about
-//! 4,000 instructions of its 119,000 (README, "Benchmarks"). A request whose parameters
-//! (after token substitution) are equal to ones compiled before gets the kept form,
-//! whatever its check's name; any change is compiled afresh. What is compiled depends on
-//! the parameters alone.
+//! (for HTTP: the URL parsed, the request's headers built) cost an HTTP check about 4,000
+//! instructions of its 119,000 (README, "Benchmarks"). A request whose parameters (after
+//! token substitution) are equal to ones compiled before gets the kept form, whatever its
+//! check's name; any change is compiled afresh. What is compiled depends on the parameters
+//! alone.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
@@ -15,14 +16,16 @@ use super::failure::CheckFailure;
 use super::plugin;
 use crate::proto::Object;
 
-/// Most parameter sets kept per built-in. Past it, or past [`BUDGET`], the cache starts
-/// over: a client running more distinct checks of one kind than this compiles some of them
-/// on every run, as it would without a cache.
+/// Most parameter sets kept per built-in. When a new one would pass it, or pass [`BUDGET`],
+/// kept ones are let go (whichever the map yields first) until it fits: a client cycling
+/// through more distinct checks of one kind than this keeps a share of them, and compiles
+/// the others as it would without a cache.
 pub const LIMIT: usize = 1024;
 
 /// Most memory kept per built-in, as estimated by [`weight`] and [`Weigh`]: the parameters
-/// and what they compiled to. One entry may take at most a sixteenth of it; a larger one
-/// (hostile sizes) is used for its run and not kept.
+/// and what they compiled to. One entry may take at most a sixteenth of it; parameters
+/// estimated larger (hostile sizes) are compiled for their run and neither kept nor looked
+/// up.
 pub const BUDGET: usize = 4 << 20;
 
 /// What a compiled form keeps in memory, roughly, in bytes; `None` when it must not be kept
@@ -44,18 +47,20 @@ pub fn weight(value: &Value) -> usize {
 }
 
 struct Entries<T> {
-    map: FxHashMap<Value, Arc<T>>,
+    /// The compiled form and its weight, by the parameters.
+    map: FxHashMap<Value, (Arc<T>, usize)>,
     weight: usize,
 }
 
 /// Compiled parameters of one built-in, by the parameters they were compiled from.
 pub struct Compiled<T> {
     entries: Mutex<Entries<T>>,
+    compiles: AtomicUsize,
 }
 
 impl<T> Default for Compiled<T> {
     fn default() -> Self {
-        Self { entries: Mutex::new(Entries { map: FxHashMap::default(), weight: 0 }) }
+        Self { entries: Mutex::new(Entries { map: FxHashMap::default(), weight: 0 }), compiles: AtomicUsize::new(0) }
     }
 }
 
@@ -71,9 +76,7 @@ impl<T> Compiled<T> {
         // Nothing here can be left half-done by a panic: a poisoned map is still whole.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl<T: Weigh> Compiled<T> {
     /// Parameter sets kept.
     pub fn len(&self) -> usize {
         self.lock().map.len()
@@ -89,6 +92,13 @@ impl<T: Weigh> Compiled<T> {
         self.lock().weight
     }
 
+    /// How many times parameters were compiled (kept or not, failed or not).
+    pub fn compiles(&self) -> usize {
+        self.compiles.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Weigh> Compiled<T> {
     /// The compiled form of `check.<key>` (which must be an object): the one kept for equal
     /// parameters (objects are equal whatever their keys' order), else
     /// `compile(parameters)`, kept when it succeeds and fits. A failure is not kept: it is
@@ -100,23 +110,35 @@ impl<T: Weigh> Compiled<T> {
         compile: impl FnOnce(&Value) -> Result<T, CheckFailure>,
     ) -> Result<Arc<T>, CheckFailure> {
         let params = plugin::parameters_object(check, key)?;
-        if let Some(compiled) = self.lock().map.get(params) {
+        let compile = |params| {
+            self.compiles.fetch_add(1, Ordering::Relaxed);
+            compile(params).map(Arc::new)
+        };
+        // Parameters too large to keep are not hashed (under the lock) either.
+        let params_weight = weight(params);
+        if params_weight > BUDGET / 16 {
+            return compile(params);
+        }
+        if let Some((compiled, _)) = self.lock().map.get(params) {
             return Ok(compiled.clone());
         }
-        let compiled = Arc::new(compile(params)?);
-        let Some(weight) = compiled.weight().map(|w| w.saturating_add(weight(params))) else {
+        let compiled = compile(params)?;
+        let Some(weight) = compiled.weight().map(|w| w.saturating_add(params_weight)) else {
             return Ok(compiled);
         };
         if weight > BUDGET / 16 {
             return Ok(compiled);
         }
+        let key = params.clone();
         let mut entries = self.lock();
-        if entries.map.len() >= LIMIT || entries.weight + weight > BUDGET {
-            entries.map.clear();
-            entries.weight = 0;
+        while entries.map.len() >= LIMIT || entries.weight + weight > BUDGET {
+            let Some((_, (_, freed))) = entries.map.extract_if(|_, _| true).next() else { break };
+            entries.weight -= freed;
         }
-        if entries.map.insert(params.clone(), compiled.clone()).is_none() {
-            entries.weight += weight;
+        match entries.map.insert(key, (compiled.clone(), weight)) {
+            // Compiled meanwhile by another thread: the same weight is replaced.
+            Some((_, replaced)) => entries.weight = entries.weight - replaced + weight,
+            None => entries.weight += weight,
         }
         Ok(compiled)
     }
@@ -208,24 +230,34 @@ mod tests {
     #[test]
     fn the_cache_is_bounded_in_entries_and_in_memory() {
         let cache = Compiled::<usize>::default();
+        let params = |i: usize| check(json!({"name": format!("c{i}"), "http": {"i": i}}));
         for i in 0..LIMIT + 10 {
-            let c = check(json!({"name": format!("c{i}"), "http": {"i": i}}));
-            assert_eq!(*cache.get(&c, "http", |p| Ok(p["i"].as_u64().unwrap() as usize)).unwrap(), i);
+            assert_eq!(*cache.get(&params(i), "http", |p| Ok(p["i"].as_u64().unwrap() as usize)).unwrap(), i);
             assert!(cache.len() <= LIMIT);
         }
-        assert_eq!(cache.len(), 10);
-        // By weight: entries of BUDGET / 20 fit 20 at a time; a larger one than BUDGET / 16
-        // (a huge parameter, say) is compiled for its run and not kept.
+        // Full: each new set lets one kept set go, the others stay kept.
+        assert_eq!(cache.len(), LIMIT);
+        let compiles = cache.compiles();
+        let kept = (0..LIMIT + 10)
+            .filter(|&i| {
+                let before = cache.compiles();
+                cache.get(&params(i), "http", |_| Ok(i)).unwrap();
+                cache.compiles() == before
+            })
+            .count();
+        assert!(kept >= LIMIT / 2, "{kept} of {} found kept", LIMIT + 10);
+        assert_eq!(cache.len(), LIMIT);
+        assert!(cache.compiles() > compiles);
+        // By weight: entries of BUDGET / 20 (and their parameters') fit 19 at a time.
         let cache = Compiled::<usize>::default();
         for i in 0..45 {
             let c = check(json!({"http": {"i": i}}));
             cache.get(&c, "http", |_| Ok(BUDGET / 20)).unwrap();
             assert!(cache.weight() <= BUDGET);
         }
-        // Each entry also weighs its parameters.
-        let per_cycle = BUDGET / (BUDGET / 20 + weight(&json!({"i": 0})));
-        assert_eq!(per_cycle, 19);
-        assert_eq!(cache.len(), 45 % per_cycle);
+        let per_budget = BUDGET / (BUDGET / 20 + weight(&json!({"i": 0})));
+        assert_eq!((per_budget, cache.len()), (19, 19));
+        // Larger than BUDGET / 16 (a huge parameter, say): compiled for its run, not kept.
         let huge = check(json!({"http": {"body": "x".repeat(BUDGET / 16)}}));
         let compiles = Cell::new(0);
         for _ in 0..2 {
@@ -236,11 +268,12 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert_eq!((compiles.get(), cache.len()), (2, 45 % per_cycle));
+        assert_eq!((compiles.get(), cache.len()), (2, 19));
         // A form that says it must not be kept is not.
         let strings = Compiled::<String>::default();
         let regex = check(json!({"http": {"url": "http://x/", "body_match": "a+"}}));
         strings.get(&regex, "http", |_| Ok("unbounded".to_string())).unwrap();
         assert!(strings.is_empty());
+        assert_eq!(strings.compiles(), 1);
     }
 }

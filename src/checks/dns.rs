@@ -149,9 +149,7 @@ impl DnsParams {
         let re = |what: &str, p: &Option<String>| {
             p.as_ref().map(|p| Regex::new(p).map_err(|e| format!("{what} is not a valid regex: {e}"))).transpose()
         };
-        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
-            return Err("timeout must be a positive number of seconds".into());
-        }
+        let timeout = plugin::timeout_param(self.timeout)?;
         Ok(Query {
             name,
             record_type,
@@ -162,7 +160,7 @@ impl DnsParams {
             expect_not_match: re("expect_not_match", &self.expect_not_match)?,
             rcodes,
             allow_empty: self.allow_empty,
-            timeout: Duration::from_secs_f64(self.timeout),
+            timeout,
             thresholds: Thresholds { warning: self.warning, critical: self.critical },
             scheme: self.scheme,
         })

@@ -560,5 +560,6 @@ fn extension_of(check: &Object) -> Option<&str> {
 /// A Sensu `timeout` (numeric seconds, fractions allowed; absent, zero or negative
 /// means none).
 fn timeout_of(value: Option<&Value>) -> Option<Duration> {
-    value.and_then(Value::as_f64).filter(|t| *t > 0.0 && t.is_finite()).map(Duration::from_secs_f64)
+    // A timeout no `Duration` can hold (`1e20` s) is as good as none.
+    value.and_then(Value::as_f64).filter(|t| *t > 0.0).and_then(|t| Duration::try_from_secs_f64(t).ok())
 }

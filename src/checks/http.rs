@@ -263,9 +263,10 @@ impl HttpParams {
                 })
                 .collect()
         };
-        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
-            return Err("timeout must be a positive number of seconds".into());
-        }
+        let timeout = plugin::timeout_param(self.timeout)?;
+        // `-0.0` is equal to `0.0` (so the same kept probe serves both), but printed `-0`:
+        // a threshold is compiled as the `0` it means (adding `0.0` clears the sign).
+        let threshold = |limit: Option<f64>| limit.map(|l| l + 0.0);
         Ok(Probe {
             url_text: display(&url, 64),
             url,
@@ -282,8 +283,8 @@ impl HttpParams {
             max_body: self.max_body_bytes,
             tls: self.tls,
             ip: self.ip,
-            timeout: Duration::from_secs_f64(self.timeout),
-            thresholds: Thresholds { warning: self.warning, critical: self.critical },
+            timeout,
+            thresholds: Thresholds { warning: threshold(self.warning), critical: threshold(self.critical) },
             scheme: self.scheme,
         })
     }
@@ -293,6 +294,14 @@ impl HttpParams {
 #[derive(Debug, Default)]
 pub struct Http {
     probes: Compiled<Probe>,
+}
+
+impl Http {
+    /// How many times this built-in compiled a probe (a request whose parameters were
+    /// compiled before and kept does not count).
+    pub fn compiles(&self) -> usize {
+        self.probes.compiles()
+    }
 }
 
 impl Builtin for Http {
@@ -681,6 +690,19 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_zero_threshold_is_compiled_as_zero() {
+        // Equal parameters share one kept probe, and -0.0 == 0.0: both must print `0`.
+        let probe = HttpParams::deserialize(json!({"url": "http://x/", "warning": -0.0, "critical": -0.0}))
+            .unwrap()
+            .compile()
+            .unwrap();
+        for limit in [probe.thresholds.warning, probe.thresholds.critical] {
+            assert!(limit.unwrap().is_sign_positive());
+        }
+        assert_eq!(plugin::trim_secs(probe.thresholds.warning.unwrap()), "0");
+    }
+
+    #[test]
     fn bad_parameters_are_named() {
         let bad = |v: Value| {
             HttpParams::deserialize(v).map_err(|e| e.to_string()).and_then(HttpParams::compile).err().unwrap()
@@ -690,6 +712,9 @@ mod tests {
         assert!(bad(json!({"url": "http://x", "body_match": "("})).contains("body_match is not a valid regex"));
         assert!(bad(json!({"url": "http://x", "nope": 1})).contains("unknown field `nope`"));
         assert!(bad(json!({"url": "http://x", "timeout": 0})).contains("timeout must be a positive"));
+        assert!(
+            bad(json!({"url": "http://x", "timeout": 1e20})).contains("timeout 100000000000000000000 is too large")
+        );
         let te = json!({"url": "http://x", "headers": {"Transfer-Encoding": "gzip"}});
         assert!(bad(te).contains("transfer-encoding must end with chunked"));
     }

@@ -218,14 +218,23 @@ impl CheckTls {
     }
 }
 
+/// Most TLS client configurations kept (one per distinct set of options); past it they are
+/// made again as needed.
+const CLIENT_CONFIGS: usize = 256;
+
+type ClientConfigs = Mutex<HashMap<(CheckTls, bool), Arc<ClientConfig>>>;
+
+fn client_configs() -> &'static ClientConfigs {
+    static CACHE: OnceLock<ClientConfigs> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
 /// A client configuration for these options (cached per distinct options), with ALPN
 /// `http/1.1` when `http` is set. Options that cannot be used (unreadable files, a
 /// certificate without its key) fail with reason `tls_handshake`, where the check's TLS
 /// setup fails.
 pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, CheckFailure> {
-    type Cache = Mutex<HashMap<(CheckTls, bool), Arc<ClientConfig>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+    let cache = client_configs();
     let key = (tls.clone(), http);
     if let Some(config) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(config);
@@ -234,6 +243,10 @@ pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, Ch
         new_client_config(tls, http).map_err(|e| CheckFailure::new(Reason::TlsHandshake, format!("TLS setup: {e}")))?,
     );
     if let Ok(mut cache) = cache.lock() {
+        // Bounded: each distinct set of options (an inline `ca`, a `server_name`) adds one.
+        if cache.len() >= CLIENT_CONFIGS {
+            cache.clear();
+        }
         cache.insert(key, config.clone());
     }
     Ok(config)
@@ -270,6 +283,16 @@ fn new_client_config(tls: &CheckTls, http: bool) -> Result<ClientConfig, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_client_configurations_kept_are_bounded() {
+        for i in 0..CLIENT_CONFIGS + 40 {
+            let tls = CheckTls { insecure: true, server_name: Some(format!("n{i}.test")), ..CheckTls::default() };
+            client_config(&tls, i % 2 == 0).unwrap();
+            let kept = client_configs().lock().unwrap().len();
+            assert!((1..=CLIENT_CONFIGS).contains(&kept), "{kept}");
+        }
+    }
 
     #[test]
     fn preference_orders_and_filters() {

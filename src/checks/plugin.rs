@@ -10,6 +10,7 @@
 //!   result's check attributes.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -192,6 +193,15 @@ pub fn push_secs(out: &mut String, s: f64) {
 fn rounded_scaled(v: f64, factor: f64) -> Option<u64> {
     let scaled = v * factor;
     (scaled < (1u64 << 40) as f64 && (scaled.fract() - 0.5).abs() > 1e-3).then(|| scaled.round() as u64)
+}
+
+/// A check's `timeout` parameter: positive seconds a `Duration` can hold (`1e20` cannot,
+/// and would panic in `Duration::from_secs_f64`).
+pub fn timeout_param(seconds: f64) -> Result<Duration, String> {
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err("timeout must be a positive number of seconds".into());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("timeout {seconds} is too large"))
 }
 
 /// Seconds with at most three decimals and no trailing zeros, as the first line shows a

@@ -133,9 +133,7 @@ fn validate(p: TlsParams) -> Result<TlsParams, String> {
     if p.critical > p.warning {
         return Err(format!("critical ({}) must not be more days than warning ({})", p.critical, p.warning));
     }
-    if !(p.timeout > 0.0 && p.timeout.is_finite()) {
-        return Err("timeout must be a positive number of seconds".into());
-    }
+    plugin::timeout_param(p.timeout)?;
     Ok(p)
 }
 
