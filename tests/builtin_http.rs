@@ -233,6 +233,15 @@ async fn https_certificates() {
     assert_eq!(r["status"], 0, "{}", output(&r));
     assert_output(&r, r" tls=[\d.]+s;;;0 ");
     assert!(r["timings"]["tls"].as_f64().unwrap() > 0.0);
+    // A rotated CA file is read again on the next check (not at a restart): another CA's
+    // file refuses the server, the right one back accepts it.
+    let other = TestCa::new("Concierge Other Test CA");
+    other.write_pem(dir.path().join("ca.pem"));
+    let r = http(json!({"url": valid.url_for("/ok"), "tls": {"ca_file": ca_file}})).await;
+    assert_eq!(r["reason"], "tls_verify", "{}", output(&r));
+    ca.write_pem(dir.path().join("ca.pem"));
+    let r = http(json!({"url": valid.url_for("/ok"), "tls": {"ca_file": ca_file}})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
     // Connecting by IP with the name given separately.
     let r = http(json!({"url": valid.ip_url.clone() + "/ok", "tls": {"ca": ca.cert_pem, "server_name": "localhost"}}))
         .await;

@@ -222,21 +222,39 @@ impl CheckTls {
 /// made again as needed.
 const CLIENT_CONFIGS: usize = 256;
 
-type ClientConfigs = Mutex<HashMap<(CheckTls, bool), Arc<ClientConfig>>>;
+/// The state of the files a configuration was made from: (modified, length) of `ca_file`,
+/// `cert_file` and `key_file` (`None` where not set or not readable).
+type FileStamps = [Option<(Option<std::time::SystemTime>, u64)>; 3];
+
+type ClientConfigs = Mutex<HashMap<(CheckTls, bool), (FileStamps, Arc<ClientConfig>)>>;
 
 fn client_configs() -> &'static ClientConfigs {
     static CACHE: OnceLock<ClientConfigs> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
-/// A client configuration for these options (cached per distinct options), with ALPN
+/// The files' state now: one `stat` per file set (none for options without files), so that a
+/// rotated CA, certificate or key is read again on the next check instead of at a restart.
+fn file_stamps(tls: &CheckTls) -> FileStamps {
+    let stamp = |file: &Option<String>| {
+        let meta = std::fs::metadata(file.as_ref()?).ok()?;
+        Some((meta.modified().ok(), meta.len()))
+    };
+    [stamp(&tls.ca_file), stamp(&tls.cert_file), stamp(&tls.key_file)]
+}
+
+/// A client configuration for these options (cached per distinct options, and made again
+/// when a file they name changed), with ALPN
 /// `http/1.1` when `http` is set. Options that cannot be used (unreadable files, a
 /// certificate without its key) fail with reason `tls_handshake`, where the check's TLS
 /// setup fails.
 pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, CheckFailure> {
     let cache = client_configs();
     let key = (tls.clone(), http);
-    if let Some(config) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+    let stamps = file_stamps(tls);
+    if let Some(config) =
+        cache.lock().ok().and_then(|c| c.get(&key).filter(|(made, _)| *made == stamps).map(|(_, c)| c.clone()))
+    {
         return Ok(config);
     }
     let config = Arc::new(
@@ -244,10 +262,10 @@ pub fn client_config(tls: &CheckTls, http: bool) -> Result<Arc<ClientConfig>, Ch
     );
     if let Ok(mut cache) = cache.lock() {
         // Bounded: each distinct set of options (an inline `ca`, a `server_name`) adds one.
-        if cache.len() >= CLIENT_CONFIGS {
+        if cache.len() >= CLIENT_CONFIGS && !cache.contains_key(&key) {
             cache.clear();
         }
-        cache.insert(key, config.clone());
+        cache.insert(key, (stamps, config.clone()));
     }
     Ok(config)
 }
