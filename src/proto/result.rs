@@ -61,17 +61,19 @@ impl ResultPayload {
 
     /// `status` of the check, wherever it was set.
     pub fn status(&self) -> Option<i64> {
-        match self.added.get("status") {
-            Some(super::Field::Json(status)) => status.as_i64(),
-            _ => self.check.get("status").and_then(Value::as_i64),
-        }
+        self.value("status").and_then(Value::as_i64)
     }
 
     /// `output` of the check, wherever it was set.
     pub fn output(&self) -> Option<&str> {
-        match self.added.get("output") {
-            Some(super::Field::Json(output)) => output.as_str(),
-            _ => self.check.get("output").and_then(Value::as_str),
+        self.value("output").and_then(Value::as_str)
+    }
+
+    /// `key` of the check as published: what the run added, else the request's.
+    fn value(&self, key: &str) -> Option<&Value> {
+        match self.added.get(key) {
+            Some(super::Field::Json(value)) => Some(value),
+            _ => self.check.get(key),
         }
     }
 
