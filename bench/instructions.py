@@ -9,10 +9,11 @@ REQUESTS more, and the counters dumped. Counted: user-space instructions in ever
 the client (the kernel's work is not), divided by the results received.
 
 Variants, one after the other, ROUNDS times (medians): Concierge's built-in HTTP check
-against local nginx, Concierge without a check (the AMQP path only), and the echo
+against local nginx, its built-in DNS check against `loadgen dnsd` (one A record over UDP,
+`server` given), Concierge without a check (the AMQP path only), and the echo
 (examples/amqp_echo.rs, the least a lapin client does). With CONCIERGE_BASELINE_BIN set,
-that build runs the HTTP check and the no-check path too, and a line per variant compares
-the two. The figures vary by ±2 % between runs (timers, heartbeats and keepalives fall in
+that build runs the HTTP and DNS checks and the no-check path too, and a line per variant
+compares the two. The figures vary by ±2 % between runs (timers, heartbeats and keepalives fall in
 the window or not): compare builds in the same run.
 
 Usage: bench/run instructions [ROUNDS] [REQUESTS]"""
@@ -28,13 +29,15 @@ import time
 
 import lib
 import sweep
+from sweep_tls_dns import DNS_NAME, Dnsd
 
 BASELINE = os.environ.get("CONCIERGE_BASELINE_BIN")
 RATE = 100
 
 
-def counted(broker, nginx, variant, requests, workdir):
-    """Instructions per request of one variant: (build, kind) or "echo"."""
+def counted(broker, target, variant, requests, workdir):
+    """Instructions per request of one variant, (build, kind) or "echo", the check's target
+    (for loadgen amqp: a URL, or NAME@SERVER for dns) given."""
     rr = lib.unique("roundrobin:instructions")
     out = os.path.join(workdir, lib.unique("callgrind") + ".%p")
     valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
@@ -53,10 +56,10 @@ def counted(broker, nginx, variant, requests, workdir):
         proc = lib.start_client(broker.url, lib.unique("instructions"), [rr], env=env, binary=wrapper)
     try:
         lib.wait_consumers(broker.url, rr, 1, timeout=120)
-        sweep.loadgen("amqp", broker.url, rr, kind, nginx.url, RATE, 300)
+        sweep.loadgen("amqp", broker.url, rr, kind, target, RATE, 300)
         time.sleep(1)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        r = sweep.loadgen("amqp", broker.url, rr, kind, nginx.url, RATE, requests)
+        r = sweep.loadgen("amqp", broker.url, rr, kind, target, RATE, requests)
         time.sleep(0.5)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
@@ -78,26 +81,31 @@ def main():
     requests = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     if not shutil.which("valgrind"):
         sys.exit("valgrind is not installed (bench/run installs Debian's valgrind)")
-    variants = {"HTTP check": (lib.CONCIERGE, "http"), "no check": (lib.CONCIERGE, "none"), "echo": "echo"}
+    variants = {"HTTP check": (lib.CONCIERGE, "http"), "DNS check": (lib.CONCIERGE, "dns"),
+                "no check": (lib.CONCIERGE, "none"), "echo": "echo"}
     if BASELINE:
-        variants.update({"baseline HTTP check": (BASELINE, "http"), "baseline no check": (BASELINE, "none")})
-    broker, nginx = lib.Broker(), lib.Nginx()
+        variants.update({"baseline HTTP check": (BASELINE, "http"), "baseline DNS check": (BASELINE, "dns"),
+                         "baseline no check": (BASELINE, "none")})
+    broker, nginx, dnsd = lib.Broker(), lib.Nginx(), Dnsd()
+    targets = {"http": nginx.url, "dns": "%s@%s" % (DNS_NAME, dnsd.address)}
     workdir = tempfile.mkdtemp(prefix="concierge-bench-callgrind-")
     samples = {}
     try:
         for r in range(rounds):
             for name, variant in variants.items():
-                samples.setdefault(name, []).append(counted(broker, nginx, variant, requests, workdir))
+                target = targets.get(variant[1], nginx.url) if variant != "echo" else nginx.url
+                samples.setdefault(name, []).append(counted(broker, target, variant, requests, workdir))
                 print("round %d %s: %.0f instructions per request" % (r + 1, name, samples[name][-1]), file=sys.stderr)
         print("Instructions per request (callgrind, user space, all threads), %d requests at %d/s after 300, "
               "%d round(s), medians; %s" % (requests, RATE, rounds, time.strftime("%Y-%m-%d")))
         med = {name: statistics.median(s) for name, s in samples.items()}
         for name in variants:
             print("%-22s %10.0f" % (name, med[name]))
-        for name in ("HTTP check", "no check") if BASELINE else ():
+        for name in ("HTTP check", "DNS check", "no check") if BASELINE else ():
             print("%-22s baseline %.0f, this build %.0f: %.3f× the baseline's" % (
                 name, med["baseline " + name], med[name], med[name] / med["baseline " + name]))
     finally:
+        dnsd.close()
         nginx.close()
         broker.close()
         shutil.rmtree(workdir, ignore_errors=True)
