@@ -163,3 +163,72 @@ async fn cli_runs_the_same_check() {
     let out = support::bin::run_async(dir.path(), &["dns", "missing.test.concierge", "-s", &addr, "--tcp"]).await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// One DNS built-in run again and again: equal parameters are compiled once, yet every run
+/// really asks the server (no answer is kept): with the server gone the next run fails, and
+/// with a server back at the same address the next run reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_asks_the_server() {
+    use concierge::checks::{Builtin, BuiltinContext, dns::Dns};
+    let server = TestDns::start().await;
+    let addr = server.addr;
+    let dns = Dns::default();
+    let run = |name: &str, params: Value| {
+        let check = obj(json!({"name": name, "extension": "dns", "dns": params}));
+        dns.run(std::sync::Arc::new(check), BuiltinContext::default())
+    };
+    let www = json!({"name": "www.test.concierge", "server": addr.to_string(), "timeout": 0.5});
+    for name in ["a", "a", "b"] {
+        let outcome = run(name, www.clone()).await;
+        assert_eq!(outcome.status, 0, "{}", outcome.output);
+    }
+    let mail = json!({"name": "mail.test.concierge", "server": addr.to_string(), "timeout": 0.5});
+    let outcome = run("c", mail.clone()).await;
+    assert!(outcome.status == 0 && outcome.output.contains("192.0.2.25"), "{}", outcome.output);
+    assert_eq!(dns.compiles(), 2);
+    drop(server);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let outcome = run("a", www.clone()).await;
+    assert_eq!(outcome.status, 2, "answered with the server gone: {}", outcome.output);
+    let _back = TestDns::start_at(addr).await.expect("the same port again");
+    let outcome = run("a", www.clone()).await;
+    assert_eq!(outcome.status, 0, "{}", outcome.output);
+    let outcome = run("c", mail).await;
+    assert!(outcome.status == 0 && outcome.output.contains("192.0.2.25"), "{}", outcome.output);
+    // Over TCP the query is kept too; with a regex it is compiled for each run.
+    let tcp = json!({"name": "www.test.concierge", "server": addr.to_string(), "protocol": "tcp"});
+    let regex = json!({"name": "www.test.concierge", "server": addr.to_string(), "expect_match": "^192"});
+    for params in [tcp.clone(), tcp, regex.clone(), regex] {
+        let outcome = run("d", params).await;
+        assert_eq!(outcome.status, 0, "{}", outcome.output);
+    }
+    assert_eq!(dns.compiles(), 5);
+}
+
+/// A truncated UDP answer is asked again over TCP, at the same address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_answer_is_asked_again_over_tcp() {
+    let upstream = TestDns::start().await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let _relay = support::dns::Relay::start_at(addr, upstream.addr).await.expect("the relay's UDP port");
+    // The relay answers `truncated…` names with TC set and no records; the TCP side here
+    // takes the connection and says nothing.
+    let (connected, mut seen) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = tcp.accept().await {
+            let _ = connected.send(stream).await;
+        }
+    });
+    let r = dns(json!({"name": "truncated.test.concierge", "server": addr.to_string(), "timeout": 0.5})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("timeout")), "{}", output(&r));
+    let mut connections = 0;
+    while seen.try_recv().is_ok() {
+        connections += 1;
+    }
+    assert!(connections > 0, "no TCP connection after a truncated answer: {}", output(&r));
+    // A whole answer through the relay is used as it is, with no TCP connection.
+    let r = dns(json!({"name": "www.test.concierge", "server": addr.to_string(), "timeout": 0.5})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert!(seen.try_recv().is_err());
+}

@@ -1,21 +1,28 @@
-//! The built-in DNS check (`"extension": "dns"`), on hickory-resolver with its cache
-//! off, so every run really asks the server and the resolution time is real.
+//! The built-in DNS check (`"extension": "dns"`): with a `server`, one question over UDP
+//! (hickory's UDP client); over TCP, from the system configuration, or after a truncated
+//! answer, through hickory-resolver with its cache off. Either way every run really asks
+//! the server and the resolution time is real.
 //!
 //! The name is always queried as absolute (a trailing dot is implied), so a container's
 //! `ndots`/`search` settings cannot multiply the queries or change the answer.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::udp::UdpClientStream;
+use hickory_resolver::net::xfer::{DnsRequestSender, FirstAnswer};
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::RecordType;
+use hickory_resolver::proto::op::{DnsRequest, DnsRequestOptions, DnsResponse, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RecordType};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::compiled::{Compiled, Weigh};
 use super::failure::{CheckFailure, Reason};
 use super::net::{self, DnsProtocol};
 use super::plugin::{self, Perf, Report, Status, Thresholds};
@@ -112,6 +119,11 @@ struct Query {
     timeout: Duration,
     thresholds: Thresholds,
     scheme: Option<String>,
+    /// `127.0.0.1:53` or `system resolver`, and `NAME TYPE`: as they are shown, written once.
+    server_label: String,
+    query_text: String,
+    /// The name as asked directly over UDP (when there is a `server` and the name parses).
+    question: Option<Name>,
 }
 
 impl DnsParams {
@@ -151,6 +163,9 @@ impl DnsParams {
         };
         let timeout = plugin::timeout_param(self.timeout)?;
         Ok(Query {
+            server_label: server.map_or_else(|| "system resolver".to_string(), |s| s.to_string()),
+            query_text: format!("{name} {record_type}"),
+            question: server.and_then(|_| Name::from_str(&name).ok()),
             name,
             record_type,
             server,
@@ -185,20 +200,49 @@ fn reverse_name(ip: IpAddr) -> String {
     }
 }
 
-/// The DNS built-in.
+impl Weigh for Query {
+    /// Kept unless it holds a regex (whose lazy DFA cache grows with use): its strings plus
+    /// a fixed share for the rest.
+    fn weight(&self) -> Option<usize> {
+        if self.expect_match.is_some() || self.expect_not_match.is_some() {
+            return None;
+        }
+        let strings = |list: &[String]| list.iter().map(|s| 24 + s.len()).sum::<usize>();
+        Some(
+            512 + 2 * self.name.len()
+                + self.server_label.len()
+                + self.expect.as_deref().map_or(0, strings)
+                + strings(&self.rcodes)
+                + self.scheme.as_ref().map_or(0, String::len),
+        )
+    }
+}
+
+/// The DNS built-in: its queries compiled once per check definition.
 #[derive(Debug, Default)]
-pub struct Dns;
+pub struct Dns {
+    queries: Compiled<Query>,
+}
+
+impl Dns {
+    /// How many times this built-in compiled a query (a request whose parameters were
+    /// compiled before and kept does not count).
+    pub fn compiles(&self) -> usize {
+        self.queries.compiles()
+    }
+}
 
 impl Builtin for Dns {
     fn name(&self) -> &'static str {
         "dns"
     }
 
-    fn run(&self, check: std::sync::Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
+    fn run(&self, check: Arc<Object>, ctx: BuiltinContext) -> BuiltinFuture {
+        let query = self.queries.get(&check, "dns", |params| {
+            plugin::deserialize::<DnsParams>(params)?.compile().map_err(CheckFailure::parameters)
+        });
         Box::pin(async move {
-            let query = match plugin::parameters::<DnsParams>(&check, "dns")
-                .and_then(|p| p.compile().map_err(CheckFailure::parameters))
-            {
+            let query = match query {
                 Ok(q) => q,
                 Err(problem) => return plugin::invalid_parameters("DNS", problem),
             };
@@ -215,49 +259,105 @@ fn normalise(text: &str) -> String {
     t.parse::<IpAddr>().map_or(t, |ip| ip.to_string())
 }
 
+/// What asking gave: the response code and the answers (type, data), or why there is none.
+enum Asked {
+    Answered(String, Vec<(RecordType, String)>),
+    TimedOut,
+    Failed(NetError),
+    Unbuildable(CheckFailure),
+}
+
+/// Ask `q`: one UDP question to its server, or through a resolver (the system
+/// configuration, TCP, or a truncated UDP answer asked again over TCP).
+async fn ask(q: &Query) -> Asked {
+    // The resolver and the UDP client have their own timeout; this one also bounds the
+    // system configuration (several servers, attempts) and a truncated answer's second try.
+    let deadline = Instant::now() + q.timeout + Duration::from_millis(250);
+    if let (Some(server), Some(question), DnsProtocol::Udp) = (q.server, &q.question, q.protocol) {
+        match tokio::time::timeout_at(deadline, ask_udp(server, question, q.record_type, q.timeout)).await {
+            Err(_) | Ok(Err(NetError::Timeout)) => return Asked::TimedOut,
+            Ok(Err(other)) => return Asked::Failed(other),
+            Ok(Ok(response)) if !response.metadata.truncation => {
+                let answers = response.answers.iter().map(|r| (r.record_type(), r.data.to_string())).collect();
+                return Asked::Answered(rcode_name(response.metadata.response_code), answers);
+            }
+            // Truncated: the whole answer is asked for over TCP, as resolvers do.
+            Ok(Ok(_)) => return resolve(q, DnsProtocol::Tcp, deadline).await,
+        }
+    }
+    resolve(q, q.protocol, deadline).await
+}
+
+/// One question to `server` over UDP, from a fresh socket on a random port (hickory's UDP
+/// client, which checks the answer's source, ID and question), with no resolver around it:
+/// no answer cache, no name-server pool, no connection task. Asking a named server once is
+/// what the check does, and the resolver's layers cost a query more than the query itself.
+async fn ask_udp(
+    server: SocketAddr,
+    name: &Name,
+    record_type: RecordType,
+    timeout: Duration,
+) -> Result<DnsResponse, NetError> {
+    let request = DnsRequest::from_query(
+        hickory_resolver::proto::op::Query::query(name.clone(), record_type),
+        DnsRequestOptions::default(),
+    );
+    let mut client =
+        UdpClientStream::builder(server, TokioRuntimeProvider::default()).with_timeout(Some(timeout)).build();
+    client.send_message(request).first_answer().await
+}
+
+/// Ask through a resolver (caching off, one attempt), built for this run, by `deadline`.
+async fn resolve(q: &Query, protocol: DnsProtocol, deadline: Instant) -> Asked {
+    let resolver = match net::resolver(q.server, protocol, q.timeout) {
+        Ok(r) => r,
+        Err(failure) => return Asked::Unbuildable(failure),
+    };
+    match tokio::time::timeout_at(deadline, resolver.lookup(q.name.as_str(), q.record_type)).await {
+        Err(_) | Ok(Err(NetError::Timeout)) => Asked::TimedOut,
+        Ok(Ok(lookup)) => Asked::Answered(
+            "NOERROR".into(),
+            lookup.answers().iter().map(|r| (r.record_type(), r.data.to_string())).collect(),
+        ),
+        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => {
+            Asked::Answered(rcode_name(nr.response_code), Vec::new())
+        }
+        Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => Asked::Answered(rcode_name(code), Vec::new()),
+        Ok(Err(other)) => Asked::Failed(other),
+    }
+}
+
 async fn run_query(q: &Query) -> Report {
     let mut report = Report::new("DNS");
-    let server_label = q.server.map_or_else(|| "system resolver".to_string(), |s| format!("{s}"));
+    let server_label = &q.server_label;
     report.details.set("server", server_label.clone());
-    report.details.set("query", format!("{} {}", q.name, q.record_type));
-    let resolver = match net::resolver(q.server, q.protocol, q.timeout) {
-        Ok(r) => r,
-        Err(failure) => return report.fail(Status::Unknown, failure.reason, failure.message),
-    };
+    report.details.set("query", q.query_text.clone());
     let started = Instant::now();
-    // The resolver has its own timeout; this one also bounds the system configuration
-    // (several servers, attempts).
-    let result =
-        tokio::time::timeout(q.timeout + Duration::from_millis(250), resolver.lookup(q.name.as_str(), q.record_type))
-            .await;
+    let asked = ask(q).await;
     let took = started.elapsed().as_secs_f64();
     report.timings = vec![("resolve", took), ("total", took)];
     let time = Perf::seconds("time", took).thresholds(q.thresholds.warning, q.thresholds.critical);
-    let (rcode, answers): (String, Vec<(RecordType, String)>) = match result {
-        Err(_) | Ok(Err(NetError::Timeout)) => {
+    let (rcode, answers) = match asked {
+        Asked::Answered(rcode, answers) => (rcode, answers),
+        Asked::Unbuildable(failure) => return report.fail(Status::Unknown, failure.reason, failure.message),
+        Asked::TimedOut => {
             report.perf = vec![time];
             return report.fail(
                 Status::Critical,
                 Reason::Timeout,
                 format!(
-                    "{} {} timed out after {} s ({server_label})",
-                    q.name,
-                    q.record_type,
+                    "{} timed out after {} s ({server_label})",
+                    q.query_text,
                     plugin::trim_secs(q.timeout.as_secs_f64())
                 ),
             );
         }
-        Ok(Ok(lookup)) => {
-            ("NOERROR".into(), lookup.answers().iter().map(|r| (r.record_type(), r.data.to_string())).collect())
-        }
-        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))) => (rcode_name(nr.response_code), Vec::new()),
-        Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => (rcode_name(code), Vec::new()),
-        Ok(Err(other)) => {
+        Asked::Failed(error) => {
             report.perf = vec![time];
             return report.fail(
                 Status::Critical,
                 Reason::Dns,
-                format!("{} {} failed: {other} ({server_label})", q.name, q.record_type),
+                format!("{} failed: {error} ({server_label})", q.query_text),
             );
         }
     };
@@ -268,8 +368,7 @@ async fn run_query(q: &Query) -> Report {
         .details
         .set("answers", Value::Array(answers.iter().map(|(t, v)| Value::String(format!("{t} {v}"))).collect()));
     let shown = if typed.is_empty() { "no records".to_string() } else { typed.join(", ") };
-    let summary =
-        format!("{} {} {rcode} in {} s: {shown} ({server_label})", q.name, q.record_type, plugin::fmt_secs(took));
+    let summary = format!("{} {rcode} in {} s: {shown} ({server_label})", q.query_text, plugin::fmt_secs(took));
     if !q.rcodes.contains(&rcode) {
         return report.fail(Status::Critical, Reason::Rcode, format!("{summary}; expected {}", q.rcodes.join(" or ")));
     }

@@ -80,7 +80,7 @@ pub trait Builtin: Send + Sync {
 pub fn builtins() -> Vec<std::sync::Arc<dyn Builtin>> {
     vec![
         std::sync::Arc::new(http::Http::default()),
-        std::sync::Arc::new(dns::Dns),
+        std::sync::Arc::new(dns::Dns::default()),
         std::sync::Arc::new(tls::Tls),
         std::sync::Arc::new(tcp::Tcp),
         std::sync::Arc::new(courier::Courier),

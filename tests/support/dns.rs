@@ -128,7 +128,8 @@ impl TestDns {
 
 /// A recursive-looking server in front of a [`TestDns`] on `addr` (UDP): every answer relayed
 /// with the authoritative flag cleared; a question for a name starting with `servfail` is
-/// answered SERVFAIL. Stops serving when dropped.
+/// answered SERVFAIL, one for a name starting with `truncated` NOERROR with TC set and no
+/// records. Stops serving when dropped.
 pub struct Relay(JoinHandle<()>);
 
 impl Relay {
@@ -141,10 +142,16 @@ impl Relay {
             loop {
                 let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
                 let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
-                let response = if query.queries.first().is_some_and(|q| q.name().to_string().starts_with("servfail")) {
+                let asked = query.queries.first().map(|q| q.name().to_string()).unwrap_or_default();
+                let response = if asked.starts_with("servfail") {
                     let mut response = query.clone();
                     response.metadata.message_type = hickory_server::proto::op::MessageType::Response;
                     response.metadata.response_code = ResponseCode::ServFail;
+                    response
+                } else if asked.starts_with("truncated") {
+                    let mut response = query.clone();
+                    response.metadata.message_type = hickory_server::proto::op::MessageType::Response;
+                    response.metadata.truncation = true;
                     response
                 } else {
                     let Ok(up) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await else { continue };
