@@ -136,6 +136,9 @@ async fn tokens_metrics_and_bad_parameters() {
         (json!({"type": "A"}), "missing field `name`"),
         (json!({"name": "x", "server": "not-an-ip"}), "must be an IP address"),
         (json!({"name": "x", "timeout": 1e20}), "timeout 100000000000000000000 is too large"),
+        // Far past a day (the clock's `now + timeout` would overflow).
+        (json!({"name": "x", "timeout": 1e19, "server": "127.0.0.1"}), "is too large (at most 86400 s)"),
+        (json!({"name": "a..b", "server": "127.0.0.1"}), "name \"a..b.\" is not a valid DNS name"),
         (json!({"name": "x", "expect_match": "[", "server": "127.0.0.1"}), "expect_match is not a valid regex"),
     ] {
         let r = dns(params).await;
@@ -172,10 +175,10 @@ async fn every_run_asks_the_server() {
     use concierge::checks::{Builtin, BuiltinContext, dns::Dns};
     let server = TestDns::start().await;
     let addr = server.addr;
-    let dns = Dns::default();
+    let builtin = Dns::default();
     let run = |name: &str, params: Value| {
         let check = obj(json!({"name": name, "extension": "dns", "dns": params}));
-        dns.run(std::sync::Arc::new(check), BuiltinContext::default())
+        builtin.run(std::sync::Arc::new(check), BuiltinContext::default())
     };
     let www = json!({"name": "www.test.concierge", "server": addr.to_string(), "timeout": 0.5});
     for name in ["a", "a", "b"] {
@@ -185,7 +188,7 @@ async fn every_run_asks_the_server() {
     let mail = json!({"name": "mail.test.concierge", "server": addr.to_string(), "timeout": 0.5});
     let outcome = run("c", mail.clone()).await;
     assert!(outcome.status == 0 && outcome.output.contains("192.0.2.25"), "{}", outcome.output);
-    assert_eq!(dns.compiles(), 2);
+    assert_eq!(builtin.compiles(), 2);
     drop(server);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let outcome = run("a", www.clone()).await;
@@ -195,6 +198,13 @@ async fn every_run_asks_the_server() {
     assert_eq!(outcome.status, 0, "{}", outcome.output);
     let outcome = run("c", mail).await;
     assert!(outcome.status == 0 && outcome.output.contains("192.0.2.25"), "{}", outcome.output);
+    // Asked directly, a CNAME the server did not follow is reported as it is (a resolver
+    // would ask for its target: here, a name the server refuses).
+    let dangling = json!({"name": "dangling.test.concierge", "server": addr.to_string(), "allow_empty": true});
+    let outcome = run("e", dangling.clone()).await;
+    assert!(outcome.status == 0 && outcome.output.contains("A NOERROR in "), "{}", outcome.output);
+    let r = dns(dangling).await;
+    assert_eq!(r["probe"]["answers"], json!(["CNAME gone.example."]), "{}", output(&r));
     // Over TCP the query is kept too; with a regex it is compiled for each run.
     let tcp = json!({"name": "www.test.concierge", "server": addr.to_string(), "protocol": "tcp"});
     let regex = json!({"name": "www.test.concierge", "server": addr.to_string(), "expect_match": "^192"});
@@ -202,7 +212,7 @@ async fn every_run_asks_the_server() {
         let outcome = run("d", params).await;
         assert_eq!(outcome.status, 0, "{}", outcome.output);
     }
-    assert_eq!(dns.compiles(), 5);
+    assert_eq!(builtin.compiles(), 6);
 }
 
 /// A truncated UDP answer is asked again over TCP, at the same address.

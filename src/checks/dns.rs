@@ -1,4 +1,4 @@
-//! The built-in DNS check (`"extension": "dns"`): with a `server`, one question over UDP
+//! The built-in DNS check (`"extension": "dns"`): with a `server`, its question over UDP
 //! (hickory's UDP client); over TCP, from the system configuration, or after a truncated
 //! answer, through hickory-resolver with its cache off. Either way every run really asks
 //! the server and the resolution time is real.
@@ -122,8 +122,8 @@ struct Query {
     /// `127.0.0.1:53` or `system resolver`, and `NAME TYPE`: as they are shown, written once.
     server_label: String,
     query_text: String,
-    /// The name as asked directly over UDP (when there is a `server` and the name parses).
-    question: Option<Name>,
+    /// The name as asked (parsed as the resolver parses it).
+    question: Name,
 }
 
 impl DnsParams {
@@ -165,7 +165,7 @@ impl DnsParams {
         Ok(Query {
             server_label: server.map_or_else(|| "system resolver".to_string(), |s| s.to_string()),
             query_text: format!("{name} {record_type}"),
-            question: server.and_then(|_| Name::from_str(&name).ok()),
+            question: Name::from_utf8(&name).map_err(|e| format!("name {name:?} is not a valid DNS name: {e}"))?,
             name,
             record_type,
             server,
@@ -273,8 +273,8 @@ async fn ask(q: &Query) -> Asked {
     // The resolver and the UDP client have their own timeout; this one also bounds the
     // system configuration (several servers, attempts) and a truncated answer's second try.
     let deadline = Instant::now() + q.timeout + Duration::from_millis(250);
-    if let (Some(server), Some(question), DnsProtocol::Udp) = (q.server, &q.question, q.protocol) {
-        match tokio::time::timeout_at(deadline, ask_udp(server, question, q.record_type, q.timeout)).await {
+    if let (Some(server), DnsProtocol::Udp) = (q.server, q.protocol) {
+        match tokio::time::timeout_at(deadline, ask_udp(server, &q.question, q.record_type, q.timeout)).await {
             Err(_) | Ok(Err(NetError::Timeout)) => return Asked::TimedOut,
             Ok(Err(other)) => return Asked::Failed(other),
             Ok(Ok(response)) if !response.metadata.truncation => {
@@ -289,9 +289,11 @@ async fn ask(q: &Query) -> Asked {
 }
 
 /// One question to `server` over UDP, from a fresh socket on a random port (hickory's UDP
-/// client, which checks the answer's source, ID and question), with no resolver around it:
-/// no answer cache, no name-server pool, no connection task. Asking a named server once is
-/// what the check does, and the resolver's layers cost a query more than the query itself.
+/// client, which checks the answer's source, ID and question, and sends the question again,
+/// up to three times 333 ms apart, while no answer came, as the resolver did), with no
+/// resolver around it: no answer cache, no name-server pool, no connection task. Asking a
+/// named server is what the check does, and the resolver's layers cost a query more than the
+/// query itself.
 async fn ask_udp(
     server: SocketAddr,
     name: &Name,
@@ -313,7 +315,7 @@ async fn resolve(q: &Query, protocol: DnsProtocol, deadline: Instant) -> Asked {
         Ok(r) => r,
         Err(failure) => return Asked::Unbuildable(failure),
     };
-    match tokio::time::timeout_at(deadline, resolver.lookup(q.name.as_str(), q.record_type)).await {
+    match tokio::time::timeout_at(deadline, resolver.lookup(q.question.clone(), q.record_type)).await {
         Err(_) | Ok(Err(NetError::Timeout)) => Asked::TimedOut,
         Ok(Ok(lookup)) => Asked::Answered(
             "NOERROR".into(),

@@ -195,13 +195,19 @@ fn rounded_scaled(v: f64, factor: f64) -> Option<u64> {
     (scaled < (1u64 << 40) as f64 && (scaled.fract() - 0.5).abs() > 1e-3).then(|| scaled.round() as u64)
 }
 
-/// A check's `timeout` parameter: positive seconds a `Duration` can hold (`1e20` cannot,
-/// and would panic in `Duration::from_secs_f64`).
+/// The largest `timeout` a built-in accepts: a day. Far larger ones (`1e19`) overflow a
+/// clock's `now + timeout`, which panics, and none is meant.
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// A check's `timeout` parameter: positive seconds, at most [`MAX_TIMEOUT_SECS`].
 pub fn timeout_param(seconds: f64) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err("timeout must be a positive number of seconds".into());
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("timeout {seconds} is too large"))
+    if seconds > MAX_TIMEOUT_SECS {
+        return Err(format!("timeout {seconds} is too large (at most {MAX_TIMEOUT_SECS} s)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Seconds with at most three decimals and no trailing zeros, as the first line shows a
