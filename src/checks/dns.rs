@@ -176,7 +176,7 @@ impl DnsParams {
             rcodes,
             allow_empty: self.allow_empty,
             timeout,
-            thresholds: Thresholds { warning: self.warning, critical: self.critical },
+            thresholds: Thresholds::new(self.warning, self.critical),
             scheme: self.scheme,
         })
     }
@@ -435,6 +435,16 @@ mod tests {
         assert!(compile(json!({"name": "x", "expect_match": "("})).unwrap_err().contains("not a valid regex"));
         assert!(compile(json!({"name": "x", "rcodes": ["NOPE"]})).unwrap_err().contains("unknown rcode"));
         assert!(compile(json!({"name": "x", "protocol": "tcp"})).unwrap_err().contains("needs a server"));
+    }
+
+    #[test]
+    fn a_negative_zero_threshold_is_compiled_as_zero() {
+        // Equal parameters share one kept query, and -0.0 == 0.0: both must print `0`.
+        let q = compile(json!({"name": "x", "warning": -0.0, "critical": -0.0})).unwrap();
+        for limit in [q.thresholds.warning, q.thresholds.critical] {
+            assert!(limit.unwrap().is_sign_positive());
+        }
+        assert_eq!(plugin::trim_secs(q.thresholds.warning.unwrap()), "0");
     }
 
     #[test]

@@ -264,9 +264,6 @@ impl HttpParams {
                 .collect()
         };
         let timeout = plugin::timeout_param(self.timeout)?;
-        // `-0.0` is equal to `0.0` (so the same kept probe serves both), but printed `-0`:
-        // a threshold is compiled as the `0` it means (adding `0.0` clears the sign).
-        let threshold = |limit: Option<f64>| limit.map(|l| l + 0.0);
         Ok(Probe {
             url_text: display(&url, 64),
             url,
@@ -284,7 +281,7 @@ impl HttpParams {
             tls: self.tls,
             ip: self.ip,
             timeout,
-            thresholds: Thresholds { warning: threshold(self.warning), critical: threshold(self.critical) },
+            thresholds: Thresholds::new(self.warning, self.critical),
             scheme: self.scheme,
         })
     }

@@ -366,6 +366,14 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
+    /// Thresholds as a kept compiled form needs them: `-0.0` is equal to `0.0` (so one kept
+    /// form serves parameters with either) but prints `-0`, so a limit is the `0` it means
+    /// (adding `0.0` clears the sign).
+    pub fn new(warning: Option<f64>, critical: Option<f64>) -> Self {
+        let unsigned = |limit: Option<f64>| limit.map(|l| l + 0.0);
+        Self { warning: unsigned(warning), critical: unsigned(critical) }
+    }
+
     /// The status a duration deserves.
     pub fn status(&self, seconds: f64) -> Status {
         if self.critical.is_some_and(|c| seconds > c) {
