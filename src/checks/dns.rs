@@ -107,7 +107,6 @@ const TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", 
 
 #[derive(Debug)]
 struct Query {
-    name: String,
     record_type: RecordType,
     server: Option<SocketAddr>,
     protocol: DnsProtocol,
@@ -166,7 +165,6 @@ impl DnsParams {
             server_label: server.map_or_else(|| "system resolver".to_string(), |s| s.to_string()),
             query_text: format!("{name} {record_type}"),
             question: Name::from_utf8(&name).map_err(|e| format!("name {name:?} is not a valid DNS name: {e}"))?,
-            name,
             record_type,
             server,
             protocol: self.protocol,
@@ -209,7 +207,8 @@ impl Weigh for Query {
         }
         let strings = |list: &[String]| list.iter().map(|s| 24 + s.len()).sum::<usize>();
         Some(
-            512 + 2 * self.name.len()
+            512 + self.question.len()
+                + self.query_text.len()
                 + self.server_label.len()
                 + self.expect.as_deref().map_or(0, strings)
                 + strings(&self.rcodes)
@@ -424,11 +423,11 @@ mod tests {
     #[test]
     fn parameters() {
         let q = compile(json!({"name": "www.example.test", "type": "mx", "server": "127.0.0.1:5353"})).unwrap();
-        assert_eq!(q.name, "www.example.test.");
+        assert_eq!(q.question.to_string(), "www.example.test.");
         assert_eq!(q.record_type, RecordType::MX);
         assert_eq!(q.server, Some("127.0.0.1:5353".parse().unwrap()));
         let q = compile(json!({"name": "192.0.2.10", "type": "PTR", "server": "::1", "port": 5300})).unwrap();
-        assert_eq!(q.name, "10.2.0.192.in-addr.arpa.");
+        assert_eq!(q.question.to_string(), "10.2.0.192.in-addr.arpa.");
         assert_eq!(q.server, Some("[::1]:5300".parse().unwrap()));
         assert!(compile(json!({"name": "x", "type": "ANY"})).unwrap_err().contains("unknown record type \"ANY\""));
         assert!(compile(json!({"name": "x", "server": "dns.google"})).unwrap_err().contains("must be an IP address"));
