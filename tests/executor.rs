@@ -129,6 +129,22 @@ async fn non_zero_hook() {
     assert_eq!(result["hooks"]["non-zero"]["output"], "NON-ZERO\n");
 }
 
+// A built-in's result gets its hook as a command's does, picked by the built-in's status.
+#[tokio::test]
+async fn a_builtin_check_runs_its_hook() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hooks = json!({"critical": {"command": "echo HOOKED"}, "ok": {"command": "echo NOPE"}});
+    let tcp = json!({"host": "127.0.0.1", "port": closed, "timeout": 5});
+    let result = support::executor::with_builtins()
+        .process(obj(json!({"name": "port", "extension": "tcp", "tcp": tcp, "issued": 1, "hooks": hooks})))
+        .await
+        .unwrap();
+    assert_eq!(result["status"], 2, "{result:?}");
+    assert_eq!(result["hooks"]["critical"]["output"], "HOOKED\n");
+    assert!(result["hooks"]["ok"].get("output").is_none());
+    assert!(result["output"].as_str().unwrap().starts_with("TCP CRITICAL"), "{result:?}");
+}
+
 // Items 16–18: hook tokens, stdin and timeout.
 #[tokio::test]
 async fn hook_tokens_stdin_and_timeout() {

@@ -151,6 +151,16 @@ impl Slots {
 
     /// Wait (in order) for a slot, unless `stop` fires first.
     async fn acquire(&self, stop: &CancellationToken) -> Option<SemaphorePermit<'_>> {
+        // A free slot is taken at once: none is free while requests wait for one (a slot
+        // given back goes to the first waiting), so this keeps their order. Only waiting is
+        // boxed — inline, its state would be carried by every request's task.
+        if let Ok(permit) = self.semaphore.try_acquire() {
+            return Some(permit);
+        }
+        Box::pin(self.wait(stop)).await
+    }
+
+    async fn wait(&self, stop: &CancellationToken) -> Option<SemaphorePermit<'_>> {
         tokio::select! {
             biased;
             permit = self.semaphore.acquire() => permit.ok(),
@@ -453,7 +463,12 @@ impl Executor {
         drop(slot);
         self.telemetry.check_finished(builtin.name(), i64::from(outcome.status), started.elapsed().as_secs_f64());
         let added = ran(outcome.attributes, started, outcome.output, outcome.status);
-        self.complete(config, check, added, outcome.follow_up).await
+        if !hooks::has_hooks(&check) && outcome.follow_up.is_none() {
+            return ready(config, check, added);
+        }
+        // Boxed: waiting for a hook is rare, and inline every built-in request in flight
+        // would carry the state (the request's task then outgrows the allocator's cache).
+        Box::pin(self.complete(config, check, added, outcome.follow_up)).await
     }
 
     /// The result of a check that ran: what the run `added` goes after the request's keys
@@ -467,11 +482,12 @@ impl Executor {
         follow_up: Option<Box<dyn FollowUp>>,
     ) -> Processed {
         if !hooks::has_hooks(&check) && follow_up.is_none() {
-            let result = ResultPayload::new(&config.name, check, config.signature.as_deref()).with_additions(added);
-            return Processed::Result(Finished { result, follow_up });
+            return ready(config, check, added);
         }
         added.fold_into(&mut check);
-        self.run_hook(config, &mut check).await;
+        // Boxed: a hook is a command (its process and pipes); inline, every built-in's
+        // future — thousands in flight — would carry its size too.
+        Box::pin(self.run_hook(config, &mut check)).await;
         finished(config, check, follow_up)
     }
 
@@ -515,6 +531,12 @@ impl Executor {
         hook.insert("output".into(), outcome.output.into());
         hook.insert("status".into(), outcome.status.into());
     }
+}
+
+/// The result of a check that needs nothing more: the request, then what the run `added`.
+fn ready(config: &Config, check: Object, added: Additions) -> Processed {
+    let result = ResultPayload::new(&config.name, check, config.signature.as_deref()).with_additions(added);
+    Processed::Result(Finished { result, follow_up: None })
 }
 
 /// The result of a check this client executed, with its name and signature. A follow-up

@@ -174,6 +174,9 @@ struct Probe {
     timeout: Duration,
     thresholds: Thresholds,
     scheme: Option<String>,
+    /// The first request's bytes, written when compiled (`None` when they cannot be: the
+    /// same refusal then comes from the run, as for a redirect's request).
+    request: Option<Vec<u8>>,
 }
 
 impl Weigh for Probe {
@@ -193,8 +196,9 @@ impl Weigh for Probe {
             .into_iter()
             .map(|s| s.as_ref().map_or(0, String::len))
             .sum::<usize>();
-        // The URL twice (parsed, and as text), the rest once.
-        Some(1024 + 2 * self.url_text.len() + strings + self.status.1.len() + headers + self.body.len())
+        // The URL twice (parsed, and as text), the rest once, and the request written from them.
+        let request = self.request.as_ref().map_or(0, Vec::len);
+        Some(1024 + 2 * self.url_text.len() + strings + self.status.1.len() + headers + self.body.len() + request)
     }
 }
 
@@ -264,7 +268,7 @@ impl HttpParams {
                 .collect()
         };
         let timeout = plugin::timeout_param(self.timeout)?;
-        Ok(Probe {
+        let mut probe = Probe {
             url_text: display(&url, 64),
             url,
             method,
@@ -283,7 +287,10 @@ impl HttpParams {
             timeout,
             thresholds: Thresholds::new(self.warning, self.critical),
             scheme: self.scheme,
-        })
+            request: None,
+        };
+        probe.request = request_for(&probe, &probe.url).ok();
+        Ok(probe)
     }
 }
 
@@ -383,7 +390,7 @@ async fn run_probe(probe: &Probe) -> Report {
             report.details.set("bytes", bytes);
             // Written once per definition, unless a redirect moved the probe elsewhere.
             report.details.set("url", if redirects == 0 { probe.url_text.clone() } else { display(&url, 64) });
-            report.details.set("address", display(&exchange.address, 48));
+            report.details.set("address", net::address_text(exchange.address));
             report.details.set("redirects", redirects);
             // `<status> in <seconds> s, <bytes> bytes`, piece by piece (`format!` took 1,200
             // instructions of every check).
@@ -463,7 +470,7 @@ async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, 
     let mut url = probe.url.clone();
     let mut redirects = 0;
     loop {
-        let exchange = exchange(probe, &url, progress).await?;
+        let exchange = exchange(probe, &url, redirects > 0, progress).await?;
         let location = exchange.headers.get("location").map(str::to_string);
         match location {
             Some(location) if probe.follow && (300..400).contains(&exchange.status) => {
@@ -503,7 +510,14 @@ fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
     }
 }
 
-async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Result<Exchange, CheckFailure> {
+/// One request and its response: to the probe's own URL, or (`redirected`) to where a
+/// redirect pointed.
+async fn exchange(
+    probe: &Probe,
+    url: &Uri,
+    redirected: bool,
+    progress: &Mutex<Progress>,
+) -> Result<Exchange, CheckFailure> {
     let https = url.scheme_str() == Some("https");
     let host = url.host().unwrap_or_default();
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -518,7 +532,15 @@ async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Resul
     let (tcp, address) = net::connect(&addrs).await?;
     set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
 
-    let request = build_request(probe, url, host, port, https)?;
+    // The probe's own request was written when it was compiled.
+    let built;
+    let request = match &probe.request {
+        Some(request) if !redirected => request.as_slice(),
+        _ => {
+            built = request_for(probe, url)?;
+            built.as_slice()
+        }
+    };
     if https {
         // Boxed: the handshake and the TLS stream are large; inline, every plain HTTP check
         // in flight would carry their size.
@@ -531,7 +553,7 @@ async fn exchange(probe: &Probe, url: &Uri, progress: &Mutex<Progress>) -> Resul
 async fn https_exchange(
     probe: &Probe,
     host: &str,
-    request: Vec<u8>,
+    request: &[u8],
     tcp: tokio::net::TcpStream,
     address: std::net::SocketAddr,
     progress: &Mutex<Progress>,
@@ -559,8 +581,11 @@ fn tls_failure(error: std::io::Error) -> CheckFailure {
     }
 }
 
-/// The request's bytes: the probe's method, headers and body, `Host` unless given.
-fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -> Result<Vec<u8>, CheckFailure> {
+/// The request's bytes for `url`: the probe's method, headers and body, `Host` unless given.
+fn request_for(probe: &Probe, url: &Uri) -> Result<Vec<u8>, CheckFailure> {
+    let https = url.scheme_str() == Some("https");
+    let host = url.host().unwrap_or_default();
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
     let target = url.path_and_query().map_or("/", |p| p.as_str());
     // `http://host?query` has no path: the request target still starts with `/`.
     let rooted;
@@ -589,7 +614,7 @@ fn build_request(probe: &Probe, url: &Uri, host: &str, port: u16, https: bool) -
 
 async fn send<S>(
     probe: &Probe,
-    request: Vec<u8>,
+    request: &[u8],
     stream: S,
     address: std::net::SocketAddr,
     progress: &Mutex<Progress>,
@@ -600,8 +625,7 @@ where
     let mut connection = http1::Connection::new(stream);
     set_phase(progress, |p| p.phase = "ttfb");
     let sent = Instant::now();
-    connection.send(&request).await?;
-    drop(request);
+    connection.send(request).await?;
     let head = connection.head().await?;
     set_phase(progress, |p| {
         p.ttfb += sent.elapsed().as_secs_f64();

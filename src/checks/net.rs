@@ -190,6 +190,25 @@ pub async fn connect_first(
     Err(last)
 }
 
+/// `address` as `Display` writes it (`127.0.0.1:80`, `[::1]:443`), an IPv4 one written
+/// digit by digit: through `fmt`, its octets and port cost 2,000 instructions of every check.
+pub fn address_text(address: SocketAddr) -> String {
+    let SocketAddr::V4(v4) = address else {
+        return address.to_string();
+    };
+    let mut text = String::with_capacity(21);
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text.push(':');
+    text.push_str(digits.format(v4.port()));
+    text
+}
+
 /// TLS options of a check (HTTP, TLS certificate): files or inline PEM.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields, default)]
@@ -301,6 +320,22 @@ fn new_client_config(tls: &CheckTls, http: bool) -> Result<ClientConfig, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        let mut addresses: Vec<SocketAddr> = ["[::1]:443", "[2001:db8::ff00:42:8329]:8080", "[::ffff:127.0.0.1]:1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        for octets in [[0, 0, 0, 0], [127, 0, 0, 1], [255, 255, 255, 255], [10, 9, 100, 99], [1, 20, 200, 7]] {
+            for port in [0, 1, 80, 443, 9999, 10000, 65535] {
+                addresses.push(SocketAddr::from((octets, port)));
+            }
+        }
+        for address in addresses {
+            assert_eq!(address_text(address), address.to_string());
+        }
+    }
 
     #[test]
     fn tls_client_configurations_kept_are_bounded() {

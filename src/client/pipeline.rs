@@ -87,19 +87,16 @@ impl Pipeline {
 
     /// Process one request and publish its results.
     pub async fn run(&self, request: Object, stop: &CancellationToken) -> Outcome {
-        match self.executor.process_until(request, stop).await {
-            Processed::Result(finished) => {
-                // Boxed: the publish future is only needed once the check is done, and inline
-                // it would enlarge every request's task for the whole check.
-                if Box::pin(publish(self.sink.as_ref(), finished)).await {
-                    Outcome::Delivered
-                } else {
-                    Outcome::Undelivered
-                }
-            }
-            Processed::Dropped => Outcome::Dropped,
-            Processed::NotStarted => Outcome::NotStarted,
-        }
+        // Bound by `let`, not matched on in place: a matched-on result would be kept in the
+        // request's task across the publish below (160 bytes of every request in flight).
+        let finished = match self.executor.process_until(request, stop).await {
+            Processed::Result(finished) => finished,
+            Processed::Dropped => return Outcome::Dropped,
+            Processed::NotStarted => return Outcome::NotStarted,
+        };
+        // Boxed: the publish future is only needed once the check is done, and inline it
+        // would enlarge every request's task for the whole check.
+        if Box::pin(publish(self.sink.as_ref(), finished)).await { Outcome::Delivered } else { Outcome::Undelivered }
     }
 
     /// Run a request as a tracked task, then hand its outcome to `then`. Requests waiting

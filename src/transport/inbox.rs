@@ -4,6 +4,7 @@
 //! request). lapin's types stay in this module.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
@@ -16,7 +17,9 @@ use super::session::TransportError;
 pub struct Inbox {
     queue: String,
     consumer: Consumer,
-    channel: Channel,
+    /// Shared with every ticket (a lapin `Channel` is some 100 bytes of handles, cloned one
+    /// by one; every request's task carries its ticket).
+    channel: Arc<Channel>,
     manual_ack: bool,
 }
 
@@ -43,7 +46,7 @@ pub enum Settle {
 
 /// The right to settle one message. Settling is a no-op when consuming without acks.
 pub struct Ticket {
-    channel: Channel,
+    channel: Arc<Channel>,
     tag: u64,
     acker: Acker,
     manual_ack: bool,
@@ -90,7 +93,7 @@ fn queue(method: impl Future<Output = lapin::Result<()>>) -> lapin::Result<()> {
 
 impl Inbox {
     pub(super) fn new(queue: String, consumer: Consumer, channel: Channel, manual_ack: bool) -> Self {
-        Self { queue, consumer, channel, manual_ack }
+        Self { queue, consumer, channel: Arc::new(channel), manual_ack }
     }
 
     /// The queue's name.
