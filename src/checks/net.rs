@@ -197,16 +197,21 @@ pub fn address_text(address: SocketAddr) -> String {
         return address.to_string();
     };
     let mut text = String::with_capacity(21);
-    let mut digits = itoa::Buffer::new();
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
-        }
-        text.push_str(digits.format(octet));
-    }
+    push_ipv4(&mut text, *v4.ip());
     text.push(':');
-    text.push_str(digits.format(v4.port()));
+    text.push_str(itoa::Buffer::new().format(v4.port()));
     text
+}
+
+/// Append `ip` as `Display` writes it (`127.0.0.1`), digit by digit.
+pub fn push_ipv4(out: &mut String, ip: std::net::Ipv4Addr) {
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(digits.format(octet));
+    }
 }
 
 /// TLS options of a check (HTTP, TLS certificate): files or inline PEM.
