@@ -237,7 +237,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Ok(std::mem::take(&mut self.buf).freeze());
                 }
             },
-            Framing::Chunked => self.chunked(max, too_large).await,
+            // Boxed: its state (the body being put together, the size line, the trailers) is
+            // the largest of the four; inline, every check's future would carry it.
+            Framing::Chunked => Box::pin(self.chunked(max, too_large)).await,
         }
     }
 
