@@ -465,11 +465,9 @@ fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut r
     report
 }
 
-/// Run the exchange, following redirects if asked. Returns the last exchange, its URL
-/// and the number of redirects followed.
-/// The exchange with the probe's URL, and where redirects led (when they were followed): the
-/// last response, the URL it came from if a redirect moved the probe (boxed: most runs follow
-/// none, and every check in flight carries this future), and how many redirects were followed.
+/// Run the exchange, following redirects if asked. Returns the last exchange, the URL it came
+/// from if a redirect moved the probe (boxed: most runs follow none, and every check in flight
+/// carries this future), and the number of redirects followed.
 async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, Option<Box<Uri>>, u32), CheckFailure> {
     let mut moved: Option<Box<Uri>> = None;
     let mut redirects = 0;
@@ -524,9 +522,7 @@ async fn exchange(
     redirected: bool,
     progress: &Mutex<Progress>,
 ) -> Result<Exchange, CheckFailure> {
-    let https = url.scheme_str() == Some("https");
-    let host = url.host().unwrap_or_default();
-    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let (https, host, port) = target(url);
 
     set_phase(progress, |p| p.phase = "dns");
     let (addrs, dns) = net::resolve(host, port, probe.ip).await?;
@@ -587,11 +583,15 @@ fn tls_failure(error: std::io::Error) -> CheckFailure {
     }
 }
 
+/// Whether `url` is HTTPS, its host and its port (the scheme's default unless given).
+fn target(url: &Uri) -> (bool, &str, u16) {
+    let https = url.scheme_str() == Some("https");
+    (https, url.host().unwrap_or_default(), url.port_u16().unwrap_or(if https { 443 } else { 80 }))
+}
+
 /// The request's bytes for `url`: the probe's method, headers and body, `Host` unless given.
 fn request_for(probe: &Probe, url: &Uri) -> Result<Vec<u8>, CheckFailure> {
-    let https = url.scheme_str() == Some("https");
-    let host = url.host().unwrap_or_default();
-    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let (https, host, port) = target(url);
     let target = url.path_and_query().map_or("/", |p| p.as_str());
     // `http://host?query` has no path: the request target still starts with `/`.
     let rooted;
