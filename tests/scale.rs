@@ -339,6 +339,8 @@ async fn the_sensu_handler_scales_on_events_once_per_cooldown() {
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    // A server that accepts and never answers fails the call rather than hanging the test.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -747,26 +749,52 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A background process, killed when dropped.
-struct Daemon(std::process::Child);
+/// A background process (Prometheus, Alertmanager), killed when dropped.
+struct Daemon {
+    child: std::process::Child,
+    /// The port it listens on.
+    port: u16,
+}
 
 impl Daemon {
+    /// Start `program` with `args` and `--web.listen-address=127.0.0.1:0`, its output in `log`;
+    /// the port is the one it logs as bound, so no other test can take it in between. A daemon
+    /// that exits or logs no port within 30 s fails the test with its log.
     fn start(program: &str, args: &[String], log: &std::path::Path) -> Self {
-        let log = std::fs::File::create(log).unwrap();
-        let child = std::process::Command::new(program)
+        let out = std::fs::File::create(log).unwrap();
+        let mut child = std::process::Command::new(program)
             .args(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .arg("--web.listen-address=127.0.0.1:0")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("{program}: {e} (scripts/test.sh installs it)"));
-        Self(child)
+        let started = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            // `msg="Listening on" address=127.0.0.1:PORT` (the Prometheus exporter toolkit's line).
+            let port = text
+                .lines()
+                .filter(|line| line.contains("msg=\"Listening on\""))
+                .find_map(|line| line.split("address=127.0.0.1:").nth(1)?.split_whitespace().next()?.parse().ok());
+            if let Some(port) = port {
+                return Self { child, port };
+            }
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program}: no port bound ({exited:?} after {:?}); its log:\n{text}", started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -805,7 +833,7 @@ async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let rr = unique("roundrobin:loop");
-    let (receiver_port, am_port, prom_port) = (free_port(), free_port(), free_port());
+    let receiver_port = free_port();
     let token = "loop-token";
 
     // The fleet: one replica to start, bounds 1..3, two command slots (slow commands fill a
@@ -845,16 +873,16 @@ async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
         ),
     )
     .unwrap();
-    let _alertmanager = Daemon::start(
+    let alertmanager = Daemon::start(
         "prometheus-alertmanager",
         &[
             format!("--config.file={}", am_config.display()),
             format!("--storage.path={}", dir.path().join("am").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
             "--cluster.listen-address=".into(),
         ],
         &dir.path().join("alertmanager.log"),
     );
+    let am_port = alertmanager.port;
     let rules = dir.path().join("rules.json");
     std::fs::write(&rules, quick_rules(&name, "3s")).unwrap();
     let targets: Vec<String> = (1..=3).map(|slot| format!("\"127.0.0.1:{}\"", http_base + slot)).collect();
@@ -870,16 +898,16 @@ async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
         ),
     )
     .unwrap();
-    let _prometheus = Daemon::start(
+    let prometheus = Daemon::start(
         "prometheus",
         &[
             format!("--config.file={}", prom_config.display()),
             format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
             "--rules.alert.resend-delay=1s".into(),
         ],
         &dir.path().join("prometheus.log"),
     );
+    let prom_port = prometheus.port;
     for (what, port, path) in [
         ("the receiver", receiver_port, "/healthz"),
         ("Alertmanager", am_port, "/-/ready"),
