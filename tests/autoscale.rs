@@ -32,17 +32,15 @@ struct Autoscaler {
 
 impl Autoscaler {
     fn start(env: &[(&str, String)], args: &[&str]) -> Self {
-        let port = free_port();
         let name = unique("autoscaler");
-        let child = support::bin::concierge()
-            .env("RABBITMQ_URL", amqp_url())
+        let mut cmd = support::bin::concierge();
+        cmd.env("RABBITMQ_URL", amqp_url())
             .env("SENSU_CLIENT_NAME", &name)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("autoscale")
             .args(args)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .spawn()
-            .unwrap();
+            .args(["--listen", "127.0.0.1:0"]);
+        let (child, port) = support::bin::spawn_listening(cmd, "autoscale: /healthz and /metrics");
         Self { child, port, name }
     }
 

@@ -379,16 +379,14 @@ async fn the_webhook_receiver_scales_on_alerts_and_refuses_what_it_must() {
     let Some(engine) = docker::engine() else { return };
     let api = Service::create(&engine, 2);
     let name = api.name.as_str();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let token = "s3cret-token";
-    let mut receiver = support::bin::concierge()
-        .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+    let mut cmd = support::bin::concierge();
+    cmd.env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
         .env("RABBITMQ_URL", amqp_url())
         .env("SENSU_CLIENT_NAME", unique("receiver"))
         .env("CONCIERGE_SCALE_TOKEN", token)
-        .args(["scale", "serve", "--listen", &format!("127.0.0.1:{port}"), "--cooldown", "0"])
-        .spawn()
-        .unwrap();
+        .args(["scale", "serve", "--listen", "127.0.0.1:0", "--cooldown", "0"]);
+    let (mut receiver, port) = support::bin::spawn_listening(cmd, RECEIVER_LISTENING);
     let _stop = support::scopeguard(move || {
         let _ = receiver.kill();
         let _ = receiver.wait();
@@ -744,10 +742,8 @@ async fn a_manager_over_tls_is_reached_as_the_docker_cli_reaches_it() {
     assert_eq!(api.replicas(), "3");
 }
 
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+/// The receiver's log line naming the address it bound.
+const RECEIVER_LISTENING: &str = "scale receiver listening";
 
 /// A background process (Prometheus, Alertmanager), killed when dropped.
 struct Daemon {
@@ -833,7 +829,6 @@ async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let rr = unique("roundrobin:loop");
-    let receiver_port = free_port();
     let token = "loop-token";
 
     // The fleet: one replica to start, bounds 1..3, two command slots (slow commands fill a
@@ -851,14 +846,13 @@ async fn prometheus_and_alertmanager_scale_the_fleet_through_the_receiver() {
 
     // The receiver, Alertmanager, Prometheus.
     let receiver_client = unique("scale-receiver");
-    let mut receiver = support::bin::concierge()
-        .env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
+    let mut cmd = support::bin::concierge();
+    cmd.env("DOCKER_HOST", std::env::var("CONCIERGE_TEST_DOCKER_HOST").unwrap())
         .env("RABBITMQ_URL", amqp_url())
         .env("SENSU_CLIENT_NAME", &receiver_client)
         .env("CONCIERGE_SCALE_TOKEN", token)
-        .args(["scale", "serve", "--listen", &format!("127.0.0.1:{receiver_port}"), "--cooldown", "4"])
-        .spawn()
-        .unwrap();
+        .args(["scale", "serve", "--listen", "127.0.0.1:0", "--cooldown", "4"]);
+    let (mut receiver, receiver_port) = support::bin::spawn_listening(cmd, RECEIVER_LISTENING);
     let _receiver = support::scopeguard(move || {
         let _ = receiver.kill();
         let _ = receiver.wait();

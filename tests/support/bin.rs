@@ -1,7 +1,9 @@
 //! The `concierge` binary, started the one way every test starts it.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// The `concierge` binary with a clean environment: nothing inherited but `PATH` (no
 /// `RABBITMQ_URL`, `CONCIERGE_*` or `SENSU_*` from the shell running the tests), quiet logs
@@ -34,4 +36,35 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
 /// loopback servers.
 pub async fn run_async(dir: &Path, args: &[&str]) -> Output {
     tokio::process::Command::from(concierge_in(dir)).args(args).output().await.expect("run concierge")
+}
+
+/// Spawn `cmd`, a [`concierge`] told to listen on `127.0.0.1:0`, and return it with the port it
+/// logs as bound (the `bound` field of its log line `message`): a port picked beforehand could
+/// be taken by another test before the process binds it. Its log goes on to the test's output.
+pub fn spawn_listening(mut cmd: Command, message: &'static str) -> (Child, u16) {
+    let mut child = cmd
+        .env("CONCIERGE_LOG_LEVEL", "warn,concierge=info")
+        .env("CONCIERGE_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn concierge");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let bound = serde_json::from_str::<serde_json::Value>(&line).ok().filter(|v| v["message"] == message);
+            let bound = bound.and_then(|v| v["bound"].as_str()?.parse::<std::net::SocketAddr>().ok());
+            if let Some(bound) = bound {
+                let _ = port_tx.send(bound.port());
+            }
+            eprintln!("{line}");
+        }
+    });
+    match port_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(port) => (child, port),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("concierge bound no port within 30 s ({:?}); its log is above", child.wait());
+        }
+    }
 }
