@@ -238,8 +238,9 @@ async fn two_clients_share_a_round_robin_subscription() {
     );
 }
 
-// Acknowledgements are queued on the channel, not awaited (README, "Benchmarks"): every
-// answered request still reaches the broker as acked, the last ones included.
+// Acknowledgements are queued on the channel, not awaited, and sent together (README,
+// "Benchmarks"): every answered request still reaches the broker as acked, the last ones
+// included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answered_request_is_acknowledged() {
     let server = ServerSide::connect().await;
@@ -270,6 +271,53 @@ async fn every_answered_request_is_acknowledged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(unacked(), Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}");
+}
+
+// Acknowledgements wait up to 20 ms to go out together, one `basic.ack` with `multiple`
+// covering many (README, "Benchmarks"). A request still running below acked ones is never
+// covered: the fast ones behind it are acknowledged, it stays unacknowledged, and when its
+// client is killed it goes to another replica — alone, as nothing acked was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_sent_together_never_cover_a_running_request() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("gap"));
+    let (a, b) = (unique("gapped"), unique("taker"));
+    let mut victim = Client::start(&a, &[&rr], &[]);
+    victim.ready().await;
+    let gate = Gate::closed();
+    let slow = json!({"command": gate.command("echo finished"), "name": "slow", "issued": 1});
+    server.publish_request(&rr, &slow).await;
+    for i in 0..30 {
+        server.publish_request(&rr, &json!({"command": "echo ok", "name": format!("fast{i}"), "issued": 1})).await;
+    }
+    assert_eq!(results.collect_for(&a, 30, WAIT).await.len(), 30, "{}", victim.logs());
+    let counts = || {
+        let listing = rabbitmqctl(&[
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ]);
+        rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while counts() != Some(("0".into(), "1".into())) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts(), Some(("0".into(), "1".into())), "only the running request unacknowledged on {rr}");
+
+    let taker = Client::start(&b, &[&rr], &[]);
+    taker.ready().await;
+    victim.signal(Signal::SIGKILL);
+    victim.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    gate.open();
+    let done = results.collect_for(&b, 1, Duration::from_secs(30)).await;
+    assert_eq!(done[0]["check"]["name"], "slow", "{}", taker.logs());
+    assert_eq!(done[0]["check"]["output"], "finished\n");
+    assert!(results.next_for(&b, Duration::from_secs(1)).await.is_none(), "no acked request came back");
 }
 
 // A client killed mid-check loses nothing: its unacknowledged requests go to a replica

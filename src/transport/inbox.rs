@@ -3,23 +3,21 @@
 //! back to the queue (not run, or its result not confirmed), or rejected (not a check
 //! request). lapin's types stay in this module.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::{Acker, Channel, Consumer};
+use lapin::{Acker, Consumer};
 
+use super::acks::Acks;
 use super::session::TransportError;
 
 /// A subscription queue's consumer.
 pub struct Inbox {
     queue: String,
     consumer: Consumer,
-    /// Shared with every ticket (a lapin `Channel` is some 100 bytes of handles, cloned one
-    /// by one; every request's task carries its ticket).
-    channel: Arc<Channel>,
+    /// The channel's settlements, shared with every ticket (a lapin `Channel` is some 100
+    /// bytes of handles; every request's task carries its ticket).
+    acks: Arc<Acks>,
     manual_ack: bool,
 }
 
@@ -46,54 +44,33 @@ pub enum Settle {
 
 /// The right to settle one message. Settling is a no-op when consuming without acks.
 pub struct Ticket {
-    channel: Arc<Channel>,
+    acks: Arc<Acks>,
     tag: u64,
     acker: Acker,
     manual_ack: bool,
 }
 
 impl Ticket {
-    /// Settle the message on its channel. If the channel is gone (a reconnect), the broker
-    /// has requeued the message already and nothing is sent.
-    ///
-    /// The settlement is queued on the channel, not awaited: lapin puts the frame on its
-    /// outgoing queue in the first poll and then only waits for its I/O thread to have
-    /// written it. Waiting for that would put the runtime thread to sleep and wake it once
-    /// more per request (at 1,000 requests/s, each wake-up is a cross-thread hand-over);
-    /// a write that fails means the connection is lost, and the broker requeues the message
-    /// itself — what awaiting it would have led to as well.
+    /// Settle the message on its channel (an ack within [`super::acks::ACK_DELAY`], a requeue
+    /// or rejection at once). If the channel is gone (a reconnect), the broker has requeued
+    /// the message already and nothing is sent.
     pub async fn settle(self, how: Settle) {
         if !self.manual_ack || !self.acker.usable() {
             return;
         }
         // Straight to the channel rather than through the acker, which relays it via
         // lapin's internal RPC task: one hand-over less per request.
-        let channel = &self.channel;
-        let done = match how {
-            Settle::Ack => queue(channel.basic_ack(self.tag, BasicAckOptions::default())),
-            Settle::Requeue => queue(channel.basic_nack(self.tag, BasicNackOptions { multiple: false, requeue: true })),
-            Settle::Reject => queue(channel.basic_reject(self.tag, BasicRejectOptions { requeue: false })),
-        };
-        if let Err(error) = done {
-            tracing::debug!(%error, ?how, "could not settle a request on a closed channel");
+        match how {
+            Settle::Ack => self.acks.ack(self.tag),
+            Settle::Requeue => self.acks.requeue(self.tag),
+            Settle::Reject => self.acks.reject(self.tag),
         }
     }
 }
 
-/// Poll a lapin method once, which queues its frame, and leave its write to lapin's I/O
-/// thread. Returns the error of a method refused outright (a closed channel).
-fn queue(method: impl Future<Output = lapin::Result<()>>) -> lapin::Result<()> {
-    let mut method = std::pin::pin!(method);
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    match method.as_mut().poll(&mut cx) {
-        Poll::Ready(done) => done,
-        Poll::Pending => Ok(()),
-    }
-}
-
 impl Inbox {
-    pub(super) fn new(queue: String, consumer: Consumer, channel: Channel, manual_ack: bool) -> Self {
-        Self { queue, consumer, channel: Arc::new(channel), manual_ack }
+    pub(super) fn new(queue: String, consumer: Consumer, acks: Arc<Acks>, manual_ack: bool) -> Self {
+        Self { queue, consumer, acks, manual_ack }
     }
 
     /// The queue's name.
@@ -121,7 +98,7 @@ impl Inbox {
             body: delivery.data,
             redelivered: delivery.redelivered,
             ticket: Ticket {
-                channel: self.channel.clone(),
+                acks: self.acks.clone(),
                 tag: delivery.delivery_tag,
                 acker: delivery.acker,
                 manual_ack: self.manual_ack,

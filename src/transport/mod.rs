@@ -4,12 +4,14 @@
 //! * [`amqps`]: rustls configuration for `amqps` (verification configurable).
 //! * [`session`]: one connected broker: two connections (primary for consumers and
 //!   keepalives, secondary for results), Sensu's topology and flags.
-//! * [`inbox`]: requests arriving on subscription queues, and how each is settled.
+//! * [`inbox`]: requests arriving on subscription queues, each with the right to settle it.
+//! * [`acks`]: how they are settled: acknowledgements sent together, the rest at once.
 //! * [`publisher`]: the results pipe: a bounded buffer drained with publisher confirms.
 //! * [`sink`]: where results go (the publisher, or stdout in local mode).
 //! * [`view`]: the broker as the local API sees it (connected, consumers).
 //! * [`observer`]: the broker as `concierge autoscale` watches it (queue depths, keepalives).
 
+pub mod acks;
 pub mod amqps;
 pub mod inbox;
 pub mod observer;

@@ -1,6 +1,7 @@
 //! One connected broker: the two connections sensu-transport opens, their channels,
 //! and Sensu's topology with its exact flags (spec §1.2).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -12,6 +13,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
+use super::acks::Acks;
 use super::amqps;
 use super::inbox::Inbox;
 use super::{CONTENT_TYPE, KEEPALIVES_EXCHANGE, RESULTS_EXCHANGE, ROUTING_KEY, Subscription};
@@ -92,6 +94,8 @@ pub struct Session {
     pub(super) channel: Channel,
     /// Secondary channel: results (confirm mode).
     pub(super) results: Channel,
+    /// How the primary channel's requests are settled (acks sent together).
+    acks: Arc<Acks>,
     /// Fired when either connection fails, is closed by the broker, or is blocked past use.
     pub broken: CancellationToken,
     /// Timeout for declarations and publishes.
@@ -126,7 +130,8 @@ impl Session {
         bounded("basic.qos", op_timeout, results.basic_qos(prefetch, BasicQosOptions { global: true })).await?;
         bounded("confirm.select", op_timeout, channel.confirm_select(ConfirmSelectOptions::default())).await?;
         bounded("confirm.select", op_timeout, results.confirm_select(ConfirmSelectOptions::default())).await?;
-        Ok(Self { label, primary, secondary, channel, results, broken, op_timeout })
+        let acks = Acks::new(Arc::new(channel.clone()), prefetch);
+        Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
 
     /// Declare the two pipes a client publishes to (`keepalives`, `results`: direct).
@@ -232,7 +237,7 @@ impl Session {
         }
         Ok(consumers
             .into_iter()
-            .map(|(queue, consumer)| Inbox::new(queue, consumer, self.channel.clone(), !no_ack))
+            .map(|(queue, consumer)| Inbox::new(queue, consumer, self.acks.clone(), !no_ack))
             .collect())
     }
 
@@ -263,8 +268,9 @@ impl Session {
         !self.broken.is_cancelled() && self.primary.status().connected() && self.secondary.status().connected()
     }
 
-    /// Close both connections (bounded).
+    /// Close both connections (bounded), after the acks that wait.
     pub async fn close(&self) {
+        self.acks.flush();
         self.broken.cancel();
         for conn in [&self.primary, &self.secondary] {
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "concierge stopping".into())).await;
