@@ -275,8 +275,9 @@ async fn every_answered_request_is_acknowledged() {
 
 // Acknowledgements wait up to 20 ms to go out together, one `basic.ack` with `multiple`
 // covering many (README, "Benchmarks"). A request still running below acked ones is never
-// covered: the fast ones behind it are acknowledged, it stays unacknowledged, and when its
-// client is killed it goes to another replica — alone, as nothing acked was lost.
+// covered: ten fast requests are acked, then a slow one runs while thirty more behind it
+// are acked; it alone stays unacknowledged, and when its client is killed it goes to
+// another replica — alone, as nothing acked was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_sent_together_never_cover_a_running_request() {
     let server = ServerSide::connect().await;
@@ -285,13 +286,6 @@ async fn acks_sent_together_never_cover_a_running_request() {
     let (a, b) = (unique("gapped"), unique("taker"));
     let mut victim = Client::start(&a, &[&rr], &[]);
     victim.ready().await;
-    let gate = Gate::closed();
-    let slow = json!({"command": gate.command("echo finished"), "name": "slow", "issued": 1});
-    server.publish_request(&rr, &slow).await;
-    for i in 0..30 {
-        server.publish_request(&rr, &json!({"command": "echo ok", "name": format!("fast{i}"), "issued": 1})).await;
-    }
-    assert_eq!(results.collect_for(&a, 30, WAIT).await.len(), 30, "{}", victim.logs());
     let counts = || {
         let listing = rabbitmqctl(&[
             "list_queues",
@@ -303,11 +297,29 @@ async fn acks_sent_together_never_cover_a_running_request() {
         ]);
         rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while counts() != Some(("0".into(), "1".into())) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let settle_to = |expected: (&'static str, &'static str)| async move {
+        let expected = Some((expected.0.to_string(), expected.1.to_string()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while counts() != expected && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        counts()
+    };
+    let fast = |i: usize| json!({"command": "echo ok", "name": format!("fast{i}"), "issued": 1});
+    for i in 0..10 {
+        server.publish_request(&rr, &fast(i)).await;
     }
-    assert_eq!(counts(), Some(("0".into(), "1".into())), "only the running request unacknowledged on {rr}");
+    assert_eq!(results.collect_for(&a, 10, WAIT).await.len(), 10, "{}", victim.logs());
+    assert_eq!(settle_to(("0", "0")).await, Some(("0".into(), "0".into())), "the first ten acknowledged");
+
+    let gate = Gate::closed();
+    let slow = json!({"command": gate.command("echo finished"), "name": "slow", "issued": 1});
+    server.publish_request(&rr, &slow).await;
+    for i in 10..40 {
+        server.publish_request(&rr, &fast(i)).await;
+    }
+    assert_eq!(results.collect_for(&a, 30, WAIT).await.len(), 30, "{}", victim.logs());
+    assert_eq!(settle_to(("0", "1")).await, Some(("0".into(), "1".into())), "only the running request unacknowledged");
 
     let taker = Client::start(&b, &[&rr], &[]);
     taker.ready().await;

@@ -8,7 +8,7 @@
 //! requests/s, acks woke it (and the broker) a thousand times a second. A gap — a request
 //! still running below later ones — is never covered: what waits above it is acknowledged
 //! one by one, in the same flush. A small prefetch (Sensu's default is 1) gets its acks at
-//! once, as the broker sends nothing more until they arrive.
+//! once, as the broker sends nothing more until they arrive; so does a full prefetch window.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -34,12 +34,17 @@ pub struct Acks {
     channel: Arc<Channel>,
     /// Waiting acks that send at once (a quarter of the prefetch, 1 to [`MAX_WAITING`]).
     batch: usize,
+    /// The channel's prefetch: with this many deliveries unacknowledged (waiting acks
+    /// included), the broker sends no more, so what waits is sent at once.
+    prefetch: usize,
     state: Mutex<State>,
 }
 
 struct State {
     /// Acks not sent yet.
     waiting: Vec<u64>,
+    /// Deliveries whose settlement is not sent yet (running, or their ack waiting).
+    outstanding: usize,
     /// Every delivery tag below this one is settled: acknowledged (sent or waiting),
     /// requeued or rejected. Tags start at 1 on a channel.
     floor: u64,
@@ -55,8 +60,13 @@ impl Acks {
     /// The settlements of `channel`, consuming with `prefetch`.
     pub fn new(channel: Arc<Channel>, prefetch: u16) -> Arc<Self> {
         let batch = (usize::from(prefetch) / 4).clamp(1, MAX_WAITING);
-        let state = State { waiting: Vec::new(), floor: 1, above: BTreeSet::new(), tracking: true, scheduled: false };
-        Arc::new(Self { channel, batch, state: Mutex::new(state) })
+        let state = State::default();
+        Arc::new(Self { channel, batch, prefetch: usize::from(prefetch), state: Mutex::new(state) })
+    }
+
+    /// A delivery arrived (to be settled through this).
+    pub fn delivered(&self) {
+        self.lock().outstanding += 1;
     }
 
     /// Acknowledge `tag`: sent with others within [`ACK_DELAY`], or at once when enough wait.
@@ -64,12 +74,14 @@ impl Acks {
         let mut state = self.lock();
         state.settled(tag);
         state.waiting.push(tag);
-        if state.waiting.len() >= self.batch {
+        if state.waiting.len() >= self.batch || state.outstanding >= self.prefetch {
             self.send(&mut state);
         } else if !state.scheduled {
+            // Outside a runtime (none here today), at once.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else { return self.send(&mut state) };
             state.scheduled = true;
             let acks = self.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 tokio::time::sleep(ACK_DELAY).await;
                 let mut state = acks.lock();
                 state.scheduled = false;
@@ -95,6 +107,7 @@ impl Acks {
         if let Err(error) = poll_once(method) {
             tracing::debug!(%error, tag, "could not settle a request on a closed channel");
         }
+        state.outstanding = state.outstanding.saturating_sub(1);
         state.settled(tag);
     }
 
@@ -127,6 +140,12 @@ impl Acks {
     }
 }
 
+impl Default for State {
+    fn default() -> Self {
+        Self { waiting: Vec::new(), outstanding: 0, floor: 1, above: BTreeSet::new(), tracking: true, scheduled: false }
+    }
+}
+
 impl State {
     /// The waiting acks, emptied: those to send one by one (above a gap), and the tag of one
     /// `multiple` ack for the others (every tag below the floor is settled, so it covers no
@@ -135,6 +154,7 @@ impl State {
         let floor = if self.tracking { self.floor } else { 0 };
         let mut multiple = None;
         let mut singles = Vec::new();
+        self.outstanding = self.outstanding.saturating_sub(self.waiting.len());
         for tag in self.waiting.drain(..) {
             if tag < floor {
                 multiple = multiple.max(Some(tag));
@@ -173,7 +193,9 @@ impl State {
 /// first poll and then only waits for its I/O thread to have written it. Waiting for that
 /// would put the runtime thread to sleep and wake it once more per request; a write that
 /// fails means the connection is lost, and the broker requeues the message itself — what
-/// awaiting it would have led to as well.
+/// awaiting it would have led to as well. (lapin is pinned in Cargo.toml: a requeue is
+/// counted as settled once polled, so a later `multiple` ack relies on its frame being queued
+/// ahead of it — lapin 4.12 pushes a method's frame in its first poll.)
 fn poll_once(method: impl Future<Output = lapin::Result<()>>) -> lapin::Result<()> {
     let mut method = std::pin::pin!(method);
     let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
@@ -188,7 +210,7 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State { waiting: Vec::new(), floor: 1, above: BTreeSet::new(), tracking: true, scheduled: false }
+        State::default()
     }
 
     fn ack(state: &mut State, tag: u64) {
@@ -199,11 +221,12 @@ mod tests {
     #[test]
     fn acks_in_order_go_as_one() {
         let mut s = state();
+        s.outstanding = 6;
         for tag in 1..=5 {
             ack(&mut s, tag);
         }
         assert_eq!(s.take(), (vec![], Some(5)));
-        assert_eq!(s.floor, 6);
+        assert_eq!((s.floor, s.outstanding), (6, 1), "one delivery still running");
         assert_eq!(s.take(), (vec![], None), "nothing waits any more");
     }
 

@@ -42,19 +42,23 @@ pub enum Settle {
     Reject,
 }
 
-/// The right to settle one message. Settling is a no-op when consuming without acks.
+/// The right to settle one message. Settling is a no-op when consuming without acks. A
+/// ticket dropped unsettled (its request's task lost) hands its message back at once, so it
+/// holds neither a prefetch slot nor the acks behind it until the channel closes.
 pub struct Ticket {
     acks: Arc<Acks>,
     tag: u64,
     acker: Acker,
     manual_ack: bool,
+    settled: bool,
 }
 
 impl Ticket {
     /// Settle the message on its channel (an ack within [`super::acks::ACK_DELAY`], a requeue
     /// or rejection at once). If the channel is gone (a reconnect), the broker has requeued
     /// the message already and nothing is sent.
-    pub async fn settle(self, how: Settle) {
+    pub async fn settle(mut self, how: Settle) {
+        self.settled = true;
         if !self.manual_ack || !self.acker.usable() {
             return;
         }
@@ -64,6 +68,14 @@ impl Ticket {
             Settle::Ack => self.acks.ack(self.tag),
             Settle::Requeue => self.acks.requeue(self.tag),
             Settle::Reject => self.acks.reject(self.tag),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled && self.manual_ack && self.acker.usable() {
+            self.acks.requeue(self.tag);
         }
     }
 }
@@ -94,6 +106,9 @@ impl Inbox {
                 }));
             }
         };
+        if self.manual_ack {
+            self.acks.delivered();
+        }
         Some(Ok(Incoming {
             body: delivery.data,
             redelivered: delivery.redelivered,
@@ -102,6 +117,7 @@ impl Inbox {
                 tag: delivery.delivery_tag,
                 acker: delivery.acker,
                 manual_ack: self.manual_ack,
+                settled: false,
             },
         }))
     }
