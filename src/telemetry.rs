@@ -78,6 +78,10 @@ pub struct Telemetry {
     pub rejected: Family<CheckLabels, Counter>,
     /// Requests handed back at drain.
     pub handed_back: Counter,
+    /// Requests acknowledged (once their result was confirmed, or they needed none).
+    pub acked: Counter,
+    /// `basic.ack` frames sent for them (one with `multiple` acknowledges many).
+    pub ack_frames: Counter,
     /// Requests dropped because the same check was still running.
     pub duplicates_dropped: Counter,
     /// Results confirmed by the broker.
@@ -141,6 +145,8 @@ impl Telemetry {
             redelivered: Counter::default(),
             rejected: Family::default(),
             handed_back: Counter::default(),
+            acked: Counter::default(),
+            ack_frames: Counter::default(),
             duplicates_dropped: Counter::default(),
             results_published: Counter::default(),
             results_buffered: Gauge::default(),
@@ -178,6 +184,12 @@ impl Telemetry {
         r.register("requests_redelivered", "Requests that arrived redelivered", self.redelivered.clone());
         r.register("requests_rejected", "Malformed messages rejected, by reason", self.rejected.clone());
         r.register("requests_handed_back", "Requests handed back (requeued) at drain", self.handed_back.clone());
+        r.register("requests_acked", "Requests acknowledged to the broker", self.acked.clone());
+        r.register(
+            "ack_frames",
+            "basic.ack frames sent (one with multiple acknowledges many requests)",
+            self.ack_frames.clone(),
+        );
         r.register(
             "requests_dropped_in_progress",
             "Requests dropped because the check was still running",

@@ -275,8 +275,8 @@ async fn every_answered_request_is_acknowledged() {
 
 // Acknowledgements wait up to 20 ms to go out together, one `basic.ack` with `multiple`
 // covering many (README, "Benchmarks"). A request still running below acked ones is never
-// covered: ten fast requests are acked, then a slow one runs while thirty more behind it
-// are acked; it alone stays unacknowledged, and when its client is killed it goes to
+// covered: twenty fast requests are acked (in fewer frames than requests), then a slow
+// one runs while thirty more behind it are acked; it alone stays unacknowledged, and when its client is killed it goes to
 // another replica — alone, as nothing acked was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_sent_together_never_cover_a_running_request() {
@@ -306,16 +306,21 @@ async fn acks_sent_together_never_cover_a_running_request() {
         counts()
     };
     let fast = |i: usize| json!({"command": "echo ok", "name": format!("fast{i}"), "issued": 1});
-    for i in 0..10 {
+    for i in 0..20 {
         server.publish_request(&rr, &fast(i)).await;
     }
-    assert_eq!(results.collect_for(&a, 10, WAIT).await.len(), 10, "{}", victim.logs());
-    assert_eq!(settle_to(("0", "0")).await, Some(("0".into(), "0".into())), "the first ten acknowledged");
+    assert_eq!(results.collect_for(&a, 20, WAIT).await.len(), 20, "{}", victim.logs());
+    assert_eq!(settle_to(("0", "0")).await, Some(("0".into(), "0".into())), "the first twenty acknowledged");
+    // Together: fewer frames than requests (the client's own count, on /metrics).
+    let http = victim.bound("HTTP socket listening").await;
+    let (acked, frames) = (metric(http, "concierge_requests_acked_total"), metric(http, "concierge_ack_frames_total"));
+    assert_eq!(acked, Some(20.0));
+    assert!(frames.is_some_and(|f| (1.0..20.0).contains(&f)), "{frames:?} frames for 20 acks");
 
     let gate = Gate::closed();
     let slow = json!({"command": gate.command("echo finished"), "name": "slow", "issued": 1});
     server.publish_request(&rr, &slow).await;
-    for i in 10..40 {
+    for i in 20..50 {
         server.publish_request(&rr, &fast(i)).await;
     }
     assert_eq!(results.collect_for(&a, 30, WAIT).await.len(), 30, "{}", victim.logs());
@@ -330,6 +335,17 @@ async fn acks_sent_together_never_cover_a_running_request() {
     assert_eq!(done[0]["check"]["name"], "slow", "{}", taker.logs());
     assert_eq!(done[0]["check"]["output"], "finished\n");
     assert!(results.next_for(&b, Duration::from_secs(1)).await.is_none(), "no acked request came back");
+}
+
+/// One sample of the client's `/metrics`.
+fn metric(http: std::net::SocketAddr, name: &str) -> Option<f64> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(http).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 // A client killed mid-check loses nothing: its unacknowledged requests go to a replica

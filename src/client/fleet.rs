@@ -22,6 +22,7 @@ use crate::config::{AckMode, ClientSettings, ConciergeSettings, Loaded, Settings
 use crate::proto::{Object, ResultPayload, deep_merge_into, keepalive_payload, now_epoch};
 use crate::schedule;
 use crate::telemetry::Telemetry;
+use crate::transport::acks::AckCounters;
 use crate::transport::inbox::Inbox;
 use crate::transport::publisher::Publisher;
 use crate::transport::session::{Session, TransportError};
@@ -76,6 +77,11 @@ impl Fleet {
         Self { sources, settings, executor, publisher, pipeline, funnel, telemetry, transport: Arc::default() }
     }
 
+    /// Where a session's acks are counted.
+    fn ack_counters(&self) -> AckCounters {
+        AckCounters { requests: self.telemetry.acked.clone(), frames: self.telemetry.ack_frames.clone() }
+    }
+
     fn prefetch(&self) -> u16 {
         let (commands, builtins) = self.executor.capacity();
         let slots = u16::try_from(commands + builtins).unwrap_or(u16::MAX);
@@ -127,7 +133,7 @@ impl Fleet {
             let broker = self.settings.brokers[order.remove(0)].clone();
             let opened = tokio::select! {
                 () = signals.stop.cancelled() => break 'connect,
-                opened = Session::open(&broker, self.client_name(), self.prefetch(), self.op_timeout()) => opened,
+                opened = Session::open(&broker, self.client_name(), self.prefetch(), self.op_timeout(), self.ack_counters()) => opened,
             };
             let session = match opened {
                 Ok(session) => Arc::new(session),

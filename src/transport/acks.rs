@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use prometheus_client::metrics::counter::Counter;
 
 /// How long an acknowledgement may wait for others.
 pub const ACK_DELAY: Duration = Duration::from_millis(20);
@@ -29,9 +30,19 @@ const MAX_WAITING: usize = 64;
 /// ack then goes out on its own, still [`ACK_DELAY`] apart at most.
 const MAX_ABOVE_GAP: usize = 4096;
 
+/// What the acks count: requests acknowledged, and the frames that did it.
+#[derive(Clone, Default)]
+pub struct AckCounters {
+    /// Requests acknowledged.
+    pub requests: Counter,
+    /// `basic.ack` frames sent.
+    pub frames: Counter,
+}
+
 /// The settlements of one channel (one per session: tags are the channel's).
 pub struct Acks {
     channel: Arc<Channel>,
+    counters: AckCounters,
     /// Waiting acks that send at once (a quarter of the prefetch, 1 to [`MAX_WAITING`]).
     batch: usize,
     /// The channel's prefetch: with this many deliveries unacknowledged (waiting acks
@@ -57,11 +68,11 @@ struct State {
 }
 
 impl Acks {
-    /// The settlements of `channel`, consuming with `prefetch`.
-    pub fn new(channel: Arc<Channel>, prefetch: u16) -> Arc<Self> {
+    /// The settlements of `channel`, consuming with `prefetch`, counted in `counters`.
+    pub fn new(channel: Arc<Channel>, prefetch: u16, counters: AckCounters) -> Arc<Self> {
         let batch = (usize::from(prefetch) / 4).clamp(1, MAX_WAITING);
         let state = State::default();
-        Arc::new(Self { channel, batch, prefetch: usize::from(prefetch), state: Mutex::new(state) })
+        Arc::new(Self { channel, counters, batch, prefetch: usize::from(prefetch), state: Mutex::new(state) })
     }
 
     /// A delivery arrived (to be settled through this).
@@ -122,6 +133,7 @@ impl Acks {
 
     /// Send the waiting acks (see [`State::take`]).
     fn send(&self, state: &mut State) {
+        self.counters.requests.inc_by(state.waiting.len() as u64);
         let (singles, multiple) = state.take();
         for tag in singles {
             self.queue(tag, false);
@@ -133,6 +145,7 @@ impl Acks {
 
     /// Queue a `basic.ack` on the channel, not awaited (see [`poll_once`]).
     fn queue(&self, tag: u64, multiple: bool) {
+        self.counters.frames.inc();
         let method = self.channel.basic_ack(tag, BasicAckOptions { multiple });
         if let Err(error) = poll_once(method) {
             tracing::debug!(%error, tag, "could not acknowledge a request on a closed channel");

@@ -13,7 +13,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
-use super::acks::Acks;
+use super::acks::{AckCounters, Acks};
 use super::amqps;
 use super::inbox::Inbox;
 use super::{CONTENT_TYPE, KEEPALIVES_EXCHANGE, RESULTS_EXCHANGE, ROUTING_KEY, Subscription};
@@ -109,6 +109,7 @@ impl Session {
         client_name: &str,
         prefetch: u16,
         op_timeout: Duration,
+        acked: AckCounters,
     ) -> Result<Self, TransportError> {
         let label = broker.label();
         let primary = connect(broker, &format!("concierge {client_name} (primary)")).await?;
@@ -130,7 +131,7 @@ impl Session {
         bounded("basic.qos", op_timeout, results.basic_qos(prefetch, BasicQosOptions { global: true })).await?;
         bounded("confirm.select", op_timeout, channel.confirm_select(ConfirmSelectOptions::default())).await?;
         bounded("confirm.select", op_timeout, results.confirm_select(ConfirmSelectOptions::default())).await?;
-        let acks = Acks::new(Arc::new(channel.clone()), prefetch);
+        let acks = Acks::new(Arc::new(channel.clone()), prefetch, acked);
         Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
 
