@@ -595,6 +595,61 @@ async fn sighup_reloads_subscriptions() {
     assert_eq!(server.queue_state(&second).await.map(|s| s.1), Some(1));
 }
 
+// Reloads under load: requests that arrive while a reload stops the consumers (between its
+// stop and the broker's cancel-ok) go back to the queue at once and are answered through the
+// new consumers. Every request is answered and nothing is left unacknowledged on the channel,
+// which the reload keeps open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_load_leave_nothing_unacknowledged() {
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("reloading"));
+    let name = unique("reloader");
+    let client = Client::start(&name, &[&rr], &[]);
+    client.ready().await;
+    let total = 600;
+    let publishing = {
+        let rr = rr.clone();
+        tokio::spawn(async move {
+            let server = ServerSide::connect().await;
+            for i in 0..total {
+                // An unknown extension: answered at once with status 3, no process to fork.
+                server.publish_request(&rr, &json!({"name": format!("r{i}"), "extension": "none", "issued": 1})).await;
+            }
+        })
+    };
+    for n in 1..=4 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        client.signal(Signal::SIGHUP);
+        client.wait_log("configuration reloaded", n, WAIT).await;
+    }
+    publishing.await.unwrap();
+    let mut names = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while names.len() < total && tokio::time::Instant::now() < deadline {
+        if let Some((result, _)) = results.next_for(&name, Duration::from_secs(1)).await {
+            names.insert(result["check"]["name"].as_str().unwrap().to_string());
+        }
+    }
+    let counts = || {
+        let listing = rabbitmqctl(&[
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ]);
+        rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
+    };
+    assert_eq!(names.len(), total, "(ready, unacknowledged) {:?}", counts());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while counts() != Some(("0".into(), "0".into())) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts(), Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}: {}", client.logs());
+}
+
 // Standalone checks are scheduled by the client and published with the definition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_checks_are_published() {

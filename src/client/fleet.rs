@@ -339,10 +339,23 @@ impl Fleet {
         let old_subscriptions = self.subscriptions().to_vec();
         self.executor.reconfigure(executor_config);
         self.settings = settings;
-        // Stop the consumers, the keepalive timer and the schedule. Requests still waiting for
-        // an execution slot are handed back to their queues (nacked with requeue) and come
-        // back through the new consumers; running checks finish and publish. Unacknowledged
-        // requests stay valid on the channel, which stays open.
+        // The new consumers first, then the old ones stopped (with the keepalive timer and the
+        // schedule): a subscription queue is auto-delete, and stopped first, a queue this
+        // replica alone consumed went away with the requests in it, and those published
+        // until the new consumer declared it again were unroutable. Requests still waiting
+        // for an execution slot are handed back to their queues (nacked with requeue), and so
+        // are those the old consumers receive until the broker confirms their cancel; they
+        // come back through the new consumers. Running checks finish and publish.
+        // Unacknowledged requests stay valid on the channel, which stays open.
+        let stop = CancellationToken::new();
+        let consumers = match self.start_consumers(session, &stop).await {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::warn!(%error, "reload: subscribing failed; reconnecting");
+                session.broken.cancel();
+                Vec::new()
+            }
+        };
         activity.stop.cancel();
         session.cancel_consumers(&activity.consumers).await;
         let new_subscriptions = self.subscriptions().to_vec();
@@ -353,15 +366,6 @@ impl Fleet {
                 tracing::warn!(%error, "reload: could not unbind a removed subscription");
             }
         }
-        let stop = CancellationToken::new();
-        let consumers = match self.start_consumers(session, &stop).await {
-            Ok(c) => c,
-            Err(error) => {
-                tracing::warn!(%error, "reload: subscribing failed; reconnecting");
-                session.broken.cancel();
-                Vec::new()
-            }
-        };
         self.start_keepalives(session, &stop);
         self.start_schedule(&stop);
         tracing::info!(subscriptions = ?new_subscriptions, "configuration reloaded");
@@ -429,7 +433,7 @@ fn keepalive(executor: &Executor) -> Vec<u8> {
 async fn consume(mut inbox: Inbox, pipeline: Arc<Pipeline>, broken: CancellationToken, stop: CancellationToken) {
     loop {
         let next = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return hand_back(inbox, broken).await,
             () = broken.cancelled() => return,
             next = inbox.next() => next,
         };
@@ -448,6 +452,24 @@ async fn consume(mut inbox: Inbox, pipeline: Arc<Pipeline>, broken: Cancellation
                 return;
             }
         }
+    }
+}
+
+/// Stopped (a reload or the drain cancels the consumer next): what still arrives until the
+/// broker confirms the cancel goes back to the queue at once — a ticket dropped unsettled
+/// requeues its message — so nothing stays unacknowledged on the channel, which a reload
+/// keeps open. Bounded, in case the cancel is never confirmed.
+async fn hand_back(mut inbox: Inbox, broken: CancellationToken) {
+    let rest = async {
+        while let Some(Ok(incoming)) = inbox.next().await {
+            tracing::debug!(queue = %inbox.queue(), "a request arrived while stopping; handed back");
+            drop(incoming);
+        }
+    };
+    tokio::select! {
+        () = rest => {}
+        () = broken.cancelled() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {}
     }
 }
 
