@@ -339,14 +339,24 @@ impl Fleet {
         let old_subscriptions = self.subscriptions().to_vec();
         self.executor.reconfigure(executor_config);
         self.settings = settings;
-        // The new consumers first, then the old ones stopped (with the keepalive timer and the
-        // schedule): a subscription queue is auto-delete, and stopped first, a queue this
-        // replica alone consumed went away with the requests in it, and those published
-        // until the new consumer declared it again were unroutable. Requests still waiting
-        // for an execution slot are handed back to their queues (nacked with requeue), and so
-        // are those the old consumers receive until the broker confirms their cancel; they
-        // come back through the new consumers. Running checks finish and publish.
-        // Unacknowledged requests stay valid on the channel, which stays open.
+        // Removed fanout subscriptions unbound from the funnel, the new consumers started,
+        // then the old ones stopped (with the keepalive timer and the schedule): a
+        // subscription queue is auto-delete, and stopped first, a queue this replica alone
+        // consumed went away with the requests in it, and those published until the new
+        // consumer declared it again were unroutable (the funnel too, when its last fanout
+        // went). Requests still waiting for an execution slot are handed back to their queues
+        // (nacked with requeue), and so are those the old consumers receive until the broker
+        // confirms their cancel; they come back through the new consumers. Running checks
+        // finish and publish. Unacknowledged requests stay valid on the channel, which stays
+        // open — unless a cancel is not confirmed: then it reconnects.
+        let new_subscriptions = self.subscriptions().to_vec();
+        for gone in old_subscriptions.iter().filter(|s| !new_subscriptions.contains(s)) {
+            if let Subscription::Fanout(exchange) = Subscription::parse(gone)
+                && let Err(error) = session.unbind_fanout(&self.funnel, &exchange).await
+            {
+                tracing::warn!(%error, "reload: could not unbind a removed subscription");
+            }
+        }
         let stop = CancellationToken::new();
         let consumers = match self.start_consumers(session, &stop).await {
             Ok(c) => c,
@@ -357,14 +367,9 @@ impl Fleet {
             }
         };
         activity.stop.cancel();
-        session.cancel_consumers(&activity.consumers).await;
-        let new_subscriptions = self.subscriptions().to_vec();
-        for gone in old_subscriptions.iter().filter(|s| !new_subscriptions.contains(s)) {
-            if let Subscription::Fanout(exchange) = Subscription::parse(gone)
-                && let Err(error) = session.unbind_fanout(&self.funnel, &exchange).await
-            {
-                tracing::warn!(%error, "reload: could not unbind a removed subscription");
-            }
+        if !session.cancel_consumers(&activity.consumers).await {
+            tracing::warn!("reload: the broker did not confirm a consumer's cancel; reconnecting");
+            session.broken.cancel();
         }
         self.start_keepalives(session, &stop);
         self.start_schedule(&stop);
@@ -433,7 +438,7 @@ fn keepalive(executor: &Executor) -> Vec<u8> {
 async fn consume(mut inbox: Inbox, pipeline: Arc<Pipeline>, broken: CancellationToken, stop: CancellationToken) {
     loop {
         let next = tokio::select! {
-            () = stop.cancelled() => return hand_back(inbox, broken).await,
+            () = stop.cancelled() => return hand_back(inbox, pipeline, broken).await,
             () = broken.cancelled() => return,
             next = inbox.next() => next,
         };
@@ -456,14 +461,21 @@ async fn consume(mut inbox: Inbox, pipeline: Arc<Pipeline>, broken: Cancellation
 }
 
 /// Stopped (a reload or the drain cancels the consumer next): what still arrives until the
-/// broker confirms the cancel goes back to the queue at once — a ticket dropped unsettled
-/// requeues its message — so nothing stays unacknowledged on the channel, which a reload
-/// keeps open. Bounded, in case the cancel is never confirmed.
-async fn hand_back(mut inbox: Inbox, broken: CancellationToken) {
+/// broker confirms the cancel goes back to the queue — a ticket dropped unsettled requeues
+/// its message — so nothing stays unacknowledged on the channel, which a reload keeps open.
+/// Held until the cancel is confirmed: handed back earlier, a message could come straight
+/// back to this consumer. Consumed without acks, a message is the client's already: it runs.
+/// Bounded, in case the cancel is never confirmed (a reload then reconnects).
+async fn hand_back(mut inbox: Inbox, pipeline: Arc<Pipeline>, broken: CancellationToken) {
+    let mut held = Vec::new();
     let rest = async {
         while let Some(Ok(incoming)) = inbox.next().await {
-            tracing::debug!(queue = %inbox.queue(), "a request arrived while stopping; handed back");
-            drop(incoming);
+            if incoming.ticket.acknowledged() {
+                tracing::debug!(queue = %inbox.queue(), "a request arrived while stopping; handed back");
+                held.push(incoming);
+            } else {
+                pipeline.receive(inbox.queue(), incoming, &CancellationToken::new());
+            }
         }
     };
     tokio::select! {
@@ -471,6 +483,7 @@ async fn hand_back(mut inbox: Inbox, broken: CancellationToken) {
         () = broken.cancelled() => {}
         () = tokio::time::sleep(Duration::from_secs(10)) => {}
     }
+    drop(held);
 }
 
 #[cfg(test)]

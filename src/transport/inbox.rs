@@ -54,6 +54,12 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// Whether settling it tells the broker anything (consuming with acks): a message
+    /// consumed without acks is the client's from its delivery on.
+    pub fn acknowledged(&self) -> bool {
+        self.manual_ack
+    }
+
     /// Settle the message on its channel (an ack within [`super::acks::ACK_DELAY`], a requeue
     /// or rejection at once). If the channel is gone (a reconnect), the broker has requeued
     /// the message already and nothing is sent.

@@ -153,12 +153,14 @@ impl Session {
         self.publish(&self.results, RESULTS_EXCHANGE, body).await
     }
 
-    /// Cancel consumers (bounded each); unacknowledged requests stay valid on the channel.
-    pub async fn cancel_consumers(&self, tags: &[String]) {
-        for tag in tags {
+    /// Cancel consumers, all at once (bounded each); unacknowledged requests stay valid on the
+    /// channel. Whether the broker confirmed every cancel.
+    pub async fn cancel_consumers(&self, tags: &[String]) -> bool {
+        let cancels = tags.iter().map(|tag| {
             let cancel = self.channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
-            let _ = tokio::time::timeout(self.op_timeout, cancel).await;
-        }
+            tokio::time::timeout(self.op_timeout, cancel)
+        });
+        futures_util::future::join_all(cancels).await.into_iter().all(|done| matches!(done, Ok(Ok(()))))
     }
 
     /// Declare an exchange with Sensu's flags.
