@@ -148,7 +148,9 @@ def fds(pid):
 
 
 class Nginx:
-    """nginx on a loopback port serving /ok (a small body)."""
+    """nginx on a loopback port serving /ok (a small body). Its listen queue holds 4,096 (the
+    default 511 overflowed with several replicas' 500 built-in slots each connecting at once,
+    and a dropped SYN is sent again after a second)."""
 
     def __init__(self):
         if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
@@ -163,7 +165,7 @@ class Nginx:
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
   uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
-  server { listen 127.0.0.1:%(p)d; root %(d)s; location / { } } }
+  server { listen 127.0.0.1:%(p)d backlog=4096; root %(d)s; location / { } } }
 """ % {"d": self.dir, "p": self.port})
         self.proc = subprocess.Popen(["/usr/sbin/nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
