@@ -45,8 +45,7 @@ impl Autoscaler {
     }
 
     fn metric(&self, name: &str) -> Option<f64> {
-        let text = http_get(self.port, "/metrics")?;
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        support::web::metric(self.port, name)
     }
 }
 
@@ -55,15 +54,6 @@ impl Drop for Autoscaler {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response.split_once("\r\n\r\n")?.1.to_string())
 }
 
 /// A keepalive as a Concierge replica of `queue` sends it, with its load.
@@ -167,7 +157,7 @@ async fn ecs_follows_a_scripted_signal_sequence() {
         ],
     );
     let up = Instant::now();
-    while http_get(autoscaler.port, "/healthz").is_none() {
+    while support::web::get(autoscaler.port, "/healthz").is_none() {
         assert!(up.elapsed() < Duration::from_secs(20), "the autoscaler did not answer");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -214,7 +204,7 @@ async fn ecs_follows_a_scripted_signal_sequence() {
     assert!(down["output"].as_str().unwrap().contains("every recommendation of the last 6 s was at most"), "{down}");
     assert_eq!(desired().await, 1);
     assert!(autoscaler.metric("concierge_autoscale_decisions_total{outcome=\"scaled\"}").unwrap_or(0.0) >= 3.0);
-    assert_eq!(http_get(autoscaler.port, "/healthz").map(|b| b.contains("\"status\":\"ok\"")), Some(true));
+    assert_eq!(support::web::get(autoscaler.port, "/healthz").map(|b| b.contains("\"status\":\"ok\"")), Some(true));
 
     // The platform goes away: one failing result for the whole outage, the controller keeps
     // going (backing off), and says so when the service answers again.
@@ -229,7 +219,7 @@ async fn ecs_follows_a_scripted_signal_sequence() {
         "{failed}"
     );
     assert!(results.next_for(&autoscaler.name, Duration::from_secs(5)).await.is_none(), "one result per outage");
-    let health = http_get(autoscaler.port, "/healthz").unwrap();
+    let health = support::web::get(autoscaler.port, "/healthz").unwrap();
     assert!(health.contains("\"outage\":\"cannot read the service"), "{health}");
     let moto = support::moto::Moto::start_on(port).await.unwrap();
     moto.service(&cluster, 1, &[]).await;

@@ -20,6 +20,23 @@ fn rows(output: &str, name: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `(messages_ready, messages_unacknowledged)` of `queue`, as rabbitmqctl lists them.
+fn ready_and_unacked(queue: &str) -> Option<(String, String)> {
+    let listing =
+        rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"]);
+    rows(&listing, queue).first().map(|row| (row[1].clone(), row[2].clone()))
+}
+
+/// [`ready_and_unacked`] once it reads `expected`, or after 10 s whatever it reads then.
+async fn settle_to(queue: &str, expected: (&str, &str)) -> Option<(String, String)> {
+    let expected = Some((expected.0.to_string(), expected.1.to_string()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ready_and_unacked(queue) != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ready_and_unacked(queue)
+}
+
 // Items 1, 55; spec §1.2: exchanges, queues and bindings with Sensu's exact flags.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_has_sensus_exact_flags() {
@@ -255,29 +272,14 @@ async fn every_answered_request_is_acknowledged() {
         server.publish_request(&rr, &json!({"command": "echo ok", "name": format!("a{i}"), "issued": 1})).await;
     }
     assert_eq!(results.collect_for(&name, 20, WAIT).await.len(), 20, "{}", client.logs());
-    let unacked = || {
-        let listing = rabbitmqctl(&[
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ]);
-        rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while unacked() != Some(("0".into(), "0".into())) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(unacked(), Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}");
+    assert_eq!(settle_to(&rr, ("0", "0")).await, Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}");
 }
 
 // Acknowledgements wait up to 20 ms to go out together, one `basic.ack` with `multiple`
 // covering many (README, "Benchmarks"). A request still running below acked ones is never
 // covered: twenty fast requests are acked (in fewer frames than requests), then a slow
-// one runs while thirty more behind it are acked; it alone stays unacknowledged, and when its client is killed it goes to
-// another replica — alone, as nothing acked was lost.
+// one runs while thirty more behind it are acked; it alone stays unacknowledged, and when
+// its client is killed it goes to another replica — alone, as nothing acked was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_sent_together_never_cover_a_running_request() {
     let server = ServerSide::connect().await;
@@ -286,34 +288,16 @@ async fn acks_sent_together_never_cover_a_running_request() {
     let (a, b) = (unique("gapped"), unique("taker"));
     let mut victim = Client::start(&a, &[&rr], &[]);
     victim.ready().await;
-    let counts = || {
-        let listing = rabbitmqctl(&[
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ]);
-        rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
-    };
-    let settle_to = |expected: (&'static str, &'static str)| async move {
-        let expected = Some((expected.0.to_string(), expected.1.to_string()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while counts() != expected && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        counts()
-    };
     let fast = |i: usize| json!({"command": "echo ok", "name": format!("fast{i}"), "issued": 1});
     for i in 0..20 {
         server.publish_request(&rr, &fast(i)).await;
     }
     assert_eq!(results.collect_for(&a, 20, WAIT).await.len(), 20, "{}", victim.logs());
-    assert_eq!(settle_to(("0", "0")).await, Some(("0".into(), "0".into())), "the first twenty acknowledged");
+    assert_eq!(settle_to(&rr, ("0", "0")).await, Some(("0".into(), "0".into())), "the first twenty acknowledged");
     // Together: fewer frames than requests (the client's own count, on /metrics).
     let http = victim.bound("HTTP socket listening").await;
-    let (acked, frames) = (metric(http, "concierge_requests_acked_total"), metric(http, "concierge_ack_frames_total"));
+    let metric = |name| support::web::metric(http.port(), name);
+    let (acked, frames) = (metric("concierge_requests_acked_total"), metric("concierge_ack_frames_total"));
     assert_eq!(acked, Some(20.0));
     assert!(frames.is_some_and(|f| (1.0..20.0).contains(&f)), "{frames:?} frames for 20 acks");
 
@@ -324,7 +308,11 @@ async fn acks_sent_together_never_cover_a_running_request() {
         server.publish_request(&rr, &fast(i)).await;
     }
     assert_eq!(results.collect_for(&a, 30, WAIT).await.len(), 30, "{}", victim.logs());
-    assert_eq!(settle_to(("0", "1")).await, Some(("0".into(), "1".into())), "only the running request unacknowledged");
+    assert_eq!(
+        settle_to(&rr, ("0", "1")).await,
+        Some(("0".into(), "1".into())),
+        "only the running request unacknowledged"
+    );
 
     let taker = Client::start(&b, &[&rr], &[]);
     taker.ready().await;
@@ -335,17 +323,6 @@ async fn acks_sent_together_never_cover_a_running_request() {
     assert_eq!(done[0]["check"]["name"], "slow", "{}", taker.logs());
     assert_eq!(done[0]["check"]["output"], "finished\n");
     assert!(results.next_for(&b, Duration::from_secs(1)).await.is_none(), "no acked request came back");
-}
-
-/// One sample of the client's `/metrics`.
-fn metric(http: std::net::SocketAddr, name: &str) -> Option<f64> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(http).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 // A client killed mid-check loses nothing: its unacknowledged requests go to a replica
@@ -649,27 +626,17 @@ async fn reloads_under_load(env: &[(&str, &str)]) {
     }
     publishing.await.unwrap();
     client.wait_log("configuration reloaded", 4, WAIT).await;
-    let counts = || {
-        let listing = rabbitmqctl(&[
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ]);
-        rows(&listing, &rr).first().map(|row| (row[1].clone(), row[2].clone()))
-    };
-    assert_eq!(names.len(), total, "(ready, unacknowledged) {:?}", counts());
+    assert_eq!(names.len(), total, "(ready, unacknowledged) {:?}", ready_and_unacked(&rr));
     while results.next_for(&name, Duration::from_millis(500)).await.is_some() {
         received += 1;
     }
     assert_eq!(received, total, "every request answered once");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while counts() != Some(("0".into(), "0".into())) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(counts(), Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}: {}", client.logs());
+    assert_eq!(
+        settle_to(&rr, ("0", "0")).await,
+        Some(("0".into(), "0".into())),
+        "ready and unacknowledged on {rr}: {}",
+        client.logs()
+    );
 }
 
 // Standalone checks are scheduled by the client and published with the definition.

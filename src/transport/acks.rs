@@ -222,10 +222,6 @@ fn poll_once(method: impl Future<Output = lapin::Result<()>>) -> lapin::Result<(
 mod tests {
     use super::*;
 
-    fn state() -> State {
-        State::default()
-    }
-
     fn ack(state: &mut State, tag: u64) {
         state.settled(tag);
         state.waiting.push(tag);
@@ -233,8 +229,7 @@ mod tests {
 
     #[test]
     fn acks_in_order_go_as_one() {
-        let mut s = state();
-        s.outstanding = 6;
+        let mut s = State { outstanding: 6, ..State::default() };
         for tag in 1..=5 {
             ack(&mut s, tag);
         }
@@ -245,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_running_request_is_never_covered() {
-        let mut s = state();
+        let mut s = State::default();
         // 1 and 2 acked, 3 still running, 4 and 5 acked.
         for tag in [1, 2, 4, 5] {
             ack(&mut s, tag);
@@ -261,7 +256,7 @@ mod tests {
 
     #[test]
     fn requeued_and_rejected_requests_count_as_settled() {
-        let mut s = state();
+        let mut s = State::default();
         ack(&mut s, 1);
         s.settled(2); // requeued, sent at once
         ack(&mut s, 3);
@@ -272,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_gap_that_lasts_ends_multiple_acks() {
-        let mut s = state();
+        let mut s = State::default();
         // Tag 1 is never settled.
         for tag in 2..=(MAX_ABOVE_GAP as u64 + 2) {
             ack(&mut s, tag);

@@ -675,3 +675,22 @@ impl Body for SlowBody {
         SizeHint::with_exact(self.data.as_ref().map_or(0, |data| data.len() as u64))
     }
 }
+
+/// `GET path` from `127.0.0.1:port` as a scraper or a probe sends it (one request,
+/// `Connection: close`, at most 10 s for the answer); the body.
+pub fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// The value of the series `name` (labels included, as written) in the Prometheus text that
+/// `/metrics` on `127.0.0.1:port` serves.
+pub fn metric(port: u16, name: &str) -> Option<f64> {
+    let text = get(port, "/metrics")?;
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
