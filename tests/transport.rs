@@ -275,6 +275,57 @@ async fn every_answered_request_is_acknowledged() {
     assert_eq!(settle_to(&rr, ("0", "0")).await, Some(("0".into(), "0".into())), "ready and unacknowledged on {rr}");
 }
 
+// A batch of results waits only for the broker's answer to its last publish, then reads
+// every result's own (README, "Benchmarks"): a result the broker nacks is not taken as
+// confirmed. In a vhost of its own, a queue that takes nothing (`x-max-length` 0,
+// `reject-publish`) is bound to `results`, so the broker nacks every result: the client
+// publishes it again and again, confirms none, and once that queue is gone, confirms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
+    use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    let vhost = unique("nacks");
+    rabbitmqctl(&["add_vhost", &vhost]);
+    rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+    let url = support::amqp_url().replace("/%2f", &format!("/{vhost}"));
+    let server = ServerSide::connect_to(&url).await;
+    let mut results = server.tap_results().await;
+    let mut full = FieldTable::default();
+    full.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    full.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    server.channel.queue_declare("full".into(), QueueDeclareOptions::default(), full).await.expect("full queue");
+    let bind = server.channel.queue_bind(
+        "full".into(),
+        "results".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    );
+    bind.await.expect("bind the full queue");
+
+    let rr = format!("roundrobin:{}", unique("nacked"));
+    let name = unique("nacked");
+    let client = Client::start_with_url(&url, &name, &[&rr], &[]);
+    client.ready().await;
+    let http = client.bound("HTTP socket listening").await;
+    let published = || support::web::metric(http.port(), "concierge_results_published_total");
+    server.publish_request(&rr, &json!({"command": "echo ok", "name": "nacked", "issued": 1})).await;
+    // The tap takes each copy; the broker nacks each publish, as the full queue refuses it.
+    let copies = results.collect_for(&name, 2, WAIT).await;
+    assert_eq!(copies.len(), 2, "published again after a nack: {}", client.logs());
+    assert!(copies.iter().all(|r| r["check"]["name"] == "nacked"));
+    assert_eq!(published(), Some(0.0), "a nacked result counted as confirmed");
+
+    server.channel.queue_delete("full".into(), QueueDeleteOptions::default()).await.expect("delete the full queue");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while published() != Some(1.0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(published(), Some(1.0), "confirmed once the broker took it: {}", client.logs());
+    drop(client);
+    rabbitmqctl(&["delete_vhost", &vhost]);
+}
+
 // Acknowledgements wait up to 20 ms to go out together, one `basic.ack` with `multiple`
 // covering many (README, "Benchmarks"). A request still running below acked ones is never
 // covered: twenty fast requests are acked (in fewer frames than requests), then a slow

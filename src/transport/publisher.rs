@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::future::join_all;
-use futures_util::stream::FuturesOrdered;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
+
+use futures_util::future::{MaybeDone, join_all, maybe_done};
 use lapin::Channel;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -171,36 +173,46 @@ impl Publisher {
 
     /// Publish a batch and wait for its confirms. Returns what must be retried, in order.
     ///
-    /// Every publish of the batch is queued on the channel before any is awaited: lapin
-    /// resolves a publish once its I/O thread has written it, so awaiting them one by one
-    /// would cost two thread hand-overs per result instead of two per batch. The first
-    /// poll of each publish queues its frames, in batch order. The writes are then
-    /// collected in order, each within the publish timeout: a failed or late write ends
-    /// the batch there, and only it and what follows are retried — what was written
-    /// before still waits for its confirm, so a stall costs one result in doubt, not a
-    /// batch of duplicates.
+    /// lapin resolves a publish once its I/O thread has written it, and waiting for that
+    /// would wake the runtime thread once more per batch — per result at low rates, where
+    /// each wake-up costs more than the work. So every publish of the batch is queued (its
+    /// first poll puts its frames on the channel, in batch order) without asking to be
+    /// woken, and the batch waits for the broker's confirm of its last publish instead
+    /// (`wait_for_confirms`: this is the only publisher on its channel, so that is the
+    /// channel's last publish); the broker confirms what it has read, so by then every
+    /// write is done. The writes are then collected in order, each within the publish
+    /// timeout: a failed or late write ends the batch there, and only it and what follows
+    /// are retried — what was written before still waits for its confirm, so a stall costs
+    /// one result in doubt, not a batch of duplicates.
     async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Vec<Pending> {
-        let mut writes: FuturesOrdered<_> = batch
+        let started = tokio::time::Instant::now();
+        let mut writes: Vec<_> = batch
             .iter()
             .map(|pending| {
-                channel.basic_publish(
+                Box::pin(maybe_done(channel.basic_publish(
                     RESULTS_EXCHANGE.into(),
                     ROUTING_KEY.into(),
                     Default::default(),
                     &pending.body,
                     sensu_properties(),
-                )
+                )))
             })
             .collect();
+        queue_quietly(&mut writes);
+        // Ack or nack of the last publish, or the channel's failure: each is read below.
+        let last_answered = tokio::time::timeout(self.timeout, channel.wait_for_confirms()).await.is_ok();
+        // Without that answer the timeout is spent: what is not written by now is late.
+        let limit = |now| if last_answered { now } else { started } + self.timeout;
         let mut confirms = Vec::with_capacity(batch.len());
-        loop {
-            match tokio::time::timeout(self.timeout, writes.next()).await {
+        for write in &mut writes {
+            let written = tokio::time::timeout_at(limit(tokio::time::Instant::now()), write.as_mut()).await;
+            match written.map(|()| write.as_mut().take_output()) {
                 Ok(Some(Ok(confirm))) => confirms.push(confirm),
-                Ok(None) => break,
                 Ok(Some(Err(error))) => {
                     tracing::warn!(%error, "failed to publish check result; it stays buffered");
                     break;
                 }
+                Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(timeout = ?self.timeout, "publishing a check result timed out; it stays buffered");
                     break;
@@ -210,9 +222,8 @@ impl Publisher {
         drop(writes);
         // One write per result, in batch order: the first `sent` results went out.
         let sent = confirms.len();
-        let waiting = tokio::time::Instant::now();
-        let outcomes = tokio::time::timeout(self.timeout, join_all(confirms)).await;
-        self.telemetry.confirm_latency.observe(waiting.elapsed().as_secs_f64());
+        let outcomes = tokio::time::timeout_at(limit(tokio::time::Instant::now()), join_all(confirms)).await;
+        self.telemetry.confirm_latency.observe(started.elapsed().as_secs_f64());
         let outcomes: Vec<bool> = match outcomes {
             Ok(results) => results.into_iter().map(|r| r.is_ok_and(|c| c.is_ack())).collect(),
             Err(_) => {
@@ -238,5 +249,14 @@ impl Publisher {
         // Then what was not written.
         retry.extend(batch);
         retry
+    }
+}
+
+/// Poll each write once, in order, with a waker that does nothing: the first poll queues the
+/// publish's frames on the channel; its completion is read later, not waited for.
+fn queue_quietly<F: Future>(writes: &mut [Pin<Box<MaybeDone<F>>>]) {
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    for write in writes {
+        let _ = write.as_mut().poll(&mut cx);
     }
 }
