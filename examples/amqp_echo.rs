@@ -1,7 +1,9 @@
 //! A reference point for the fleet benchmark: the least a lapin client can do per check
 //! request. It consumes a round-robin subscription the way Concierge does (two
-//! connections, channel-wide prefetch, publisher confirms, acks after the confirm, queued and
-//! sent together: one `multiple` ack at most every 20 ms or every 64 confirms) and
+//! connections, channel-wide prefetch, publisher confirms — publishes queued in batches
+//! without waiting for their writes, the batch's last confirm awaited —, acks after the
+//! confirm, queued and sent together: one `multiple` ack at most every 20 ms or every 64
+//! confirms) and
 //! answers every request with a fixed result carrying the request's name (copied as bytes,
 //! so the load generator can time it): no parsing, no check, no result building. Its CPU per request is what the AMQP path costs before any of Concierge's
 //! own work. Run by `bench/run fleet`; not part of the product.
@@ -9,6 +11,7 @@
 //! Usage: amqp_echo AMQP_URL SUBSCRIPTION PREFETCH
 
 use futures_util::StreamExt;
+use futures_util::future::maybe_done;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -60,6 +63,42 @@ fn ack(channel: &Channel, waiting: &mut Waiting) {
     let _ = ack.as_mut().poll(&mut std::task::Context::from_waker(futures_util::task::noop_waker_ref()));
 }
 
+/// Publish a batch of answers as Concierge does: every publish queued without waiting for
+/// its write (a wake-up), then the broker's confirm of the last one awaited. The tags whose
+/// answers the broker acked.
+async fn publish_batch(publish: &Channel, batch: &[(u64, Vec<u8>)]) -> Vec<u64> {
+    let mut writes: Vec<_> = batch
+        .iter()
+        .map(|(_, body)| {
+            let properties = BasicProperties::default();
+            Box::pin(maybe_done(publish.basic_publish(
+                "results".into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )))
+        })
+        .collect();
+    {
+        let mut quiet = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        for write in &mut writes {
+            let _ = write.as_mut().poll(&mut quiet);
+        }
+    }
+    let _ = publish.wait_for_confirms().await;
+    let mut confirmed = Vec::with_capacity(batch.len());
+    for (write, (tag, _)) in writes.iter_mut().zip(batch) {
+        write.as_mut().await;
+        if let Some(Ok(confirm)) = write.as_mut().take_output()
+            && confirm.await.is_ok_and(|c| c.is_ack())
+        {
+            confirmed.push(*tag);
+        }
+    }
+    confirmed
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, subscription, prefetch] = args.as_slice() else {
@@ -101,35 +140,39 @@ fn main() {
             )
             .await
             .expect("consume");
+        // Requests in arrival order to the one publisher (lapin's last-confirm wait needs
+        // a channel's publishes to come from one place).
+        let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel::<(u64, Vec<u8>)>();
         let acks = Arc::new(Mutex::new(Waiting::default()));
-        while let Some(Ok(delivery)) = consumer.next().await {
-            let (channel, publish, acks) = (channel.clone(), publish.clone(), acks.clone());
-            tokio::spawn(async move {
-                let properties = BasicProperties::default();
-                let body = result(&delivery.data);
-                let confirm = publish
-                    .basic_publish("results".into(), "".into(), BasicPublishOptions::default(), &body, properties)
-                    .await;
-                if let Ok(confirm) = confirm
-                    && confirm.await.is_ok()
-                {
-                    let later = {
-                        let mut waiting = acks.lock().unwrap();
-                        waiting.top = waiting.top.max(delivery.delivery_tag);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while answered.recv_many(&mut batch, 256).await > 0 {
+                let confirmed = publish_batch(&publish, &batch).await;
+                let later = {
+                    let mut waiting = acks.lock().unwrap();
+                    for tag in confirmed {
+                        waiting.top = waiting.top.max(tag);
                         waiting.count += 1;
                         if waiting.count >= 64 {
                             ack(&channel, &mut waiting);
                         }
-                        !std::mem::replace(&mut waiting.scheduled, true)
-                    };
-                    if later {
+                    }
+                    !std::mem::replace(&mut waiting.scheduled, true)
+                };
+                batch.clear();
+                if later {
+                    let (channel, acks) = (channel.clone(), acks.clone());
+                    tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         let mut waiting = acks.lock().unwrap();
                         waiting.scheduled = false;
                         ack(&channel, &mut waiting);
-                    }
+                    });
                 }
-            });
+            }
+        });
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let _ = answers.send((delivery.delivery_tag, result(&delivery.data)));
         }
     });
 }
