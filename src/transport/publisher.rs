@@ -180,10 +180,11 @@ impl Publisher {
     /// woken, and the batch waits for the broker's confirm of its last publish instead
     /// (`wait_for_confirms`: this is the only publisher on its channel, so that is the
     /// channel's last publish); the broker confirms what it has read, so by then every
-    /// write is done. The writes are then collected in order, each within the publish
-    /// timeout: a failed or late write ends the batch there, and only it and what follows
-    /// are retried — what was written before still waits for its confirm, so a stall costs
-    /// one result in doubt, not a batch of duplicates.
+    /// write is done. The writes are then collected in order, within the publish timeout: a
+    /// failed or late write ends the batch there, and only it and what follows are retried —
+    /// what was written before still waits for its confirm, so a stall costs one result in
+    /// doubt, not a batch of duplicates. Each confirm is read on its own: one that is late or
+    /// a nack has its result retried, the others are done.
     async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Vec<Pending> {
         let started = tokio::time::Instant::now();
         let mut writes: Vec<_> = batch
@@ -201,11 +202,13 @@ impl Publisher {
         queue_quietly(&mut writes);
         // Ack or nack of the last publish, or the channel's failure: each is read below.
         let last_answered = tokio::time::timeout(self.timeout, channel.wait_for_confirms()).await.is_ok();
-        // Without that answer the timeout is spent: what is not written by now is late.
+        // Without that answer the timeout is spent: what is not written or confirmed by now
+        // is late (each is still read once, so what came is kept).
         let limit = |now| if last_answered { now } else { started } + self.timeout;
+        let written_by = limit(tokio::time::Instant::now());
         let mut confirms = Vec::with_capacity(batch.len());
         for write in &mut writes {
-            let written = tokio::time::timeout_at(limit(tokio::time::Instant::now()), write.as_mut()).await;
+            let written = tokio::time::timeout_at(written_by, write.as_mut()).await;
             match written.map(|()| write.as_mut().take_output()) {
                 Ok(Some(Ok(confirm))) => confirms.push(confirm),
                 Ok(Some(Err(error))) => {
@@ -222,15 +225,14 @@ impl Publisher {
         drop(writes);
         // One write per result, in batch order: the first `sent` results went out.
         let sent = confirms.len();
-        let outcomes = tokio::time::timeout_at(limit(tokio::time::Instant::now()), join_all(confirms)).await;
+        let confirmed_by = limit(tokio::time::Instant::now());
+        let outcomes = join_all(confirms.into_iter().map(|c| tokio::time::timeout_at(confirmed_by, c))).await;
         self.telemetry.confirm_latency.observe(started.elapsed().as_secs_f64());
-        let outcomes: Vec<bool> = match outcomes {
-            Ok(results) => results.into_iter().map(|r| r.is_ok_and(|c| c.is_ack())).collect(),
-            Err(_) => {
-                tracing::warn!(timeout = ?self.timeout, "no publish confirm from the broker in time");
-                vec![false; sent]
-            }
-        };
+        let late = outcomes.iter().filter(|o| o.is_err()).count();
+        if late > 0 {
+            tracing::warn!(timeout = ?self.timeout, late, "no publish confirm from the broker in time");
+        }
+        let outcomes: Vec<bool> = outcomes.into_iter().map(|o| o.is_ok_and(|r| r.is_ok_and(|c| c.is_ack()))).collect();
         let mut batch = batch.into_iter();
         let mut retry = Vec::new();
         for (pending, acked) in batch.by_ref().take(sent).zip(outcomes) {

@@ -147,7 +147,8 @@ impl Session {
     }
 
     /// Declare the `results` pipe and publish one result to it, confirmed (a one-off
-    /// publisher such as `concierge scale`).
+    /// publisher such as `concierge scale`). Never on a session whose results channel a
+    /// [`super::publisher::Publisher`] drains: its batches wait for the channel's last confirm.
     pub async fn publish_result(&self, body: &[u8]) -> Result<(), TransportError> {
         self.declare_exchange(&self.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await?;
         self.publish(&self.results, RESULTS_EXCHANGE, body).await
