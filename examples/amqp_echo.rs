@@ -58,9 +58,12 @@ fn ack(channel: &Channel, waiting: &mut Waiting) {
         return;
     }
     waiting.acked = waiting.top;
-    let ack = channel.basic_ack(waiting.top, BasicAckOptions { multiple: true });
-    let mut ack = std::pin::pin!(ack);
-    let _ = ack.as_mut().poll(&mut std::task::Context::from_waker(futures_util::task::noop_waker_ref()));
+    let _ = poll_quietly(std::pin::pin!(channel.basic_ack(waiting.top, BasicAckOptions { multiple: true })));
+}
+
+/// Poll once with a waker that does nothing: a lapin method's first poll queues its frames.
+fn poll_quietly<F: Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(futures_util::task::noop_waker_ref()))
 }
 
 /// Publish a batch of answers as Concierge does: every publish queued without waiting for
@@ -80,11 +83,8 @@ async fn publish_batch(publish: &Channel, batch: &[(u64, Vec<u8>)]) -> Vec<u64> 
             )))
         })
         .collect();
-    {
-        let mut quiet = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-        for write in &mut writes {
-            let _ = write.as_mut().poll(&mut quiet);
-        }
+    for write in &mut writes {
+        let _ = poll_quietly(write.as_mut());
     }
     let _ = publish.wait_for_confirms().await;
     let mut confirmed = Vec::with_capacity(batch.len());

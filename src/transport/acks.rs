@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use lapin::Channel;
@@ -199,20 +199,15 @@ impl State {
     }
 }
 
-/// Poll a lapin method once, which queues its frame, and leave its write to lapin's I/O
-/// thread. Returns the error of a method refused outright (a closed channel).
+/// Queue a lapin method's frame and leave its write to lapin's I/O thread (see
+/// [`super::poll_quietly`]). Returns the error of a method refused outright (a closed channel).
 ///
-/// Settlements are queued, not awaited: lapin puts the frame on its outgoing queue in the
-/// first poll and then only waits for its I/O thread to have written it. Waiting for that
-/// would put the runtime thread to sleep and wake it once more per request; a write that
-/// fails means the connection is lost, and the broker requeues the message itself — what
-/// awaiting it would have led to as well. (lapin is pinned in Cargo.toml: a requeue is
-/// counted as settled once polled, so a later `multiple` ack relies on its frame being queued
-/// ahead of it — lapin 4.12 pushes a method's frame in its first poll.)
+/// Settlements are queued, not awaited: a write that fails means the connection is lost,
+/// and the broker requeues the message itself — what awaiting it would have led to as well.
+/// A requeue is counted as settled once polled, so a later `multiple` ack relies on its
+/// frame being queued ahead of it, which the first poll does.
 fn poll_once(method: impl Future<Output = lapin::Result<()>>) -> lapin::Result<()> {
-    let mut method = std::pin::pin!(method);
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    match method.as_mut().poll(&mut cx) {
+    match super::poll_quietly(std::pin::pin!(method)) {
         Poll::Ready(done) => done,
         Poll::Pending => Ok(()),
     }

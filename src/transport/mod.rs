@@ -66,6 +66,14 @@ pub fn funnel_name(client: &str, start_epoch: i64) -> String {
     format!("{client}-{}-{start_epoch}", crate::proto::SENSU_VERSION)
 }
 
+/// Poll `future` once, with a waker that does nothing. For a lapin method this queues its
+/// frames — lapin 4.12 (pinned in Cargo.toml) pushes them in the first poll, in order — and
+/// asks nothing more: lapin then only reports that its I/O thread has written them, and
+/// waiting for that report would put the runtime thread to sleep and wake it once more.
+fn poll_quietly<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(futures_util::task::noop_waker_ref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,11 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Context;
-
-use futures_util::future::{MaybeDone, join_all, maybe_done};
+use futures_util::future::{join_all, maybe_done};
 use lapin::Channel;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -199,7 +195,9 @@ impl Publisher {
                 )))
             })
             .collect();
-        queue_quietly(&mut writes);
+        for write in &mut writes {
+            let _ = super::poll_quietly(write.as_mut());
+        }
         // Ack or nack of the last publish, or the channel's failure: each is read below.
         let last_answered = tokio::time::timeout(self.timeout, channel.wait_for_confirms()).await.is_ok();
         // Without that answer the timeout is spent: what is not written or confirmed by now
@@ -251,14 +249,5 @@ impl Publisher {
         // Then what was not written.
         retry.extend(batch);
         retry
-    }
-}
-
-/// Poll each write once, in order, with a waker that does nothing: the first poll queues the
-/// publish's frames on the channel; its completion is read later, not waited for.
-fn queue_quietly<F: Future>(writes: &mut [Pin<Box<MaybeDone<F>>>]) {
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    for write in writes {
-        let _ = write.as_mut().poll(&mut cx);
     }
 }
