@@ -30,11 +30,16 @@ fn ready_and_unacked(queue: &str) -> Option<(String, String)> {
 /// [`ready_and_unacked`] once it reads `expected`, or after 10 s whatever it reads then.
 async fn settle_to(queue: &str, expected: (&str, &str)) -> Option<(String, String)> {
     let expected = Some((expected.0.to_string(), expected.1.to_string()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while ready_and_unacked(queue) != expected && tokio::time::Instant::now() < deadline {
+    settle(|| ready_and_unacked(queue), expected, Duration::from_secs(10)).await
+}
+
+/// `read()` once it returns `expected`, or after `within` whatever it returns then.
+async fn settle<T: PartialEq>(read: impl Fn() -> T, expected: T, within: Duration) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    while read() != expected && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    ready_and_unacked(queue)
+    read()
 }
 
 // Items 1, 55; spec §1.2: exchanges, queues and bindings with Sensu's exact flags.
@@ -317,11 +322,12 @@ async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
     assert_eq!(published(), Some(0.0), "a nacked result counted as confirmed");
 
     server.channel.queue_delete("full".into(), QueueDeleteOptions::default()).await.expect("delete the full queue");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while published() != Some(1.0) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(published(), Some(1.0), "confirmed once the broker took it: {}", client.logs());
+    assert_eq!(
+        settle(published, Some(1.0), WAIT).await,
+        Some(1.0),
+        "confirmed once the broker took it: {}",
+        client.logs()
+    );
     drop(client);
     rabbitmqctl(&["delete_vhost", &vhost]);
 }
