@@ -244,3 +244,87 @@ async fn a_truncated_answer_is_asked_again_over_tcp() {
     assert_eq!(r["status"], 0, "{}", output(&r));
     assert!(seen.try_recv().is_err());
 }
+
+/// What the impostor server saw: the ID of every question it got.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<u16>>>;
+
+/// A UDP server that loses the first question it gets, then answers each later one five
+/// times: from another port, with another ID, for another question, as a query (a reflected
+/// question), and last the real answer, `192.0.2.10`. The impostors all say `198.51.100.x`.
+async fn impostor() -> (std::net::SocketAddr, Seen, tokio::task::JoinHandle<()>) {
+    use hickory_server::proto::op::{Message, MessageType, Query};
+    use hickory_server::proto::rr::{Name, RData, Record, rdata::A};
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let other_port = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let seen = Seen::default();
+    let task = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+                let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+                seen.lock().unwrap().push(query.metadata.id);
+                if seen.lock().unwrap().len() == 1 {
+                    continue;
+                }
+                let answer = |message: &Message, ip: [u8; 4]| {
+                    let mut response = message.clone();
+                    response.metadata.message_type = MessageType::Response;
+                    let name = response.queries[0].name().clone();
+                    response.answers.push(Record::from_rdata(
+                        name,
+                        60,
+                        RData::A(A::from(std::net::Ipv4Addr::from(ip))),
+                    ));
+                    response.to_vec().unwrap()
+                };
+                let _ = other_port.send_to(&answer(&query, [198, 51, 100, 1]), from).await;
+                let mut wrong_id = query.clone();
+                wrong_id.metadata.id ^= 1;
+                let _ = socket.send_to(&answer(&wrong_id, [198, 51, 100, 2]), from).await;
+                let mut other_question = query.clone();
+                other_question.queries[0] =
+                    Query::query(Name::from_ascii("other.test.concierge.").unwrap(), query.queries[0].query_type());
+                let _ = socket.send_to(&answer(&other_question, [198, 51, 100, 3]), from).await;
+                let _ = socket.send_to(&query.to_vec().unwrap(), from).await;
+                let _ = socket.send_to(&answer(&query, [192, 0, 2, 10]), from).await;
+            }
+        }
+    });
+    (addr, seen, task)
+}
+
+/// An answer is taken only from the server, with the run's ID, for the question asked, and
+/// as a response; a question with no answer is sent again (with the same ID) after 333 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_servers_answer_to_the_question_counts_and_a_lost_question_is_sent_again() {
+    let (addr, seen, task) = impostor().await;
+    let r = dns(json!({"name": "www.test.concierge", "server": addr.to_string(), "timeout": 2})).await;
+    task.abort();
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    assert_eq!(r["probe"]["answers"], json!(["A 192.0.2.10"]), "{}", output(&r));
+    let ids = seen.lock().unwrap().clone();
+    assert!(ids.len() == 2 && ids[0] == ids[1], "the question sent twice with one ID: {ids:?}");
+    assert!(r["timings"]["resolve"].as_f64().unwrap() >= 0.3, "{}", r["timings"]);
+    // Two runs ask with their own IDs.
+    let (addr, seen, task) = impostor().await;
+    let _ = dns(json!({"name": "www.test.concierge", "server": addr.to_string(), "timeout": 2})).await;
+    task.abort();
+    assert_ne!(ids[0], seen.lock().unwrap()[0]);
+}
+
+/// A port nobody listens on answers with an ICMP "port unreachable": the run fails at once
+/// and says so, rather than waiting out its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_is_reported_as_refused() {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let r = dns(json!({"name": "www.test.concierge", "server": closed.to_string(), "timeout": 30})).await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("dns")), "{}", output(&r));
+    assert_output(
+        &r,
+        r"^DNS CRITICAL: www\.test\.concierge\. A failed: Connection refused \(os error 111\) \(127\.0\.0\.1:\d+\) \|",
+    );
+    assert!(r["timings"]["resolve"].as_f64().unwrap() < 30.0);
+}
