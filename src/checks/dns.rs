@@ -287,14 +287,16 @@ async fn ask(q: &Query) -> Asked {
     let deadline = started + q.timeout + Duration::from_millis(250);
     if let (Some(server), DnsProtocol::Udp) = (q.server, q.protocol) {
         match ask_udp(server, q, started + q.timeout).await {
-            Ok(None) => return Asked::TimedOut,
+            Ok(Udp::NoAnswer(None)) => return Asked::TimedOut,
+            Ok(Udp::NoAnswer(Some(why))) => return Asked::Failed(format!("no readable answer: {why}")),
             Err(error) => return Asked::Failed(error),
-            Ok(Some(response)) if !response.metadata.truncation => {
+            Ok(Udp::Answer(response)) if !response.metadata.truncation => {
                 let answers = response.answers.iter().map(|r| (r.record_type(), rdata_text(&r.data))).collect();
                 return Asked::Answered(rcode_name(response.metadata.response_code), answers);
             }
-            // Truncated: the whole answer is asked for over TCP, as resolvers do.
-            Ok(Some(_)) => return Box::pin(resolve(q, DnsProtocol::Tcp, deadline)).await,
+            // Truncated (or too large to read): the whole answer is asked for over TCP, as
+            // resolvers do.
+            Ok(Udp::Answer(_) | Udp::TooLarge) => return Box::pin(resolve(q, DnsProtocol::Tcp, deadline)).await,
         }
     }
     // Boxed: a resolver's lookup is a large future; inline, every check asking its server
@@ -304,25 +306,37 @@ async fn ask(q: &Query) -> Asked {
 }
 
 /// How long a UDP question waits for its answer before it is sent again, and how many times
-/// it is sent at most (hickory's UDP client and resolver: 333 ms, three times).
+/// it is sent at most (as hickory's UDP client and resolver: 333 ms, three times).
 const RETRY_AFTER: Duration = Duration::from_millis(333);
 const SENDS: u32 = 3;
 
-/// Largest UDP answer read (hickory's UDP client reads as much).
+/// Largest UDP answer read. A larger one is asked for again over TCP, as a truncated one is
+/// (the question offers 1,232 bytes through EDNS, so a server keeping to it never sends more).
 const MAX_ANSWER: usize = 4096;
 
-/// One question to `server` over UDP, as a stub resolver asks it, by `deadline` (`None`: no
-/// answer by then). A fresh socket on a random port, connected to the server, so the kernel
-/// drops any datagram from another source (and an ICMP "port unreachable" ends the run at
-/// once, as "Connection refused"). The question is sent again every 333 ms, three times at
-/// most, while no answer came. An answer is taken when it is a response with the run's
-/// random ID and the question asked; anything else is ignored.
+/// What one question over UDP gave.
+enum Udp {
+    /// A response to the question.
+    Answer(Message),
+    /// A response larger than [`MAX_ANSWER`]: to be asked for over TCP.
+    TooLarge,
+    /// Nothing taken by the deadline; why the last answer with the run's ID could not be
+    /// read, if one came.
+    NoAnswer(Option<String>),
+}
+
+/// One question to `server` over UDP, as a stub resolver asks it, by `deadline`. A fresh
+/// socket on a random port, connected to the server, so the kernel drops any datagram from
+/// another source (and an ICMP error, such as "port unreachable", ends the run at once, as
+/// "Connection refused"). The question is sent at most three times, 333 ms apart, while no
+/// answer came. An answer is taken when it is a response with the run's random ID and the
+/// question asked; anything else is ignored.
 ///
 /// No resolver, and not hickory's UDP client either: the message is still hickory-proto's
 /// (encoded once per compiled check, decoded once per answer), but the client's layers
 /// (encoding the question on every run and parsing it back twice, a socket per attempt, a
 /// timer per layer) were 19,500 of the 31,700 instructions a run took (callgrind).
-async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Option<Message>, String> {
+async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Udp, String> {
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -338,7 +352,9 @@ async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Opt
     // One timer: the next send, or the deadline after the last.
     let timer = tokio::time::sleep_until(deadline.min(Instant::now() + RETRY_AFTER));
     tokio::pin!(timer);
-    let mut answer = Vec::with_capacity(MAX_ANSWER);
+    // One byte more than the largest answer taken: a datagram filling it was cut short.
+    let mut answer = Vec::with_capacity(MAX_ANSWER + 1);
+    let mut unreadable = None;
     loop {
         answer.clear();
         tokio::select! {
@@ -348,7 +364,7 @@ async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Opt
             }
             () = &mut timer => {
                 if Instant::now() >= deadline {
-                    return Ok(None);
+                    return Ok(Udp::NoAnswer(unreadable));
                 }
                 socket.send(&question).await.map_err(|e| e.to_string())?;
                 sends += 1;
@@ -357,15 +373,26 @@ async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Opt
                 continue;
             }
         }
-        if answer.get(..2) != Some(&id.to_be_bytes()[..]) {
-            continue;
+        if answer.get(..2) == Some(&id.to_be_bytes()[..]) {
+            if answer.len() > MAX_ANSWER {
+                return Ok(Udp::TooLarge);
+            }
+            match Message::from_vec(&answer) {
+                Ok(response)
+                    if response.metadata.message_type == MessageType::Response
+                        && response.queries.len() == 1
+                        && response.queries[0] == q.asked =>
+                {
+                    return Ok(Udp::Answer(response));
+                }
+                Ok(_) => {}
+                Err(e) => unreadable = Some(e.to_string()),
+            }
         }
-        let response = Message::from_vec(&answer).map_err(|e| format!("unreadable answer: {e}"))?;
-        if response.metadata.message_type == MessageType::Response
-            && response.queries.len() == 1
-            && response.queries[0] == q.asked
-        {
-            return Ok(Some(response));
+        // Ignored, but not past the deadline: datagrams arriving without pause keep the
+        // socket ready, and the timer, polled second, would never fire.
+        if Instant::now() >= deadline {
+            return Ok(Udp::NoAnswer(unreadable));
         }
     }
 }
