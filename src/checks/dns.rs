@@ -10,6 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use hickory_resolver::net::{DnsError, NetError};
@@ -284,9 +285,9 @@ async fn ask(q: &Query) -> Asked {
     // The resolver has its own timeout; this one also bounds the system configuration
     // (several servers, attempts) and a truncated answer's second try.
     let started = Instant::now();
-    let deadline = started + q.timeout + Duration::from_millis(250);
-    if let (Some(server), DnsProtocol::Udp) = (q.server, q.protocol) {
-        match ask_udp(server, q, started + q.timeout).await {
+    let deadline = || started + q.timeout + Duration::from_millis(250);
+    if q.server.is_some() && q.protocol == DnsProtocol::Udp {
+        match ask_udp(q, started + q.timeout).await {
             Ok(Udp::NoAnswer(None)) => return Asked::TimedOut,
             Ok(Udp::NoAnswer(Some(why))) => return Asked::Failed(format!("no readable answer: {why}")),
             Err(error) => return Asked::Failed(error),
@@ -296,13 +297,13 @@ async fn ask(q: &Query) -> Asked {
             }
             // Truncated (or too large to read): the whole answer is asked for over TCP, as
             // resolvers do.
-            Ok(Udp::Answer(_) | Udp::TooLarge) => return Box::pin(resolve(q, DnsProtocol::Tcp, deadline)).await,
+            Ok(Udp::Answer(_) | Udp::TooLarge) => return Box::pin(resolve(q, DnsProtocol::Tcp, deadline())).await,
         }
     }
     // Boxed: a resolver's lookup is a large future; inline, every check asking its server
     // over UDP would carry it, and its own future would outgrow the allocator's per-thread
     // cache (a box of 1,000+ bytes costs glibc ten times more to allocate and free).
-    Box::pin(resolve(q, q.protocol, deadline)).await
+    Box::pin(resolve(q, q.protocol, deadline())).await
 }
 
 /// How long a UDP question waits for its answer before it is sent again, and how many times
@@ -325,7 +326,7 @@ enum Udp {
     NoAnswer(Option<String>),
 }
 
-/// One question to `server` over UDP, as a stub resolver asks it, by `deadline`. A fresh
+/// One question to `q`'s server over UDP, as a stub resolver asks it, by `deadline`. A fresh
 /// socket on a random port, connected to the server, so the kernel drops any datagram from
 /// another source (and an ICMP error, such as "port unreachable", ends the run at once, as
 /// "Connection refused"). The question is sent at most three times, 333 ms apart, while no
@@ -336,7 +337,9 @@ enum Udp {
 /// (encoded once per compiled check, decoded once per answer), but the client's layers
 /// (encoding the question on every run and parsing it back twice, a socket per attempt, a
 /// timer per layer) were 19,500 of the 31,700 instructions a run took (callgrind).
-async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Udp, String> {
+async fn ask_udp(q: &Query, deadline: Instant) -> Result<Udp, String> {
+    // Read here, not passed in: every byte held across the awaits is in every running check.
+    let Some(server) = q.server else { return Err("no server to ask".into()) };
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -357,12 +360,23 @@ async fn ask_udp(server: SocketAddr, q: &Query, deadline: Instant) -> Result<Udp
     let mut unreadable = None;
     loop {
         answer.clear();
-        tokio::select! {
-            biased;
-            got = socket.recv_buf(&mut answer) => {
+        // The socket first, then the timer; by hand rather than `select!`, whose futures
+        // would make every running check larger than the allocator's per-thread cache.
+        let received = std::future::poll_fn(|cx| {
+            while let Poll::Ready(ready) = socket.poll_recv_ready(cx) {
+                match ready.and_then(|()| socket.try_recv_buf(&mut answer)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    got => return Poll::Ready(Some(got)),
+                }
+            }
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        match received {
+            Some(got) => {
                 got.map_err(|e| e.to_string())?;
             }
-            () = &mut timer => {
+            None => {
                 if Instant::now() >= deadline {
                     return Ok(Udp::NoAnswer(unreadable));
                 }
@@ -431,13 +445,15 @@ async fn resolve(q: &Query, protocol: DnsProtocol, deadline: Instant) -> Asked {
 }
 
 async fn run_query(q: &Query) -> Report {
+    let started = Instant::now();
+    let asked = ask(q).await;
+    let took = started.elapsed().as_secs_f64();
+    // Made after the question, not held across it: every byte of this future is in every
+    // running check, which must fit the allocator's per-thread cache.
     let mut report = Report::new("DNS");
     let server_label = &q.server_label;
     report.details.set("server", server_label.clone());
     report.details.set("query", q.query_text.clone());
-    let started = Instant::now();
-    let asked = ask(q).await;
-    let took = started.elapsed().as_secs_f64();
     report.timings = vec![("resolve", took), ("total", took)];
     let time = Perf::seconds("time", took).thresholds(q.thresholds.warning, q.thresholds.critical);
     let (rcode, answers) = match asked {
