@@ -419,3 +419,38 @@ fn cli_runs_the_same_check() {
     assert_eq!(result["check"]["http"]["method"], "PUT");
     assert_eq!(result["check"]["probe"]["status_code"], 200);
 }
+
+/// Where the handshake does not complete inside `connect()`, the request waits for the
+/// connection: here a listener whose accept queue (backlog 0) is full drops the check's SYN,
+/// the client sends it again a second later, and by then the queue has room. The check
+/// succeeds, and the wait is in its connect phase, not in the time to first byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_not_made_at_once_is_awaited_before_the_request() {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fd = socket::socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    socket::listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let listener = std::net::TcpListener::from(fd);
+    let addr = listener.local_addr().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let (first, _) = listener.accept().await.unwrap();
+        drop((first, filler));
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 1024];
+        let n = stream.read(&mut request).await.unwrap();
+        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await.unwrap();
+        String::from_utf8_lossy(&request[..n]).into_owned()
+    });
+    let r = http(json!({"url": format!("http://{addr}/slow-accept"), "timeout": 5})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let request = server.await.unwrap();
+    assert!(request.starts_with("GET /slow-accept HTTP/1.1\r\n"), "{request:?}");
+    let connect = r["timings"]["connect"].as_f64().unwrap();
+    let ttfb = r["timings"]["ttfb"].as_f64().unwrap();
+    assert!(connect >= 0.3 && ttfb < connect, "connect {connect} s, ttfb {ttfb} s");
+}

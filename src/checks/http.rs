@@ -531,9 +531,6 @@ async fn exchange(
         p.phase = "connect";
     });
     let connect_started = Instant::now();
-    let (tcp, address) = net::connect(&addrs).await?;
-    set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
-
     // The probe's own request was written when it was compiled.
     let built;
     let request = match &probe.request {
@@ -544,11 +541,16 @@ async fn exchange(
         }
     };
     if https {
+        let (tcp, address) = net::connect(&addrs).await?;
+        set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
         // Boxed: the handshake and the TLS stream are large; inline, every plain HTTP check
         // in flight would carry their size.
         Box::pin(https_exchange(probe, host, request, tcp, address, progress)).await
     } else {
-        send(probe, request, tcp, address, progress).await
+        // The request goes out with the connection where it is up at once (loopback).
+        let net::Sending { stream, address, written, sending } = net::connect_sending(&addrs, request).await?;
+        set_phase(progress, |p| p.connect += (sending - connect_started).as_secs_f64());
+        send_from(probe, &request[written..], sending, stream, address, progress).await
     }
 }
 
@@ -628,10 +630,26 @@ async fn send<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    send_from(probe, request, Instant::now(), stream, address, progress).await
+}
+
+/// [`send`] with the request's sending begun at `sent` (what is left of it: `request`).
+async fn send_from<S>(
+    probe: &Probe,
+    request: &[u8],
+    sent: Instant,
+    stream: S,
+    address: std::net::SocketAddr,
+    progress: &Mutex<Progress>,
+) -> Result<Exchange, CheckFailure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut connection = http1::Connection::new(stream);
     set_phase(progress, |p| p.phase = "ttfb");
-    let sent = Instant::now();
-    connection.send(request).await?;
+    if !request.is_empty() {
+        connection.send(request).await?;
+    }
     let head = connection.head().await?;
     set_phase(progress, |p| {
         p.ttfb += sent.elapsed().as_secs_f64();
