@@ -37,6 +37,8 @@ async fn ok_with_every_phase_in_output_and_attributes() {
     assert_eq!(r["probe"]["redirects"], 0);
     assert!(r.get("reason").is_none());
     assert!(r["executed"].is_i64() && r["duration"].is_f64());
+    // The request went out with the connection, once.
+    assert_eq!((server.connections(), server.requests()), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,7 +423,7 @@ fn cli_runs_the_same_check() {
 }
 
 /// Where the handshake does not complete inside `connect()`, the request waits for the
-/// connection: here a listener whose accept queue (backlog 0) is full drops the check's SYN,
+/// connection: here a listener whose accept queue (backlog 1) is full drops the check's SYN,
 /// the client sends it again a second later, and by then the queue has room. The check
 /// succeeds, and the wait is in its connect phase, not in the time to first byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,16 +432,22 @@ async fn a_connection_not_made_at_once_is_awaited_before_the_request() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fd = socket::socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
     socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
-    socket::listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    // Backlog 1: two connections fill the accept queue (with 0, kernels before 2025 count the
+    // half-open queue as full too, and a filler's connect would never complete).
+    socket::listen(&fd, Backlog::new(1).unwrap()).unwrap();
     let listener = std::net::TcpListener::from(fd);
     let addr = listener.local_addr().unwrap();
-    let filler = std::net::TcpStream::connect(addr).unwrap();
+    let fillers: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).unwrap())
+        .collect();
     listener.set_nonblocking(true).unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let server = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let (first, _) = listener.accept().await.unwrap();
-        drop((first, filler));
+        for _ in 0..2 {
+            drop(listener.accept().await.unwrap());
+        }
+        drop(fillers);
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut request = vec![0u8; 1024];
         let n = stream.read(&mut request).await.unwrap();
@@ -453,4 +461,50 @@ async fn a_connection_not_made_at_once_is_awaited_before_the_request() {
     let connect = r["timings"]["connect"].as_f64().unwrap();
     let ttfb = r["timings"]["ttfb"].as_f64().unwrap();
     assert!(connect >= 0.3 && ttfb < connect, "connect {connect} s, ttfb {ttfb} s");
+}
+
+/// A body larger than the socket's send buffer: the part the first `send` took goes out with
+/// the connection and the rest after it, each byte once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_is_sent_once_and_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: usize = 8 << 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        // Read the head, then exactly the body it announces, then answer; whatever comes
+        // after (until the client closes) would be a second copy.
+        let (head_len, length) = loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the head ended");
+            got.extend_from_slice(&buf[..n]);
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+                    .unwrap();
+                break (end + 4, length);
+            }
+        };
+        while got.len() < head_len + length {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed after {} body bytes", got.len() - head_len);
+            got.extend_from_slice(&buf[..n]);
+        }
+        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await.unwrap();
+        let mut more = Vec::new();
+        let _ = stream.read_to_end(&mut more).await;
+        (length, got.split_off(head_len), more.len())
+    });
+    let body: String = (0..BODY).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let r = http(json!({"url": format!("http://{addr}/upload"), "method": "PUT", "body": body, "timeout": 10})).await;
+    assert_eq!(r["status"], 0, "{}", output(&r));
+    let (length, received, after) = server.await.unwrap();
+    assert_eq!((length, received.len(), after), (BODY, BODY, 0));
+    assert!(received.as_slice() == body.as_bytes(), "the body arrived changed");
 }

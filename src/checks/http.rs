@@ -530,7 +530,6 @@ async fn exchange(
         p.dns += dns.as_secs_f64();
         p.phase = "connect";
     });
-    let connect_started = Instant::now();
     // The probe's own request was written when it was compiled.
     let built;
     let request = match &probe.request {
@@ -540,6 +539,7 @@ async fn exchange(
             built.as_slice()
         }
     };
+    let connect_started = Instant::now();
     if https {
         let (tcp, address) = net::connect(&addrs).await?;
         set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());

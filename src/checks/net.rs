@@ -234,13 +234,13 @@ async fn connect_one(address: SocketAddr, first: &[u8]) -> std::io::Result<Sendi
     };
     let mut sending = Instant::now();
     // A connection still being made refuses the bytes with EAGAIN; a refused one says so.
-    let written = match socket::send(fd.as_raw_fd(), first, MsgFlags::MSG_NOSIGNAL) {
-        Ok(n) => n,
-        Err(Errno::EAGAIN) if connecting => 0,
+    let (up, written) = match socket::send(fd.as_raw_fd(), first, MsgFlags::MSG_NOSIGNAL) {
+        Ok(n) => (true, n),
+        Err(Errno::EAGAIN) if connecting => (false, 0),
         Err(e) => return Err(e.into()),
     };
     let stream = TcpStream::from_std(std::net::TcpStream::from(fd))?;
-    if written == 0 {
+    if !up {
         stream.writable().await?;
         if let Some(e) = stream.take_error()? {
             return Err(e);
