@@ -205,7 +205,8 @@ pub struct Sending {
 
 /// [`connect`], and `first` written as soon as the connection is up. Where the handshake
 /// completes inside `connect()` (loopback) the bytes go out at once, with no wait for the
-/// socket to be reported writable: a reactor turn and a `getsockopt` fewer per connection.
+/// socket to be reported writable: a `getsockopt` fewer per connection, and a reactor turn
+/// where the reactor does not turn anyway before the answer (low rates).
 /// Elsewhere the connection is awaited as tokio awaits it and nothing is written yet. Fails
 /// as [`connect`] does.
 pub async fn connect_sending(addrs: &[SocketAddr], first: &[u8]) -> Result<Sending, CheckFailure> {
