@@ -19,6 +19,7 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::io::Interest;
 use tokio::time::Instant;
 
 use super::compiled::{Compiled, Weigh};
@@ -340,13 +341,7 @@ enum Udp {
 async fn ask_udp(q: &Query, deadline: Instant) -> Result<Udp, String> {
     // Read here, not passed in: every byte held across the awaits is in every running check.
     let Some(server) = q.server else { return Err("no server to ask".into()) };
-    let local: SocketAddr = if server.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = tokio::net::UdpSocket::bind(local).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    socket.connect(server).await.map_err(|e| e.to_string())?;
+    let socket = connected_udp(server)?;
     let id: u16 = rand::random();
     let mut question = q.wire.clone();
     question[..2].copy_from_slice(&id.to_be_bytes());
@@ -361,21 +356,31 @@ async fn ask_udp(q: &Query, deadline: Instant) -> Result<Udp, String> {
     loop {
         answer.clear();
         // The socket first, then the timer; by hand rather than `select!`, whose futures
-        // would make every running check larger than the allocator's per-thread cache.
-        let received = std::future::poll_fn(|cx| {
-            while let Poll::Ready(ready) = socket.poll_recv_ready(cx) {
-                match ready.and_then(|()| socket.try_recv_buf(&mut answer)) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    got => return Poll::Ready(Some(got)),
-                }
-            }
-            timer.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
+        // would make every running check larger than the allocator's per-thread cache. The
+        // socket is awaited for an error too: an ICMP error makes it report only that.
+        let received = {
+            let ready = socket.ready(Interest::READABLE | Interest::ERROR);
+            tokio::pin!(ready);
+            std::future::poll_fn(|cx| match ready.as_mut().poll(cx) {
+                Poll::Ready(ready) => Poll::Ready(Some(ready)),
+                Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+            })
+            .await
+        };
         match received {
-            Some(got) => {
-                got.map_err(|e| e.to_string())?;
+            // An error reported (tokio's `try_recv` would not even try: the socket is not
+            // readable): the socket's pending error is why.
+            Some(Ok(ready)) if ready.is_error() => {
+                let error = socket.take_error().map_err(|e| e.to_string())?;
+                return Err(error.map_or_else(|| "the socket reported an error".to_string(), |e| e.to_string()));
             }
+            Some(ready) => match ready.and_then(|_| socket.try_recv_buf(&mut answer)) {
+                // Nothing after all (tokio clears the readiness): on to the deadline check.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => answer.clear(),
+                got => {
+                    got.map_err(|e| e.to_string())?;
+                }
+            },
             None => {
                 if Instant::now() >= deadline {
                     return Ok(Udp::NoAnswer(unreadable));
@@ -409,6 +414,18 @@ async fn ask_udp(q: &Query, deadline: Instant) -> Result<Udp, String> {
             return Ok(Udp::NoAnswer(unreadable));
         }
     }
+}
+
+/// A UDP socket connected to `server`, on a port the kernel picks at random (connecting an
+/// unbound socket binds it: a `bind` fewer than tokio's `bind` then `connect`).
+fn connected_udp(server: SocketAddr) -> Result<tokio::net::UdpSocket, String> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let family = if server.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket::socket(family, SockType::Datagram, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| format!("cannot open a UDP socket: {}", std::io::Error::from(e)))?;
+    socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(server)).map_err(|e| std::io::Error::from(e).to_string())?;
+    tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)).map_err(|e| e.to_string())
 }
 
 /// An answer's data as hickory's `Display` writes it; an IPv4 address digit by digit (through
