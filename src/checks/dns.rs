@@ -375,8 +375,9 @@ async fn ask_udp(q: &Query, deadline: Instant) -> Result<Udp, String> {
                 return Err(error.map_or_else(|| "the socket reported an error".to_string(), |e| e.to_string()));
             }
             Some(ready) => match ready.and_then(|_| socket.try_recv_buf(&mut answer)) {
-                // Nothing after all (tokio clears the readiness): on to the deadline check.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => answer.clear(),
+                // Nothing after all (tokio clears the readiness; `answer` stays empty): on to
+                // the deadline check.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 got => {
                     got.map_err(|e| e.to_string())?;
                 }
@@ -419,10 +420,9 @@ async fn ask_udp(q: &Query, deadline: Instant) -> Result<Udp, String> {
 /// A UDP socket connected to `server`, on a port the kernel picks at random (connecting an
 /// unbound socket binds it: a `bind` fewer than tokio's `bind` then `connect`).
 fn connected_udp(server: SocketAddr) -> Result<tokio::net::UdpSocket, String> {
-    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    use nix::sys::socket::{self, SockType, SockaddrStorage};
     use std::os::fd::AsRawFd;
-    let family = if server.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket::socket(family, SockType::Datagram, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+    let fd = net::socket_for(server, SockType::Datagram)
         .map_err(|e| format!("cannot open a UDP socket: {}", std::io::Error::from(e)))?;
     socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(server)).map_err(|e| std::io::Error::from(e).to_string())?;
     tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)).map_err(|e| e.to_string())

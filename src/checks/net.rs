@@ -166,10 +166,22 @@ fn order(mut addrs: Vec<SocketAddr>, preference: IpPreference) -> Vec<SocketAddr
 /// Connect to the first address that accepts. Returns the stream and the address used;
 /// fails with reason `connect`, naming the last address's error.
 pub async fn connect(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), CheckFailure> {
-    connect_first(addrs).await.map_err(|last| {
-        let last = last.map_or_else(|| "no address to connect to".to_string(), |(addr, e)| format!("{addr}: {e}"));
-        CheckFailure::new(Reason::Connect, format!("cannot connect: {last}"))
-    })
+    connect_first(addrs).await.map_err(connect_failure)
+}
+
+/// The failure of a connect that tried every address: reason `connect`, naming the last
+/// address tried and its error.
+fn connect_failure(last: Option<(SocketAddr, std::io::Error)>) -> CheckFailure {
+    let last = last.map_or_else(|| "no address to connect to".to_string(), |(addr, e)| format!("{addr}: {e}"));
+    CheckFailure::new(Reason::Connect, format!("cannot connect: {last}"))
+}
+
+/// A nonblocking, close-on-exec socket of `kind` for `address`'s family (nix: connecting it
+/// without tokio's steps in between).
+pub fn socket_for(address: SocketAddr, kind: nix::sys::socket::SockType) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{AddressFamily, SockFlag, socket};
+    let family = if address.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    socket(family, kind, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
 }
 
 /// Try the addresses in order, the first that accepts (`TCP_NODELAY` set) and its address;
@@ -217,16 +229,14 @@ pub async fn connect_sending(addrs: &[SocketAddr], first: &[u8]) -> Result<Sendi
             Err(e) => last = Some((*addr, e)),
         }
     }
-    let last = last.map_or_else(|| "no address to connect to".to_string(), |(addr, e)| format!("{addr}: {e}"));
-    Err(CheckFailure::new(Reason::Connect, format!("cannot connect: {last}")))
+    Err(connect_failure(last))
 }
 
 async fn connect_one(address: SocketAddr, first: &[u8]) -> std::io::Result<Sending> {
     use nix::errno::Errno;
-    use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, sockopt};
+    use nix::sys::socket::{self, MsgFlags, SockType, SockaddrStorage, sockopt};
     use std::os::fd::AsRawFd;
-    let family = if address.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = socket_for(address, SockType::Stream)?;
     socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
     let connecting = match socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(address)) {
         Ok(()) => false,
