@@ -189,6 +189,15 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
         ("/utf8", "text/plain", b"ok 1\nbad\xff 2\n".to_vec()),
         ("/om", "application/openmetrics-text; version=1.0.0", b"# TYPE a counter\na_total 1\n".to_vec()),
         ("/dupes", "text/plain", b"x{a=\"1\"} 1\nx{a=\"1\"} 2\ny 3\n".to_vec()),
+        // Written as it is read: a bad line after good ones still refuses the whole page.
+        ("/late", "text/plain", b"ok 1\nfine{a=\"1\"} 2\nbroken{a=\"x\" 1\nafter 3\n".to_vec()),
+        // The same series however it is spaced or escaped; labels in another order are another.
+        (
+            "/series",
+            "text/plain",
+            b"x{a=\"1\",b=\"2\"} 1\nx{b=\"2\",a=\"1\"} 2\nx{ a = \"1\" , b=\"2\" } 3\ne{p=\"C:\\\\DIR\"} 1\ne{p=\"C:\\\\DIR\"} 2\ne{p=\"C:\\\\dir\"} 3\ny 3\ny 4\n"
+                .to_vec(),
+        ),
         ("/nan", "text/plain", b"x NaN\ny +Inf\n".to_vec()),
         ("/garbage", "application/json", b"{\"unterminated\": ".to_vec()),
         ("/big", "text/plain", big),
@@ -196,6 +205,7 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
     let cases = [
         ("/truncated", json!({}), 2, "parse", "the page is truncated"),
         ("/utf8", json!({}), 2, "parse", "not valid UTF-8"),
+        ("/late", json!({}), 2, "parse", "line 3: expected , or } after label a"),
         ("/om", json!({}), 2, "parse", "no # EOF"),
         ("/nan", json!({}), 2, "empty", "no metric left"),
         ("/garbage", json!({}), 2, "parse", "invalid JSON"),
@@ -225,6 +235,19 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
     assert_eq!(lines(&published[0]).len(), 2);
     assert_eq!((published[1]["status"].clone(), published[1]["reason"].clone()), (json!(1), json!("duplicate_series")));
     assert!(published[1]["output"].as_str().unwrap().contains(", 1 duplicate series dropped"));
+    let published = shot(json!({"url": server.url("/series")})).await;
+    let (_, written) = strip_timestamp(&lines(&published[0]));
+    assert_eq!(
+        written,
+        [
+            "probe-1.app.x.a.1.b.2 1",
+            "probe-1.app.x.b.2.a.1 2",
+            "probe-1.app.e.p.C:_DIR 1",
+            "probe-1.app.e.p.C:_dir 3",
+            "probe-1.app.y 3"
+        ]
+    );
+    assert!(published[1]["output"].as_str().unwrap().contains(", 3 duplicate series dropped"));
 
     let refused = shot(json!({"url": "http://127.0.0.1:1/metrics"})).await;
     assert_eq!(refused[0]["reason"], "connect");

@@ -23,7 +23,7 @@ use super::plugin::{self, Perf, Status, Thresholds};
 use super::{Builtin, BuiltinContext, BuiltinFuture, BuiltinOutcome, FollowUp};
 use crate::proto::{Additions, Field, Object, ResultPayload, round6};
 use crate::scrape::output::{OutputFormat, Writer};
-use crate::scrape::{self, Format, Page};
+use crate::scrape::{self, Format, Page, Sample};
 
 /// A rename rule: regex replacement on metric names, applied in order.
 #[derive(Debug, Clone, Deserialize)]
@@ -338,7 +338,11 @@ impl Scraped {
             Format::Prometheus => scrape::prometheus::parse_with(&self.body, self.openmetrics),
             other => scrape::parse(other, &self.body),
         }
-        .map_err(|e| CheckFailure::new(Reason::Parse, format!("unparseable body from {}: {e}", self.url)))
+        .map_err(|e| self.unparseable(&e))
+    }
+
+    fn unparseable(&self, error: &scrape::ParseError) -> CheckFailure {
+        CheckFailure::new(Reason::Parse, format!("unparseable body from {}: {error}", self.url))
     }
 
     /// The format's name.
@@ -490,27 +494,77 @@ struct Converted {
     exposed: usize,
 }
 
-/// Parse the page and write every selected sample with one timestamp, taken now.
+/// Parse the page and write every selected sample with one timestamp, taken now. A
+/// Prometheus page is written as it is read, no sample kept.
 fn convert(
     scraped: &Scraped,
     selection: &Selection,
     mut writer: Writer,
     max_message_size: Option<usize>,
 ) -> Result<Converted, CheckFailure> {
-    let page = scraped.parse()?;
     writer.timestamp = crate::proto::now_epoch();
-    let mut out = String::with_capacity(page.samples.len() * 64);
-    let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(page.samples.len(), Default::default());
-    let (mut metrics, mut skipped, mut duplicates) = (0usize, 0usize, 0usize);
-    for sample in &page.samples {
+    let body = &scraped.body[..];
+    let mut shot = Shot {
+        selection,
+        writer,
+        // Most lines grow when written (the scheme, the timestamp); growing past this
+        // moves no bytes (glibc remaps a block this large).
+        out: String::with_capacity(body.len()),
+        metrics: 0,
+        skipped: 0,
+        duplicates: 0,
+        exposed: 0,
+    };
+    match scraped.format {
+        Format::Prometheus => {
+            // Room for a series per line, though not for a page of blank lines.
+            let lines = body.iter().filter(|&&b| b == b'\n').count();
+            let mut seen = scrape::Series::with_capacity(lines.min(body.len() / 8));
+            scrape::prometheus::for_each_sample(body, scraped.openmetrics, |sample, line| {
+                shot.take(&sample, |s| seen.first(s, line, |kept, s| kept.same_series(s)));
+            })
+            .map_err(|e| scraped.unparseable(&e))?;
+        }
+        _ => {
+            let page = scraped.parse()?;
+            let mut seen = scrape::Series::with_capacity(page.samples.len());
+            let same =
+                |&i: &usize, s: &Sample<'_>| page.samples[i].name == s.name && page.samples[i].labels == s.labels;
+            for (i, sample) in page.samples.iter().enumerate() {
+                shot.take(sample, |s| seen.first(s, i, same));
+            }
+        }
+    }
+    let Shot { out, metrics, skipped, duplicates, exposed, .. } = shot;
+    let bytes = out.len();
+    let parts = split(out, max_message_size);
+    Ok(Converted { parts, metrics, bytes, skipped, duplicates, exposed })
+}
+
+/// A shot being written: the output so far and its counts.
+struct Shot<'s> {
+    selection: &'s Selection,
+    writer: Writer,
+    out: String,
+    metrics: usize,
+    skipped: usize,
+    duplicates: usize,
+    exposed: usize,
+}
+
+impl Shot<'_> {
+    /// Write `sample` if selected and the first of its series (`first` says whether it is).
+    fn take(&mut self, sample: &Sample<'_>, first: impl FnOnce(&Sample<'_>) -> bool) {
+        self.exposed += 1;
+        let selection = self.selection;
         if selection.include.as_ref().is_some_and(|re| !re.is_match(&sample.name))
             || selection.exclude.as_ref().is_some_and(|re| re.is_match(&sample.name))
         {
-            continue;
+            return;
         }
-        if !seen.insert((&sample.name, &sample.labels)) {
-            duplicates += 1;
-            continue;
+        if !first(sample) {
+            self.duplicates += 1;
+            return;
         }
         let mut final_name = std::borrow::Cow::Borrowed(&*sample.name);
         for (re, replacement) in &selection.renames {
@@ -518,15 +572,12 @@ fn convert(
                 final_name = std::borrow::Cow::Owned(renamed);
             }
         }
-        if writer.write(&final_name, sample, &mut out) {
-            metrics += 1;
+        if self.writer.write(&final_name, sample, &mut self.out) {
+            self.metrics += 1;
         } else {
-            skipped += 1;
+            self.skipped += 1;
         }
     }
-    let bytes = out.len();
-    let parts = split(out, max_message_size);
-    Ok(Converted { parts, metrics, bytes, skipped, duplicates, exposed: page.samples.len() })
 }
 
 /// Split lines into parts of at most `max` bytes once JSON-escaped (each line feed

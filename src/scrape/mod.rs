@@ -82,6 +82,41 @@ pub struct Page<'a> {
     pub families: Vec<Family>,
 }
 
+/// The series (name and labels) of a page seen so far, for dropping repeats without
+/// keeping the samples: the first sample of each series is kept as a short key it can be
+/// read back from (its line in the page, its place in a parsed page), under a seeded hash
+/// of the series; a sample whose hash was seen is compared in full through its key.
+pub struct Series<K, S = foldhash::fast::RandomState> {
+    table: hashbrown::HashTable<(u64, K)>,
+    hasher: S,
+}
+
+impl<K> Series<K> {
+    /// Room for `n` series without growing.
+    pub fn with_capacity(n: usize) -> Self {
+        Self::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
+    }
+}
+
+impl<K, S: std::hash::BuildHasher> Series<K, S> {
+    fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
+        Self { table: hashbrown::HashTable::with_capacity(n), hasher }
+    }
+
+    /// Whether `sample` is the first of its series (then kept as `key`); `is` tells whether
+    /// a kept key is `sample`'s series.
+    pub fn first(&mut self, sample: &Sample<'_>, key: K, is: impl Fn(&K, &Sample<'_>) -> bool) -> bool {
+        let hash = self.hasher.hash_one((&*sample.name, &sample.labels));
+        match self.table.entry(hash, |(h, k)| *h == hash && is(k, sample), |(h, _)| *h) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((hash, key));
+                true
+            }
+        }
+    }
+}
+
 /// Why a page could not be parsed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{format}: {problem}")]
@@ -158,5 +193,45 @@ mod tests {
         assert_eq!(detect(Some("application/json"), br#"{"a":{"b":1}}"#), Format::Json);
         assert_eq!(detect(None, b"  {\"x\": 1}"), Format::Json);
         assert_eq!(detect(None, b"up 1\n"), Format::Prometheus);
+    }
+
+    #[test]
+    fn series_are_told_apart_by_name_and_labels_in_order() {
+        let sample = |name: &'static str, labels: &[(&'static str, &'static str)]| Sample {
+            name: name.into(),
+            labels: labels.iter().map(|&(k, v)| (k.into(), v.into())).collect(),
+            value: 1.0,
+        };
+        let samples = [
+            sample("a", &[]),
+            sample("a", &[("x", "1")]),
+            sample("a", &[("x", "1"), ("y", "2")]),
+            sample("a", &[("y", "2"), ("x", "1")]),
+            sample("ax", &[("", "1")]),
+            sample("b", &[("x", "1")]),
+        ];
+        let same = |&i: &usize, s: &Sample<'_>| samples[i].name == s.name && samples[i].labels == s.labels;
+        let mut seen: Series<usize> = Series::with_capacity(1);
+        let mut colliding = Series::with_capacity_and_hasher(1, std::hash::BuildHasherDefault::<Zero>::default());
+        for (i, s) in samples.iter().enumerate() {
+            assert!(seen.first(s, i, same), "{s:?} is new");
+            assert!(colliding.first(s, i, same), "{s:?} is new, though every hash is the same");
+        }
+        for s in &samples {
+            assert!(!seen.first(&s.clone(), usize::MAX, same), "{s:?} was seen");
+            assert!(!colliding.first(&s.clone(), usize::MAX, same), "{s:?} was seen");
+        }
+    }
+
+    /// A hasher under which every series collides.
+    #[derive(Default)]
+    struct Zero;
+
+    impl std::hash::Hasher for Zero {
+        fn finish(&self) -> u64 {
+            0
+        }
+
+        fn write(&mut self, _: &[u8]) {}
     }
 }

@@ -22,6 +22,7 @@ impl Sink for StdoutSink {
         Box::pin(async move {
             use std::io::Write as _;
             let mut line = payload.to_bytes();
+            drop(payload);
             line.push(b'\n');
             let mut out = std::io::stdout().lock();
             match out.write_all(&line).and_then(|()| out.flush()) {
@@ -38,6 +39,10 @@ impl Sink for StdoutSink {
 /// The fleet's sink: the confirmed results pipe.
 impl Sink for super::publisher::Publisher {
     fn publish(&self, payload: ResultPayload) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { super::publisher::Publisher::publish(self, payload.to_bytes()).await })
+        // Written out now, and the payload dropped: a courier's output is not held twice
+        // while the broker confirms it.
+        let body = payload.to_bytes();
+        drop(payload);
+        Box::pin(super::publisher::Publisher::publish(self, body))
     }
 }
