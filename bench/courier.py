@@ -37,7 +37,9 @@ def run(cmd, env=None):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 34000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    concierge = os.path.join(ROOT, "target", "dist", "concierge")
+    concierge = os.environ.get("CONCIERGE_BIN") or os.path.join(ROOT, "target", "dist", "concierge")
+    # Another build of Concierge run in the same rounds (an A/B of a change).
+    baseline = os.environ.get("CONCIERGE_BASELINE_BIN")
     python = sys.executable
     work = tempfile.mkdtemp(prefix="courier-bench-")
     body = page(n)
@@ -53,10 +55,14 @@ def main():
         json.dump({"checks": {"app": {"type": "metric", "extension": "courier", "courier": {"url": url}}}}, f)
     env = dict(os.environ, SENSU_CLIENT_NAME="bench", SENSU_LOADED_TEMPFILE_DIR=work, CONCIERGE_LOG_LEVEL="warn")
     samples = {"concierge": [], "python": []}
+    if baseline:
+        samples["baseline"] = []
     try:
         for r in range(rounds):
             samples["concierge"].append(run([concierge, "check", check], env))
             samples["python"].append(run([python, os.path.join(ROOT, "bench", "courier_baseline.py"), url, "bench.app"], env))
+            if baseline:
+                samples["baseline"].append(run([baseline, "check", check], env))
             print("round %d: concierge %s | python %s" % (r + 1, samples["concierge"][-1], samples["python"][-1]), file=sys.stderr)
     finally:
         server.terminate()
@@ -64,11 +70,17 @@ def main():
     print("Courier shot: %d metrics (%.2f MB of Prometheus text), %d interleaved rounds, medians; %d cores"
           % (n, len(body) / 1e6, rounds, os.cpu_count()))
     print("%-44s %10s %12s %14s" % ("path (whole process)", "wall (ms)", "CPU (ms)", "peak RSS (MB)"))
-    for key, label in (("concierge", "concierge check (courier, graphite)"), ("python", "python prometheus-client courier")):
+    rows = [("concierge", "concierge check (courier, graphite)"), ("python", "python prometheus-client courier")]
+    if baseline:
+        rows.append(("baseline", "baseline build (CONCIERGE_BASELINE_BIN)"))
+    for key, label in rows:
         m = med[key]
         print("%-44s %10.1f %12.1f %14.1f" % (label, m["wall"] * 1000, m["cpu"] * 1000, m["rss_mb"]))
     print("ratio: concierge uses %.1fx less CPU and is %.1fx faster"
           % (med["python"]["cpu"] / med["concierge"]["cpu"], med["python"]["wall"] / med["concierge"]["wall"]))
+    if baseline:
+        print("against the baseline build: CPU %.2fx, peak RSS %.2fx"
+              % (med["concierge"]["cpu"] / med["baseline"]["cpu"], med["concierge"]["rss_mb"] / med["baseline"]["rss_mb"]))
 
 
 if __name__ == "__main__":
