@@ -22,12 +22,26 @@ impl Moto {
     pub async fn start() -> Option<Self> {
         // The probe listener is closed before moto starts (a temporary in the call would live
         // through the `.await`, holding the port and answering the readiness check itself).
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self::start_on(port).await
+        // Between the two, another test's process may take the port (the kernel hands freed
+        // ports out again): moto then fails to bind and exits, and another port is tried.
+        for attempt in 1.. {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            match Self::launch(port).await {
+                Ok(moto) => return moto,
+                Err(why) if attempt < 5 => eprintln!("moto on {port}, attempt {attempt}: {why}; another port"),
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!()
     }
 
     /// Start one on `port` (a fresh server: nothing of an earlier one's state).
     pub async fn start_on(port: u16) -> Option<Self> {
+        Self::launch(port).await.unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Start one on `port`; `Err` if it exited before answering there.
+    async fn launch(port: u16) -> Result<Option<Self>, String> {
         // `PYTHON -m moto.server` with the interpreter scripts/test.sh sets up (one path, spaces
         // and all), else a command line (`moto_server` on the PATH by default).
         let (program, args): (String, Vec<String>) = match std::env::var("CONCIERGE_TEST_MOTO_PYTHON") {
@@ -50,28 +64,20 @@ impl Moto {
             Err(error) => {
                 assert!(std::env::var("CI").is_err(), "CI must run the ECS tests: {program}: {error}");
                 eprintln!("SKIPPED: no moto server ({program}: {error}; scripts/test.sh installs moto[server])");
-                return None;
+                return Ok(None);
             }
         };
         let mut moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), port, log: log.clone() };
         let start = Instant::now();
-        // A connect loop to a free port of the ephemeral range can reach itself (TCP's
-        // simultaneous open, when the kernel picks the same port as the source): that is not
-        // moto listening.
-        let listening = || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
-        };
-        while !listening().await {
+        while !answers_as_moto(port).await {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("moto exited ({status}) before listening on {port}: {stderr}");
+                return Err(format!("moto exited ({status}) before listening on {port}: {stderr}"));
             }
             assert!(start.elapsed() < Duration::from_secs(30), "moto did not listen on {port} within 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Some(moto)
+        Ok(Some(moto))
     }
 
     /// The AWS settings that point a process at this server (credentials in the environment come
@@ -96,6 +102,25 @@ impl Moto {
             .build();
         aws_sdk_ecs::Client::from_conf(config)
     }
+}
+
+/// Whether moto answers on `port`: its own API's `GET /moto-api/data.json` with a 200. Not
+/// merely a listener — another test's process may hold a port picked as free (a client's
+/// local API answered the ECS calls once) — nor the connect loop reaching itself (TCP's
+/// simultaneous open, when the kernel picks the same port as the source).
+async fn answers_as_moto(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        if stream.local_addr().ok() == stream.peer_addr().ok() {
+            return None;
+        }
+        stream.write_all(b"GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.") && &head[8..] == b" 200")
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.ok().flatten().unwrap_or(false)
 }
 
 impl Moto {
