@@ -77,12 +77,12 @@ def main():
     print("Courier shot through RabbitMQ: %d metrics (%.2f MB of Prometheus text, a %.2f MB metric result), "
           "%d interleaved rounds, medians; %d cores" % (n, len(body) / 1e6, samples["concierge"][0]["metric_bytes"] / 1e6,
                                                        rounds, os.cpu_count()))
-    print("%-12s %10s %10s %16s" % ("build", "idle (MB)", "peak (MB)", "1 s after (MB)"))
+    print("%-12s %10s %10s %16s" % ("build", "idle (MiB)", "peak (MiB)", "1 s after (MiB)"))
     med = {k: {m: statistics.median(s[m] for s in v) for m in ("idle", "peak", "after")} for k, v in samples.items()}
     for key, m in med.items():
         print("%-12s %10.1f %10.1f %16.1f" % (key, m["idle"], m["peak"], m["after"]))
     above = med["concierge"]["peak"] - med["concierge"]["idle"]
-    print("peak above idle: %.1f MB, %.1fx the page" % (above, above * 1048576 / len(body)))
+    print("peak above idle: %.1f MiB, %.1fx the page" % (above, above * 1048576 / len(body)))
     if "baseline" in med:
         print("against the baseline build: peak %.2fx" % (med["concierge"]["peak"] / med["baseline"]["peak"]))
 

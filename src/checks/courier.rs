@@ -507,8 +507,7 @@ fn convert(
     let mut shot = Shot {
         selection,
         writer,
-        // Most lines grow when written (the scheme, the timestamp); growing past this
-        // moves no bytes (glibc remaps a block this large).
+        // Most lines grow when written (the scheme, the timestamp).
         out: String::with_capacity(body.len()),
         metrics: 0,
         skipped: 0,
@@ -517,11 +516,9 @@ fn convert(
     };
     match scraped.format {
         Format::Prometheus => {
-            // Room for a series per line, though not for a page of blank lines.
-            let lines = body.iter().filter(|&&b| b == b'\n').count();
-            let mut seen = scrape::Series::with_capacity(lines.min(body.len() / 8));
-            scrape::prometheus::for_each_sample(body, scraped.openmetrics, |sample, line| {
-                shot.take(&sample, |s| seen.first(s, line, |kept, s| kept.same_series(s)));
+            let mut seen = scrape::Series::with_capacity(scrape::prometheus::sample_lines(body));
+            scrape::prometheus::for_each_sample(body, scraped.openmetrics, |sample, written| {
+                shot.take(&sample, |_| seen.first(&sample, || written.keep(&sample), |kept, s| kept.is(body, s)));
             })
             .map_err(|e| scraped.unparseable(&e))?;
         }
@@ -531,7 +528,7 @@ fn convert(
             let same =
                 |&i: &usize, s: &Sample<'_>| page.samples[i].name == s.name && page.samples[i].labels == s.labels;
             for (i, sample) in page.samples.iter().enumerate() {
-                shot.take(sample, |s| seen.first(s, i, same));
+                shot.take(sample, |s| seen.first(s, || i, same));
             }
         }
     }

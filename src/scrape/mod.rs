@@ -103,14 +103,19 @@ impl<K, S: std::hash::BuildHasher> Series<K, S> {
         Self { table: hashbrown::HashTable::with_capacity(n), hasher }
     }
 
-    /// Whether `sample` is the first of its series (then kept as `key`); `is` tells whether
+    /// Whether `sample` is the first of its series (then kept as `key()`); `is` tells whether
     /// a kept key is `sample`'s series.
-    pub fn first(&mut self, sample: &Sample<'_>, key: K, is: impl Fn(&K, &Sample<'_>) -> bool) -> bool {
+    pub fn first(
+        &mut self,
+        sample: &Sample<'_>,
+        key: impl FnOnce() -> K,
+        is: impl Fn(&K, &Sample<'_>) -> bool,
+    ) -> bool {
         let hash = self.hasher.hash_one((&*sample.name, &sample.labels));
         match self.table.entry(hash, |(h, k)| *h == hash && is(k, sample), |(h, _)| *h) {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert((hash, key));
+                slot.insert((hash, key()));
                 true
             }
         }
@@ -214,12 +219,12 @@ mod tests {
         let mut seen: Series<usize> = Series::with_capacity(1);
         let mut colliding = Series::with_capacity_and_hasher(1, std::hash::BuildHasherDefault::<Zero>::default());
         for (i, s) in samples.iter().enumerate() {
-            assert!(seen.first(s, i, same), "{s:?} is new");
-            assert!(colliding.first(s, i, same), "{s:?} is new, though every hash is the same");
+            assert!(seen.first(s, || i, same), "{s:?} is new");
+            assert!(colliding.first(s, || i, same), "{s:?} is new, though every hash is the same");
         }
         for s in &samples {
-            assert!(!seen.first(&s.clone(), usize::MAX, same), "{s:?} was seen");
-            assert!(!colliding.first(&s.clone(), usize::MAX, same), "{s:?} was seen");
+            assert!(!seen.first(&s.clone(), || unreachable!(), same), "{s:?} was seen");
+            assert!(!colliding.first(&s.clone(), || unreachable!(), same), "{s:?} was seen");
         }
     }
 

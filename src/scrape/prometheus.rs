@@ -20,20 +20,67 @@ fn err(line: usize, problem: impl std::fmt::Display) -> ParseError {
 enum Item<'a> {
     /// `# TYPE name kind`.
     Type(&'a str, Kind),
-    /// A sample, and its line as read (trimmed).
-    Sample(Sample<'a>, Line<'a>),
+    /// A sample, and where its series is written.
+    Sample(Sample<'a>, Written<'a>),
 }
 
-/// A sample's line in the page: what it was read from, read again to compare series
-/// without keeping every sample.
+/// Where a sample's series (its name and label set, as written) is in the page.
 #[derive(Debug, Clone, Copy)]
-pub struct Line<'a>(&'a str);
+pub struct Written<'a> {
+    start: usize,
+    text: &'a str,
+}
 
-impl Line<'_> {
-    /// Whether `sample` is this line's series: the same name and labels, in the same order.
-    pub fn same_series(self, sample: &Sample<'_>) -> bool {
-        parse_sample(self.0).is_ok_and(|s| s.name == sample.name && s.labels == sample.labels)
+/// A series kept to recognise it again without keeping its sample: where it is written in the
+/// page when that is compact (reading it again costs about what reading the sample did), else
+/// its name and labels (a label set padded with blanks would make every later comparison
+/// read the padding again).
+#[derive(Debug)]
+pub enum Kept<'a> {
+    /// At `start` in the page, `len` bytes.
+    Written { start: u32, len: u32 },
+    /// The name and labels.
+    Parsed(Box<(Cow<'a, str>, Labels<'a>)>),
+}
+
+impl<'a> Written<'a> {
+    /// Keep `sample`'s series, written here.
+    pub fn keep(self, sample: &Sample<'a>) -> Kept<'a> {
+        let content = sample.name.len() + sample.labels.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>();
+        match (u32::try_from(self.start), u32::try_from(self.text.len())) {
+            (Ok(start), Ok(len)) if self.text.len() <= 2 * content + 64 => Kept::Written { start, len },
+            _ => Kept::Parsed(Box::new((sample.name.clone(), sample.labels.clone()))),
+        }
     }
+}
+
+impl Kept<'_> {
+    /// Whether `sample` is this series (the same name and labels, in the same order); `page`
+    /// is the page the series was kept from.
+    pub fn is(&self, page: &[u8], sample: &Sample<'_>) -> bool {
+        match self {
+            Self::Written { start, len } => {
+                let (start, len) = (*start as usize, *len as usize);
+                page.get(start..start + len)
+                    .and_then(|written| std::str::from_utf8(written).ok())
+                    .and_then(|written| parse_series(written).ok())
+                    .is_some_and(|(name, labels, _)| name == sample.name && labels == sample.labels)
+            }
+            Self::Parsed(series) => series.0 == sample.name && series.1 == sample.labels,
+        }
+    }
+}
+
+/// How many lines of `body` can be samples (neither blank nor comments): room to reserve.
+pub fn sample_lines(body: &[u8]) -> usize {
+    let mut start = 0;
+    let mut count = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let first = body[start..end].iter().find(|b| !b.is_ascii_whitespace());
+        count += usize::from(first.is_some_and(|&b| b != b'#'));
+        start = end + 1;
+    }
+    count
 }
 
 /// Read a page line by line. `openmetrics` (from the content type) requires the `# EOF`
@@ -48,8 +95,11 @@ fn read<'a>(body: &'a [u8], openmetrics: bool, mut each: impl FnMut(Item<'a>)) -
         return Err(err(lines, "the page is truncated (its last line has no line feed)"));
     }
     let mut saw_eof = false;
+    let mut offset = 0;
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
+        let line_start = offset;
+        offset += raw.len() + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if saw_eof {
             if line.is_empty() {
@@ -92,8 +142,9 @@ fn read<'a>(body: &'a [u8], openmetrics: bool, mut each: impl FnMut(Item<'a>)) -
             }
             continue;
         }
-        let sample = parse_sample(trimmed).map_err(|p| err(n, p))?;
-        each(Item::Sample(sample, Line(trimmed)));
+        let (sample, series) = parse_sample(trimmed).map_err(|p| err(n, p))?;
+        let written = Written { start: line_start + (line.len() - trimmed.len()), text: &trimmed[..series] };
+        each(Item::Sample(sample, written));
     }
     if openmetrics && !saw_eof {
         return Err(ParseError { format: FORMAT, problem: "the OpenMetrics page is truncated (no # EOF)".into() });
@@ -101,17 +152,17 @@ fn read<'a>(body: &'a [u8], openmetrics: bool, mut each: impl FnMut(Item<'a>)) -
     Ok(())
 }
 
-/// Hand each sample of a page to `each` with its line, in page order, keeping none (a
-/// courier shot writes each once; a parsed page of 340,000 samples took four times the
-/// page's memory). `openmetrics` as for [`parse_with`].
+/// Hand each sample of a page to `each` with where its series is written, in page order,
+/// keeping none (a courier shot writes each once; a parsed page of 340,000 samples took four
+/// times the page's memory). `openmetrics` as for [`parse_with`].
 pub fn for_each_sample<'a>(
     body: &'a [u8],
     openmetrics: bool,
-    mut each: impl FnMut(Sample<'a>, Line<'a>),
+    mut each: impl FnMut(Sample<'a>, Written<'a>),
 ) -> Result<(), ParseError> {
     read(body, openmetrics, |item| {
-        if let Item::Sample(sample, line) = item {
-            each(sample, line);
+        if let Item::Sample(sample, written) = item {
+            each(sample, written);
         }
     })
 }
@@ -178,19 +229,23 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn parse_sample(line: &str) -> Result<Sample<'_>, String> {
+/// A sample line's name and labels, and what follows them.
+fn parse_series(line: &str) -> Result<(&str, Labels<'_>, &str), String> {
     let end = line.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
     let name = &line[..end];
     if !valid_name(name) {
         return Err(format!("invalid metric name at {:?}", preview(line)));
     }
-    let mut rest = &line[end..];
-    let mut labels = Vec::new();
-    if let Some(after) = rest.strip_prefix('{') {
-        let (parsed, remaining) = parse_labels(after)?;
-        labels = parsed;
-        rest = remaining;
+    match line[end..].strip_prefix('{') {
+        Some(after) => parse_labels(after).map(|(labels, rest)| (name, labels, rest)),
+        None => Ok((name, Vec::new(), &line[end..])),
     }
+}
+
+/// A sample line: the sample, and the length of its series (name and label set) as written.
+fn parse_sample(line: &str) -> Result<(Sample<'_>, usize), String> {
+    let (name, labels, mut rest) = parse_series(line)?;
+    let series = line.len() - rest.len();
     // Drop an exemplar (` # {…} value ts`).
     if let Some(pos) = rest.find(" #") {
         rest = &rest[..pos];
@@ -206,7 +261,7 @@ fn parse_sample(line: &str) -> Result<Sample<'_>, String> {
     if let Some(extra) = parts.next() {
         return Err(format!("unexpected {extra:?} after the value of {name}"));
     }
-    Ok(Sample { name: Cow::Borrowed(name), labels, value })
+    Ok((Sample { name: Cow::Borrowed(name), labels, value }, series))
 }
 
 fn preview(s: &str) -> String {
@@ -360,17 +415,31 @@ rpc_duration_seconds_count 2693\n";
     }
 
     #[test]
-    fn each_sample_with_its_line_which_tells_its_series() {
-        let page = "x{a=\"1\",b=\"2\"} 1\n  x{ a = \"1\" , b=\"2\" } 2 # {trace=\"t\"} 1\nx{b=\"2\",a=\"1\"} 3\n\
-            e{p=\"C:\\\\DIR\"} 1\ne{p=\"C:\\\\dir\"} 2\nx 4\n";
+    fn each_sample_with_where_its_series_is_written() {
+        let padded = format!("x{{ a = \"1\" ,{} b=\"2\" }} 5\n", " ".repeat(200));
+        let page = format!(
+            "# HELP x An x.\nx{{a=\"1\",b=\"2\"}} 1\n  x{{ a = \"1\" , b=\"2\" }} 2 # {{trace=\"t\"}} 1\r\n\
+             x{{b=\"2\",a=\"1\"}} 3\ne{{p=\"C:\\\\DIR\"}} 1\ne{{p=\"C:\\\\dir\"}} 2\n\nx 4\n{padded}"
+        );
+        let body = page.as_bytes();
+        assert_eq!(sample_lines(body), 7);
         let mut read = Vec::new();
-        for_each_sample(page.as_bytes(), false, |sample, line| read.push((sample, line))).unwrap();
-        assert_eq!(read.len(), 6);
-        assert_eq!(read[1].1.0, "x{ a = \"1\" , b=\"2\" } 2 # {trace=\"t\"} 1", "the line, trimmed");
+        for_each_sample(body, false, |sample, written| read.push((sample, written))).unwrap();
+        assert_eq!(read.len(), 7);
+        let texts: Vec<&str> = read.iter().map(|(_, w)| w.text).collect();
+        assert_eq!(texts[1], "x{ a = \"1\" , b=\"2\" }", "the name and label set, as written");
+        assert_eq!(texts[5], "x");
+        for (_, written) in &read {
+            assert_eq!(&page[written.start..written.start + written.text.len()], written.text);
+        }
+        let kept: Vec<Kept<'_>> = read.iter().map(|(sample, written)| written.keep(sample)).collect();
+        assert!(matches!(kept[1], Kept::Written { .. }));
+        assert!(matches!(kept[6], Kept::Parsed(_)), "a padded label set is kept parsed");
         let same: Vec<Vec<usize>> =
-            read.iter().map(|(_, line)| (0..read.len()).filter(|&j| line.same_series(&read[j].0)).collect()).collect();
-        assert_eq!(same, [vec![0, 1], vec![0, 1], vec![2], vec![3], vec![4], vec![5]]);
-        assert_eq!(parse(page.as_bytes()).unwrap().samples, read.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
+            kept.iter().map(|k| (0..read.len()).filter(|&j| k.is(body, &read[j].0)).collect()).collect();
+        let x = vec![0, 1, 6];
+        assert_eq!(same, [x.clone(), x.clone(), vec![2], vec![3], vec![4], vec![5], x]);
+        assert_eq!(parse(body).unwrap().samples, read.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
         assert!(for_each_sample(b"ok 1\nbad{ 2\n", false, |_, _| ()).unwrap_err().problem.starts_with("line 2: "));
     }
 
