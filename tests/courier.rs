@@ -200,6 +200,10 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
         ),
         ("/nan", "text/plain", b"x NaN\ny +Inf\n".to_vec()),
         ("/garbage", "application/json", b"{\"unterminated\": ".to_vec()),
+        // Written as it is read, too: invalid JSON after good numbers refuses the document.
+        ("/json-late", "application/json", b"{\"a\": 1, \"b\": {\"c\": 2}, ]".to_vec()),
+        // A path met again (a repeated key, a dotted key) is a duplicate: the first is written.
+        ("/json-dupes", "application/json", b"{\"a\":{\"b\":1},\"a.b\":2,\"c\":[true,null,\"x\"],\"a\":{\"b\":3}}".to_vec()),
         ("/big", "text/plain", big),
     ]);
     let cases = [
@@ -209,6 +213,7 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
         ("/om", json!({}), 2, "parse", "no # EOF"),
         ("/nan", json!({}), 2, "empty", "no metric left"),
         ("/garbage", json!({}), 2, "parse", "invalid JSON"),
+        ("/json-late", json!({}), 2, "parse", "invalid JSON: key must be a string at line 1 column 25"),
         ("/big", json!({}), 2, "body_size", "body larger than 33554432 bytes"),
         ("/missing", json!({}), 2, "status", "answered HTTP 404"),
     ];
@@ -248,6 +253,12 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
         ]
     );
     assert!(published[1]["output"].as_str().unwrap().contains(", 3 duplicate series dropped"));
+
+    let published = shot(json!({"url": server.url("/json-dupes"), "output": "influx"})).await;
+    let (_, written) = strip_timestamp(&lines(&published[0]));
+    assert_eq!(written, ["a.b value=1", "c.0 value=1"]);
+    assert_eq!((published[1]["status"].clone(), published[1]["reason"].clone()), (json!(1), json!("duplicate_series")));
+    assert!(published[1]["output"].as_str().unwrap().contains(", 2 duplicate series dropped"));
 
     let refused = shot(json!({"url": "http://127.0.0.1:1/metrics"})).await;
     assert_eq!(refused[0]["reason"], "connect");

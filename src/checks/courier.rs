@@ -494,8 +494,8 @@ struct Converted {
     exposed: usize,
 }
 
-/// Parse the page and write every selected sample with one timestamp, taken now. A
-/// Prometheus page is written as it is read, no sample kept.
+/// Parse the page and write every selected sample with one timestamp, taken now. Prometheus
+/// and JSON pages are written as they are read, no sample kept.
 fn convert(
     scraped: &Scraped,
     selection: &Selection,
@@ -518,17 +518,42 @@ fn convert(
         Format::Prometheus => {
             let mut seen = scrape::Series::with_capacity(scrape::prometheus::sample_lines(body));
             scrape::prometheus::for_each_sample(body, scraped.openmetrics, |sample, written| {
-                shot.take(&sample, |_| seen.first(&sample, || written.keep(&sample), |kept, s| kept.is(body, s)));
+                shot.take(&sample, |_| {
+                    match seen.first(&sample, |kept: &scrape::prometheus::Kept<'_>, s| kept.is(body, s)) {
+                        Some(new) => {
+                            new.keep(written.keep(&sample));
+                            true
+                        }
+                        None => false,
+                    }
+                });
             })
             .map_err(|e| scraped.unparseable(&e))?;
         }
-        _ => {
+        Format::Json => {
+            // Each path seen, kept once in one string (a path is made, not read from the page).
+            let mut paths = String::new();
+            let mut seen = scrape::Series::with_capacity(body.len() / 32);
+            scrape::json::for_each_sample(body, |path, value| {
+                let sample = Sample { name: path.into(), labels: Vec::new(), value };
+                shot.take(&sample, |s| match seen.first(s, |&(at, len), s| paths[at..at + len] == *s.name) {
+                    Some(new) => {
+                        new.keep((paths.len(), path.len()));
+                        paths.push_str(path);
+                        true
+                    }
+                    None => false,
+                });
+            })
+            .map_err(|e| scraped.unparseable(&e))?;
+        }
+        Format::Dropwizard => {
             let page = scraped.parse()?;
             let mut seen = scrape::Series::with_capacity(page.samples.len());
             let same =
                 |&i: &usize, s: &Sample<'_>| page.samples[i].name == s.name && page.samples[i].labels == s.labels;
             for (i, sample) in page.samples.iter().enumerate() {
-                shot.take(sample, |s| seen.first(s, || i, same));
+                shot.take(sample, |s| seen.first(s, same).map(|new| new.keep(i)).is_some());
             }
         }
     }

@@ -1,50 +1,141 @@
 //! Any JSON document, flattened to dotted paths (`a.b.0.c`), as sensu-plugins'
 //! metrics-http-json-deep does: numbers as they are, booleans as 1/0, strings skipped.
 
-use serde_json::Value;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::{Kind, Page, ParseError, Sample, families_from_samples};
 
 /// Parse and flatten a JSON document.
 pub fn parse(body: &[u8]) -> Result<Page<'static>, ParseError> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError { format: "json", problem: format!("invalid JSON: {e}") })?;
     let mut samples = Vec::new();
-    flatten(&doc, &mut String::new(), &mut samples);
+    for_each_sample(body, |name, value| {
+        samples.push(Sample { name: name.to_string().into(), labels: Vec::new(), value });
+    })?;
     let families = families_from_samples(&samples, |_| Kind::Gauge);
     Ok(Page { samples, families })
 }
 
-fn flatten(value: &Value, path: &mut String, out: &mut Vec<Sample<'static>>) {
-    let push = |out: &mut Vec<Sample<'static>>, path: &str, v: f64| {
-        let name = if path.is_empty() { "value".to_string() } else { path.to_string() };
-        out.push(Sample { name: name.into(), labels: Vec::new(), value: v });
-    };
-    match value {
-        Value::Number(n) => push(out, path, n.as_f64().unwrap_or(f64::NAN)),
-        Value::Bool(b) => push(out, path, f64::from(u8::from(*b))),
-        Value::Object(map) => {
-            for (k, v) in map {
-                descend(path, k, v, out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                descend(path, &i.to_string(), v, out);
-            }
-        }
-        Value::String(_) | Value::Null => {}
+/// Walk a JSON document, handing each number (and boolean, as 1/0) to `each` with its dotted
+/// path (`value` for a document that is one number), in document order, keeping nothing: no
+/// document tree, no samples (a 9.8 MB document of 340,000 numbers took 240 MB as a tree and
+/// samples). A key repeated in an object is handed over each time. Invalid JSON anywhere
+/// fails the whole document.
+pub fn for_each_sample(body: &[u8], mut each: impl FnMut(&str, f64)) -> Result<(), ParseError> {
+    let invalid = |e: serde_json::Error| ParseError { format: "json", problem: format!("invalid JSON: {e}") };
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let mut path = String::new();
+    Node { path: &mut path, each: &mut each }.deserialize(&mut json).map_err(invalid)?;
+    json.end().map_err(invalid)
+}
+
+/// A value at `path`.
+struct Node<'w, F> {
+    path: &'w mut String,
+    each: &'w mut F,
+}
+
+impl<F: FnMut(&str, f64)> Node<'_, F> {
+    fn number<E>(self, value: f64) -> Result<(), E> {
+        (self.each)(if self.path.is_empty() { "value" } else { self.path }, value);
+        Ok(())
     }
 }
 
-fn descend(path: &mut String, key: &str, value: &Value, out: &mut Vec<Sample<'static>>) {
-    let len = path.len();
+impl<'de, F: FnMut(&str, f64)> DeserializeSeed<'de> for Node<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(&str, f64)> Visitor<'de> for Node<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.number(f64::from(u8::from(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.number(v as f64)
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.number(v as f64)
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.number(v)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Node { path, each } = self;
+        let len = path.len();
+        while map.next_key_seed(Key(path))?.is_some() {
+            map.next_value_seed(Node { path, each })?;
+            path.truncate(len);
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Node { path, each } = self;
+        let len = path.len();
+        for i in 0usize.. {
+            push(path, itoa::Buffer::new().format(i));
+            let more = seq.next_element_seed(Node { path, each })?.is_some();
+            path.truncate(len);
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An object's key, appended to the path.
+struct Key<'w>(&'w mut String);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<(), E> {
+        push(self.0, key);
+        Ok(())
+    }
+}
+
+fn push(path: &mut String, key: &str) {
     if !path.is_empty() {
         path.push('.');
     }
     path.push_str(key);
-    flatten(value, path, out);
-    path.truncate(len);
 }
 
 #[cfg(test)]
@@ -58,5 +149,35 @@ mod tests {
         let got: Vec<(&str, f64)> = page.samples.iter().map(|s| (&*s.name, s.value)).collect();
         assert_eq!(got, [("db.ok", 1.0), ("db.latency", 0.12), ("queues.0.depth", 3.0), ("queues.1.depth", 5.0)]);
         assert!(parse(b"{").is_err());
+    }
+
+    #[test]
+    fn walked_in_document_order_without_a_tree() {
+        let doc =
+            br#"{"a":{"b":1,"c":[2,{"d":3.5}],"e":"text","f":null,"g":false},"a.b":4,"a":{"b":5},"esc\"aped":-6}"#;
+        let mut seen = Vec::new();
+        for_each_sample(doc, |name, value| seen.push((name.to_string(), value))).unwrap();
+        let seen: Vec<(&str, f64)> = seen.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("a.b", 1.0),
+                ("a.c.0", 2.0),
+                ("a.c.1.d", 3.5),
+                ("a.g", 0.0),
+                ("a.b", 4.0),
+                ("a.b", 5.0),
+                ("esc\"aped", -6.0)
+            ]
+        );
+        let mut top = Vec::new();
+        for_each_sample(b" 7 ", |name, value| top.push((name.to_string(), value))).unwrap();
+        assert_eq!(top, [("value".to_string(), 7.0)]);
+        for bad in [&b"{\"a\":1,"[..], b"{\"a\":1} x", b"[1,2", b""] {
+            let error = for_each_sample(bad, |_, _| ()).unwrap_err();
+            assert!(error.problem.starts_with("invalid JSON: "), "{error}");
+        }
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(for_each_sample(deep.as_bytes(), |_, _| ()).unwrap_err().problem.contains("recursion limit"));
     }
 }

@@ -103,22 +103,27 @@ impl<K, S: std::hash::BuildHasher> Series<K, S> {
         Self { table: hashbrown::HashTable::with_capacity(n), hasher }
     }
 
-    /// Whether `sample` is the first of its series (then kept as `key()`); `is` tells whether
-    /// a kept key is `sample`'s series.
-    pub fn first(
-        &mut self,
-        sample: &Sample<'_>,
-        key: impl FnOnce() -> K,
-        is: impl Fn(&K, &Sample<'_>) -> bool,
-    ) -> bool {
+    /// Where to keep `sample`'s series if it is the first of it (`None`: seen before); `is`
+    /// tells whether a kept key is `sample`'s series.
+    pub fn first(&mut self, sample: &Sample<'_>, is: impl Fn(&K, &Sample<'_>) -> bool) -> Option<NewSeries<'_, K>> {
         let hash = self.hasher.hash_one((&*sample.name, &sample.labels));
         match self.table.entry(hash, |(h, k)| *h == hash && is(k, sample), |(h, _)| *h) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert((hash, key()));
-                true
-            }
+            hashbrown::hash_table::Entry::Occupied(_) => None,
+            hashbrown::hash_table::Entry::Vacant(slot) => Some(NewSeries { slot, hash }),
         }
+    }
+}
+
+/// A series seen for the first time, to be kept.
+pub struct NewSeries<'t, K> {
+    slot: hashbrown::hash_table::VacantEntry<'t, (u64, K)>,
+    hash: u64,
+}
+
+impl<K> NewSeries<'_, K> {
+    /// Keep the series as `key`.
+    pub fn keep(self, key: K) {
+        self.slot.insert((self.hash, key));
     }
 }
 
@@ -219,12 +224,12 @@ mod tests {
         let mut seen: Series<usize> = Series::with_capacity(1);
         let mut colliding = Series::with_capacity_and_hasher(1, std::hash::BuildHasherDefault::<Zero>::default());
         for (i, s) in samples.iter().enumerate() {
-            assert!(seen.first(s, || i, same), "{s:?} is new");
-            assert!(colliding.first(s, || i, same), "{s:?} is new, though every hash is the same");
+            seen.first(s, same).expect("new").keep(i);
+            colliding.first(s, same).expect("new, though every hash is the same").keep(i);
         }
         for s in &samples {
-            assert!(!seen.first(&s.clone(), || unreachable!(), same), "{s:?} was seen");
-            assert!(!colliding.first(&s.clone(), || unreachable!(), same), "{s:?} was seen");
+            assert!(seen.first(&s.clone(), same).is_none(), "{s:?} was seen");
+            assert!(colliding.first(&s.clone(), same).is_none(), "{s:?} was seen");
         }
     }
 
