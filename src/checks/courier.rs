@@ -90,6 +90,10 @@ pub struct CourierParams {
     /// with `max_message_size`). Default: one result.
     #[serde(default)]
     pub max_message_size: Option<usize>,
+    /// Largest converted output; a page that would make more fails (`output_size`). Default:
+    /// 8 times the page, plus 1 MiB (names made from long repeated keys can multiply a page).
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
     /// Warning when scrape + convert + delivery take longer (seconds).
     #[serde(default)]
     pub warning: Option<f64>,
@@ -430,10 +434,12 @@ async fn shot(check: &Object, ctx: BuiltinContext) -> BuiltinOutcome {
     };
     let selection = Selection { include, exclude, renames };
     let max_message_size = params.max_message_size;
+    let max_output = params.max_output_bytes;
     // Parsing and converting a large page is CPU work (tens of ms for 34,000 metrics): it
     // runs on the blocking pool so the runtime thread keeps serving the transport, the
     // sockets and the other checks meanwhile.
-    let job = tokio::task::spawn_blocking(move || convert(&scraped, &selection, writer, max_message_size)).await;
+    let job =
+        tokio::task::spawn_blocking(move || convert(&scraped, &selection, writer, max_message_size, max_output)).await;
     let converted =
         job.unwrap_or_else(|error| Err(CheckFailure::new(Reason::Parse, format!("conversion failed: {error}"))));
     let convert_secs = convert_started.elapsed().as_secs_f64();
@@ -494,19 +500,23 @@ struct Converted {
     exposed: usize,
 }
 
-/// Parse the page and write every selected sample with one timestamp, taken now. Prometheus
-/// and JSON pages are written as they are read, no sample kept.
+/// Parse the page and write every selected sample with one timestamp, taken now, as the page
+/// is read: no sample is kept.
 fn convert(
     scraped: &Scraped,
     selection: &Selection,
     mut writer: Writer,
     max_message_size: Option<usize>,
+    max_output: Option<usize>,
 ) -> Result<Converted, CheckFailure> {
     writer.timestamp = crate::proto::now_epoch();
     let body = &scraped.body[..];
+    let limit = max_output.unwrap_or_else(|| body.len().saturating_mul(8).saturating_add(1 << 20));
     let mut shot = Shot {
         selection,
         writer,
+        limit,
+        overflowed: false,
         // Most lines grow when written (the scheme, the timestamp).
         out: String::with_capacity(body.len()),
         metrics: 0,
@@ -531,31 +541,25 @@ fn convert(
             .map_err(|e| scraped.unparseable(&e))?;
         }
         Format::Json => {
-            // Each path seen, kept once in one string (a path is made, not read from the page).
-            let mut paths = String::new();
-            let mut seen = scrape::Series::with_capacity(body.len() / 32);
+            let mut names = scrape::Names::with_capacity(body.len() / 32);
             scrape::json::for_each_sample(body, |path, value| {
-                let sample = Sample { name: path.into(), labels: Vec::new(), value };
-                shot.take(&sample, |s| match seen.first(s, |&(at, len), s| paths[at..at + len] == *s.name) {
-                    Some(new) => {
-                        new.keep((paths.len(), path.len()));
-                        paths.push_str(path);
-                        true
-                    }
-                    None => false,
-                });
+                shot.take(&Sample { name: path.into(), labels: Vec::new(), value }, |s| names.first(s));
             })
             .map_err(|e| scraped.unparseable(&e))?;
         }
         Format::Dropwizard => {
-            let page = scraped.parse()?;
-            let mut seen = scrape::Series::with_capacity(page.samples.len());
-            let same =
-                |&i: &usize, s: &Sample<'_>| page.samples[i].name == s.name && page.samples[i].labels == s.labels;
-            for (i, sample) in page.samples.iter().enumerate() {
-                shot.take(sample, |s| seen.first(s, same).map(|new| new.keep(i)).is_some());
-            }
+            let mut names = scrape::Names::with_capacity(body.len() / 64);
+            scrape::dropwizard::for_each_sample(body, |_, _, _, name, value| {
+                shot.take(&Sample { name: name.into(), labels: Vec::new(), value }, |s| names.first(s));
+            })
+            .map_err(|e| scraped.unparseable(&e))?;
         }
+    }
+    if shot.overflowed {
+        return Err(CheckFailure::new(
+            Reason::OutputSize,
+            format!("the converted output from {} passed {limit} bytes (max_output_bytes)", scraped.url),
+        ));
     }
     let Shot { out, metrics, skipped, duplicates, exposed, .. } = shot;
     let bytes = out.len();
@@ -567,6 +571,9 @@ fn convert(
 struct Shot<'s> {
     selection: &'s Selection,
     writer: Writer,
+    /// Most bytes `out` may take; past it the output is dropped and the shot fails.
+    limit: usize,
+    overflowed: bool,
     out: String,
     metrics: usize,
     skipped: usize,
@@ -578,6 +585,9 @@ impl Shot<'_> {
     /// Write `sample` if selected and the first of its series (`first` says whether it is).
     fn take(&mut self, sample: &Sample<'_>, first: impl FnOnce(&Sample<'_>) -> bool) {
         self.exposed += 1;
+        if self.overflowed {
+            return;
+        }
         let selection = self.selection;
         if selection.include.as_ref().is_some_and(|re| !re.is_match(&sample.name))
             || selection.exclude.as_ref().is_some_and(|re| re.is_match(&sample.name))
@@ -598,6 +608,10 @@ impl Shot<'_> {
             self.metrics += 1;
         } else {
             self.skipped += 1;
+        }
+        if self.out.len() > self.limit {
+            self.overflowed = true;
+            self.out = String::new();
         }
     }
 }

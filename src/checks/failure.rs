@@ -76,6 +76,8 @@ pub enum Reason {
     Delivery,
     /// `duplicate_series`: the courier dropped duplicate series.
     DuplicateSeries,
+    /// `output_size`: the courier's converted output would be larger than allowed.
+    OutputSize,
 }
 
 impl Reason {
@@ -105,6 +107,7 @@ impl Reason {
             Self::Empty => "empty",
             Self::Delivery => "delivery",
             Self::DuplicateSeries => "duplicate_series",
+            Self::OutputSize => "output_size",
         }
     }
 }
@@ -154,6 +157,7 @@ mod tests {
             (Empty, "empty"),
             (Delivery, "delivery"),
             (DuplicateSeries, "duplicate_series"),
+            (OutputSize, "output_size"),
         ];
         for (reason, text) in all {
             assert_eq!(reason.as_str(), text);

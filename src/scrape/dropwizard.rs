@@ -3,7 +3,10 @@
 //! Every numeric field becomes a sample `<metric>.<field>` (a gauge's `value` is the
 //! metric itself); unit strings and non-numeric gauges are skipped.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{Family, Kind, Page, ParseError, Sample};
 
@@ -23,47 +26,259 @@ pub fn looks_like(body: &[u8]) -> bool {
 
 /// Parse a `MetricsServlet` document.
 pub fn parse(body: &[u8]) -> Result<Page<'static>, ParseError> {
-    let bad = |problem: String| ParseError { format: "dropwizard json", problem };
-    let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-    let Value::Object(doc) = doc else { return Err(bad("expected a JSON object".into())) };
     let mut page = Page::default();
-    for (section, kind) in SECTIONS {
-        let Some(metrics) = doc.get(section) else { continue };
-        let Value::Object(metrics) = metrics else { return Err(bad(format!("`{section}` must be an object"))) };
-        for (name, fields) in metrics {
-            let before = page.samples.len();
-            match fields {
-                Value::Object(fields) => {
-                    for (field, value) in fields {
-                        let Some(v) = number(value) else { continue };
-                        let sample_name = if section == "gauges" && field == "value" {
-                            name.clone()
-                        } else {
-                            format!("{name}.{field}")
-                        };
-                        page.samples.push(Sample { name: sample_name.into(), labels: Vec::new(), value: v });
-                    }
-                }
-                other => {
-                    if let Some(v) = number(other) {
-                        page.samples.push(Sample { name: name.clone().into(), labels: Vec::new(), value: v });
-                    }
-                }
-            }
-            let samples = page.samples.len() - before;
-            if samples > 0 {
-                page.families.push(Family { name: name.clone(), kind, label_keys: Vec::new(), samples });
-            }
+    // A metric's samples come together: a family per metric, if it has any.
+    let mut current: Option<(&'static str, String)> = None;
+    for_each_sample(body, |section, kind, metric, name, value| {
+        if current.as_ref().is_none_or(|(s, m)| *s != section || m != metric) {
+            page.families.push(Family { name: metric.to_string(), kind, label_keys: Vec::new(), samples: 0 });
+            current = Some((section, metric.to_string()));
         }
-    }
+        if let Some(family) = page.families.last_mut() {
+            family.samples += 1;
+        }
+        page.samples.push(Sample { name: name.to_string().into(), labels: Vec::new(), value });
+    })?;
     Ok(page)
 }
 
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
+/// Walk a `MetricsServlet` document in document order (`MetricsServlet` writes gauges,
+/// counters, histograms, meters, timers), keeping nothing: each numeric field of each metric
+/// goes to `each` as it is read, with its section, the section's kind, the metric's name and
+/// the sample's (`<metric>.<field>`; a gauge's `value` is the metric itself; a metric that is
+/// a bare number is itself; booleans as 1/0). Other sections and non-numeric fields are
+/// skipped. Invalid JSON, a document that is not an object or a section that is not one fails
+/// the whole document.
+pub fn for_each_sample(
+    body: &[u8],
+    mut each: impl FnMut(&'static str, Kind, &str, &str, f64),
+) -> Result<(), ParseError> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let walked =
+        serde::Deserializer::deserialize_any(&mut json, Document { each: &mut each, name: &mut String::new() });
+    walked.and_then(|()| json.end()).map_err(|e| ParseError {
+        format: "dropwizard json",
+        // A shape error says what was expected (`invalid type: …, expected `gauges` to be an object`).
+        problem: if e.is_data() { e.to_string() } else { format!("invalid JSON: {e}") },
+    })
+}
+
+/// The document: an object of sections.
+struct Document<'w, F> {
+    each: &'w mut F,
+    /// The sample name being written.
+    name: &'w mut String,
+}
+
+/// A section's metrics (`section` names it).
+struct Section<'w, F> {
+    section: &'static str,
+    kind: Kind,
+    walk: Document<'w, F>,
+}
+
+/// One metric: an object of fields, or a number.
+struct Metric<'w, 'm, F> {
+    section: &'static str,
+    kind: Kind,
+    metric: &'m str,
+    walk: &'m mut Document<'w, F>,
+}
+
+/// A field's value, kept if it is a number or a boolean.
+struct Number;
+
+/// A key, borrowed from the page when it has no escapes.
+struct Key;
+
+impl<F> Document<'_, F> {
+    fn reborrow(&mut self) -> Document<'_, F> {
+        Document { each: &mut *self.each, name: &mut *self.name }
+    }
+}
+
+impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Visitor<'de> for Document<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(Key)? {
+            match SECTIONS.iter().find(|(section, _)| *section == key) {
+                Some(&(section, kind)) => map.next_value_seed(Section { section, kind, walk: self.reborrow() })?,
+                None => map.next_value::<IgnoredAny>().map(drop)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> DeserializeSeed<'de> for Section<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Visitor<'de> for Section<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` to be an object", self.section)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(metric) = map.next_key_seed(Key)? {
+            let (section, kind) = (self.section, self.kind);
+            map.next_value_seed(Metric { section, kind, metric: &metric, walk: &mut self.walk })?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> DeserializeSeed<'de> for Metric<'_, '_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<F: FnMut(&'static str, Kind, &str, &str, f64)> Metric<'_, '_, F> {
+    fn sample<E>(self, value: f64) -> Result<(), E> {
+        (self.walk.each)(self.section, self.kind, self.metric, self.metric, value);
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Visitor<'de> for Metric<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a metric")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.sample(f64::from(u8::from(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.sample(v as f64)
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.sample(v as f64)
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.sample(v)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Metric { section, kind, metric, walk } = self;
+        while let Some(field) = map.next_key_seed(Key)? {
+            let Some(value) = map.next_value_seed(Number)? else { continue };
+            if section == "gauges" && field == "value" {
+                (walk.each)(section, kind, metric, metric, value);
+            } else {
+                walk.name.clear();
+                walk.name.push_str(metric);
+                walk.name.push('.');
+                walk.name.push_str(&field);
+                (walk.each)(section, kind, metric, walk.name, value);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Number {
+    type Value = Option<f64>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Option<f64>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Number {
+    type Value = Option<f64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Option<f64>, E> {
+        Ok(Some(f64::from(u8::from(v))))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Option<f64>, E> {
+        Ok(Some(v as f64))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Option<f64>, E> {
+        Ok(Some(v as f64))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Option<f64>, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Option<f64>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<f64>, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<f64>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<f64>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
 }
 
@@ -87,7 +302,26 @@ mod tests {
         assert_eq!(page.samples.iter().filter(|s| s.name.starts_with("hits.")).count(), 5);
         assert_eq!(page.samples.iter().filter(|s| s.name.starts_with("db.query.")).count(), 15);
         assert_eq!(page.families.len(), 6);
-        assert!(parse(b"[1]").is_err());
-        assert!(parse(br#"{"version":"4","gauges":5}"#).unwrap_err().problem.contains("`gauges` must be an object"));
+        assert_eq!(
+            parse(b"[1]").unwrap_err().problem,
+            "invalid type: sequence, expected a JSON object at line 1 column 1"
+        );
+        assert!(
+            parse(br#"{"version":"4","gauges":{"a":{"value":1}},"#).unwrap_err().problem.starts_with("invalid JSON: ")
+        );
+        let mut read = Vec::new();
+        for_each_sample(
+            br#"{"counters":{"c":{"count":1}},"gauges":{"g":2,"h":{"value":"x"}},"x":[{"gauges":5}]}"#,
+            |s, _, m, n, v| {
+                read.push((s, m.to_string(), n.to_string(), v));
+            },
+        )
+        .unwrap();
+        let read: Vec<(&str, &str, &str, f64)> =
+            read.iter().map(|(s, m, n, v)| (*s, m.as_str(), n.as_str(), *v)).collect();
+        assert_eq!(read, [("counters", "c", "c.count", 1.0), ("gauges", "g", "g", 2.0)], "document order");
+        assert!(
+            parse(br#"{"version":"4","gauges":5}"#).unwrap_err().problem.contains("expected `gauges` to be an object")
+        );
     }
 }

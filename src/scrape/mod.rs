@@ -127,6 +127,34 @@ impl<K> NewSeries<'_, K> {
     }
 }
 
+/// The names of samples without labels seen so far (JSON pages, whose names are made from
+/// paths, not read whole from the page): each kept once in one string, under [`Series`].
+pub struct Names {
+    seen: Series<(usize, usize)>,
+    names: String,
+}
+
+impl Names {
+    /// Room for `n` names without growing the set.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { seen: Series::with_capacity(n), names: String::new() }
+    }
+
+    /// Whether `sample` (without labels) is the first of its name.
+    pub fn first(&mut self, sample: &Sample<'_>) -> bool {
+        let names = &self.names;
+        let is = |&(at, len): &(usize, usize), s: &Sample<'_>| names[at..at + len] == *s.name && s.labels.is_empty();
+        match self.seen.first(sample, is) {
+            Some(new) => {
+                new.keep((self.names.len(), sample.name.len()));
+                self.names.push_str(&sample.name);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Why a page could not be parsed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{format}: {problem}")]
