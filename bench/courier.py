@@ -39,11 +39,12 @@ def run(cmd, env=None):
                                 stderr=subprocess.PIPE, env=env)
         stderr = proc.stderr.read()
         _, status, usage = os.wait4(proc.pid, 0)
-        rss_kb = int(peak.read().split()[-1])
+        report = peak.read()
     wall = time.monotonic() - started
     if status != 0:
-        sys.exit("%s failed (%d): %s" % (cmd[0], status, stderr.decode(errors="replace")))
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024.0}
+        sys.exit("%s failed (exit %d): %s%s" % (cmd[0], os.waitstatus_to_exitcode(status),
+                                                stderr.decode(errors="replace"), report))
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": int(report.split()[-1]) / 1024.0}
 
 
 def main():
