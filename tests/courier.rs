@@ -184,8 +184,8 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
     while big.len() < 50 * 1024 * 1024 {
         big.extend_from_slice(b"big{instance=\"0123456789abcdef0123456789\"} 1\n");
     }
-    // A long key repeated in every path: an 8 KB page whose output would be 8 MB.
-    let long_key = format!("{{\"{}\": [{}1]}}", "k".repeat(4096), "1,".repeat(1999)).into_bytes();
+    // A long key repeated in every path: a 16 KB page whose output would be 33 MB.
+    let long_key = format!("{{\"{}\": [{}1]}}", "k".repeat(8192), "1,".repeat(3999)).into_bytes();
     let server = FixtureServer::start(vec![
         ("/long-key", "application/json", long_key),
         ("/truncated", "text/plain", b"ok 1\nhttp_requests_total{method=\"GE".to_vec()),
@@ -217,7 +217,7 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
         ("/nan", json!({}), 2, "empty", "no metric left"),
         ("/garbage", json!({}), 2, "parse", "invalid JSON"),
         ("/json-late", json!({}), 2, "parse", "invalid JSON: key must be a string at line 1 column 25"),
-        ("/long-key", json!({}), 2, "output_size", "passed 1113400 bytes (max_output_bytes)"),
+        ("/long-key", json!({}), 2, "output_size", "passed 17036400 bytes (max_output_bytes)"),
         ("/dupes", json!({"max_output_bytes": 40}), 2, "output_size", "passed 40 bytes"),
         ("/big", json!({}), 2, "body_size", "body larger than 33554432 bytes"),
         ("/missing", json!({}), 2, "status", "answered HTTP 404"),

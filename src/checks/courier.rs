@@ -91,7 +91,8 @@ pub struct CourierParams {
     #[serde(default)]
     pub max_message_size: Option<usize>,
     /// Largest converted output; a page that would make more fails (`output_size`). Default:
-    /// 8 times the page, plus 1 MiB (names made from long repeated keys can multiply a page).
+    /// 16 times the page, plus 16 MiB: a page of short lines written under a long scheme grows
+    /// about 8 times, names made from long keys repeated in every path without bound.
     #[serde(default)]
     pub max_output_bytes: Option<usize>,
     /// Warning when scrape + convert + delivery take longer (seconds).
@@ -511,7 +512,7 @@ fn convert(
 ) -> Result<Converted, CheckFailure> {
     writer.timestamp = crate::proto::now_epoch();
     let body = &scraped.body[..];
-    let limit = max_output.unwrap_or_else(|| body.len().saturating_mul(8).saturating_add(1 << 20));
+    let limit = max_output.unwrap_or_else(|| body.len().saturating_mul(16).saturating_add(16 << 20));
     let mut shot = Shot {
         selection,
         writer,
