@@ -188,6 +188,8 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
     let long_key = format!("{{\"{}\": [{}1]}}", "k".repeat(8192), "1,".repeat(3999)).into_bytes();
     let server = FixtureServer::start(vec![
         ("/long-key", "application/json", long_key),
+        // Short names under a long scheme: 12 times the page written, and nothing wrong with it.
+        ("/array", "application/json", format!("[{}0]", (1..100_000).map(|i| format!("{i},")).collect::<String>()).into_bytes()),
         ("/truncated", "text/plain", b"ok 1\nhttp_requests_total{method=\"GE".to_vec()),
         ("/utf8", "text/plain", b"ok 1\nbad\xff 2\n".to_vec()),
         ("/om", "application/openmetrics-text; version=1.0.0", b"# TYPE a counter\na_total 1\n".to_vec()),
@@ -217,7 +219,13 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
         ("/nan", json!({}), 2, "empty", "no metric left"),
         ("/garbage", json!({}), 2, "parse", "invalid JSON"),
         ("/json-late", json!({}), 2, "parse", "invalid JSON: key must be a string at line 1 column 25"),
-        ("/long-key", json!({}), 2, "output_size", "passed 17036400 bytes (max_output_bytes)"),
+        (
+            "/long-key",
+            json!({}),
+            2,
+            "output_size",
+            "long-key passed 1178168 bytes, 8 times the page (max_output_bytes sets",
+        ),
         ("/dupes", json!({"max_output_bytes": 40}), 2, "output_size", "passed 40 bytes"),
         ("/big", json!({}), 2, "body_size", "body larger than 33554432 bytes"),
         ("/missing", json!({}), 2, "status", "answered HTTP 404"),
@@ -264,6 +272,13 @@ async fn bad_input_gives_a_clear_status_and_nothing_to_the_metric_handlers() {
     assert_eq!(written, ["a.b value=1", "c.0 value=1"]);
     assert_eq!((published[1]["status"].clone(), published[1]["reason"].clone()), (json!(1), json!("duplicate_series")));
     assert!(published[1]["output"].as_str().unwrap().contains(", 2 duplicate series dropped"));
+
+    let scheme = "a-rather-long-client-name.eu-west-1.compute.internal.app_metrics";
+    let published = shot(json!({"url": server.url("/array"), "scheme": scheme})).await;
+    assert_eq!(published[1]["status"], 0, "{}", published[1]["output"]);
+    let written = published[0]["output"].as_str().unwrap();
+    assert_eq!(written.lines().count(), 100_000);
+    assert!(written.len() > 12 * 588_891, "{} bytes", written.len());
 
     let refused = shot(json!({"url": "http://127.0.0.1:1/metrics"})).await;
     assert_eq!(refused[0]["reason"], "connect");

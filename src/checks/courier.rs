@@ -90,9 +90,10 @@ pub struct CourierParams {
     /// with `max_message_size`). Default: one result.
     #[serde(default)]
     pub max_message_size: Option<usize>,
-    /// Largest converted output; a page that would make more fails (`output_size`). Default:
-    /// 16 times the page, plus 16 MiB: a page of short lines written under a long scheme grows
-    /// about 8 times, names made from long keys repeated in every path without bound.
+    /// Largest converted output; a page that would make more fails (`output_size`). Without
+    /// it, the metric names written (labels included) may add up to 8 times the page plus
+    /// 1 MiB: names made from long keys repeated in every path of a JSON page grow without
+    /// bound, while the rest of a line (scheme, value, timestamp) is the same for every page.
     #[serde(default)]
     pub max_output_bytes: Option<usize>,
     /// Warning when scrape + convert + delivery take longer (seconds).
@@ -512,11 +513,15 @@ fn convert(
 ) -> Result<Converted, CheckFailure> {
     writer.timestamp = crate::proto::now_epoch();
     let body = &scraped.body[..];
-    let limit = max_output.unwrap_or_else(|| body.len().saturating_mul(16).saturating_add(16 << 20));
+    let limit = match max_output {
+        Some(bytes) => Limit::Output(bytes),
+        None => Limit::Names(body.len().saturating_mul(8).saturating_add(1 << 20)),
+    };
     let mut shot = Shot {
         selection,
         writer,
         limit,
+        named: 0,
         overflowed: false,
         // Most lines grow when written (the scheme, the timestamp).
         out: String::with_capacity(body.len()),
@@ -557,9 +562,17 @@ fn convert(
         }
     }
     if shot.overflowed {
+        let url = &scraped.url;
         return Err(CheckFailure::new(
             Reason::OutputSize,
-            format!("the converted output from {} passed {limit} bytes (max_output_bytes)", scraped.url),
+            match limit {
+                Limit::Output(bytes) => {
+                    format!("the converted output from {url} passed {bytes} bytes (max_output_bytes)")
+                }
+                Limit::Names(bytes) => format!(
+                    "the metric names made from {url} passed {bytes} bytes, 8 times the page (max_output_bytes sets a limit)"
+                ),
+            },
         ));
     }
     let Shot { out, metrics, skipped, duplicates, exposed, .. } = shot;
@@ -568,12 +581,22 @@ fn convert(
     Ok(Converted { parts, metrics, bytes, skipped, duplicates, exposed })
 }
 
+/// How much a shot may write: its output as a whole (`max_output_bytes`), or else its metric
+/// names.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Output(usize),
+    Names(usize),
+}
+
 /// A shot being written: the output so far and its counts.
 struct Shot<'s> {
     selection: &'s Selection,
     writer: Writer,
     /// Most bytes `out` may take; past it the output is dropped and the shot fails.
-    limit: usize,
+    limit: Limit,
+    /// Bytes of metric names (labels included) written.
+    named: usize,
     overflowed: bool,
     out: String,
     metrics: usize,
@@ -610,7 +633,11 @@ impl Shot<'_> {
         } else {
             self.skipped += 1;
         }
-        if self.out.len() > self.limit {
+        self.named += final_name.len() + sample.labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if match self.limit {
+            Limit::Output(bytes) => self.out.len() > bytes,
+            Limit::Names(bytes) => self.named > bytes,
+        } {
             self.overflowed = true;
             self.out = String::new();
         }
