@@ -114,8 +114,20 @@ fn worker(mode: &str, n: usize, url: &str) {
     };
     println!(
         "{}",
-        json!({"wall": wall.as_secs_f64(), "cpu": secs(&me) + secs(&children), "rss_kb": me.max_rss(), "children_rss_kb": children.max_rss(), "ok": ok})
+        json!({"wall": wall.as_secs_f64(), "cpu": secs(&me) + secs(&children), "rss_kb": peak_rss_kb(), "children_rss_kb": children.max_rss(), "ok": ok})
     );
+}
+
+/// This process's peak RSS (`VmHWM`): its own address space's. `getrusage`'s `max_rss` would
+/// be at least the harness's peak, which Linux keeps through exec (a worker is spawned from
+/// the harness's address space).
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The floor under any HTTP check: N tasks, at most 500 at a time as the built-in's
