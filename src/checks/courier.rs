@@ -646,24 +646,33 @@ impl Shot<'_> {
 
 /// Split lines into parts of at most `max` bytes once JSON-escaped (each line feed
 /// becomes two bytes; 4 KiB is kept for the rest of the result).
-fn split(out: String, max: Option<usize>) -> Vec<String> {
+fn split(mut out: String, max: Option<usize>) -> Vec<String> {
     let Some(max) = max else { return vec![out] };
     let budget = max.saturating_sub(4096).max(1024);
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    // Line feeds in `current`, counted as lines go in (rescanning made this quadratic).
+    // Where each part after the first starts.
+    let mut starts = Vec::new();
+    let (mut start, mut at) = (0, 0);
+    // Line feeds in the current part, counted as lines go in (rescanning made this quadratic).
     let mut line_feeds = 0;
     for line in out.split_inclusive('\n') {
-        if !current.is_empty() && current.len() + line.len() + line_feeds + 1 > budget {
-            parts.push(std::mem::take(&mut current));
+        if at > start && at - start + line.len() + line_feeds + 1 > budget {
+            starts.push(at);
+            start = at;
             line_feeds = 0;
         }
-        current.push_str(line);
+        at += line.len();
         line_feeds += usize::from(line.ends_with('\n'));
     }
-    if !current.is_empty() {
-        parts.push(current);
+    // Cut from the end, giving each tail's room back as it goes: the output is not held twice.
+    let mut parts = Vec::with_capacity(starts.len() + 1);
+    for &at in starts.iter().rev() {
+        parts.push(out.split_off(at));
+        out.shrink_to_fit();
     }
+    if !out.is_empty() {
+        parts.push(out);
+    }
+    parts.reverse();
     parts
 }
 
