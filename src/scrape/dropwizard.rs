@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::json::{Numbers, Walk};
 use super::{Family, Kind, Page, ParseError, Sample};
 
 const SECTIONS: [(&str, Kind); 5] = [
@@ -133,67 +134,33 @@ impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Visitor<'de> for Sectio
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(metric) = map.next_key_seed(Key)? {
             let (section, kind) = (self.section, self.kind);
-            map.next_value_seed(Metric { section, kind, metric: &metric, walk: &mut self.walk })?;
+            map.next_value_seed(Numbers(Metric { section, kind, metric: &metric, walk: &mut self.walk }))?;
         }
         Ok(())
     }
 }
 
-impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> DeserializeSeed<'de> for Metric<'_, '_, F> {
+impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Walk<'de> for Metric<'_, '_, F> {
     type Value = ();
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<F: FnMut(&'static str, Kind, &str, &str, f64)> Metric<'_, '_, F> {
-    fn sample<E>(self, value: f64) -> Result<(), E> {
+    fn number<E>(self, value: f64) -> Result<(), E> {
         (self.walk.each)(self.section, self.kind, self.metric, self.metric, value);
         Ok(())
     }
-}
 
-impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Visitor<'de> for Metric<'_, '_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a metric")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.sample(f64::from(u8::from(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.sample(v as f64)
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.sample(v as f64)
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.sample(v)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+    fn nothing<E>(self) -> Result<(), E> {
         Ok(())
     }
 
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let Metric { section, kind, metric, walk } = self;
         while let Some(field) = map.next_key_seed(Key)? {
-            let Some(value) = map.next_value_seed(Number)? else { continue };
+            let Some(value) = map.next_value_seed(Numbers(Number))? else { continue };
             if section == "gauges" && field == "value" {
                 (walk.each)(section, kind, metric, metric, value);
             } else {
@@ -208,51 +175,23 @@ impl<'de, F: FnMut(&'static str, Kind, &str, &str, f64)> Visitor<'de> for Metric
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Number {
+impl<'de> Walk<'de> for Number {
     type Value = Option<f64>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Option<f64>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Number {
-    type Value = Option<f64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a field")
+    fn number<E>(self, value: f64) -> Result<Option<f64>, E> {
+        Ok(Some(value))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Option<f64>, E> {
-        Ok(Some(f64::from(u8::from(v))))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Option<f64>, E> {
-        Ok(Some(v as f64))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Option<f64>, E> {
-        Ok(Some(v as f64))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Option<f64>, E> {
-        Ok(Some(v))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Option<f64>, E> {
+    fn nothing<E>(self) -> Result<Option<f64>, E> {
         Ok(None)
     }
 
-    fn visit_unit<E>(self) -> Result<Option<f64>, E> {
-        Ok(None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<f64>, A::Error> {
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<f64>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(None)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<f64>, A::Error> {
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<f64>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(None)
     }

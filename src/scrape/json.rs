@@ -26,8 +26,72 @@ pub fn for_each_sample(body: &[u8], mut each: impl FnMut(&str, f64)) -> Result<(
     let invalid = |e: serde_json::Error| ParseError { format: "json", problem: format!("invalid JSON: {e}") };
     let mut json = serde_json::Deserializer::from_slice(body);
     let mut path = String::new();
-    Node { path: &mut path, each: &mut each }.deserialize(&mut json).map_err(invalid)?;
+    Numbers(Node { path: &mut path, each: &mut each }).deserialize(&mut json).map_err(invalid)?;
     json.end().map_err(invalid)
+}
+
+/// How a walk over a JSON document meets a value it reads samples from; [`Numbers`] turns it
+/// into a serde seed.
+pub(super) trait Walk<'de>: Sized {
+    type Value;
+    /// A number, or a boolean as 1/0.
+    fn number<E>(self, value: f64) -> Result<Self::Value, E>;
+    /// A string or a null: no sample.
+    fn nothing<E>(self) -> Result<Self::Value, E>;
+    fn map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error>;
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error>;
+}
+
+/// A [`Walk`] as a serde seed: the one place that says which JSON values are numbers (for
+/// this format and Dropwizard's).
+pub(super) struct Numbers<W>(pub W);
+
+impl<'de, W: Walk<'de>> DeserializeSeed<'de> for Numbers<W> {
+    type Value = W::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<W::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, W: Walk<'de>> Visitor<'de> for Numbers<W> {
+    type Value = W::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<W::Value, E> {
+        self.0.number(f64::from(u8::from(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<W::Value, E> {
+        self.0.number(v as f64)
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<W::Value, E> {
+        self.0.number(v as f64)
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<W::Value, E> {
+        self.0.number(v)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<W::Value, E> {
+        self.0.nothing()
+    }
+
+    fn visit_unit<E>(self) -> Result<W::Value, E> {
+        self.0.nothing()
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<W::Value, A::Error> {
+        self.0.map(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<W::Value, A::Error> {
+        self.0.seq(seq)
+    }
 }
 
 /// A value at `path`.
@@ -36,68 +100,34 @@ struct Node<'w, F> {
     each: &'w mut F,
 }
 
-impl<F: FnMut(&str, f64)> Node<'_, F> {
+impl<'de, F: FnMut(&str, f64)> Walk<'de> for Node<'_, F> {
+    type Value = ();
+
     fn number<E>(self, value: f64) -> Result<(), E> {
         (self.each)(if self.path.is_empty() { "value" } else { self.path }, value);
         Ok(())
     }
-}
 
-impl<'de, F: FnMut(&str, f64)> DeserializeSeed<'de> for Node<'_, F> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de, F: FnMut(&str, f64)> Visitor<'de> for Node<'_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.number(f64::from(u8::from(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.number(v as f64)
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.number(v as f64)
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.number(v)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+    fn nothing<E>(self) -> Result<(), E> {
         Ok(())
     }
 
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let Node { path, each } = self;
         let len = path.len();
         while map.next_key_seed(Key(path))?.is_some() {
-            map.next_value_seed(Node { path, each })?;
+            map.next_value_seed(Numbers(Node { path, each }))?;
             path.truncate(len);
         }
         Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let Node { path, each } = self;
         let len = path.len();
         for i in 0usize.. {
             push(path, itoa::Buffer::new().format(i));
-            let more = seq.next_element_seed(Node { path, each })?.is_some();
+            let more = seq.next_element_seed(Numbers(Node { path, each }))?.is_some();
             path.truncate(len);
             if !more {
                 break;
