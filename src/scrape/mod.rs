@@ -84,8 +84,9 @@ pub struct Page<'a> {
 
 /// The series (name and labels) of a page seen so far, for dropping repeats without
 /// keeping the samples: the first sample of each series is kept as a short key it can be
-/// read back from (its line in the page, its place in a parsed page), under a seeded hash
-/// of the series; a sample whose hash was seen is compared in full through its key.
+/// read back from (where it is written in the page: `prometheus::Kept`; its place in one
+/// string of names: [`Names`]), under a seeded hash of the series; a sample whose hash was
+/// seen is compared in full through its key.
 pub struct Series<K, S = foldhash::fast::RandomState> {
     table: hashbrown::HashTable<(u64, K)>,
     hasher: S,
