@@ -189,13 +189,24 @@ pub fn socket_for(address: SocketAddr, kind: nix::sys::socket::SockType) -> nix:
 pub async fn connect_first(
     addrs: &[SocketAddr],
 ) -> Result<(TcpStream, SocketAddr), Option<(SocketAddr, std::io::Error)>> {
+    first_accepting(addrs, |addr| async move {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, addr))
+    })
+    .await
+}
+
+/// `attempt` on the addresses in order: the first that succeeds; else the last address tried
+/// and its error (none when there was no address).
+async fn first_accepting<T, F: Future<Output = std::io::Result<T>>>(
+    addrs: &[SocketAddr],
+    mut attempt: impl FnMut(SocketAddr) -> F,
+) -> Result<T, Option<(SocketAddr, std::io::Error)>> {
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok((stream, *addr));
-            }
+        match attempt(*addr).await {
+            Ok(done) => return Ok(done),
             Err(e) => last = Some((*addr, e)),
         }
     }
@@ -222,14 +233,7 @@ pub struct Sending {
 /// Elsewhere the connection is awaited as tokio awaits it and nothing is written yet. Fails
 /// as [`connect`] does.
 pub async fn connect_sending(addrs: &[SocketAddr], first: &[u8]) -> Result<Sending, CheckFailure> {
-    let mut last = None;
-    for addr in addrs {
-        match connect_one(*addr, first).await {
-            Ok(sending) => return Ok(sending),
-            Err(e) => last = Some((*addr, e)),
-        }
-    }
-    Err(connect_failure(last))
+    first_accepting(addrs, |addr| connect_one(addr, first)).await.map_err(connect_failure)
 }
 
 async fn connect_one(address: SocketAddr, first: &[u8]) -> std::io::Result<Sending> {
