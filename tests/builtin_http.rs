@@ -73,6 +73,58 @@ async fn redirects() {
     assert_output(&r, r"^HTTP CRITICAL: more than 2 redirects \|");
 }
 
+// Where a redirect leads, and what goes there: locations resolved as RFC 3986 has them (a
+// query naming a URL is a path on the same server); the probe's credentials and cookies only
+// to its own origin (another port is another origin); after a 303 (or a 301/302 of a POST)
+// a GET without the body, after a 307 the same POST and body. What `/echo` received is
+// read through the body assertions, as a user would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_resolve_locations_and_keep_credentials_at_home() {
+    let (home, other) = (TestServer::http().await, TestServer::http().await);
+    let probe = |url: String, assertion: &str, pattern: &str| {
+        http(json!({"url": url, "follow_redirects": true, "method": "post", "body": "payload",
+            "user": "user", "password": "pass", "headers": {"Cookie": "session=1", "Content-Type": "text/plain"},
+            assertion: pattern}))
+    };
+    let received = |url: String, fragments: &'static [&'static str], absent: &'static [&'static str]| async move {
+        for fragment in fragments {
+            let r = probe(url.clone(), "body_match", &regex::escape(fragment)).await;
+            assert_eq!(r["status"], 0, "{fragment} not received from {url}: {}", output(&r));
+        }
+        for fragment in absent {
+            let r = probe(url.clone(), "body_not_match", &regex::escape(fragment)).await;
+            assert_eq!(r["status"], 0, "{fragment} received from {url}: {}", output(&r));
+        }
+    };
+    const CREDENTIALS: &[&str] = &[r#""authorization":"Basic dXNlcjpwYXNz""#, r#""cookie":"session=1""#];
+    received(
+        home.url_for("/goto/307?/echo?next=http://127.0.0.1:9/"),
+        &[r#""path":"/echo""#, r#""query":"next=http://127.0.0.1:9/""#, r#""method":"POST""#, r#""body":"payload""#],
+        &[],
+    )
+    .await;
+    received(home.url_for("/goto/307?/echo"), CREDENTIALS, &[]).await;
+
+    let elsewhere = other.url_for("/echo");
+    let r = probe(home.url_for(&format!("/goto/307?{elsewhere}")), "body_match", "").await;
+    assert_eq!((r["status"].clone(), r["probe"]["url"].clone()), (json!(0), json!(elsewhere)), "{}", output(&r));
+    assert!(other.requests() > 0, "the other server was not asked");
+    let away = home.url_for(&format!("/goto/307?{elsewhere}"));
+    received(away.clone(), &[r#""method":"POST""#, r#""body":"payload""#, r#""content-type":"text/plain""#], &[])
+        .await;
+    received(away, &[], &[r#""authorization""#, r#""cookie""#]).await;
+
+    for code in [301, 302, 303] {
+        let url = home.url_for(&format!("/goto/{code}?/echo"));
+        received(url.clone(), &[r#""method":"GET""#, r#""body":"""#], &[r#""content-type""#, r#""content-length""#])
+            .await;
+        received(url, CREDENTIALS, &[]).await;
+    }
+    let r = probe(home.url_for("/goto/302?ftp://127.0.0.1/x"), "body_match", "").await;
+    assert_eq!((r["status"].clone(), r["reason"].clone()), (json!(2), json!("redirects")));
+    assert_output(&r, r#"^HTTP CRITICAL: redirect to "ftp://127\.0\.0\.1/x" not followed: only http and https are \|"#);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_and_header_assertions() {
     let server = TestServer::http().await;

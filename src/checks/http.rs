@@ -289,7 +289,7 @@ impl HttpParams {
             scheme: self.scheme,
             request: None,
         };
-        probe.request = request_for(&probe, &probe.url).ok();
+        probe.request = request_for(&probe, &probe.url, None).ok();
         Ok(probe)
     }
 }
@@ -390,7 +390,7 @@ async fn run_probe(probe: &Probe) -> Report {
             report.details.set("status_code", exchange.status);
             report.details.set("bytes", bytes);
             // Written once per definition, unless a redirect moved the probe elsewhere.
-            report.details.set("url", moved.map_or_else(|| probe.url_text.clone(), |url| display(&url, 64)));
+            report.details.set("url", moved.map_or_else(|| probe.url_text.clone(), |moved| display(&moved.url, 64)));
             report.details.set("address", net::address_text(exchange.address));
             report.details.set("redirects", redirects);
             // `<status> in <seconds> s, <bytes> bytes`, piece by piece (`format!` took 1,200
@@ -465,15 +465,17 @@ fn assess(probe: &Probe, exchange: &Exchange, total: f64, summary: String, mut r
     report
 }
 
-/// Run the exchange, following redirects if asked. Returns the last exchange, the URL it came
-/// from if a redirect moved the probe (boxed: most runs follow none, and every check in flight
-/// carries this future), and the number of redirects followed.
-async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, Option<Box<Uri>>, u32), CheckFailure> {
-    let mut moved: Option<Box<Uri>> = None;
+/// Run the exchange, following redirects if asked. Returns the last exchange, where a
+/// redirect moved the probe if one did (boxed: most runs follow none, and every check in
+/// flight carries this future), and the number of redirects followed.
+async fn follow(
+    probe: &Probe,
+    progress: &Mutex<Progress>,
+) -> Result<(Exchange, Option<Box<Redirected>>, u32), CheckFailure> {
+    let mut moved: Option<Box<Redirected>> = None;
     let mut redirects = 0;
     loop {
-        let url = moved.as_deref().unwrap_or(&probe.url);
-        let exchange = exchange(probe, url, moved.is_some(), progress).await?;
+        let exchange = exchange(probe, moved.as_deref(), progress).await?;
         let location = exchange.headers.get("location").map(str::to_string);
         match location {
             Some(location) if probe.follow && (300..400).contains(&exchange.status) => {
@@ -483,8 +485,11 @@ async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, 
                         format!("more than {} redirects", probe.max_redirects),
                     ));
                 }
-                let next = resolve_location(url, &location).map_err(|e| CheckFailure::new(Reason::Redirects, e))?;
-                moved = Some(Box::new(next));
+                let (url, method) = moved.as_deref().map_or((&probe.url, &probe.method), |m| (&m.url, &m.method));
+                let url = resolve_location(url, &location).map_err(|e| CheckFailure::new(Reason::Redirects, e))?;
+                let method = redirected_method(method, exchange.status);
+                let same_origin = same_origin(&url, &probe.url);
+                moved = Some(Box::new(Redirected { url, method, same_origin }));
                 redirects += 1;
             }
             _ => return Ok((exchange, moved, redirects)),
@@ -492,20 +497,47 @@ async fn follow(probe: &Probe, progress: &Mutex<Progress>) -> Result<(Exchange, 
     }
 }
 
+/// Where a redirect led, and how the request is sent there.
+#[derive(Debug)]
+struct Redirected {
+    url: Uri,
+    /// The probe's method, or `GET` once a redirect changed it ([`redirected_method`]); the
+    /// probe's body goes only with the probe's method.
+    method: Method,
+    /// On the probe's own origin (scheme, host and port): the probe's credentials
+    /// (`authorization`, `proxy-authorization`, `cookie`) and a given `host` are sent only
+    /// there, as curl and browsers do, so a redirect cannot hand them to another server.
+    same_origin: bool,
+}
+
+/// `location` resolved against `base` (RFC 3986, 5: relative paths, `?query`, `//host/…`,
+/// `..`), its fragment dropped; only `http` and `https` are followed.
 fn resolve_location(base: &Uri, location: &str) -> Result<Uri, String> {
-    if location.contains("://") {
-        return location.parse().map_err(|_| format!("invalid redirect location {location:?}"));
+    let invalid = || format!("invalid redirect location {location:?}");
+    let base = url::Url::parse(&base.to_string()).map_err(|_| invalid())?;
+    let mut next = base.join(location).map_err(|_| invalid())?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(format!("redirect to {location:?} not followed: only http and https are"));
     }
-    let mut parts = base.clone().into_parts();
-    let path = if location.starts_with('/') {
-        location.to_string()
-    } else {
-        let base_path = base.path();
-        let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
-        format!("{dir}{location}")
-    };
-    parts.path_and_query = Some(path.parse().map_err(|_| format!("invalid redirect location {location:?}"))?);
-    Uri::from_parts(parts).map_err(|e| e.to_string())
+    next.set_fragment(None);
+    next.as_str().parse().map_err(|_| invalid())
+}
+
+/// The method after a `status` redirect, as the Fetch standard (browsers, curl, reqwest) has
+/// it: `POST` becomes `GET` after a 301 or 302, anything but `GET` and `HEAD` after a 303; a
+/// 307 or 308 keeps it.
+fn redirected_method(method: &Method, status: u16) -> Method {
+    match status {
+        301 | 302 if *method == Method::POST => Method::GET,
+        303 if *method != Method::GET && *method != Method::HEAD => Method::GET,
+        _ => method.clone(),
+    }
+}
+
+/// Whether `a` and `b` have the same origin: scheme, host (any case) and port.
+fn same_origin(a: &Uri, b: &Uri) -> bool {
+    let ((a_https, a_host, a_port), (b_https, b_host, b_port)) = (target(a), target(b));
+    a_https == b_https && a_port == b_port && a_host.eq_ignore_ascii_case(b_host)
 }
 
 fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
@@ -514,14 +546,13 @@ fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
     }
 }
 
-/// One request and its response: to the probe's own URL, or (`redirected`) to where a
-/// redirect pointed.
+/// One request and its response: to the probe's own URL, or to where a redirect led.
 async fn exchange(
     probe: &Probe,
-    url: &Uri,
-    redirected: bool,
+    redirected: Option<&Redirected>,
     progress: &Mutex<Progress>,
 ) -> Result<Exchange, CheckFailure> {
+    let url = redirected.map_or(&probe.url, |r| &r.url);
     let (https, host, port) = target(url);
 
     set_phase(progress, |p| p.phase = "dns");
@@ -533,9 +564,9 @@ async fn exchange(
     // The probe's own request was written when it was compiled.
     let built;
     let request = match &probe.request {
-        Some(request) if !redirected => request.as_slice(),
+        Some(request) if redirected.is_none() => request.as_slice(),
         _ => {
-            built = request_for(probe, url)?;
+            built = request_for(probe, url, redirected)?;
             built.as_slice()
         }
     };
@@ -545,17 +576,22 @@ async fn exchange(
         set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
         // Boxed: the handshake and the TLS stream are large; inline, every plain HTTP check
         // in flight would carry their size.
-        Box::pin(https_exchange(probe, host, request, tcp, address, progress)).await
+        // The method is found again here, not kept across the connect: every check in flight
+        // would carry it.
+        let method = redirected.map_or(&probe.method, |r| &r.method);
+        Box::pin(https_exchange(probe, method, host, request, tcp, address, progress)).await
     } else {
         // The request goes out with the connection where it is up at once (loopback).
         let net::Sending { stream, address, written, sending } = net::connect_sending(&addrs, request).await?;
         set_phase(progress, |p| p.connect += (sending - connect_started).as_secs_f64());
-        send_from(probe, &request[written..], sending, stream, address, progress).await
+        let method = redirected.map_or(&probe.method, |r| &r.method);
+        send_from(probe, method, &request[written..], sending, stream, address, progress).await
     }
 }
 
 async fn https_exchange(
     probe: &Probe,
+    method: &Method,
     host: &str,
     request: &[u8],
     tcp: tokio::net::TcpStream,
@@ -571,7 +607,7 @@ async fn https_exchange(
         .map_err(|_| CheckFailure::new(Reason::TlsHandshake, format!("invalid TLS server name {name:?}")))?;
     let stream = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(tls_failure)?;
     set_phase(progress, |p| p.tls += tls_started.elapsed().as_secs_f64());
-    send(probe, request, stream, address, progress).await
+    send_from(probe, method, request, Instant::now(), stream, address, progress).await
 }
 
 fn tls_failure(error: std::io::Error) -> CheckFailure {
@@ -591,8 +627,40 @@ fn target(url: &Uri) -> (bool, &str, u16) {
     (https, url.host().unwrap_or_default(), url.port_u16().unwrap_or(if https { 443 } else { 80 }))
 }
 
-/// The request's bytes for `url`: the probe's method, headers and body, `Host` unless given.
-fn request_for(probe: &Probe, url: &Uri) -> Result<Vec<u8>, CheckFailure> {
+/// Headers a redirect to another origin does not carry ([`Redirected::same_origin`]).
+const CREDENTIALS: [HeaderName; 4] =
+    [http::header::AUTHORIZATION, http::header::PROXY_AUTHORIZATION, http::header::COOKIE, http::header::HOST];
+
+/// Headers that describe a body, left out when a redirect changed the method (and dropped it).
+const BODY_HEADERS: [HeaderName; 6] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_LENGTH,
+    http::header::TRANSFER_ENCODING,
+    http::header::CONTENT_ENCODING,
+    http::header::CONTENT_LANGUAGE,
+    http::header::CONTENT_LOCATION,
+];
+
+/// The request's bytes for `url`: the probe's method, headers and body, `Host` unless given;
+/// after a redirect, its method, without the credentials on another origin and without the
+/// body once the method changed.
+fn request_for(probe: &Probe, url: &Uri, redirected: Option<&Redirected>) -> Result<Vec<u8>, CheckFailure> {
+    let method = redirected.map_or(&probe.method, |r| &r.method);
+    let other_origin = redirected.is_some_and(|r| !r.same_origin);
+    let body_dropped = *method != probe.method;
+    let kept;
+    let headers = if other_origin || body_dropped {
+        let mut headers = probe.headers.clone();
+        let dropped = other_origin.then_some(&CREDENTIALS[..]).into_iter().chain(body_dropped.then_some(&BODY_HEADERS[..]));
+        for name in dropped.flatten() {
+            headers.remove(name);
+        }
+        kept = headers;
+        &kept
+    } else {
+        &probe.headers
+    };
+    let body = if body_dropped { &[][..] } else { &probe.body[..] };
     let (https, host, port) = target(url);
     let target = url.path_and_query().map_or("/", |p| p.as_str());
     // `http://host?query` has no path: the request target still starts with `/`.
@@ -603,8 +671,8 @@ fn request_for(probe: &Probe, url: &Uri) -> Result<Vec<u8>, CheckFailure> {
     } else {
         target
     };
-    if probe.headers.contains_key(http::header::HOST) {
-        return Ok(http1::request(&probe.method, target, &probe.headers, None, &probe.body));
+    if headers.contains_key(http::header::HOST) {
+        return Ok(http1::request(method, target, headers, None, body));
     }
     let default_port = if https { 443 } else { 80 };
     let with_port;
@@ -617,25 +685,14 @@ fn request_for(probe: &Probe, url: &Uri) -> Result<Vec<u8>, CheckFailure> {
     if host_header.bytes().any(|b| b.is_ascii_control()) {
         return Err(CheckFailure::parameters("invalid host"));
     }
-    Ok(http1::request(&probe.method, target, &probe.headers, Some(host_header), &probe.body))
+    Ok(http1::request(method, target, headers, Some(host_header), body))
 }
 
-async fn send<S>(
-    probe: &Probe,
-    request: &[u8],
-    stream: S,
-    address: std::net::SocketAddr,
-    progress: &Mutex<Progress>,
-) -> Result<Exchange, CheckFailure>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    send_from(probe, request, Instant::now(), stream, address, progress).await
-}
-
-/// [`send`] with the request's sending begun at `sent` (what is left of it: `request`).
+/// Send what is left of a request (`request`; its sending began at `sent`), made with
+/// `method`, and read the response.
 async fn send_from<S>(
     probe: &Probe,
+    method: &Method,
     request: &[u8],
     sent: Instant,
     stream: S,
@@ -656,7 +713,7 @@ where
         p.phase = "transfer";
     });
     let transfer_started = Instant::now();
-    let body = connection.body(&probe.method, &head, probe.max_body).await?;
+    let body = connection.body(method, &head, probe.max_body).await?;
     set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
     Ok(Exchange { status: head.status, headers: head.headers, body, address })
 }
@@ -728,9 +785,70 @@ mod tests {
     #[test]
     fn redirect_locations() {
         let base: Uri = "http://h:8080/a/b?x=1".parse().unwrap();
-        assert_eq!(resolve_location(&base, "/c").unwrap().to_string(), "http://h:8080/c");
-        assert_eq!(resolve_location(&base, "c?d").unwrap().to_string(), "http://h:8080/a/c?d");
-        assert_eq!(resolve_location(&base, "https://o/x").unwrap().to_string(), "https://o/x");
+        let resolved = |location| resolve_location(&base, location).map(|u| u.to_string());
+        for (location, expected) in [
+            ("/c", "http://h:8080/c"),
+            ("c?d", "http://h:8080/a/c?d"),
+            ("https://o/x", "https://o/x"),
+            // A query naming a URL is still a path on this server.
+            ("/login?next=http://x/", "http://h:8080/login?next=http://x/"),
+            ("//other/x", "http://other/x"),
+            ("?q", "http://h:8080/a/b?q"),
+            ("../up", "http://h:8080/up"),
+            ("c#part", "http://h:8080/a/c"),
+            ("HTTP://O:80/x", "http://o/x"),
+        ] {
+            assert_eq!(resolved(location).as_deref(), Ok(expected), "{location}");
+        }
+        assert_eq!(resolved("ftp://o/x"), Err(r#"redirect to "ftp://o/x" not followed: only http and https are"#.into()));
+        assert!(resolved("http://[::1").unwrap_err().starts_with("invalid redirect location"));
+    }
+
+    #[test]
+    fn a_redirect_changes_the_method_as_fetch_does() {
+        let after = |method: Method, status| redirected_method(&method, status);
+        assert_eq!(after(Method::POST, 301), Method::GET);
+        assert_eq!(after(Method::POST, 302), Method::GET);
+        assert_eq!(after(Method::PUT, 302), Method::PUT);
+        assert_eq!(after(Method::PUT, 303), Method::GET);
+        assert_eq!(after(Method::HEAD, 303), Method::HEAD);
+        assert_eq!(after(Method::POST, 307), Method::POST);
+        assert_eq!(after(Method::DELETE, 308), Method::DELETE);
+    }
+
+    #[test]
+    fn a_redirect_elsewhere_leaves_credentials_and_a_changed_method_the_body() {
+        let probe = HttpParams::deserialize(json!({
+            "url": "http://h:8080/a", "method": "post", "body": "data", "user": "u", "password": "p",
+            "headers": {"Cookie": "c=1", "Content-Type": "text/plain", "Host": "given", "X-Kept": "k"}
+        }))
+        .unwrap()
+        .compile()
+        .unwrap();
+        let request = |url: &str, method: Method| {
+            let url: Uri = url.parse().unwrap();
+            let same_origin = same_origin(&url, &probe.url);
+            let redirected = Redirected { url: url.clone(), method, same_origin };
+            String::from_utf8(request_for(&probe, &url, Some(&redirected)).unwrap()).unwrap().to_ascii_lowercase()
+        };
+        // The same origin (any case), the method kept (307): everything goes.
+        let same = request("http://H:8080/b", Method::POST);
+        for part in ["post /b ", "authorization: basic", "cookie: c=1", "host: given", "x-kept: k", "\r\n\r\ndata"] {
+            assert!(same.contains(part), "{part} in {same:?}");
+        }
+        // Another port, scheme or host: no credentials, the URL's own host.
+        for url in ["http://h:8081/b", "https://h:8080/b", "http://other:8080/b"] {
+            let elsewhere = request(url, Method::POST);
+            for gone in ["authorization", "cookie", "host: given"] {
+                assert!(!elsewhere.contains(gone), "{gone} sent to {url}: {elsewhere:?}");
+            }
+            assert!(elsewhere.contains("x-kept: k") && elsewhere.ends_with("data"), "{elsewhere:?}");
+        }
+        // The method changed to GET: no body, nor the headers describing it.
+        let get = request("http://h:8080/b", Method::GET);
+        assert!(get.starts_with("get /b ") && get.ends_with("\r\n\r\n"), "{get:?}");
+        assert!(!get.contains("content-type") && !get.contains("content-length"), "{get:?}");
+        assert!(get.contains("authorization: basic"), "{get:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! | `/delay/{ms}`       | sleeps `ms` milliseconds, then 200 `slept`                               |
 //! | `/slowbody/{ms}`    | 200 headers (`Content-Length: 4`) at once, the body `slow` after `ms`    |
 //! | `/redirect/{n}`     | 302, `Location: /redirect/{n-1}`; `/redirect/0` → 302 `Location: /ok`    |
+//! | `/goto/{code}?LOC`  | `{code}` (300..=399), `Location: LOC` (the raw query; `/ok` without one) |
 //! | `/bytes/{n}`        | 200, `n` bytes of `x` (`Content-Type: application/octet-stream`)         |
 //! | `/echo`             | 200 JSON `{"method","path","query","headers","body"}` of the request     |
 //! | `/json`             | 200 `{"status":"UP","checks":[{"name":"db","ok":true}]}` (JSON type)     |
@@ -587,6 +588,14 @@ async fn route(request: Request<Incoming>) -> Response<ResponseBody> {
         let location = if n == 0 { "/ok".to_string() } else { format!("/redirect/{}", n - 1) };
         Response::builder()
             .status(302)
+            .header(header::LOCATION, location)
+            .body(Full::new(Bytes::new()).boxed())
+            .expect("valid response")
+    } else if let Some(code) = number("/goto/").filter(|c| (300..=399).contains(c)) {
+        // The query, as it is, is the location: `/goto/307?http://127.0.0.1:1234/echo`.
+        let location = request.uri().query().unwrap_or("/ok").to_string();
+        Response::builder()
+            .status(code as u16)
             .header(header::LOCATION, location)
             .body(Full::new(Bytes::new()).boxed())
             .expect("valid response")
