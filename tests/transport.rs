@@ -284,7 +284,8 @@ async fn every_answered_request_is_acknowledged() {
 // every result's own (README, "Benchmarks"): a result the broker nacks is not taken as
 // confirmed. In a vhost of its own, a queue that takes nothing (`x-max-length` 0,
 // `reject-publish`) is bound to `results`, so the broker nacks every result: the client
-// publishes it again and again, confirms none, and once that queue is gone, confirms it.
+// publishes it again and again on the same session, confirms none, and once that queue is
+// gone, confirms it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
     use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
@@ -320,6 +321,10 @@ async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
     assert_eq!(copies.len(), 2, "published again after a nack: {}", client.logs());
     assert!(copies.iter().all(|r| r["check"]["name"] == "nacked"));
     assert_eq!(published(), Some(0.0), "a nacked result counted as confirmed");
+    // Published again on the same session: a nack says nothing of the connection, and
+    // reconnecting would hand back every request running on it.
+    let reconnects = support::web::metric(http.port(), "concierge_reconnects_total");
+    assert_eq!(reconnects, Some(0.0), "reconnected after a nack: {}", client.logs());
 
     server.channel.queue_delete("full".into(), QueueDeleteOptions::default()).await.expect("delete the full queue");
     assert_eq!(

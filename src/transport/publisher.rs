@@ -23,6 +23,17 @@ use super::{RESULTS_EXCHANGE, ROUTING_KEY};
 /// Results published without waiting for earlier confirms.
 const WINDOW: usize = 256;
 
+/// The pause before results the broker nacked are published again on the same session.
+const NACK_PAUSE: Duration = Duration::from_secs(1);
+
+/// What became of a batch: the results to publish again, in order, and whether the session
+/// failed (a write failed or timed out, or a confirm did not come in time) rather than the
+/// broker refusing results it answered (nacks).
+struct Sent {
+    retry: Vec<Pending>,
+    failed: bool,
+}
+
 struct Pending {
     body: Vec<u8>,
     done: Option<oneshot::Sender<bool>>,
@@ -155,14 +166,29 @@ impl Publisher {
                     () = notified => continue,
                 }
             };
-            let failed = self.send(&channel, batch).await;
-            if !failed.is_empty() {
-                broken.cancel();
+            let Sent { retry, failed } = self.send(&channel, batch).await;
+            if retry.is_empty() {
+                continue;
+            }
+            {
                 let mut state = self.lock();
-                for pending in failed.into_iter().rev() {
+                for pending in retry.into_iter().rev() {
                     state.queue.push_front(pending);
                 }
-                state.target = None;
+            }
+            if failed {
+                // The session is broken: the results wait for the next one to be attached.
+                // The target is left as it is (a broken one is skipped above): by now it may
+                // be the next session's, attached while this batch waited.
+                broken.cancel();
+            } else {
+                // Only nacks: the session is sound, and tearing it down would hand back every
+                // request running on it. The broker refused these results (a full queue
+                // bound to `results`, say), so they are published again after a pause.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(NACK_PAUSE) => {}
+                }
             }
         }
     }
@@ -180,8 +206,9 @@ impl Publisher {
     /// failed or late write ends the batch there, and only it and what follows are retried —
     /// what was written before still waits for its confirm, so a stall costs one result in
     /// doubt, not a batch of duplicates. Each confirm is read on its own: one that is late or
-    /// a nack has its result retried, the others are done.
-    async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Vec<Pending> {
+    /// a nack has its result retried, the others are done; only a failed or late write or a
+    /// late confirm fails the session.
+    async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Sent {
         let started = tokio::time::Instant::now();
         let mut writes: Vec<_> = batch
             .iter()
@@ -230,7 +257,22 @@ impl Publisher {
         if late > 0 {
             tracing::warn!(timeout = ?self.timeout, late, "no publish confirm from the broker in time");
         }
-        let outcomes: Vec<bool> = outcomes.into_iter().map(|o| o.is_ok_and(|r| r.is_ok_and(|c| c.is_ack()))).collect();
+        // A confirm that came is an ack or a nack; a channel error or none in time fails the session.
+        let mut failed = late > 0 || sent < batch.len();
+        let outcomes: Vec<bool> = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(Ok(confirm)) => confirm.is_ack(),
+                _ => {
+                    failed = true;
+                    false
+                }
+            })
+            .collect();
+        let nacked = outcomes.iter().filter(|acked| !**acked).count();
+        if nacked > 0 && !failed {
+            tracing::warn!(nacked, "the broker refused (nacked) results; publishing them again");
+        }
         let mut batch = batch.into_iter();
         let mut retry = Vec::new();
         for (pending, acked) in batch.by_ref().take(sent).zip(outcomes) {
@@ -248,6 +290,6 @@ impl Publisher {
         }
         // Then what was not written.
         retry.extend(batch);
-        retry
+        Sent { retry, failed }
     }
 }
