@@ -110,8 +110,7 @@ async fn redirects_resolve_locations_and_keep_credentials_at_home() {
     assert_eq!((r["status"].clone(), r["probe"]["url"].clone()), (json!(0), json!(elsewhere)), "{}", output(&r));
     assert!(other.requests() > 0, "the other server was not asked");
     let away = home.url_for(&format!("/goto/307?{elsewhere}"));
-    received(away.clone(), &[r#""method":"POST""#, r#""body":"payload""#, r#""content-type":"text/plain""#], &[])
-        .await;
+    received(away.clone(), &[r#""method":"POST""#, r#""body":"payload""#, r#""content-type":"text/plain""#], &[]).await;
     received(away, &[], &[r#""authorization""#, r#""cookie""#]).await;
 
     for code in [301, 302, 303] {

@@ -387,6 +387,69 @@ async fn acks_sent_together_never_cover_a_running_request() {
     assert!(results.next_for(&b, Duration::from_secs(1)).await.is_none(), "no acked request came back");
 }
 
+// A request delivered again while it still runs here — the broker took away the channel it
+// came on, so the run can no longer ack it — is not acked as a duplicate of itself: it is
+// held until that run ends, then runs again, and is acked once that result is confirmed.
+// (Acked at once, it was gone from the broker before any result of it was safe.) A second
+// consumer holding one message of its own keeps the auto-delete queue through the cut and
+// leaves every other message to the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_redelivered_while_it_runs_is_held_and_run_again() {
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
+    let proxy = Proxy::start(port).await;
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let rr = format!("roundrobin:{}", unique("again"));
+    let holder = ServerSide::connect().await;
+    holder.channel.basic_qos(1, BasicQosOptions::default()).await.expect("qos");
+    let queue = QueueDeclareOptions { auto_delete: true, ..QueueDeclareOptions::default() };
+    holder.channel.queue_declare(rr.as_str().into(), queue, FieldTable::default()).await.expect("queue");
+    support::broker::declare_exchange(&holder.channel, &rr, lapin::ExchangeKind::Direct).await;
+    let bind = QueueBindOptions::default();
+    holder
+        .channel
+        .queue_bind(rr.as_str().into(), rr.as_str().into(), "".into(), bind, FieldTable::default())
+        .await
+        .expect("bind");
+    let _held = holder
+        .channel
+        .basic_consume(rr.as_str().into(), "holder".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("consume");
+    server.publish_request(&rr, &json!({"command": "true", "name": "held", "issued": 1})).await;
+    assert_eq!(settle_to(&rr, ("0", "1")).await, Some(("0".into(), "1".into())), "the holder's own message");
+
+    let name = unique("again");
+    let client = Client::start_with_url(&proxy.url(), &name, &[&rr], &[]);
+    client.ready().await;
+    client.wait_log("bootstrap complete", 1, WAIT).await;
+    let http = client.bound("HTTP socket listening").await;
+    let gate = Gate::closed();
+    server.publish_request(&rr, &json!({"command": gate.command("echo finished"), "name": "slow", "issued": 7})).await;
+    assert_eq!(settle_to(&rr, ("0", "2")).await, Some(("0".into(), "2".into())), "running: {}", client.logs());
+    proxy.cut();
+    proxy.restore();
+    client.wait_log("bootstrap complete", 2, WAIT).await;
+    // Redelivered to the client's new session while the first run still waits at the gate.
+    let redelivered = || support::web::metric(http.port(), "concierge_requests_redelivered_total");
+    assert_eq!(settle(redelivered, Some(1.0), WAIT).await, Some(1.0), "{}", client.logs());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ready_and_unacked(&rr), Some(("0".into(), "2".into())), "the redelivered copy was acked");
+
+    gate.open();
+    let done = results.collect_for(&name, 2, WAIT).await;
+    assert_eq!(done.len(), 2, "the first run's result, then the copy's: {}", client.logs());
+    assert!(done.iter().all(|r| r["check"]["name"] == "slow" && r["check"]["output"] == "finished\n"));
+    assert_eq!(
+        settle_to(&rr, ("0", "1")).await,
+        Some(("0".into(), "1".into())),
+        "acked once its own run was confirmed"
+    );
+    assert!(results.next_for(&name, Duration::from_secs(1)).await.is_none(), "run a third time");
+}
+
 // A client killed mid-check loses nothing: its unacknowledged requests go to a replica
 // still consuming the queue. (With no consumer left, the auto-delete queue goes away with
 // its messages: Sensu's topology, which Concierge keeps.)

@@ -180,6 +180,11 @@ pub struct Executor {
     spawn_slots: Slots,
     builtin_slots: Slots,
     in_progress: Mutex<Running>,
+    /// Woken when an execution ends, if anyone waits for one ([`Executor::until_idle`]).
+    released: tokio::sync::Notify,
+    /// Callers of [`Executor::until_idle`] waiting now (none, almost always: an execution that
+    /// ends then wakes nobody).
+    waiting: AtomicUsize,
 }
 
 /// The executions running, by check key (`source:name` or `name`): when each started and its
@@ -188,15 +193,27 @@ type Running = HashMap<Arc<str>, (tokio::time::Instant, Option<Duration>)>;
 
 /// Removes the in-progress key when the execution ends, however it ends.
 struct InProgress<'a> {
-    set: &'a Mutex<Running>,
+    executor: &'a Executor,
     key: Arc<str>,
 }
 
 impl Drop for InProgress<'_> {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.set.lock() {
+        if let Ok(mut set) = self.executor.in_progress.lock() {
             set.remove(&self.key);
         }
+        if self.executor.waiting.load(Ordering::SeqCst) > 0 {
+            self.executor.released.notify_waiters();
+        }
+    }
+}
+
+/// The key a check runs under (`source:name` or `name`): one execution per key at a time.
+fn running_key(check: &Object) -> Arc<str> {
+    let name = field(check, "name").and_then(Value::as_str).unwrap_or_default();
+    match field(check, "source").and_then(Value::as_str) {
+        Some(source) => format!("{source}:{name}").into(),
+        None => name.into(),
     }
 }
 
@@ -209,6 +226,35 @@ impl Executor {
             builtin_slots: Slots::new(settings.builtin_limit),
             config: RwLock::new(Arc::new(Config::from(settings))),
             in_progress: Mutex::new(HashMap::new()),
+            released: tokio::sync::Notify::new(),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Wait until `check` is not running here (no execution holds its key): `true`, or
+    /// `false` if `stop` fired first.
+    pub async fn until_idle(&self, check: &Object, stop: &CancellationToken) -> bool {
+        /// Counts a waiter for as long as it waits, however the wait ends.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let key = running_key(check);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        loop {
+            // Registered before the key is looked at: an execution ending in between wakes it.
+            let released = self.released.notified();
+            let running = self.in_progress.lock().map(|set| set.contains_key(&key)).unwrap_or(false);
+            if !running {
+                return true;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return false,
+                () = released => {}
+            }
         }
     }
 
@@ -322,18 +368,14 @@ impl Executor {
     }
 
     fn claim(&self, check: &Object) -> Option<InProgress<'_>> {
-        let name = field(check, "name").and_then(Value::as_str).unwrap_or_default();
-        let key: Arc<str> = match field(check, "source").and_then(Value::as_str) {
-            Some(source) => format!("{source}:{name}").into(),
-            None => name.into(),
-        };
+        let key = running_key(check);
         let mut set = self.in_progress.lock().ok()?;
         if set.contains_key(&key) {
             self.telemetry.duplicates_dropped.inc();
             return None;
         }
         set.insert(key.clone(), (tokio::time::Instant::now(), timeout_of(field(check, "timeout"))));
-        Some(InProgress { set: &self.in_progress, key })
+        Some(InProgress { executor: self, key })
     }
 
     async fn execute_command(&self, config: &Config, check: Object, stop: &CancellationToken) -> Processed {

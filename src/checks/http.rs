@@ -651,7 +651,8 @@ fn request_for(probe: &Probe, url: &Uri, redirected: Option<&Redirected>) -> Res
     let kept;
     let headers = if other_origin || body_dropped {
         let mut headers = probe.headers.clone();
-        let dropped = other_origin.then_some(&CREDENTIALS[..]).into_iter().chain(body_dropped.then_some(&BODY_HEADERS[..]));
+        let dropped =
+            other_origin.then_some(&CREDENTIALS[..]).into_iter().chain(body_dropped.then_some(&BODY_HEADERS[..]));
         for name in dropped.flatten() {
             headers.remove(name);
         }
@@ -800,7 +801,10 @@ mod tests {
         ] {
             assert_eq!(resolved(location).as_deref(), Ok(expected), "{location}");
         }
-        assert_eq!(resolved("ftp://o/x"), Err(r#"redirect to "ftp://o/x" not followed: only http and https are"#.into()));
+        assert_eq!(
+            resolved("ftp://o/x"),
+            Err(r#"redirect to "ftp://o/x" not followed: only http and https are"#.into())
+        );
         assert!(resolved("http://[::1").unwrap_err().starts_with("invalid redirect location"));
     }
 

@@ -132,12 +132,28 @@ impl Pipeline {
         if redelivered {
             telemetry.redelivered.inc();
         }
+        // A redelivered request may be the one still running here, delivered before the
+        // broker took its channel away: acked as a duplicate, it would be gone before its
+        // result is safe. So it is kept to run again once that execution ends.
+        // (Boxed, and the stop token cloned, only then: every request in flight carries this.)
+        let again = redelivered.then(|| Box::new((request.clone(), stop.clone())));
         let pipeline = self.clone();
-        self.submit(request, stop.clone(), move |outcome| {
+        self.submit(request, stop.clone(), move |outcome| async move {
+            let mut outcome = outcome;
+            if let Some(again) = again {
+                let (request, stop) = &*again;
+                while outcome == Outcome::Dropped {
+                    outcome = if pipeline.executor.until_idle(request, stop).await {
+                        Box::pin(pipeline.run(request.clone(), stop)).await
+                    } else {
+                        Outcome::NotStarted
+                    };
+                }
+            }
             if outcome == Outcome::NotStarted {
                 pipeline.executor.telemetry().handed_back.inc();
             }
-            ticket.settle(outcome.settle())
+            ticket.settle(outcome.settle()).await;
         });
     }
 }
