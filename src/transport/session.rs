@@ -116,7 +116,10 @@ impl Session {
         let secondary = match connect(broker, &format!("concierge {client_name} (secondary)")).await {
             Ok(c) => c,
             Err(e) => {
-                let _ = primary.close(200, "secondary connection failed".into()).await;
+                // Bounded, as in `close`: a broker that stopped answering would hold the
+                // reconnect until lapin's heartbeat gave up.
+                let closing = primary.close(200, "secondary connection failed".into());
+                let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
                 return Err(e);
             }
         };
