@@ -82,8 +82,9 @@ pub fn request(method: &Method, target: &str, headers: &HeaderMap, host: Option<
 pub fn ends_chunked<'a>(codings: impl Iterator<Item = &'a [u8]>) -> Option<bool> {
     let mut codings = codings.peekable();
     codings.peek()?;
-    let last = codings.filter_map(text).flat_map(|v| v.split(',')).last();
-    Some(last.is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked")))
+    // Empty list items are no codings (RFC 9110, 5.6.1): `chunked,` ends with `chunked`.
+    let last = codings.filter_map(text).flat_map(|v| v.split(',')).map(str::trim).filter(|c| !c.is_empty()).last();
+    Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")))
 }
 
 /// [`ends_chunked`] for a request's headers.
@@ -185,18 +186,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         loop {
             // Parsed again only when a line has ended since the last try: a head trickled in
             // byte by byte costs a parse per line (at most 100 header lines), not per read.
-            let mut scanned = 0;
+            let (mut scanned, mut blank) = (0usize, 0usize);
             let head = loop {
+                // Empty lines before the status line (which httparse skips) are taken out of
+                // the buffer, counted in the head's size: else each line ending later would
+                // have them all parsed again.
+                let leading = self.buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+                if leading > 0 {
+                    self.buf.advance(leading);
+                    blank += leading;
+                    scanned = scanned.saturating_sub(leading);
+                }
                 if self.buf[scanned..].contains(&b'\n')
                     && let Some(head) = parse_head(&mut self.buf)?
                 {
                     break head;
                 }
-                if self.buf.len() >= MAX_HEAD {
+                if blank + self.buf.len() >= MAX_HEAD {
                     return Err(http_failure(format!("response head larger than {MAX_HEAD} bytes")));
                 }
                 scanned = self.buf.len();
-                match self.fill(MAX_HEAD - self.buf.len()).await {
+                match self.fill(MAX_HEAD - blank - self.buf.len()).await {
                     Ok(0) if self.buf.is_empty() => {
                         return Err(http_failure("no HTTP response: the server closed the connection".into()));
                     }
@@ -299,18 +309,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Read the trailer section after the last chunk, up to its empty line.
+    /// Read the trailer section after the last chunk, up to its empty line (lines end with
+    /// CRLF or, as RFC 9112 (2.2) lets a recipient take them, a bare LF).
     async fn trailers(&mut self) -> Result<(), CheckFailure> {
         let (mut read, mut scanned) = (0, 0usize);
         loop {
             // Searched from where the last search ended (a line trickled in stays linear).
-            if let Some(end) = self.buf[scanned.saturating_sub(1)..].windows(2).position(|w| w == b"\r\n") {
-                let end = end + scanned.saturating_sub(1);
-                self.buf.advance(end + 2);
-                if end == 0 {
+            if let Some(end) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = end + scanned;
+                let empty = self.buf[..end] == *b"" || self.buf[..end] == *b"\r";
+                self.buf.advance(end + 1);
+                if empty {
                     return Ok(());
                 }
-                read += end + 2;
+                read += end + 1;
                 scanned = 0;
                 continue;
             }
@@ -479,7 +491,13 @@ mod tests {
                 (200, "z".into())
             );
             assert_eq!(ok("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nab", piece).await, (200, "ab".into()));
+            // Empty lines before the status line are skipped.
+            assert_eq!(ok("\r\n\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", piece).await, (200, "ok".into()));
         }
+        // ... and count in the head's size limit.
+        let blank = "\r\n".repeat(MAX_HEAD / 2);
+        let too_many = failure(format!("{blank}HTTP/1.1 200 OK\r\n\r\n").as_bytes(), 100).await;
+        assert_eq!(too_many.message, format!("response head larger than {MAX_HEAD} bytes"));
         // A body after HEAD is not read.
         let (head, body) =
             exchange(Method::HEAD, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 64, 100).await.unwrap();
@@ -502,6 +520,8 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\n".as_slice(),
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\ngarbage",
             b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            // An empty coding after `chunked` is none; trailer lines may end with a bare LF.
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\n\n",
         ] {
             // The server keeps its end open: reading past the message would wait forever.
             let (client, mut server) = tokio::io::duplex(1 << 16);
