@@ -540,6 +540,11 @@ fn same_origin(a: &Uri, b: &Uri) -> bool {
     a_https == b_https && a_port == b_port && a_host.eq_ignore_ascii_case(b_host)
 }
 
+/// Whether the request sent (the probe's, or where a redirect led) is a `HEAD`.
+fn to_head(probe: &Probe, redirected: Option<&Redirected>) -> bool {
+    *redirected.map_or(&probe.method, |r| &r.method) == Method::HEAD
+}
+
 fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
     if let Ok(mut p) = progress.lock() {
         update(&mut p);
@@ -576,22 +581,21 @@ async fn exchange(
         set_phase(progress, |p| p.connect += connect_started.elapsed().as_secs_f64());
         // Boxed: the handshake and the TLS stream are large; inline, every plain HTTP check
         // in flight would carry their size.
-        // The method is found again here, not kept across the connect: every check in flight
-        // would carry it.
-        let method = redirected.map_or(&probe.method, |r| &r.method);
-        Box::pin(https_exchange(probe, method, host, request, tcp, address, progress)).await
+        // Whether the request is a HEAD is found again here, not kept across the connect:
+        // every check in flight would carry it.
+        Box::pin(https_exchange(probe, to_head(probe, redirected), host, request, tcp, address, progress)).await
     } else {
         // The request goes out with the connection where it is up at once (loopback).
         let net::Sending { stream, address, written, sending } = net::connect_sending(&addrs, request).await?;
         set_phase(progress, |p| p.connect += (sending - connect_started).as_secs_f64());
-        let method = redirected.map_or(&probe.method, |r| &r.method);
-        send_from(probe, method, &request[written..], sending, stream, address, progress).await
+        let to_head = to_head(probe, redirected);
+        send_from(probe, to_head, &request[written..], sending, stream, address, progress).await
     }
 }
 
 async fn https_exchange(
     probe: &Probe,
-    method: &Method,
+    to_head: bool,
     host: &str,
     request: &[u8],
     tcp: tokio::net::TcpStream,
@@ -607,7 +611,7 @@ async fn https_exchange(
         .map_err(|_| CheckFailure::new(Reason::TlsHandshake, format!("invalid TLS server name {name:?}")))?;
     let stream = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(tls_failure)?;
     set_phase(progress, |p| p.tls += tls_started.elapsed().as_secs_f64());
-    send_from(probe, method, request, Instant::now(), stream, address, progress).await
+    send_from(probe, to_head, request, Instant::now(), stream, address, progress).await
 }
 
 fn tls_failure(error: std::io::Error) -> CheckFailure {
@@ -689,11 +693,11 @@ fn request_for(probe: &Probe, url: &Uri, redirected: Option<&Redirected>) -> Res
     Ok(http1::request(method, target, headers, Some(host_header), body))
 }
 
-/// Send what is left of a request (`request`; its sending began at `sent`), made with
-/// `method`, and read the response.
+/// Send what is left of a request (`request`; its sending began at `sent`; a `HEAD` if
+/// `to_head`), and read the response.
 async fn send_from<S>(
     probe: &Probe,
-    method: &Method,
+    to_head: bool,
     request: &[u8],
     sent: Instant,
     stream: S,
@@ -714,7 +718,7 @@ where
         p.phase = "transfer";
     });
     let transfer_started = Instant::now();
-    let body = connection.body(method, &head, probe.max_body).await?;
+    let body = connection.body(to_head, &head, probe.max_body).await?;
     set_phase(progress, |p| p.transfer += transfer_started.elapsed().as_secs_f64());
     Ok(Exchange { status: head.status, headers: head.headers, body, address })
 }

@@ -225,12 +225,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Read the body of the response to `method` whose head is `head`; larger than `max`
-    /// bytes fails with [`Reason::BodySize`].
-    pub async fn body(&mut self, method: &Method, head: &Head, max: usize) -> Result<Bytes, CheckFailure> {
+    /// Read the body of the response whose head is `head` (to a `HEAD` request if
+    /// `to_head`: none then); larger than `max` bytes fails with [`Reason::BodySize`].
+    pub async fn body(&mut self, to_head: bool, head: &Head, max: usize) -> Result<Bytes, CheckFailure> {
         let too_large =
             || CheckFailure::new(Reason::BodySize, format!("{}: body larger than {max} bytes", head.status));
-        match framing(method, head)? {
+        match framing(to_head, head)? {
             Framing::Empty => Ok(Bytes::new()),
             Framing::Length(length) => {
                 let length = usize::try_from(length).ok().filter(|l| *l <= max).ok_or_else(too_large)?;
@@ -375,9 +375,10 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, CheckFailure> {
     Ok(Some(Head { status, headers, http10 }))
 }
 
-/// How the body of the response to `method` with `head` is delimited (RFC 9112, 6.3).
-fn framing(method: &Method, head: &Head) -> Result<Framing, CheckFailure> {
-    if *method == Method::HEAD || head.status < 200 || head.status == 204 || head.status == 304 {
+/// How the body of the response with `head` (to a `HEAD` request if `to_head`) is delimited
+/// (RFC 9112, 6.3).
+fn framing(to_head: bool, head: &Head) -> Result<Framing, CheckFailure> {
+    if to_head || head.status < 200 || head.status == 204 || head.status == 304 {
         return Ok(Framing::Empty);
     }
     match ends_chunked(head.headers.get_all("transfer-encoding")) {
@@ -440,7 +441,7 @@ mod tests {
         headers.insert(http::header::HOST, HeaderValue::from_static("example.test"));
         connection.send(&request(&method, "/x?y=1", &headers, None, b"")).await?;
         let head = connection.head().await?;
-        let body = connection.body(&method, &head, max).await?;
+        let body = connection.body(method == Method::HEAD, &head, max).await?;
         drop(connection);
         let request = served.await.unwrap();
         assert_eq!(request, b"GET /x?y=1 HTTP/1.1\r\nhost: example.test\r\n\r\n".replace_method(&method));
@@ -529,7 +530,7 @@ mod tests {
             let mut connection = Connection::new(client);
             let read = async {
                 let head = connection.head().await?;
-                let body = connection.body(&Method::GET, &head, 100).await?;
+                let body = connection.body(false, &head, 100).await?;
                 Ok::<_, CheckFailure>((head.status, body))
             };
             let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.unwrap().unwrap();
