@@ -119,14 +119,17 @@ async fn tcp_socket_protocol() {
     assert_eq!(f.results.next_for(&f.client.name, WAIT).await.unwrap().0["check"]["name"], "c");
 }
 
-// The results pipe publishes a batch of queued results before awaiting any of them: a
-// burst larger than a batch (256) arrives complete, once each, and in order.
+// "ok" means every element is queued: a burst larger than a batch of the results pipe (256)
+// arrives complete, once each, and in order, even when the client is stopped right after
+// the answer (its drain publishes what is queued).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_results_is_published_whole_and_in_order() {
+async fn a_burst_of_results_is_published_whole_and_in_order_even_if_stopped_at_once() {
     let mut f = fixture(json!({})).await;
     let burst: Vec<Value> = (0..600).map(|i| json!({"name": format!("burst_{i}"), "output": "x"})).collect();
     let body = serde_json::to_vec(&burst).unwrap();
     assert_eq!(tcp_exchange(f.socket, &[&body], Duration::ZERO).await, "ok");
+    f.client.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(f.client.wait_exit(WAIT).await.is_some_and(|s| s.success()), "{}", f.client.logs());
     let names: Vec<String> = f
         .results
         .collect_for(&f.client.name, 600, WAIT)

@@ -1,7 +1,7 @@
 //! A resource alarm in the middle of a stream of results: the broker blocks publishing
 //! connections and stops confirming, the client gives up on the confirms after the
 //! publish timeout and reconnects with its results buffered, and once the alarm clears
-//! every result arrives, in order, with at most the few the broker had routed but not
+//! every result arrives, in order, with at most the batch the broker had routed but not
 //! confirmed arriving twice (at-least-once). Its own test binary, because the alarm blocks every publisher on the broker
 //! the other tests share.
 
@@ -50,8 +50,9 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     drop(cleared);
 
     // At-least-once: a result the broker had routed but not confirmed when it blocked is
-    // sent again. Everything arrives, in order of first arrival, and repeats are only
-    // those few.
+    // sent again. Everything arrives, in order of first arrival, and repeats are only those
+    // in flight then: at most a batch of the results pipe (256; the local socket queues all
+    // 350 at once, so one batch is in flight).
     let mut names: Vec<String> = Vec::new();
     let mut repeats = 0;
     while names.len() < 350 {
@@ -69,5 +70,5 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     }
     let expected: Vec<String> = (50..400).map(|i| format!("alarm_{i}")).collect();
     assert_eq!(names, expected, "every result, in order:\n{}", client.logs());
-    assert!(repeats <= 3, "{repeats} results arrived twice:\n{}", client.logs());
+    assert!(repeats <= 256, "{repeats} results arrived twice:\n{}", client.logs());
 }

@@ -675,6 +675,41 @@ async fn results_survive_a_lost_connection_and_the_client_rebootstraps() {
     assert_eq!(results.next_for(&name, WAIT).await.unwrap().0["check"]["output"], "again\n");
 }
 
+// Results sent to the local socket while the broker is unreachable: "ok" means all of them
+// are queued in the bounded results buffer before the answer (one at a time, each waiting
+// for the one before to be confirmed, the rest waited outside the buffer, unbounded and
+// unseen by the drain), and once the broker is back they arrive whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_results_are_buffered_whole_while_the_broker_is_away() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
+    let proxy = Proxy::start(port).await;
+    let server = ServerSide::connect().await;
+    let mut results = server.tap_results().await;
+    let name = unique("away");
+    let client = Client::start_with_url(&proxy.url(), &name, &["x"], &[]);
+    let socket = client.bound("listening for check results (TCP and UDP)").await;
+    let http = client.bound("HTTP socket listening").await;
+    client.ready().await;
+    proxy.cut();
+    let burst: Vec<serde_json::Value> = (0..300).map(|i| json!({"name": format!("away_{i}"), "output": "x"})).collect();
+    let mut stream = tokio::net::TcpStream::connect(socket).await.unwrap();
+    stream.write_all(&serde_json::to_vec(&burst).unwrap()).await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(reply, "ok");
+    let buffered = || support::web::metric(http.port(), "concierge_results_buffered");
+    assert_eq!(settle(buffered, Some(300.0), Duration::from_secs(5)).await, Some(300.0), "{}", client.logs());
+    proxy.restore();
+    let names: Vec<String> = results
+        .collect_for(&name, 300, Duration::from_secs(60))
+        .await
+        .iter()
+        .map(|r| r["check"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, (0..300).map(|i| format!("away_{i}")).collect::<Vec<_>>(), "{}", client.logs());
+}
+
 // SIGHUP reloads subscriptions and checks without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_subscriptions() {

@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod socket;
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -88,14 +89,26 @@ pub async fn process_local_results(state: &ApiState, value: Value) -> Result<(),
             state.executor.signature().as_deref(),
         ));
     }
-    // "ok" means queued for publishing, as in Sensu: do not wait for the broker, but keep
-    // the order of an array's elements (those before a failing one are published too).
+    // "ok" means queued for publishing, as in Sensu: the broker is not waited for, but every
+    // element is queued before the answer, in order (those before a failing one too). A
+    // publish queues its result when first polled; published one after another, the rest of
+    // an array waited outside the results buffer, and a drain right after "ok" lost them.
     let sink = state.sink.clone();
-    tokio::spawn(async move {
+    let mut publishing = Box::pin(async move {
+        let mut confirms = Vec::with_capacity(accepted.len());
         for payload in accepted {
-            sink.publish(payload).await;
+            let mut publish = sink.publish(payload);
+            let first = std::future::poll_fn(|cx| std::task::Poll::Ready(publish.as_mut().poll(cx))).await;
+            if first.is_pending() {
+                confirms.push(publish);
+            }
         }
+        futures_util::future::join_all(confirms).await;
     });
+    let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+    if publishing.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(publishing);
+    }
     outcome
 }
 
