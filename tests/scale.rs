@@ -639,6 +639,36 @@ async fn ecs_services_scale_within_their_tags_with_cooldowns_in_tags() {
     assert_eq!(ecs_state(&ecs, &cluster, &api).await.0, 4);
 }
 
+// A move ECS does not let through is not half made: ECS cannot set a count and a tag in one
+// call, so the move is recorded (tagged) first. A role that may not tag leaves the count as it
+// was (it was set, then the tag failed, so no cooldown held the alert's retries: each one
+// scaled again); a count that may not be set has its record put back, so the retry is not
+// refused for a move that did not happen. Then the retry moves once, and the next is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecs_move_half_refused_is_not_made_and_its_retry_moves_once() {
+    let Some(moto) = support::moto::Moto::start().await else { return };
+    let ecs = moto.ecs();
+    let (cluster, api) = ecs_service(&moto, 2).await;
+    let door = support::moto::Door::open(&moto).await;
+    let client = unique("ecs-door");
+    let up = ["--platform", "ecs", "--cluster", &cluster, &api, "up"];
+    for action in ["TagResource", "UpdateService"] {
+        door.refuse(Some(action));
+        let out = piped_with(&door.env(&moto), &client, &up, b"");
+        assert_eq!(out.status.code(), Some(2), "{action}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(stdout(&out).contains(&format!("not authorized to perform ecs:{action}")), "{}", stdout(&out));
+        let (count, tags) = ecs_state(&ecs, &cluster, &api).await;
+        assert_eq!(count, 2, "refused {action}, and the count moved anyway");
+        assert!(!tags.iter().any(|(k, _)| k == "concierge.scale.last_up"), "refused {action}, recorded: {tags:?}");
+    }
+    door.refuse(None);
+    let out = piped_with(&door.env(&moto), &client, &up, b"");
+    assert_eq!(stdout(&out), "SCALE OK: api 2 → 3 (up by 1; bounds 2..4)");
+    let out = piped_with(&door.env(&moto), &client, &up, b"");
+    assert!(stdout(&out).starts_with("SCALE REFUSED: api stays at 3: scaled up "), "{}", stdout(&out));
+    assert_eq!(ecs_state(&ecs, &cluster, &api).await.0, 3);
+}
+
 // ECS through the Sensu handler: a check naming `"platform": "ecs"` scales the service, and a
 // keepalive event of `probe-{ecs_task_id}` stops that task (StopTask), once per cooldown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,6 +89,17 @@ impl Ecs {
         }
     }
 
+    /// Tag the resource `arn` with `key` = `value`.
+    async fn tag(
+        &self,
+        arn: &str,
+        key: &str,
+        value: String,
+    ) -> Result<(), SdkError<aws_sdk_ecs::operation::tag_resource::TagResourceError, HttpResponse>> {
+        let tag = Tag::builder().key(key).value(value).build();
+        self.client.tag_resource().resource_arn(arn).tags(tag).send().await.map(|_| ())
+    }
+
     /// An SDK error in one line: the service's code and message when it answered.
     fn failed<E>(&self, doing: &str, error: SdkError<E, HttpResponse>) -> PlatformError
     where
@@ -162,24 +173,30 @@ impl Platform for Ecs {
         }
         let count = i32::try_from(replicas)
             .map_err(|_| PlatformError::Api(format!("ecs: {replicas} tasks is more than ECS counts")))?;
-        if count != now.desired_count() {
-            self.client
-                .update_service()
-                .cluster(&self.cluster)
-                .service(service)
-                .desired_count(count)
-                .send()
-                .await
-                .map_err(|e| self.failed(&format!("updating {service}"), e))?;
-        }
-        let tag = Tag::builder().key(record.0).value(record.1).build();
-        self.client
-            .tag_resource()
-            .resource_arn(&state.id)
-            .tags(tag)
-            .send()
+        // ECS cannot set the count and a tag in one call, so the move is recorded first: a
+        // count set and then not recorded (no permission to tag, a throttled call) left no
+        // cooldown, and every retry of the alert moved the service once more.
+        let (key, value) = record;
+        self.tag(&state.id, &key, value)
             .await
-            .map_err(|e| self.failed(&format!("recording the move on {service} (its count is set)"), e))?;
+            .map_err(|e| self.failed(&format!("recording the move on {service} (its count is unchanged)"), e))?;
+        if count != now.desired_count() {
+            let updated =
+                self.client.update_service().cluster(&self.cluster).service(service).desired_count(count).send().await;
+            if let Err(error) = updated {
+                // The record put back, so a retry is not refused for a move that did not happen.
+                let restored = match state.labels.get(&key) {
+                    Some(previous) => self.tag(&state.id, &key, previous.clone()).await.is_ok(),
+                    None => self.client.untag_resource().resource_arn(&state.id).tag_keys(&key).send().await.is_ok(),
+                };
+                let doing = if restored {
+                    format!("updating {service}")
+                } else {
+                    format!("updating {service} (the move stays recorded: a retry waits for the cooldown)")
+                };
+                return Err(self.failed(&doing, error));
+            }
+        }
         Ok(())
     }
 

@@ -152,3 +152,76 @@ impl Drop for Moto {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// A door in front of a moto server that refuses one ECS action while it is set (as AWS
+/// refuses a role without the permission): each request is otherwise passed on to moto as
+/// it came, on a connection of its own.
+pub struct Door {
+    /// The endpoint to give a client (`AWS_ENDPOINT_URL`).
+    pub endpoint: String,
+    refused: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Door {
+    /// A door to `moto` on a loopback port of its own, refusing nothing yet.
+    pub async fn open(moto: &Moto) -> Door {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let target = moto.endpoint.trim_start_matches("http://").to_string();
+        let refused = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let shared = refused.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (target, refused) = (target.clone(), shared.clone());
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (target, refused) = (target.clone(), refused.clone());
+                    async move {
+                        let action = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok());
+                        let action = action.and_then(|a| a.rsplit('.').next()).unwrap_or_default().to_string();
+                        if refused.lock().unwrap().as_deref() == Some(action.as_str()) {
+                            let body = format!(
+                                r#"{{"__type":"AccessDeniedException","message":"not authorized to perform ecs:{action}"}}"#
+                            );
+                            let response = hyper::Response::builder()
+                                .status(400)
+                                .header("content-type", "application/x-amz-json-1.1")
+                                .body(
+                                    http_body_util::Full::new(bytes::Bytes::from(body)).map_err(|e| match e {}).boxed(),
+                                )
+                                .unwrap();
+                            return Ok::<_, hyper::Error>(response);
+                        }
+                        let stream = tokio::net::TcpStream::connect(&target).await.unwrap();
+                        let (mut sender, connection) =
+                            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                        tokio::spawn(connection);
+                        let response = sender.send_request(request).await?;
+                        Ok(response.map(|body| body.boxed()))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        Door { endpoint, refused }
+    }
+
+    /// Refuse `action` (`TagResource`, `UpdateService`, …), or nothing.
+    pub fn refuse(&self, action: Option<&str>) {
+        *self.refused.lock().unwrap() = action.map(str::to_string);
+    }
+
+    /// [`Moto::env`] with this door as the endpoint.
+    pub fn env(&self, moto: &Moto) -> Vec<(&'static str, String)> {
+        let mut env = moto.env();
+        for (key, value) in &mut env {
+            if *key == "AWS_ENDPOINT_URL" {
+                *value = self.endpoint.clone();
+            }
+        }
+        env
+    }
+}
