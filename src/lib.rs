@@ -10,7 +10,7 @@
 //! | 4 | [`cli`] | front ends: argument types, one file per subcommand, exit codes, settings errors |
 //! | 3 | [`client`], [`api`], [`scale`] | processes: the agent (fleet session, local mode, the request pipeline, signals); the local sockets; the scheduler |
 //! | 2 | [`checks`], [`transport`] | services: the executor and one runner per kind of check; RabbitMQ (session, inbox, publisher, sinks) |
-//! | 1 | [`config`], [`telemetry`], [`pki`], [`logging`] | shared: sources → one validated `Settings`; figures; rustls plumbing; logs |
+//! | 1 | [`config`], [`telemetry`], [`pki`], [`logging`], [`serve`] | shared: sources → one validated `Settings`; figures; rustls plumbing; logs; bounded HTTP servers |
 //! | 0 | [`proto`], then [`scrape`], [`schedule`] | pure core: the Sensu model and rules; metric formats; splay, cron, subdue |
 //!
 //! * [`proto`]: the Sensu 1.x data model and its pure rules (token substitution,
@@ -23,6 +23,8 @@
 //! * [`telemetry`]: Concierge's own figures (`/metrics`, EMF lines).
 //! * [`pki`]: rustls plumbing shared by the broker connection and the checks.
 //! * [`logging`]: the tracing subscriber.
+//! * [`serve`]: HTTP/1.1 servers with bounds (connections, header time), for the local API
+//!   and the scheduler.
 //! * [`checks`]: how a check request becomes a result: the executor (local definitions,
 //!   safe mode, in-progress guard, hooks) and one runner per kind.
 //! * [`transport`]: RabbitMQ exactly as sensu-transport uses it, and where results go.
@@ -46,6 +48,7 @@ pub mod proto;
 pub mod scale;
 pub mod schedule;
 pub mod scrape;
+pub mod serve;
 pub mod telemetry;
 pub mod transport;
 

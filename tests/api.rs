@@ -171,6 +171,46 @@ async fn tcp_socket_chunks_watchdog_and_validation() {
     );
 }
 
+// Bytes that can no longer become JSON are answered `invalid` at once: a sender that keeps
+// trickling (each chunk would restart the watchdog) hears it while it is still sending,
+// rather than having the whole buffer parsed again at every chunk. And the socket serves at
+// most 64 connections at once: a 65th waits until one of them closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_socket_answers_broken_json_at_once_and_bounds_its_connections() {
+    let f = fixture(json!({})).await;
+    for broken in [&b"[1,]"[..], br#"{"name":"a"} x"#, b"[1e999]"] {
+        let mut stream = tokio::net::TcpStream::connect(f.socket).await.unwrap();
+        stream.write_all(broken).await.unwrap();
+        let mut reply = Vec::new();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut buf = [0u8; 64];
+            match stream.try_read(&mut buf) {
+                Ok(n) if n > 0 => reply.extend_from_slice(&buf[..n]),
+                _ => {}
+            }
+            if !reply.is_empty() || stream.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&reply), "invalid", "{}", String::from_utf8_lossy(broken));
+    }
+
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(tokio::net::TcpStream::connect(f.socket).await.unwrap());
+    }
+    // Connected by the kernel's backlog, but not served while the 64 are open.
+    let mut waiting = tokio::net::TcpStream::connect(f.socket).await.unwrap();
+    waiting.write_all(b"ping").await.unwrap();
+    let mut pong = String::new();
+    let early = tokio::time::timeout(Duration::from_secs(1), waiting.read_to_string(&mut pong)).await;
+    assert!(early.is_err(), "served beyond 64 connections: {pong:?}");
+    drop(held.pop());
+    tokio::time::timeout(WAIT, waiting.read_to_string(&mut pong)).await.unwrap().unwrap();
+    assert_eq!(pong, "pong");
+}
+
 // Items 30, 37: UDP results are published, never answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_socket() {

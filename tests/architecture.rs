@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("telemetry", 2),
     ("pki", 2),
     ("logging", 2),
+    ("serve", 2),
     // services.
     ("checks", 3),
     ("transport", 3),

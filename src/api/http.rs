@@ -15,41 +15,26 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::ext::ReasonPhrase;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiState, LocalResultError, process_local_results};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Time a client has to send a request's body, once its headers came.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The 404 body: sensu-client's endpoint list, byte for byte.
 pub const ENDPOINTS: &str = r#"{"endpoints":{"/info":{"help":"Sensu client information","methods":["GET"]},"/results":{"help":"Send check JSON results here","methods":["POST"]},"/settings":{"help":"Get redacted Sensu settings (requires basic auth). Use ?redacted=false if you want the setting unredacted.","methods":["GET"]},"/brew":{"help":"Ask Sensu to brew a cup of joe (try it!)","methods":["GET"]}}}"#;
 
-/// Bind and serve until `shutdown`. Returns the bound address.
+/// Bind and serve until `shutdown` (one request per connection, within the bounds of
+/// [`crate::serve`]). Returns the bound address.
 pub async fn start(addr: SocketAddr, state: Arc<ApiState>, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(req, &state).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let bound = crate::serve::serve_http(addr, shutdown, false, move |req| {
+        let state = state.clone();
+        async move { handle(req, &state).await }
+    })
+    .await?;
     tracing::info!(%bound, "HTTP socket listening");
     Ok(bound)
 }
@@ -126,9 +111,17 @@ async fn handle(req: Request<Incoming>, state: &ApiState) -> Response<Full<Bytes
                     &json!({"response": "Invalid content type"}),
                 );
             }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(body) => body.to_bytes(),
+            let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), MAX_BODY).collect()).await
+            {
+                Ok(Ok(body)) => body.to_bytes(),
                 Err(_) => {
+                    return json_response(
+                        408,
+                        "Request Timeout",
+                        &json!({"response": format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())}),
+                    );
+                }
+                Ok(Err(_)) => {
                     return json_response(
                         400,
                         "Failed to parse JSON body",

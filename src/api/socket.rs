@@ -4,7 +4,9 @@
 //! (whitespace-trimmed) is answered `pong`, and the whole buffer is tried as JSON (once
 //! an object or array in it has closed, see [`Framing`]). Once
 //! it parses, the result (or array of results) is processed and answered `ok`, or
-//! `invalid` if it fails validation; if it never parses, the watchdog answers `invalid`.
+//! `invalid` if it fails validation; if it never parses, the watchdog answers `invalid`
+//! (at once when the bytes there already cannot be JSON, whatever follows them). At most
+//! 64 connections are served at once, each for at most a minute.
 //! Replies are bare words without a newline, and the connection is then closed.
 //! UDP: each datagram is processed alone and never answered.
 
@@ -21,8 +23,11 @@ use super::{ApiState, LocalResultError, process_local_results};
 
 /// sensu-client's watchdog: silence this long after a chunk ends the exchange.
 pub const WATCHDOG: Duration = Duration::from_millis(500);
-/// A connection that sends nothing at all is closed after this long.
+/// A connection that sends nothing at all is closed after this long, and whatever it sends,
+/// its exchange ends this long after it was accepted (`invalid` if it sent anything).
 const IDLE: Duration = Duration::from_secs(60);
+/// TCP connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
 /// Largest buffer accepted on one connection.
 const MAX_BUFFER: usize = 16 * 1024 * 1024;
 
@@ -33,14 +38,26 @@ pub async fn start(addr: SocketAddr, state: Arc<ApiState>, shutdown: Cancellatio
     let udp = UdpSocket::bind(bound).await?;
     let tcp_state = state.clone();
     let tcp_shutdown = shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            tokio::select! {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let accepted = tokio::select! {
                 () = tcp_shutdown.cancelled() => return,
-                accepted = tcp.accept() => {
-                    if let Ok((stream, peer)) = accepted {
-                        tokio::spawn(serve_tcp(stream, peer, tcp_state.clone()));
-                    }
+                accepted = tcp.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let state = tcp_state.clone();
+                    tokio::spawn(async move {
+                        serve_tcp(stream, peer, state).await;
+                        drop(slot);
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors, say: do not spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
@@ -114,8 +131,11 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, state: Arc<ApiState>
     let mut framing = Framing::default();
     // Bytes of `buffer` known to be valid UTF-8; `None` once a bad sequence was reported.
     let mut utf8_checked = Some(0);
+    // Whatever it sends (a byte every 0.4 s keeps the watchdog from firing), the exchange ends.
+    let deadline = tokio::time::Instant::now() + IDLE;
     loop {
-        let wait = if buffer.is_empty() { IDLE } else { WATCHDOG };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let wait = if buffer.is_empty() { IDLE } else { WATCHDOG }.min(left);
         let n = match tokio::time::timeout(wait, stream.read(&mut chunk)).await {
             Err(_) => {
                 if !buffer.is_empty() {
@@ -151,7 +171,18 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, state: Arc<ApiState>
         if !framing.may_be_complete(buffer.len()) {
             continue;
         }
-        let Ok(value) = serde_json::from_slice::<Value>(&buffer) else { continue };
+        let value = match serde_json::from_slice::<Value>(&buffer) {
+            Ok(value) => value,
+            // Cut short: the rest may come.
+            Err(e) if e.is_eof() => continue,
+            // Anything else is in the bytes already there, and no byte to come mends it:
+            // answered now, not parsed again (from the start) at every chunk to come.
+            Err(_) => {
+                tracing::warn!(%peer, "discarding data buffer for sender and closing connection (not JSON)");
+                let _ = stream.write_all(b"invalid").await;
+                break;
+            }
+        };
         let reply: &[u8] = match process_local_results(&state, value).await {
             Ok(()) => b"ok",
             Err(error) => {

@@ -21,7 +21,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::decide::Move;
@@ -31,56 +30,10 @@ use crate::config::Settings;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Connections served at once; more wait to be accepted.
-pub const MAX_CONNECTIONS: usize = 64;
-/// Time a client has to send its headers, and then its body.
+/// Time a client has to send its body, once its headers came (`crate::serve` bounds the rest).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Distinct moves one Alertmanager payload may ask for.
 pub const MAX_MOVES: usize = 50;
-
-/// Serve HTTP/1.1 on `listen` until `stop`, every request answered by `handle`: at most
-/// [`MAX_CONNECTIONS`] at once, [`READ_TIMEOUT`] for the headers. The bound address.
-pub async fn serve_http<H, F>(listen: SocketAddr, stop: CancellationToken, handle: H) -> std::io::Result<SocketAddr>
-where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let listener = TcpListener::bind(listen).await?;
-    let bound = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let accepted = tokio::select! {
-                () = stop.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors, say: do not spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let answer = handle(req);
-                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(READ_TIMEOUT)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                drop(slot);
-            });
-        }
-    });
-    Ok(bound)
-}
 
 /// Prometheus text of `registry`, as an HTTP answer.
 pub fn metrics_response(registry: &Registry) -> Response<Full<Bytes>> {
@@ -114,7 +67,7 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
 
     /// Bind and serve until `stop`; the bound address.
     pub async fn serve(self: Arc<Self>, listen: SocketAddr, stop: CancellationToken) -> std::io::Result<SocketAddr> {
-        let bound = serve_http(listen, stop, move |req| {
+        let bound = crate::serve::serve_http(listen, stop, true, move |req| {
             let receiver = self.clone();
             async move { receiver.handle(req).await }
         })

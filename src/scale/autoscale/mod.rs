@@ -31,7 +31,7 @@ pub async fn serve_status(
     stale_after: i64,
 ) -> std::io::Result<SocketAddr> {
     let started = crate::proto::now_epoch();
-    super::serve::serve_http(listen, stop, move |req| {
+    crate::serve::serve_http(listen, stop, true, move |req| {
         let (metrics, health) = (metrics.clone(), health.clone());
         async move {
             match (req.method(), req.uri().path()) {
