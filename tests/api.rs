@@ -325,6 +325,15 @@ async fn protect_all_endpoints() {
     assert_eq!(http_raw(f.http, &get("/brew", None)).await.0, "HTTP/1.1 418 I'm a teapot", "/brew is never protected");
 }
 
+// An empty user and password configured (an unset variable in a template) let nobody in:
+// sensu-client took `Authorization: Basic Og==` (`:`) for them and showed the settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_credentials_authenticate_nobody() {
+    let f = fixture(json!({"user": "", "password": ""})).await;
+    assert_eq!(http_raw(f.http, &get("/settings", Some(("", "")))).await.0, "HTTP/1.1 401 Unauthorized");
+    assert_eq!(http_raw(f.http, &get("/info", None)).await.0, "HTTP/1.1 200 OK");
+}
+
 // Health, the `concierge health` command, and /metrics figures moving under a burst.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {

@@ -2,8 +2,9 @@
 //! connection, Sensu's status lines, bodies and auth rules, plus `/healthz` and
 //! `/metrics`.
 //!
-//! Departure from Sensu, on purpose: the Basic-auth password is split at the first `:`
-//! only, so a password containing `:` works (sensu-client cuts it and never matches).
+//! Departures from Sensu, on purpose: the Basic-auth password is split at the first `:`
+//! only, so a password containing `:` works (sensu-client cuts it and never matches); an
+//! empty user or password configured authenticates nobody.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +69,11 @@ fn unauthorized() -> Response<Full<Bytes>> {
 
 fn authorized(req: &Request<Incoming>, state: &ApiState) -> bool {
     let (Some(user), Some(password)) = (&state.api.http_auth.user, &state.api.http_auth.password) else { return false };
+    // Empty ones (an unset variable in a template, say) let nobody in: with them, `Og==`
+    // (`:`) would be a password anyone knows.
+    if user.is_empty() || password.is_empty() {
+        return false;
+    }
     let Some(header) = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
