@@ -437,6 +437,13 @@ async fn the_webhook_receiver_scales_on_alerts_and_refuses_what_it_must() {
     let (status, body) = http(port, "POST", "/v1/alertmanager", Some(token), &sideways);
     assert_eq!(status, 400);
     assert!(body.contains("alerts[1]: scale must be up or down"), "{body}");
+    let both_ways = webhook(serde_json::json!([
+        alert("firing", serde_json::json!({"service": name, "scale": "up"})),
+        alert("firing", serde_json::json!({"service": name, "scale": "down"})),
+    ]));
+    let (status, body) = http(port, "POST", "/v1/alertmanager", Some(token), &both_ways);
+    assert_eq!(status, 400);
+    assert!(body.contains(&format!("alerts ask {name} to scale both up and down: nothing applied")), "{body}");
     assert_eq!(announced(port, token, 2 * 1024 * 1024).0, 400, "a body announced over 1 MiB");
     let (status, body) = http(port, "POST", "/v1/scale?service=..%2Fx&by=1", Some(token), b"");
     assert_eq!(status, 400, "{body}");

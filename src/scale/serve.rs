@@ -221,6 +221,16 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
                 );
             }
         }
+        // Up and down for one service at once say nothing about which way it should go: both
+        // taken would be two rolling updates that end where they began.
+        if let Some((service, _, _)) =
+            moves.iter().find(|(s, r, _)| moves.iter().any(|(t, q, _)| t == s && !same_way(*q, *r)))
+        {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("alerts ask {service} to scale both up and down: nothing applied")}),
+            );
+        }
         let mut decisions = Vec::new();
         for (service, request, trigger) in moves {
             decisions.push(self.decide(&service, request, &trigger).await);
