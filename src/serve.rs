@@ -38,7 +38,11 @@ where
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let slot = tokio::select! {
+                () = stop.cancelled() => return,
+                slot = slots.clone().acquire_owned() => slot,
+            };
+            let Ok(slot) = slot else { return };
             let accepted = tokio::select! {
                 () = stop.cancelled() => return,
                 accepted = listener.accept() => accepted,

@@ -219,6 +219,42 @@ async fn in_progress_guard_drops_duplicates_per_source() {
     assert!(executor.process(slow).await.is_some());
 }
 
+// `until_idle` waits for the execution holding the key a request would run under: its
+// `source` as the local definition merged over it has it (else the pipeline's re-run of a
+// redelivered request found "idle", was dropped again, and spun), and not for another
+// source's; it returns once that execution ends.
+#[tokio::test]
+async fn until_idle_waits_for_the_key_the_request_would_run_under() {
+    let gate = support::Gate::closed();
+    let executor = std::sync::Arc::new(
+        support::executor::Builder::default()
+            .client(json!({"name": "c"}))
+            .local_checks(vec![json!({"name": "slow", "source": "proxy-a", "command": gate.command("echo done")})])
+            .build(),
+    );
+    let request = obj(json!({"name": "slow", "command": "true", "issued": 1}));
+    let running = tokio::spawn({
+        let (e, r) = (executor.clone(), request.clone());
+        async move { e.process(r).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(executor.process(request.clone()).await.is_none(), "running under proxy-a:slow");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut other = request.clone();
+    other.insert("name".into(), "other".into());
+    assert!(executor.until_idle(&other, &stop).await, "another check is idle");
+    let waiting = tokio::spawn({
+        let (e, r, s) = (executor.clone(), request.clone(), stop.clone());
+        async move { e.until_idle(&r, &s).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "idle while proxy-a:slow runs");
+    gate.open();
+    assert_eq!(running.await.unwrap().unwrap()["output"], "done\n");
+    assert!(waiting.await.unwrap(), "idle once it ended");
+    stop.cancel();
+}
+
 // The spawn limit queues in order; duration includes the wait (as Sensu).
 #[tokio::test]
 async fn spawn_limit_queues_and_duration_includes_the_wait() {

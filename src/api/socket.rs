@@ -41,7 +41,11 @@ pub async fn start(addr: SocketAddr, state: Arc<ApiState>, shutdown: Cancellatio
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let slot = tokio::select! {
+                () = tcp_shutdown.cancelled() => return,
+                slot = slots.clone().acquire_owned() => slot,
+            };
+            let Ok(slot) = slot else { return };
             let accepted = tokio::select! {
                 () = tcp_shutdown.cancelled() => return,
                 accepted = tcp.accept() => accepted,
@@ -173,8 +177,9 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, state: Arc<ApiState>
         }
         let value = match serde_json::from_slice::<Value>(&buffer) {
             Ok(value) => value,
-            // Cut short: the rest may come.
-            Err(e) if e.is_eof() => continue,
+            // Cut short, or not a document that opened with `{` or `[` (`pi` may become
+            // `ping`, which sensu-client waits for): the rest may come.
+            Err(e) if e.is_eof() || !framing.opened => continue,
             // Anything else is in the bytes already there, and no byte to come mends it:
             // answered now, not parsed again (from the start) at every chunk to come.
             Err(_) => {

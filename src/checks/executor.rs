@@ -231,9 +231,9 @@ impl Executor {
         }
     }
 
-    /// Wait until `check` is not running here (no execution holds its key): `true`, or
-    /// `false` if `stop` fired first.
-    pub async fn until_idle(&self, check: &Object, stop: &CancellationToken) -> bool {
+    /// Wait until `request` is not running here (no execution holds the key it would run
+    /// under): `true`, or `false` if `stop` fired first (or the in-progress set is poisoned).
+    pub async fn until_idle(&self, request: &Object, stop: &CancellationToken) -> bool {
         /// Counts a waiter for as long as it waits, however the wait ends.
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
@@ -241,13 +241,24 @@ impl Executor {
                 self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        let key = running_key(check);
+        // The key it runs under: the request's `name`, and its `source` as the local
+        // definition merged over it has it (as `process_until` merges before `claim`).
+        let name = field(request, "name").and_then(Value::as_str).unwrap_or_default();
+        let config = self.config();
+        let local = config.local.get(name).filter(|_| !request.contains_key("proxy_requests"));
+        let source = local.and_then(|l| l.get("source")).or_else(|| field(request, "source"));
+        let key: Arc<str> = match source.and_then(Value::as_str) {
+            Some(source) => format!("{source}:{name}").into(),
+            None => name.into(),
+        };
+        drop(config);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
         loop {
             // Registered before the key is looked at: an execution ending in between wakes it.
             let released = self.released.notified();
-            let running = self.in_progress.lock().map(|set| set.contains_key(&key)).unwrap_or(false);
+            // A poisoned set claims nothing either (`claim`): the request is handed back.
+            let Ok(running) = self.in_progress.lock().map(|set| set.contains_key(&key)) else { return false };
             if !running {
                 return true;
             }

@@ -142,7 +142,14 @@ impl Pipeline {
             let mut outcome = outcome;
             if let Some(again) = again {
                 let (request, stop) = &*again;
+                let mut tries = 0u32;
                 while outcome == Outcome::Dropped {
+                    // Never a loop that does not wait: should the key waited for ever differ
+                    // from the one the run claims, a run dropped again waits a little first.
+                    if tries > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    tries += 1;
                     outcome = if pipeline.executor.until_idle(request, stop).await {
                         Box::pin(pipeline.run(request.clone(), stop)).await
                     } else {

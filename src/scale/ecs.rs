@@ -184,11 +184,17 @@ impl Platform for Ecs {
             let updated =
                 self.client.update_service().cluster(&self.cluster).service(service).desired_count(count).send().await;
             if let Err(error) = updated {
-                // The record put back, so a retry is not refused for a move that did not happen.
-                let restored = match state.labels.get(&key) {
-                    Some(previous) => self.tag(&state.id, &key, previous.clone()).await.is_ok(),
-                    None => self.client.untag_resource().resource_arn(&state.id).tag_keys(&key).send().await.is_ok(),
-                };
+                // Refused by ECS: the record is put back, so a retry is not refused for a move
+                // that did not happen. Without an answer (a timeout, a lost connection) the
+                // count may be set: the record stays, and a retry waits for the cooldown.
+                let refused = error.as_service_error().is_some();
+                let restored = refused
+                    && match state.labels.get(&key) {
+                        Some(previous) => self.tag(&state.id, &key, previous.clone()).await.is_ok(),
+                        None => {
+                            self.client.untag_resource().resource_arn(&state.id).tag_keys(&key).send().await.is_ok()
+                        }
+                    };
                 let doing = if restored {
                     format!("updating {service}")
                 } else {

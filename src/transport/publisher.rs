@@ -204,8 +204,9 @@ impl Publisher {
     /// channel's last publish); the broker confirms what it has read, so by then every
     /// write is done. The writes are then collected in order, within the publish timeout: a
     /// failed or late write ends the batch there, and only it and what follows are retried —
-    /// what was written before still waits for its confirm, so a stall costs one result in
-    /// doubt, not a batch of duplicates. Each confirm is read on its own: one that is late or
+    /// what was written before still waits for its confirm. What the broker took but never
+    /// confirmed (a resource alarm: it routes, then stops reading and confirming) is sent
+    /// again: at most the batch in flight arrives twice. Each confirm is read on its own: one that is late or
     /// a nack has its result retried, the others are done; only a failed or late write or a
     /// late confirm fails the session.
     async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Sent {
