@@ -1,8 +1,8 @@
-//! HTTP/1.1 servers with bounds, for the local API's HTTP socket and the scheduler's
-//! receiver: at most [`MAX_CONNECTIONS`] connections at once (more wait to be accepted), a
-//! client's headers within [`HEADER_TIMEOUT`], and a failed accept (out of file descriptors,
-//! say) followed by a pause rather than a spin. Bodies are read by the handlers, each under
-//! its own deadline.
+//! Servers with bounds, for the local API's sockets and the scheduler's receivers: at most
+//! [`MAX_CONNECTIONS`] connections at once (more wait to be accepted), a failed accept (out
+//! of file descriptors, say) followed by a pause rather than a spin ([`accept`]), and for
+//! HTTP/1.1 a client's headers within [`HEADER_TIMEOUT`] ([`serve_http`]). Bodies are read
+//! by the handlers, each under its own deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +13,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// Connections served at once; more wait to be accepted.
@@ -35,26 +36,9 @@ where
 {
     let listener = TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
-        loop {
-            let slot = tokio::select! {
-                () = stop.cancelled() => return,
-                slot = slots.clone().acquire_owned() => slot,
-            };
-            let Ok(slot) = slot else { return };
-            let accepted = tokio::select! {
-                () = stop.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, _, slot)) = accept(&listener, &slots, &stop).await {
             let handle = handle.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -72,4 +56,32 @@ where
         }
     });
     Ok(bound)
+}
+
+/// The next connection on `listener`, with one of `slots` held for it (while every slot is
+/// held, connections wait in the kernel's backlog); `None` once `stop` fires. A failed
+/// accept (out of file descriptors, say) is logged and tried again after a pause, not in a
+/// spin.
+pub async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    loop {
+        let slot = tokio::select! {
+            () = stop.cancelled() => return None,
+            slot = slots.clone().acquire_owned() => slot.ok()?,
+        };
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => return Some((stream, peer, slot)),
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }

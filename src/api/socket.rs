@@ -26,8 +26,6 @@ pub const WATCHDOG: Duration = Duration::from_millis(500);
 /// A connection that sends nothing at all is closed after this long, and whatever it sends,
 /// its exchange ends this long after it was accepted (`invalid` if it sent anything).
 const IDLE: Duration = Duration::from_secs(60);
-/// TCP connections served at once; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 64;
 /// Largest buffer accepted on one connection.
 const MAX_BUFFER: usize = 16 * 1024 * 1024;
 
@@ -38,32 +36,14 @@ pub async fn start(addr: SocketAddr, state: Arc<ApiState>, shutdown: Cancellatio
     let udp = UdpSocket::bind(bound).await?;
     let tcp_state = state.clone();
     let tcp_shutdown = shutdown.clone();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(crate::serve::MAX_CONNECTIONS));
     tokio::spawn(async move {
-        loop {
-            let slot = tokio::select! {
-                () = tcp_shutdown.cancelled() => return,
-                slot = slots.clone().acquire_owned() => slot,
-            };
-            let Ok(slot) = slot else { return };
-            let accepted = tokio::select! {
-                () = tcp_shutdown.cancelled() => return,
-                accepted = tcp.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    let state = tcp_state.clone();
-                    tokio::spawn(async move {
-                        serve_tcp(stream, peer, state).await;
-                        drop(slot);
-                    });
-                }
-                Err(error) => {
-                    // Out of file descriptors, say: do not spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+        while let Some((stream, peer, slot)) = crate::serve::accept(&tcp, &slots, &tcp_shutdown).await {
+            let state = tcp_state.clone();
+            tokio::spawn(async move {
+                serve_tcp(stream, peer, state).await;
+                drop(slot);
+            });
         }
     });
     tokio::spawn(async move {

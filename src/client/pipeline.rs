@@ -139,29 +139,37 @@ impl Pipeline {
         let again = redelivered.then(|| Box::new((request.clone(), stop.clone())));
         let pipeline = self.clone();
         self.submit(request, stop.clone(), move |outcome| async move {
-            let mut outcome = outcome;
-            if let Some(again) = again {
-                let (request, stop) = &*again;
-                let mut tries = 0u32;
-                while outcome == Outcome::Dropped {
-                    // Never a loop that does not wait: should the key waited for ever differ
-                    // from the one the run claims, a run dropped again waits a little first.
-                    if tries > 0 {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                    tries += 1;
-                    outcome = if pipeline.executor.until_idle(request, stop).await {
-                        Box::pin(pipeline.run(request.clone(), stop)).await
-                    } else {
-                        Outcome::NotStarted
-                    };
-                }
-            }
+            // Boxed: only such a request needs the wait and the second run, and inline they
+            // would enlarge every request's task.
+            let outcome = match again {
+                Some(again) if outcome == Outcome::Dropped => Box::pin(pipeline.run_again(*again)).await,
+                _ => outcome,
+            };
             if outcome == Outcome::NotStarted {
                 pipeline.executor.telemetry().handed_back.inc();
             }
             ticket.settle(outcome.settle()).await;
         });
+    }
+
+    /// Run a redelivered `request`, dropped because it was running here, once that execution
+    /// ends (again, if another took its place); `NotStarted` if `stop` fired first.
+    async fn run_again(&self, (request, stop): (Object, CancellationToken)) -> Outcome {
+        let mut outcome = Outcome::Dropped;
+        let mut tries = 0u32;
+        while outcome == Outcome::Dropped {
+            // Never a loop that does not wait: should the key waited for ever differ from the
+            // one the run claims, a run dropped again waits a little first.
+            if tries > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            tries += 1;
+            if !self.executor.until_idle(&request, &stop).await {
+                return Outcome::NotStarted;
+            }
+            outcome = self.run(request.clone(), &stop).await;
+        }
+        outcome
     }
 }
 
