@@ -284,8 +284,8 @@ async fn every_answered_request_is_acknowledged() {
 // every result's own (README, "Benchmarks"): a result the broker nacks is not taken as
 // confirmed. In a vhost of its own, a queue that takes nothing (`x-max-length` 0,
 // `reject-publish`) is bound to `results`, so the broker nacks every result: the client
-// publishes it again and again on the same session, confirms none, and once that queue is
-// gone, confirms it.
+// publishes it again and again on the same session, each time after a longer pause, confirms
+// none, and once that queue is gone, confirms it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
     use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
@@ -325,6 +325,12 @@ async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
     // reconnecting would hand back every request running on it.
     let reconnects = support::web::metric(http.port(), "concierge_reconnects_total");
     assert_eq!(reconnects, Some(0.0), "reconnected after a nack: {}", client.logs());
+    // Each try the broker refuses again waits longer (1 s, then 2 s, …): other queues bound to
+    // `results` may have taken every copy. A lower bound only, which a slow machine keeps.
+    let second = std::time::Instant::now();
+    assert!(results.next_for(&name, WAIT).await.is_some(), "a third copy: {}", client.logs());
+    let waited = second.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "the third copy {waited:?} after the second");
 
     server.channel.queue_delete("full".into(), QueueDeleteOptions::default()).await.expect("delete the full queue");
     assert_eq!(

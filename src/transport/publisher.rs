@@ -23,8 +23,12 @@ use super::{RESULTS_EXCHANGE, ROUTING_KEY};
 /// Results published without waiting for earlier confirms.
 const WINDOW: usize = 256;
 
-/// The pause before results the broker nacked are published again on the same session.
+/// The pause before results the broker nacked are published again on the same session; it
+/// doubles while every try is nacked, up to [`NACK_PAUSE_MAX`]. A nack can come for a
+/// result other queues took (one bound queue refusing, say), so each try may reach them again.
 const NACK_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause between tries of nacked results (the reconnect back-off's cap).
+const NACK_PAUSE_MAX: Duration = Duration::from_secs(20);
 
 /// What became of a batch: the results to publish again, in order, and whether the session
 /// failed (a write failed or timed out, or a confirm did not come in time) rather than the
@@ -147,6 +151,7 @@ impl Publisher {
 
     /// Drain the buffer whenever a session is attached, until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut nack_pause = NACK_PAUSE;
         loop {
             let notified = self.wake.notified();
             let batch = {
@@ -167,6 +172,9 @@ impl Publisher {
                 }
             };
             let Sent { retry, failed } = self.send(&channel, batch).await;
+            if retry.is_empty() || failed {
+                nack_pause = NACK_PAUSE;
+            }
             if retry.is_empty() {
                 continue;
             }
@@ -184,11 +192,13 @@ impl Publisher {
             } else {
                 // Only nacks: the session is sound, and tearing it down would hand back every
                 // request running on it. The broker refused these results (a full queue
-                // bound to `results`, say), so they are published again after a pause.
+                // bound to `results`, say), so they are published again after a pause, longer
+                // at each try the broker refuses again.
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(NACK_PAUSE) => {}
+                    () = tokio::time::sleep(nack_pause) => {}
                 }
+                nack_pause = (nack_pause * 2).min(NACK_PAUSE_MAX);
             }
         }
     }
