@@ -593,7 +593,8 @@ enum Limit {
 struct Shot<'s> {
     selection: &'s Selection,
     writer: Writer,
-    /// Most bytes `out` may take; past it the output is dropped and the shot fails.
+    /// How much may be written (the output, or the names in it); past it the output is
+    /// dropped and the shot fails.
     limit: Limit,
     /// Bytes of metric names (labels included) written.
     named: usize,

@@ -209,12 +209,16 @@ impl Drop for InProgress<'_> {
 }
 
 /// The key a check runs under (`source:name` or `name`): one execution per key at a time.
-fn running_key(check: &Object) -> Arc<str> {
-    let name = field(check, "name").and_then(Value::as_str).unwrap_or_default();
-    match field(check, "source").and_then(Value::as_str) {
+fn running_key(name: &str, source: Option<&Value>) -> Arc<str> {
+    match source.and_then(Value::as_str) {
         Some(source) => format!("{source}:{name}").into(),
         None => name.into(),
     }
+}
+
+/// A check's `name`, or the empty one.
+fn name_of(check: &Object) -> &str {
+    field(check, "name").and_then(Value::as_str).unwrap_or_default()
 }
 
 impl Executor {
@@ -243,14 +247,10 @@ impl Executor {
         }
         // The key it runs under: the request's `name`, and its `source` as the local
         // definition merged over it has it (as `process_until` merges before `claim`).
-        let name = field(request, "name").and_then(Value::as_str).unwrap_or_default();
+        let name = name_of(request);
         let config = self.config();
         let local = config.local.get(name).filter(|_| !request.contains_key("proxy_requests"));
-        let source = local.and_then(|l| l.get("source")).or_else(|| field(request, "source"));
-        let key: Arc<str> = match source.and_then(Value::as_str) {
-            Some(source) => format!("{source}:{name}").into(),
-            None => name.into(),
-        };
+        let key = running_key(name, local.and_then(|l| l.get("source")).or_else(|| field(request, "source")));
         drop(config);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
@@ -379,7 +379,7 @@ impl Executor {
     }
 
     fn claim(&self, check: &Object) -> Option<InProgress<'_>> {
-        let key = running_key(check);
+        let key = running_key(name_of(check), field(check, "source"));
         let mut set = self.in_progress.lock().ok()?;
         if set.contains_key(&key) {
             self.telemetry.duplicates_dropped.inc();

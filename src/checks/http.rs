@@ -289,7 +289,7 @@ impl HttpParams {
             scheme: self.scheme,
             request: None,
         };
-        probe.request = request_for(&probe, &probe.url, None).ok();
+        probe.request = request_for(&probe, None).ok();
         Ok(probe)
     }
 }
@@ -485,7 +485,7 @@ async fn follow(
                         format!("more than {} redirects", probe.max_redirects),
                     ));
                 }
-                let (url, method) = moved.as_deref().map_or((&probe.url, &probe.method), |m| (&m.url, &m.method));
+                let (url, method) = sent(probe, moved.as_deref());
                 let url = resolve_location(url, &location).map_err(|e| CheckFailure::new(Reason::Redirects, e))?;
                 let method = redirected_method(method, exchange.status);
                 let same_origin = same_origin(&url, &probe.url);
@@ -540,9 +540,14 @@ fn same_origin(a: &Uri, b: &Uri) -> bool {
     a_https == b_https && a_port == b_port && a_host.eq_ignore_ascii_case(b_host)
 }
 
-/// Whether the request sent (the probe's, or where a redirect led) is a `HEAD`.
+/// The URL and method of the request sent: the probe's, or where a redirect led.
+fn sent<'a>(probe: &'a Probe, redirected: Option<&'a Redirected>) -> (&'a Uri, &'a Method) {
+    redirected.map_or((&probe.url, &probe.method), |r| (&r.url, &r.method))
+}
+
+/// Whether the request sent is a `HEAD`.
 fn to_head(probe: &Probe, redirected: Option<&Redirected>) -> bool {
-    *redirected.map_or(&probe.method, |r| &r.method) == Method::HEAD
+    *sent(probe, redirected).1 == Method::HEAD
 }
 
 fn set_phase(progress: &Mutex<Progress>, update: impl FnOnce(&mut Progress)) {
@@ -557,8 +562,7 @@ async fn exchange(
     redirected: Option<&Redirected>,
     progress: &Mutex<Progress>,
 ) -> Result<Exchange, CheckFailure> {
-    let url = redirected.map_or(&probe.url, |r| &r.url);
-    let (https, host, port) = target(url);
+    let (https, host, port) = target(sent(probe, redirected).0);
 
     set_phase(progress, |p| p.phase = "dns");
     let (addrs, dns) = net::resolve(host, port, probe.ip).await?;
@@ -571,7 +575,7 @@ async fn exchange(
     let request = match &probe.request {
         Some(request) if redirected.is_none() => request.as_slice(),
         _ => {
-            built = request_for(probe, url, redirected)?;
+            built = request_for(probe, redirected)?;
             built.as_slice()
         }
     };
@@ -645,11 +649,11 @@ const BODY_HEADERS: [HeaderName; 6] = [
     http::header::CONTENT_LOCATION,
 ];
 
-/// The request's bytes for `url`: the probe's method, headers and body, `Host` unless given;
-/// after a redirect, its method, without the credentials on another origin and without the
+/// The request's bytes: the probe's URL, method, headers and body, `Host` unless given; after
+/// a redirect, its URL and method, without the credentials on another origin and without the
 /// body once the method changed.
-fn request_for(probe: &Probe, url: &Uri, redirected: Option<&Redirected>) -> Result<Vec<u8>, CheckFailure> {
-    let method = redirected.map_or(&probe.method, |r| &r.method);
+fn request_for(probe: &Probe, redirected: Option<&Redirected>) -> Result<Vec<u8>, CheckFailure> {
+    let (url, method) = sent(probe, redirected);
     let other_origin = redirected.is_some_and(|r| !r.same_origin);
     let body_dropped = *method != probe.method;
     let kept;
@@ -837,7 +841,7 @@ mod tests {
             let url: Uri = url.parse().unwrap();
             let same_origin = same_origin(&url, &probe.url);
             let redirected = Redirected { url: url.clone(), method, same_origin };
-            String::from_utf8(request_for(&probe, &url, Some(&redirected)).unwrap()).unwrap().to_ascii_lowercase()
+            String::from_utf8(request_for(&probe, Some(&redirected)).unwrap()).unwrap().to_ascii_lowercase()
         };
         // The same origin (any case), the method kept (307): everything goes.
         let same = request("http://H:8080/b", Method::POST);

@@ -155,21 +155,17 @@ impl Pipeline {
     /// Run a redelivered `request`, dropped because it was running here, once that execution
     /// ends (again, if another took its place); `NotStarted` if `stop` fired first.
     async fn run_again(&self, (request, stop): (Object, CancellationToken)) -> Outcome {
-        let mut outcome = Outcome::Dropped;
-        let mut tries = 0u32;
-        while outcome == Outcome::Dropped {
-            // Never a loop that does not wait: should the key waited for ever differ from the
-            // one the run claims, a run dropped again waits a little first.
-            if tries > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            tries += 1;
+        loop {
             if !self.executor.until_idle(&request, &stop).await {
                 return Outcome::NotStarted;
             }
-            outcome = self.run(request.clone(), &stop).await;
+            match self.run(request.clone(), &stop).await {
+                // Never a loop that does not wait: should the key waited for ever differ from
+                // the one the run claims, a run dropped again waits a little first.
+                Outcome::Dropped => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                outcome => return outcome,
+            }
         }
-        outcome
     }
 }
 

@@ -3,12 +3,11 @@
 //! Every numeric field becomes a sample `<metric>.<field>` (a gauge's `value` is the
 //! metric itself); unit strings and non-numeric gauges are skipped.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::json::{Numbers, Walk};
+use super::json::{Key, Numbers, Walk};
 use super::{Family, Kind, Page, ParseError, Sample};
 
 const SECTIONS: [(&str, Kind); 5] = [
@@ -88,9 +87,6 @@ struct Metric<'w, 'm, F> {
 
 /// A field's value, kept if it is a number or a boolean.
 struct Number;
-
-/// A key, borrowed from the page when it has no escapes.
-struct Key;
 
 impl<F> Document<'_, F> {
     fn reborrow(&mut self) -> Document<'_, F> {
@@ -194,30 +190,6 @@ impl<'de> Walk<'de> for Number {
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<f64>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(None)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_string()))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Any JSON document, flattened to dotted paths (`a.b.0.c`), as sensu-plugins'
 //! metrics-http-json-deep does: numbers as they are, booleans as 1/0, strings skipped.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -115,7 +116,8 @@ impl<'de, F: FnMut(&str, f64)> Walk<'de> for Node<'_, F> {
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let Node { path, each } = self;
         let len = path.len();
-        while map.next_key_seed(Key(path))?.is_some() {
+        while let Some(key) = map.next_key_seed(Key)? {
+            push(path, &key);
             map.next_value_seed(Numbers(Node { path, each }))?;
             path.truncate(len);
         }
@@ -137,27 +139,31 @@ impl<'de, F: FnMut(&str, f64)> Walk<'de> for Node<'_, F> {
     }
 }
 
-/// An object's key, appended to the path.
-struct Key<'w>(&'w mut String);
+/// An object's key, borrowed from the page when it has no escapes (for this format and
+/// Dropwizard's).
+pub(super) struct Key;
 
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a key")
     }
 
-    fn visit_str<E>(self, key: &str) -> Result<(), E> {
-        push(self.0, key);
-        Ok(())
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
 }
 

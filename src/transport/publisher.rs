@@ -172,10 +172,8 @@ impl Publisher {
                 }
             };
             let Sent { retry, failed } = self.send(&channel, batch).await;
-            if retry.is_empty() || failed {
-                nack_pause = NACK_PAUSE;
-            }
             if retry.is_empty() {
+                nack_pause = NACK_PAUSE;
                 continue;
             }
             {
@@ -189,6 +187,7 @@ impl Publisher {
                 // The target is left as it is (a broken one is skipped above): by now it may
                 // be the next session's, attached while this batch waited.
                 broken.cancel();
+                nack_pause = NACK_PAUSE;
             } else {
                 // Only nacks: the session is sound, and tearing it down would hand back every
                 // request running on it. The broker refused these results (a full queue
@@ -268,8 +267,9 @@ impl Publisher {
         if late > 0 {
             tracing::warn!(timeout = ?self.timeout, late, "no publish confirm from the broker in time");
         }
-        // A confirm that came is an ack or a nack; a channel error or none in time fails the session.
-        let mut failed = late > 0 || sent < batch.len();
+        // A confirm that came is an ack or a nack; a channel error or none in time (`late`)
+        // fails the session, as a write that did not go out does.
+        let mut failed = sent < batch.len();
         let outcomes: Vec<bool> = outcomes
             .into_iter()
             .map(|o| match o {
