@@ -11,11 +11,10 @@ use support::{Client, Proxy, ServerSide, rabbitmqctl, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_no_result() {
-    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
     // The client goes through a proxy, so the test can re-attach its own taps after the
     // restart (transient queues and bindings die with the broker) before the client is
     // let back in: the results it buffered must then all arrive.
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::to_broker().await;
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let rr = format!("roundrobin:{}", unique("restart"));

@@ -117,8 +117,7 @@ async fn the_image_joins_from_the_environment_reaps_orphans_and_stops_cleanly() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healthcheck_follows_the_broker() {
     let Some(engine) = docker::engine() else { return };
-    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::to_broker().await;
     let name = unique("health");
     let mut flags = env_flags(&proxy.url(), &name, &unique("roundrobin:health"));
     flags.extend(

@@ -403,8 +403,7 @@ async fn acks_sent_together_never_cover_a_running_request() {
 async fn a_request_redelivered_while_it_runs_is_held_and_run_again() {
     use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
-    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::to_broker().await;
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let rr = format!("roundrobin:{}", unique("again"));
@@ -651,8 +650,7 @@ async fn auto_ack_mode_consumes_without_acks() {
 // reconnect, which re-bootstraps everything (keepalive, subscriptions).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_survive_a_lost_connection_and_the_client_rebootstraps() {
-    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::to_broker().await;
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let mut keepalives = server.tap_keepalives().await;
@@ -688,8 +686,7 @@ async fn results_survive_a_lost_connection_and_the_client_rebootstraps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_results_are_buffered_whole_while_the_broker_is_away() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let port: u16 = std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::to_broker().await;
     let server = ServerSide::connect().await;
     let mut results = server.tap_results().await;
     let name = unique("away");

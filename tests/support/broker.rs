@@ -297,6 +297,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy to the private broker of `scripts/test.sh`.
+    pub async fn to_broker() -> Self {
+        Self::start(std::env::var("CONCIERGE_TEST_AMQP_PORT").unwrap().parse().unwrap()).await
+    }
+
     pub async fn start(target_port: u16) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
