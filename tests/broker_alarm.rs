@@ -1,9 +1,8 @@
 //! A resource alarm in the middle of a stream of results: the broker blocks publishing
-//! connections and stops confirming, the client gives up on the confirms after the
-//! publish timeout and reconnects with its results buffered, and once the alarm clears
-//! every result arrives, in order, with at most the batch the broker had routed but not
-//! confirmed arriving twice (at-least-once). Its own test binary, because the alarm blocks every publisher on the broker
-//! the other tests share.
+//! connections and stops confirming. The client waits the alarm out on the same session
+//! (the publish timeout does not run while the broker blocks the connection), its
+//! keepalives too, and once the alarm clears every result arrives, in order, once. Its own
+//! test binary, because the alarm blocks every publisher on the broker the other tests share.
 
 mod support;
 
@@ -37,6 +36,10 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     let before = results.collect_for(&name, 50, Duration::from_secs(20)).await;
     assert_eq!(before.len(), 50, "{}", client.logs());
 
+    let http = client.bound("HTTP socket listening").await;
+    let metric = |name: &str| support::web::metric(http.port(), name).unwrap_or(-1.0);
+    let keepalives = metric("concierge_keepalives_total");
+
     rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
     // Back to what scripts/rabbitmq.sh configures (vm_memory_high_watermark.relative).
     let cleared = support::scopeguard(|| {
@@ -44,15 +47,18 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     });
     submit(socket, 50..400).await;
     client.wait_log("broker blocked the connection (resource alarm)", 1, Duration::from_secs(20)).await;
-    // Past the publish timeout: the broker stopped reading, so no confirm comes; the client
-    // reconnects, keeping the results buffered.
-    client.wait_log("no publish confirm from the broker in time", 1, Duration::from_secs(20)).await;
+    // Longer than a keepalive period (20 s) and ten publish timeouts (2 s): both connections
+    // publish during the alarm, and neither gives up on its confirm while the broker blocks it.
+    client.wait_log("broker blocked the connection (resource alarm)", 2, Duration::from_secs(25)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(client.count_log("no publish confirm from the broker in time"), 0, "{}", client.logs());
+    assert_eq!(client.count_log("failed to publish keepalive"), 0, "{}", client.logs());
+    assert_eq!(metric("concierge_reconnects_total"), 0.0, "{}", client.logs());
+    assert_eq!(metric("concierge_keepalives_total"), keepalives, "a keepalive confirmed during the alarm");
     drop(cleared);
 
-    // At-least-once: a result the broker had routed but not confirmed when it blocked is
-    // sent again. Everything arrives, in order of first arrival, and repeats are only those
-    // in flight then: at most a batch of the results pipe (256; the local socket queues all
-    // 350 at once, so one batch is in flight).
+    // What the broker routed before it blocked is confirmed now, not sent again: everything
+    // arrives once, in order.
     let mut names: Vec<String> = Vec::new();
     let mut repeats = 0;
     while names.len() < 350 {
@@ -70,5 +76,12 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     }
     let expected: Vec<String> = (50..400).map(|i| format!("alarm_{i}")).collect();
     assert_eq!(names, expected, "every result, in order:\n{}", client.logs());
-    assert!(repeats <= 256, "{repeats} results arrived twice:\n{}", client.logs());
+    assert_eq!(repeats, 0, "{repeats} results arrived twice:\n{}", client.logs());
+    // The keepalive that waited is confirmed, on the same session.
+    let started = std::time::Instant::now();
+    while metric("concierge_keepalives_total") <= keepalives && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metric("concierge_keepalives_total") > keepalives, "{}", client.logs());
+    assert_eq!(metric("concierge_reconnects_total"), 0.0, "{}", client.logs());
 }

@@ -236,6 +236,9 @@ impl Fleet {
         tokio::spawn(async move {
             let period = Duration::from_secs(KEEPALIVE_INTERVAL_SECS);
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            // A keepalive that waited out a resource alarm is followed by the next one a
+            // period later, not by the ones missed meanwhile all at once.
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,

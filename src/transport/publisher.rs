@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::{join_all, maybe_done};
-use lapin::Channel;
+use lapin::{Channel, ConnectionStatus};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::session::sensu_properties;
+use super::session::{sensu_properties, unless_blocked};
 use super::{RESULTS_EXCHANGE, ROUTING_KEY};
 
 /// Results published without waiting for earlier confirms.
@@ -51,10 +51,19 @@ impl Pending {
     }
 }
 
+/// Where results go: a session's results channel, its `broken`, and the state of the
+/// channel's connection (whether the broker blocks it).
+#[derive(Clone)]
+struct Target {
+    channel: Channel,
+    broken: CancellationToken,
+    connection: ConnectionStatus,
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Pending>,
-    target: Option<(Channel, CancellationToken)>,
+    target: Option<Target>,
 }
 
 /// Handle to the results pipe; cheap to clone.
@@ -121,7 +130,12 @@ impl Publisher {
 
     /// Start draining into a session's results channel; its `broken` is fired on failure.
     pub fn attach(&self, session: &super::session::Session) {
-        self.lock().target = Some((session.results.clone(), session.broken.clone()));
+        let target = Target {
+            channel: session.results.clone(),
+            broken: session.broken.clone(),
+            connection: session.results_connection(),
+        };
+        self.lock().target = Some(target);
         self.wake.notify_one();
     }
 
@@ -157,21 +171,21 @@ impl Publisher {
             let batch = {
                 let mut state = self.lock();
                 match &state.target {
-                    Some((channel, broken)) if !state.queue.is_empty() && !broken.is_cancelled() => {
-                        let target = (channel.clone(), broken.clone());
+                    Some(target) if !state.queue.is_empty() && !target.broken.is_cancelled() => {
+                        let target = target.clone();
                         let n = state.queue.len().min(WINDOW);
                         Some((target, state.queue.drain(..n).collect::<Vec<_>>()))
                     }
                     _ => None,
                 }
             };
-            let Some(((channel, broken), batch)) = batch else {
+            let Some((target, batch)) = batch else {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = notified => continue,
                 }
             };
-            let Sent { retry, failed } = self.send(&channel, batch).await;
+            let Sent { retry, failed } = self.send(&target, batch).await;
             if retry.is_empty() {
                 nack_pause = NACK_PAUSE;
                 continue;
@@ -186,7 +200,7 @@ impl Publisher {
                 // The session is broken: the results wait for the next one to be attached.
                 // The target is left as it is (a broken one is skipped above): by now it may
                 // be the next session's, attached while this batch waited.
-                broken.cancel();
+                target.broken.cancel();
                 nack_pause = NACK_PAUSE;
             } else {
                 // Only nacks: the session is sound, and tearing it down would hand back every
@@ -213,12 +227,14 @@ impl Publisher {
     /// channel's last publish); the broker confirms what it has read, so by then every
     /// write is done. The writes are then collected in order, within the publish timeout: a
     /// failed or late write ends the batch there, and only it and what follows are retried —
-    /// what was written before still waits for its confirm. What the broker took but never
-    /// confirmed (a resource alarm: it routes, then stops reading and confirming) is sent
-    /// again: at most the batch in flight arrives twice. Each confirm is read on its own: one that is late or
-    /// a nack has its result retried, the others are done; only a failed or late write or a
-    /// late confirm fails the session.
-    async fn send(&self, channel: &Channel, batch: Vec<Pending>) -> Sent {
+    /// what was written before still waits for its confirm. While the broker blocks the
+    /// connection (a resource alarm: it routes what it read, then stops reading and
+    /// confirming) the timeout waits too, so the alarm is waited out on the same session and
+    /// what the broker took is confirmed once it clears, not sent again. Each confirm is read
+    /// on its own: one that is late or a nack has its result retried, the others are done;
+    /// only a failed or late write or a late confirm fails the session.
+    async fn send(&self, target: &Target, batch: Vec<Pending>) -> Sent {
+        let channel = &target.channel;
         let started = tokio::time::Instant::now();
         let mut writes: Vec<_> = batch
             .iter()
@@ -236,7 +252,8 @@ impl Publisher {
             let _ = super::poll_quietly(write.as_mut());
         }
         // Ack or nack of the last publish, or the channel's failure: each is read below.
-        let last_answered = tokio::time::timeout(self.timeout, channel.wait_for_confirms()).await.is_ok();
+        let last_answered =
+            unless_blocked(&target.connection, self.timeout, channel.wait_for_confirms()).await.is_some();
         // Without that answer the timeout is spent: what is not written or confirmed by now
         // is late (each is still read once, so what came is kept).
         let limit = |now| if last_answered { now } else { started } + self.timeout;

@@ -10,7 +10,7 @@ use lapin::options::{
     QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ConnectionStatus, Consumer, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{AckCounters, Acks};
@@ -68,6 +68,36 @@ pub async fn bounded<T>(
     }
 }
 
+/// How often a wait on a blocked connection looks whether the broker unblocked it.
+const BLOCKED_POLL: Duration = Duration::from_millis(250);
+
+/// Wait for `fut` within `limit`, the clock stopped while the broker blocks the connection
+/// (`connection.blocked`: a memory or disk alarm, during which RabbitMQ reads nothing from
+/// a connection that publishes, so confirms nothing). `None` once `limit` is spent with the
+/// connection not blocked. Giving up on a blocked connection would not help: a new one is
+/// blocked at its first publish, which the broker routes before it blocks, so every
+/// reconnect during a long alarm would deliver that publish once more.
+pub(super) async fn unless_blocked<F: std::future::Future>(
+    connection: &ConnectionStatus,
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Ok(output) = tokio::time::timeout(limit, fut.as_mut()).await {
+            return Some(output);
+        }
+        if !connection.blocked() {
+            return None;
+        }
+        while connection.blocked() {
+            if let Ok(output) = tokio::time::timeout(BLOCKED_POLL, fut.as_mut()).await {
+                return Some(output);
+            }
+        }
+    }
+}
+
 /// The properties every Sensu publish carries: `application/octet-stream`, delivery
 /// mode 1 (not persistent), priority 0, nothing else.
 pub fn sensu_properties() -> BasicProperties {
@@ -96,7 +126,8 @@ pub struct Session {
     pub(super) results: Channel,
     /// How the primary channel's requests are settled (acks sent together).
     acks: Arc<Acks>,
-    /// Fired when either connection fails, is closed by the broker, or is blocked past use.
+    /// Fired when either connection fails or is closed by the broker, or a publish on it
+    /// fails or goes unconfirmed past the timeout while the broker does not block it.
     pub broken: CancellationToken,
     /// Timeout for declarations and publishes.
     pub op_timeout: Duration,
@@ -138,23 +169,32 @@ impl Session {
         Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
 
+    /// The state of the connection results are published on (whether the broker blocks it).
+    pub(super) fn results_connection(&self) -> ConnectionStatus {
+        self.secondary.status().clone()
+    }
+
     /// Declare the two pipes a client publishes to (`keepalives`, `results`: direct).
     pub async fn declare_pipes(&self) -> Result<(), TransportError> {
         self.declare_exchange(&self.channel, KEEPALIVES_EXCHANGE, ExchangeKind::Direct).await?;
         self.declare_exchange(&self.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await
     }
 
-    /// Publish a keepalive on the primary channel and wait for the broker's confirm.
+    /// Publish a keepalive on the primary channel and wait for the broker's confirm; the
+    /// time the broker blocks the connection (a resource alarm) does not count against the
+    /// timeout, as for results.
     pub async fn publish_keepalive(&self, body: &[u8]) -> Result<(), TransportError> {
-        self.publish(&self.channel, KEEPALIVES_EXCHANGE, body).await
+        self.publish(&self.channel, Some(self.primary.status()), KEEPALIVES_EXCHANGE, body).await
     }
 
     /// Declare the `results` pipe and publish one result to it, confirmed (a one-off
-    /// publisher such as `concierge scale`). Never on a session whose results channel a
-    /// [`super::publisher::Publisher`] drains: its batches wait for the channel's last confirm.
+    /// publisher such as `concierge scale`), within the timeout even if the broker blocks
+    /// the connection: the caller may try another broker. Never on a session whose results
+    /// channel a [`super::publisher::Publisher`] drains: its batches wait for the channel's
+    /// last confirm.
     pub async fn publish_result(&self, body: &[u8]) -> Result<(), TransportError> {
         self.declare_exchange(&self.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await?;
-        self.publish(&self.results, RESULTS_EXCHANGE, body).await
+        self.publish(&self.results, None, RESULTS_EXCHANGE, body).await
     }
 
     /// Cancel consumers, all at once (bounded each); unacknowledged requests stay valid on the
@@ -178,17 +218,34 @@ impl Session {
     }
 
     /// Publish to `exchange` with routing key `""` and Sensu's properties, and wait for the
-    /// broker's confirm.
-    pub async fn publish(&self, channel: &Channel, exchange: &str, body: &[u8]) -> Result<(), TransportError> {
-        let op = format!("basic.publish to {exchange:?}");
-        let confirm = bounded(
-            op.clone(),
-            self.op_timeout,
-            channel.basic_publish(exchange.into(), ROUTING_KEY.into(), Default::default(), body, sensu_properties()),
-        )
-        .await?;
-        let confirmation = bounded(op.clone(), self.op_timeout, confirm).await?;
-        if confirmation.is_nack() { Err(TransportError::Nacked { operation: op }) } else { Ok(()) }
+    /// broker's confirm within the operation timeout; with `patient`, not counting the time
+    /// the broker blocks that connection.
+    async fn publish(
+        &self,
+        channel: &Channel,
+        patient: Option<&ConnectionStatus>,
+        exchange: &str,
+        body: &[u8],
+    ) -> Result<(), TransportError> {
+        let operation = format!("basic.publish to {exchange:?}");
+        let limit = self.op_timeout;
+        let publish = async {
+            let properties = sensu_properties();
+            channel
+                .basic_publish(exchange.into(), ROUTING_KEY.into(), Default::default(), body, properties)
+                .await?
+                .await
+        };
+        let confirmation = match patient {
+            Some(connection) => unless_blocked(connection, limit, publish).await,
+            None => tokio::time::timeout(limit, publish).await.ok(),
+        };
+        match confirmation {
+            Some(Ok(confirmation)) if confirmation.is_nack() => Err(TransportError::Nacked { operation }),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(source)) => Err(TransportError::Amqp { operation, source }),
+            None => Err(TransportError::Timeout { operation, limit }),
+        }
     }
 
     /// Set up every subscription in settings order, as `Client::Process#setup_subscriptions`
