@@ -74,7 +74,7 @@ const BLOCKED_POLL: Duration = Duration::from_millis(250);
 /// Wait for `fut` within `limit`, the clock stopped while the broker blocks the connection
 /// (`connection.blocked`: a memory or disk alarm, during which RabbitMQ reads nothing from
 /// a connection that publishes, so confirms nothing). `None` once `limit` is spent with the
-/// connection not blocked. Giving up on a blocked connection would not help: a new one is
+/// connection not blocked, or lost. Giving up on a blocked connection would not help: a new one is
 /// blocked at its first publish, which the broker routes before it blocks, so every
 /// reconnect during a long alarm would deliver that publish once more.
 pub(super) async fn unless_blocked<F: std::future::Future>(
@@ -87,10 +87,13 @@ pub(super) async fn unless_blocked<F: std::future::Future>(
         if let Ok(output) = tokio::time::timeout(limit, fut.as_mut()).await {
             return Some(output);
         }
-        if !connection.blocked() {
+        // A connection lost while blocked is no alarm to wait out (lapin reports it: its
+        // heartbeats go unanswered).
+        let waiting = || connection.blocked() && connection.connected();
+        if !waiting() {
             return None;
         }
-        while connection.blocked() {
+        while waiting() {
             if let Ok(output) = tokio::time::timeout(BLOCKED_POLL, fut.as_mut()).await {
                 return Some(output);
             }
