@@ -1,7 +1,9 @@
 //! A resource alarm in the middle of a stream of results: the broker blocks publishing
 //! connections and stops confirming. The client waits the alarm out on the same session
 //! (the publish timeout does not run while the broker blocks the connection), its
-//! keepalives too, and once the alarm clears every result arrives, in order, once. Its own
+//! keepalives too, and once the alarm clears every result arrives, in order, once (unless
+//! heartbeats are off: then nothing tells a blocked connection from a dead one, and the
+//! client reconnects as after any publish timeout). Its own
 //! test binary, because the alarm blocks every publisher on the broker the other tests share.
 
 mod support;
@@ -47,6 +49,14 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     });
     submit(socket, 50..400).await;
     client.wait_log("broker blocked the connection (resource alarm)", 1, Duration::from_secs(20)).await;
+    // A replica started during the alarm does not wait it out in its bootstrap, where it
+    // would not see SIGTERM: its first keepalive gives up after the publish timeout, and a
+    // SIGTERM then stops it.
+    let mut late = Client::start(&unique("alarm_late"), &["x"], &[("CONCIERGE_PUBLISH_TIMEOUT", "2")]);
+    late.wait_log("bootstrap failed; reconnecting", 1, Duration::from_secs(20)).await;
+    late.signal(nix::sys::signal::Signal::SIGTERM);
+    let stopped = late.wait_exit(Duration::from_secs(15)).await;
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}: {}", late.logs());
     // Longer than a keepalive period (20 s) and ten publish timeouts (2 s): both connections
     // publish during the alarm, and neither gives up on its confirm while the broker blocks it.
     client.wait_log("broker blocked the connection (resource alarm)", 2, Duration::from_secs(25)).await;
@@ -84,4 +94,39 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     }
     assert!(metric("concierge_keepalives_total") > keepalives, "{}", client.logs());
     assert_eq!(metric("concierge_reconnects_total"), 0.0, "{}", client.logs());
+    drop(client);
+
+    // Without heartbeats nothing tells a blocked connection from a dead one, so the alarm
+    // is not waited out: the publish timeout runs and the client reconnects, and once the
+    // alarm clears every result arrives (the batch in flight may arrive twice).
+    // Heartbeats are off only if both sides say 0 (else lapin follows the broker's).
+    let heartbeat = rabbitmqctl(&["eval", "application:get_env(rabbit, heartbeat)."]);
+    let heartbeat = heartbeat.trim().trim_start_matches("{ok,").trim_end_matches('}').to_string();
+    assert!(heartbeat.parse::<u32>().is_ok(), "the broker's heartbeat: {heartbeat:?}");
+    rabbitmqctl(&["eval", "application:set_env(rabbit, heartbeat, 0)."]);
+    let _heartbeat_back = support::scopeguard(move || {
+        rabbitmqctl(&["eval", &format!("application:set_env(rabbit, heartbeat, {heartbeat}).")]);
+    });
+    let name = unique("alarm_nohb");
+    let client = Client::start(&name, &["x"], &[("CONCIERGE_PUBLISH_TIMEOUT", "2"), ("CONCIERGE_HEARTBEAT", "0")]);
+    let socket = client.bound("listening for check results (TCP and UDP)").await;
+    client.ready().await;
+    rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
+    let cleared = support::scopeguard(|| {
+        rabbitmqctl(&["set_vm_memory_high_watermark", "0.8"]);
+    });
+    submit(socket, 0..20).await;
+    client.wait_log("no publish confirm from the broker in time", 1, Duration::from_secs(20)).await;
+    drop(cleared);
+    let mut names: Vec<String> = Vec::new();
+    while let Some((result, _)) =
+        results.next_for(&name, Duration::from_secs(if names.len() < 20 { 60 } else { 3 })).await
+    {
+        names.push(result["check"]["name"].as_str().unwrap().to_string());
+    }
+    names.dedup();
+    names.sort_by_key(|n| n.trim_start_matches("alarm_").parse::<usize>().unwrap());
+    names.dedup();
+    let expected: Vec<String> = (0..20).map(|i| format!("alarm_{i}")).collect();
+    assert_eq!(names, expected, "every result:\n{}", client.logs());
 }

@@ -25,7 +25,7 @@ use crate::telemetry::Telemetry;
 use crate::transport::acks::AckCounters;
 use crate::transport::inbox::Inbox;
 use crate::transport::publisher::Publisher;
-use crate::transport::session::{Session, TransportError};
+use crate::transport::session::{OnAlarm, Session, TransportError};
 use crate::transport::view::TransportView;
 use crate::transport::{KEEPALIVE_INTERVAL_SECS, Subscription, funnel_name};
 
@@ -202,7 +202,9 @@ impl Fleet {
     /// Keepalive at once, subscriptions, keepalive timer, standalone schedule.
     async fn bootstrap(&self, session: &Arc<Session>) -> Result<Activity, TransportError> {
         session.declare_pipes().await?;
-        session.publish_keepalive(&keepalive(&self.executor)).await?;
+        // Bounded even under a resource alarm: SIGTERM is not watched here, and failing
+        // sends the loop to reconnect, where it is.
+        session.publish_keepalive(&keepalive(&self.executor), OnAlarm::GiveUp).await?;
         self.telemetry.keepalives.inc();
         let stop = CancellationToken::new();
         let consumers = self.start_consumers(session, &stop).await?;
@@ -245,7 +247,7 @@ impl Fleet {
                     () = session.broken.cancelled() => return,
                     _ = ticker.tick() => {}
                 }
-                match session.publish_keepalive(&keepalive(&executor)).await {
+                match session.publish_keepalive(&keepalive(&executor), OnAlarm::WaitOut).await {
                     Ok(()) => {
                         telemetry.keepalives.inc();
                     }

@@ -52,12 +52,12 @@ impl Pending {
 }
 
 /// Where results go: a session's results channel, its `broken`, and the state of the
-/// channel's connection (whether the broker blocks it).
+/// channel's connection, to wait out a resource alarm on.
 #[derive(Clone)]
 struct Target {
     channel: Channel,
     broken: CancellationToken,
-    connection: ConnectionStatus,
+    connection: Option<ConnectionStatus>,
 }
 
 #[derive(Default)]
@@ -133,7 +133,7 @@ impl Publisher {
         let target = Target {
             channel: session.results.clone(),
             broken: session.broken.clone(),
-            connection: session.results_connection(),
+            connection: session.results_alarm_view(),
         };
         self.lock().target = Some(target);
         self.wake.notify_one();
@@ -253,7 +253,7 @@ impl Publisher {
         }
         // Ack or nack of the last publish, or the channel's failure: each is read below.
         let last_answered =
-            unless_blocked(&target.connection, self.timeout, channel.wait_for_confirms()).await.is_some();
+            unless_blocked(target.connection.as_ref(), self.timeout, channel.wait_for_confirms()).await.is_some();
         // Without that answer the timeout is spent: what is not written or confirmed by now
         // is late (each is still read once, so what came is kept).
         let limit = |now| if last_answered { now } else { started } + self.timeout;

@@ -71,25 +71,42 @@ pub async fn bounded<T>(
 /// How often a wait on a blocked connection looks whether the broker unblocked it.
 const BLOCKED_POLL: Duration = Duration::from_millis(250);
 
+/// What a publish does while the broker blocks its connection (a resource alarm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnAlarm {
+    /// Waits it out: the timeout does not run while the connection is blocked.
+    WaitOut,
+    /// Gives up after the timeout, as any other operation (the caller has a way out: the
+    /// bootstrap reconnects, a one-off publisher tries the next broker).
+    GiveUp,
+}
+
+/// A connection's state, to wait out an alarm on; `None` where an alarm is not waited out:
+/// without heartbeats, nothing would tell a blocked connection from a dead one.
+pub(super) fn alarm_view(connection: &Connection) -> Option<ConnectionStatus> {
+    (connection.configuration().heartbeat() > 0).then(|| connection.status().clone())
+}
+
 /// Wait for `fut` within `limit`, the clock stopped while the broker blocks the connection
 /// (`connection.blocked`: a memory or disk alarm, during which RabbitMQ reads nothing from
 /// a connection that publishes, so confirms nothing). `None` once `limit` is spent with the
-/// connection not blocked, or lost. Giving up on a blocked connection would not help: a new one is
-/// blocked at its first publish, which the broker routes before it blocks, so every
-/// reconnect during a long alarm would deliver that publish once more.
+/// connection not blocked, or lost, or with no `connection` to watch (see [`alarm_view`]).
+/// Giving up on a blocked connection would not help: a new one is blocked at its first
+/// publish, which the broker routes before it blocks, so every reconnect during a long
+/// alarm would deliver that publish once more.
 pub(super) async fn unless_blocked<F: std::future::Future>(
-    connection: &ConnectionStatus,
+    connection: Option<&ConnectionStatus>,
     limit: Duration,
     fut: F,
 ) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
+    // A connection lost while blocked is no alarm to wait out (lapin reports it: its
+    // heartbeats go unanswered).
+    let waiting = || connection.is_some_and(|c| c.blocked() && c.connected());
     loop {
         if let Ok(output) = tokio::time::timeout(limit, fut.as_mut()).await {
             return Some(output);
         }
-        // A connection lost while blocked is no alarm to wait out (lapin reports it: its
-        // heartbeats go unanswered).
-        let waiting = || connection.blocked() && connection.connected();
         if !waiting() {
             return None;
         }
@@ -172,9 +189,9 @@ impl Session {
         Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
 
-    /// The state of the connection results are published on (whether the broker blocks it).
-    pub(super) fn results_connection(&self) -> ConnectionStatus {
-        self.secondary.status().clone()
+    /// The state of the connection results are published on, to wait out an alarm on.
+    pub(super) fn results_alarm_view(&self) -> Option<ConnectionStatus> {
+        alarm_view(&self.secondary)
     }
 
     /// Declare the two pipes a client publishes to (`keepalives`, `results`: direct).
@@ -183,11 +200,15 @@ impl Session {
         self.declare_exchange(&self.results, RESULTS_EXCHANGE, ExchangeKind::Direct).await
     }
 
-    /// Publish a keepalive on the primary channel and wait for the broker's confirm; the
-    /// time the broker blocks the connection (a resource alarm) does not count against the
-    /// timeout, as for results.
-    pub async fn publish_keepalive(&self, body: &[u8]) -> Result<(), TransportError> {
-        self.publish(&self.channel, Some(self.primary.status()), KEEPALIVES_EXCHANGE, body).await
+    /// Publish a keepalive on the primary channel and wait for the broker's confirm, within
+    /// the timeout or, with [`OnAlarm::WaitOut`], not counting the time the broker blocks the
+    /// connection, as for results.
+    pub async fn publish_keepalive(&self, body: &[u8], on_alarm: OnAlarm) -> Result<(), TransportError> {
+        let patient = match on_alarm {
+            OnAlarm::WaitOut => alarm_view(&self.primary),
+            OnAlarm::GiveUp => None,
+        };
+        self.publish(&self.channel, patient.as_ref(), KEEPALIVES_EXCHANGE, body).await
     }
 
     /// Declare the `results` pipe and publish one result to it, confirmed (a one-off
@@ -239,10 +260,7 @@ impl Session {
                 .await?
                 .await
         };
-        let confirmation = match patient {
-            Some(connection) => unless_blocked(connection, limit, publish).await,
-            None => tokio::time::timeout(limit, publish).await.ok(),
-        };
+        let confirmation = unless_blocked(patient, limit, publish).await;
         match confirmation {
             Some(Ok(confirmation)) if confirmation.is_nack() => Err(TransportError::Nacked { operation }),
             Some(Ok(_)) => Ok(()),
