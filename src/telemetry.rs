@@ -90,6 +90,8 @@ pub struct Telemetry {
     pub results_buffered: Gauge,
     /// Results dropped because the buffer was full.
     pub results_dropped: Counter,
+    /// Results the broker refused (nacked); each is published again.
+    pub results_nacked: Counter,
     /// Publish → confirm latency, seconds.
     pub confirm_latency: Histogram,
     /// Reconnections after a lost session.
@@ -98,6 +100,8 @@ pub struct Telemetry {
     pub keepalives: Counter,
     /// 1 while both broker connections are up.
     pub connected: Gauge,
+    /// Broker connections the broker blocks (`connection.blocked`: a resource alarm), 0–2.
+    pub blocked: Gauge,
     /// Results received on the local socket and HTTP API.
     pub local_results: Counter,
     /// Plugin command lines run, by `plugin` and `runner` (`native`, `fork`, `unknown`).
@@ -151,10 +155,12 @@ impl Telemetry {
             results_published: Counter::default(),
             results_buffered: Gauge::default(),
             results_dropped: Counter::default(),
+            results_nacked: Counter::default(),
             confirm_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             reconnects: Counter::default(),
             keepalives: Counter::default(),
             connected: Gauge::default(),
+            blocked: Gauge::default(),
             local_results: Counter::default(),
             plugin_runs: Family::default(),
             kinds: Mutex::default(),
@@ -198,10 +204,20 @@ impl Telemetry {
         r.register("results_published", "Results confirmed by the broker", self.results_published.clone());
         r.register("results_buffered", "Results waiting for the broker", self.results_buffered.clone());
         r.register("results_dropped", "Results dropped because the buffer was full", self.results_dropped.clone());
+        r.register(
+            "results_nacked",
+            "Results the broker refused (nacked), each published again",
+            self.results_nacked.clone(),
+        );
         r.register("publish_confirm_seconds", "Publish to broker confirm latency", self.confirm_latency.clone());
         r.register("reconnects", "Reconnections to the broker", self.reconnects.clone());
         r.register("keepalives", "Keepalives confirmed by the broker", self.keepalives.clone());
         r.register("transport_connected", "1 while connected to the broker", self.connected.clone());
+        r.register(
+            "transport_blocked",
+            "Broker connections blocked by the broker (a resource alarm); publishes wait it out",
+            self.blocked.clone(),
+        );
         r.register("local_results", "Results received on the local socket and HTTP API", self.local_results.clone());
         r.register("plugin_runs", "Plugin command lines run, by plugin and runner", self.plugin_runs.clone());
         r

@@ -65,6 +65,7 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     assert_eq!(client.count_log("failed to publish keepalive"), 0, "{}", client.logs());
     assert_eq!(metric("concierge_reconnects_total"), 0.0, "{}", client.logs());
     assert_eq!(metric("concierge_keepalives_total"), keepalives, "a keepalive confirmed during the alarm");
+    assert_eq!(metric("concierge_transport_blocked"), 2.0, "both connections blocked: {}", client.logs());
     drop(cleared);
 
     // What the broker routed before it blocked is confirmed now, not sent again: everything
@@ -94,6 +95,7 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     }
     assert!(metric("concierge_keepalives_total") > keepalives, "{}", client.logs());
     assert_eq!(metric("concierge_reconnects_total"), 0.0, "{}", client.logs());
+    assert_eq!(metric("concierge_transport_blocked"), 0.0, "unblocked: {}", client.logs());
     drop(client);
 
     // Without heartbeats nothing tells a blocked connection from a dead one, so the alarm

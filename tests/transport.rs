@@ -321,6 +321,8 @@ async fn a_nacked_result_is_published_again_until_the_broker_takes_it() {
     assert_eq!(copies.len(), 2, "published again after a nack: {}", client.logs());
     assert!(copies.iter().all(|r| r["check"]["name"] == "nacked"));
     assert_eq!(published(), Some(0.0), "a nacked result counted as confirmed");
+    let nacked = support::web::metric(http.port(), "concierge_results_nacked_total");
+    assert!(nacked.is_some_and(|n| n >= 1.0), "the first copy's nack counted before the second went: {nacked:?}");
     // Published again on the same session: a nack says nothing of the connection, and
     // reconnecting would hand back every request running on it.
     let reconnects = support::web::metric(http.port(), "concierge_reconnects_total");

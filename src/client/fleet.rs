@@ -25,7 +25,7 @@ use crate::telemetry::Telemetry;
 use crate::transport::acks::AckCounters;
 use crate::transport::inbox::Inbox;
 use crate::transport::publisher::Publisher;
-use crate::transport::session::{OnAlarm, Session, TransportError};
+use crate::transport::session::{OnAlarm, Session, SessionCounters, TransportError};
 use crate::transport::view::TransportView;
 use crate::transport::{KEEPALIVE_INTERVAL_SECS, Subscription, funnel_name};
 
@@ -78,8 +78,9 @@ impl Fleet {
     }
 
     /// Where a session's acks are counted.
-    fn ack_counters(&self) -> AckCounters {
-        AckCounters { requests: self.telemetry.acked.clone(), frames: self.telemetry.ack_frames.clone() }
+    fn session_counters(&self) -> SessionCounters {
+        let acks = AckCounters { requests: self.telemetry.acked.clone(), frames: self.telemetry.ack_frames.clone() };
+        SessionCounters { acks, blocked: self.telemetry.blocked.clone() }
     }
 
     fn prefetch(&self) -> u16 {
@@ -133,7 +134,7 @@ impl Fleet {
             let broker = self.settings.brokers[order.remove(0)].clone();
             let opened = tokio::select! {
                 () = signals.stop.cancelled() => break 'connect,
-                opened = Session::open(&broker, self.client_name(), self.prefetch(), self.op_timeout(), self.ack_counters()) => opened,
+                opened = Session::open(&broker, self.client_name(), self.prefetch(), self.op_timeout(), self.session_counters()) => opened,
             };
             let session = match opened {
                 Ok(session) => Arc::new(session),

@@ -14,8 +14,7 @@ use super::decide::Verdict;
 use super::platform::TaskRef;
 use crate::config::Settings;
 use crate::proto::{Object, ResultPayload, now_epoch};
-use crate::transport::acks::AckCounters;
-use crate::transport::session::Session;
+use crate::transport::session::{Session, SessionCounters};
 
 /// How long a broker or a local socket may take to take the result.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,7 +81,8 @@ pub async fn deliver(settings: &Settings, check: Object) -> Result<Delivered, St
         for broker in &settings.brokers {
             let sent = async {
                 let session =
-                    Session::open(broker, &settings.client.name, 1, DELIVERY_TIMEOUT, AckCounters::default()).await?;
+                    Session::open(broker, &settings.client.name, 1, DELIVERY_TIMEOUT, SessionCounters::default())
+                        .await?;
                 let sent = session.publish_result(&payload.to_bytes()).await;
                 session.close().await;
                 sent

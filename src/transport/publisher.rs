@@ -287,19 +287,25 @@ impl Publisher {
         // A confirm that came is an ack or a nack; a channel error or none in time (`late`)
         // fails the session, as a write that did not go out does.
         let mut failed = sent < batch.len();
+        let mut nacked = 0_u64;
         let outcomes: Vec<bool> = outcomes
             .into_iter()
             .map(|o| match o {
-                Ok(Ok(confirm)) => confirm.is_ack(),
+                Ok(Ok(confirm)) => {
+                    nacked += u64::from(confirm.is_nack());
+                    confirm.is_ack()
+                }
                 _ => {
                     failed = true;
                     false
                 }
             })
             .collect();
-        let nacked = outcomes.iter().filter(|acked| !**acked).count();
-        if nacked > 0 && !failed {
-            tracing::warn!(nacked, "the broker refused (nacked) results; publishing them again");
+        if nacked > 0 {
+            self.telemetry.results_nacked.inc_by(nacked);
+            if !failed {
+                tracing::warn!(nacked, "the broker refused (nacked) results; publishing them again");
+            }
         }
         let mut batch = batch.into_iter();
         let mut retry = Vec::new();

@@ -11,6 +11,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ConnectionStatus, Consumer, ExchangeKind};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{AckCounters, Acks};
@@ -18,6 +19,15 @@ use super::amqps;
 use super::inbox::Inbox;
 use super::{CONTENT_TYPE, KEEPALIVES_EXCHANGE, RESULTS_EXCHANGE, ROUTING_KEY, Subscription};
 use crate::config::brokers::Broker;
+
+/// What a session counts into the client's telemetry.
+#[derive(Clone, Default)]
+pub struct SessionCounters {
+    /// Requests acknowledged, and the frames that did it.
+    pub acks: AckCounters,
+    /// The session's connections the broker blocks now (a resource alarm), 0–2.
+    pub blocked: Gauge,
+}
 
 /// Why talking to the broker failed. Each carries the operation and, for timeouts, the limit.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +170,7 @@ impl Session {
         client_name: &str,
         prefetch: u16,
         op_timeout: Duration,
-        acked: AckCounters,
+        counters: SessionCounters,
     ) -> Result<Self, TransportError> {
         let label = broker.label();
         let primary = connect(broker, &format!("concierge {client_name} (primary)")).await?;
@@ -176,7 +186,7 @@ impl Session {
         };
         let broken = CancellationToken::new();
         for (role, conn) in [("primary", &primary), ("secondary", &secondary)] {
-            watch(conn, role, broken.clone());
+            watch(conn, role, broken.clone(), counters.blocked.clone());
         }
         let channel = bounded("channel.open (primary)", op_timeout, primary.create_channel()).await?;
         let results = bounded("channel.open (secondary)", op_timeout, secondary.create_channel()).await?;
@@ -185,7 +195,7 @@ impl Session {
         bounded("basic.qos", op_timeout, results.basic_qos(prefetch, BasicQosOptions { global: true })).await?;
         bounded("confirm.select", op_timeout, channel.confirm_select(ConfirmSelectOptions::default())).await?;
         bounded("confirm.select", op_timeout, results.confirm_select(ConfirmSelectOptions::default())).await?;
-        let acks = Acks::new(Arc::new(channel.clone()), prefetch, acked);
+        let acks = Acks::new(Arc::new(channel.clone()), prefetch, counters.acks);
         Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
 
@@ -378,33 +388,49 @@ pub(super) async fn declare_sensu_exchange(
     .await
 }
 
-/// Fire `broken` when the connection reports an error.
-fn watch(conn: &Connection, role: &'static str, broken: CancellationToken) {
+/// Fire `broken` when the connection reports an error, and count it in `blocked` while the
+/// broker blocks it.
+fn watch(conn: &Connection, role: &'static str, broken: CancellationToken, blocked: Gauge) {
     let mut events = Box::pin(conn.events_listener());
     tokio::spawn(async move {
+        let mut is_blocked = false;
+        let mut set_blocked = |now: bool| {
+            if now != is_blocked {
+                is_blocked = now;
+                if now {
+                    blocked.inc()
+                } else {
+                    blocked.dec()
+                };
+            }
+        };
         loop {
             tokio::select! {
-                () = broken.cancelled() => return,
+                () = broken.cancelled() => break,
                 event = events.next() => match event {
                     Some(lapin::Event::Error(error)) => {
                         tracing::warn!(connection = role, %error, "transport connection error");
                         broken.cancel();
-                        return;
+                        break;
                     }
                     Some(lapin::Event::ConnectionBlocked(reason)) => {
                         tracing::warn!(connection = role, %reason, "broker blocked the connection (resource alarm)");
+                        set_blocked(true);
                     }
                     Some(lapin::Event::ConnectionUnblocked) => {
                         tracing::info!(connection = role, "broker unblocked the connection");
+                        set_blocked(false);
                     }
                     Some(_) => {}
                     None => {
                         broken.cancel();
-                        return;
+                        break;
                     }
                 },
             }
         }
+        // The connection is done with: it no longer counts as blocked.
+        set_blocked(false);
     });
 }
 
