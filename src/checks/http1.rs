@@ -12,8 +12,8 @@
 //! case names), `content-length` added for a non-empty body. Responses are read as RFC 9112
 //! says a client reads them: 1xx heads skipped (101 is final), no body after `HEAD` or a
 //! 1xx/204/304, `Transfer-Encoding` ending in `chunked` before `Content-Length`, differing
-//! `Content-Length` values refused, and a body without either read to the end of the
-//! connection. The head may take up to [`MAX_HEAD`] bytes and 100 headers (hyper's limits).
+//! `Content-Length` values refused, a body without either read to the end of the
+//! connection, and a folded field line (obs-fold) read as one value with spaces. The head may take up to [`MAX_HEAD`] bytes and 100 headers (hyper's limits).
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Method};
@@ -342,6 +342,9 @@ fn reading(e: std::io::Error) -> CheckFailure {
 fn parser() -> httparse::ParserConfig {
     let mut config = httparse::ParserConfig::default();
     config.allow_multiple_spaces_in_response_status_delimiters(true);
+    // RFC 9112, 5.2: a user agent takes a field line folded onto the next (obs-fold), each
+    // fold read as spaces (see `parse_head`), as curl and Go's client do.
+    config.allow_obsolete_multiline_headers_in_responses(true);
     config
 }
 
@@ -369,8 +372,17 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, CheckFailure> {
     if response.headers.iter().any(|h| h.name.len() > MAX_NAME) {
         return Err(http_failure(format!("invalid HTTP response: a header name longer than {MAX_NAME} bytes")));
     }
-    let spans = response.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
+    let spans: Vec<_> = response.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
     let http10 = response.version == Some(0);
+    // A folded value keeps its line breaks (httparse took the fold's CR LF and leading
+    // whitespace into it): each becomes a space, in place, as RFC 9112 asks.
+    for (_, value) in &spans {
+        for byte in &mut buf[value.clone()] {
+            if matches!(*byte, b'\r' | b'\n') {
+                *byte = b' ';
+            }
+        }
+    }
     let headers = Headers { raw: buf.split_to(length).freeze(), spans };
     Ok(Some(Head { status, headers, http10 }))
 }
@@ -536,6 +548,18 @@ mod tests {
             let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.unwrap().unwrap();
             assert_eq!(body, if status == 304 { "" } else { "hello" });
             drop(server);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_folded_field_line_is_read_as_one_value_with_spaces() {
+        for piece in [1, 7, 4096] {
+            let response = b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\n\tthree\r\nContent-Length:\r\n 2\r\n\r\nok";
+            let (head, body) = exchange(Method::GET, response, piece, 100).await.unwrap();
+            assert_eq!((head.status, &body[..]), (200, &b"ok"[..]));
+            assert_eq!(head.headers.get("x-folded"), Some("one   two  \tthree"));
+            // A fold is no way to hide a second field: what follows it is the value's.
+            assert_eq!(head.headers.get_all("two").count(), 0);
         }
     }
 
