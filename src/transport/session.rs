@@ -188,6 +188,8 @@ impl Session {
         for (role, conn) in [("primary", &primary), ("secondary", &secondary)] {
             watch(conn, role, broken.clone(), counters.blocked.clone());
         }
+        // Until the session is whole, a failure (or this future dropped) ends the watchers.
+        let unfinished = broken.clone().drop_guard();
         let channel = bounded("channel.open (primary)", op_timeout, primary.create_channel()).await?;
         let results = bounded("channel.open (secondary)", op_timeout, secondary.create_channel()).await?;
         // Channel-wide prefetch: no more unacknowledged requests than execution slots.
@@ -195,6 +197,7 @@ impl Session {
         bounded("basic.qos", op_timeout, results.basic_qos(prefetch, BasicQosOptions { global: true })).await?;
         bounded("confirm.select", op_timeout, channel.confirm_select(ConfirmSelectOptions::default())).await?;
         bounded("confirm.select", op_timeout, results.confirm_select(ConfirmSelectOptions::default())).await?;
+        unfinished.disarm();
         let acks = Acks::new(Arc::new(channel.clone()), prefetch, counters.acks);
         Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
@@ -392,6 +395,8 @@ pub(super) async fn declare_sensu_exchange(
 /// broker blocks it.
 fn watch(conn: &Connection, role: &'static str, broken: CancellationToken, blocked: Gauge) {
     let mut events = Box::pin(conn.events_listener());
+    // Blocked before anyone listened (lapin passes on events only to listeners already there).
+    let blocked_already = conn.status().blocked();
     tokio::spawn(async move {
         let mut is_blocked = false;
         let mut set_blocked = |now: bool| {
@@ -404,6 +409,7 @@ fn watch(conn: &Connection, role: &'static str, broken: CancellationToken, block
                 };
             }
         };
+        set_blocked(blocked_already);
         loop {
             tokio::select! {
                 () = broken.cancelled() => break,
