@@ -559,3 +559,35 @@ async fn a_large_body_is_sent_once_and_whole() {
     assert_eq!((length, received.len(), after), (BODY, BODY, 0));
     assert!(received.as_slice() == body.as_bytes(), "the body arrived changed");
 }
+
+/// A server that answers before reading the whole request and then stops reading (a 413 for
+/// a body too large): the client's write fails, and the check reports the answer, as curl
+/// does, not the write's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_given_before_the_body_was_read_is_the_result() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the head ended");
+            got.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
+            .await
+            .unwrap();
+        // Closed with the body unread: the kernel resets the connection.
+    });
+    let body = "x".repeat(8 << 20);
+    let url = format!("http://{addr}/upload");
+    let r = http(json!({"url": url, "method": "PUT", "body": body, "timeout": 10})).await;
+    server.await.unwrap();
+    assert_eq!(r["status"], 2, "{}", output(&r));
+    assert!(output(&r).contains("413"), "{}", output(&r));
+    assert!(!output(&r).contains("sending the request"), "{}", output(&r));
+}

@@ -713,10 +713,15 @@ where
 {
     let mut connection = http1::Connection::new(stream);
     set_phase(progress, |p| p.phase = "ttfb");
-    if !request.is_empty() {
-        connection.send(request).await?;
-    }
-    let head = connection.head().await?;
+    // A failed write is kept, not returned: a server may answer before it has read the whole
+    // request and then stop reading (a 413 for a body too large, say), and that answer is
+    // what the check reports, as curl does. Without an answer, the write's error. (An
+    // `io::Error` is one word: every check in flight carries it across the read.)
+    let unsent = if request.is_empty() { None } else { connection.send(request).await.err() };
+    let head = match connection.head().await {
+        Ok(head) => head,
+        Err(failure) => return Err(unsent.map_or(failure, http1::sending_failure)),
+    };
     set_phase(progress, |p| {
         p.ttfb += sent.elapsed().as_secs_f64();
         p.phase = "transfer";

@@ -161,13 +161,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Self { stream, buf: BytesMut::new() }
     }
 
-    /// Write the request ([`request`]'s bytes).
-    pub async fn send(&mut self, request: &[u8]) -> Result<(), CheckFailure> {
-        let written = async {
-            self.stream.write_all(request).await?;
-            self.stream.flush().await
-        };
-        written.await.map_err(|e| http_failure(format!("sending the request: {e}")))
+    /// Write the request ([`request`]'s bytes); a failure is [`sending_failure`]'s to tell,
+    /// once it is known the server did not answer anyway.
+    pub async fn send(&mut self, request: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(request).await?;
+        self.stream.flush().await
     }
 
     /// Read at most `room` (at least 1) more bytes into the buffer: the number read, 0 at the
@@ -335,6 +333,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+/// Why the request could not be sent.
+pub fn sending_failure(e: std::io::Error) -> CheckFailure {
+    http_failure(format!("sending the request: {e}"))
+}
+
 fn reading(e: std::io::Error) -> CheckFailure {
     http_failure(format!("reading the body: {e}"))
 }
@@ -451,7 +454,7 @@ mod tests {
         let mut connection = Connection::new(client);
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, HeaderValue::from_static("example.test"));
-        connection.send(&request(&method, "/x?y=1", &headers, None, b"")).await?;
+        connection.send(&request(&method, "/x?y=1", &headers, None, b"")).await.map_err(sending_failure)?;
         let head = connection.head().await?;
         let body = connection.body(method == Method::HEAD, &head, max).await?;
         drop(connection);
