@@ -514,6 +514,22 @@ async fn a_connection_not_made_at_once_is_awaited_before_the_request() {
     assert!(connect >= 0.3 && ttfb < connect, "connect {connect} s, ttfb {ttfb} s");
 }
 
+/// Read a request's head from `stream`: the bytes read (the head, and whatever followed it in
+/// the same reads) and the head's length, its blank line included.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> (Vec<u8>, usize) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the head ended");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            return (got, end + 4);
+        }
+    }
+}
+
 /// A body larger than the socket's send buffer: the part the first `send` took goes out with
 /// the connection and the rest after it, each byte once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,24 +540,16 @@ async fn a_large_body_is_sent_once_and_whole() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
         // Read the head, then exactly the body it announces, then answer; whatever comes
         // after (until the client closes) would be a second copy.
-        let (head_len, length) = loop {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed before the head ended");
-            got.extend_from_slice(&buf[..n]);
-            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map(|v| v.trim().parse::<usize>().unwrap())
-                    .unwrap();
-                break (end + 4, length);
-            }
-        };
+        let (mut got, head_len) = read_head(&mut stream).await;
+        let head = String::from_utf8_lossy(&got[..head_len]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse::<usize>().unwrap())
+            .unwrap();
+        let mut buf = vec![0u8; 1 << 16];
         while got.len() < head_len + length {
             let n = stream.read(&mut buf).await.unwrap();
             assert!(n > 0, "closed after {} body bytes", got.len() - head_len);
@@ -565,18 +573,12 @@ async fn a_large_body_is_sent_once_and_whole() {
 /// does, not the write's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_given_before_the_body_was_read_is_the_result() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed before the head ended");
-            got.extend_from_slice(&buf[..n]);
-        }
+        read_head(&mut stream).await;
         stream
             .write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
             .await
