@@ -66,6 +66,10 @@ async fn memory_alarm_mid_stream_loses_nothing() {
     assert_eq!(metric("concierge_reconnects_total"), 0.0, "{}", client.logs());
     assert_eq!(metric("concierge_keepalives_total"), keepalives, "a keepalive confirmed during the alarm");
     assert_eq!(metric("concierge_transport_blocked"), 2.0, "both connections blocked: {}", client.logs());
+    // Healthy all the same: the replica waits the alarm out, and a restart would not end it.
+    let health: serde_json::Value =
+        serde_json::from_str(&support::web::get(http.port(), "/healthz").unwrap_or_default()).unwrap_or_default();
+    assert_eq!((&health["status"], &health["transport"]["blocked"]), (&json!("ok"), &json!(2)), "{health}");
     drop(cleared);
 
     // What the broker routed before it blocked is confirmed now, not sent again: everything

@@ -1,5 +1,5 @@
-//! Whether this replica can do work: connected to the broker, a consumer on every
-//! subscription, and no check stuck past its time. `/healthz` answers 200 or 503 with
+//! Whether this replica can do work: connected to the broker (blocked by a resource alarm
+//! or not), a consumer on every subscription, and no check stuck past its time. `/healthz` answers 200 or 503 with
 //! the reason, and `concierge health` turns that into an exit code for a Docker
 //! `HEALTHCHECK`.
 
@@ -20,9 +20,15 @@ pub async fn check(executor: &Executor, transport: Option<&TransportView>) -> (b
     let mut problems = Vec::new();
     let mut doc = json!({});
     if let Some(t) = transport {
-        let connected = t.session().await.is_some();
+        let session = t.session().await;
+        let connected = session.is_some();
+        // Blocked by a resource alarm is still healthy: the replica waits it out, and a
+        // restart would not end it.
+        let blocked = session.map_or(0, |s| s.blocked());
         let (consumers, expected) = t.consumers();
-        doc["transport"] = json!({"connected": connected, "consumers": consumers, "subscriptions_queues": expected});
+        doc["transport"] = json!({
+            "connected": connected, "blocked": blocked, "consumers": consumers, "subscriptions_queues": expected
+        });
         if !connected {
             problems.push("not connected to the broker".to_string());
         } else if !t.subscribed() {

@@ -202,6 +202,11 @@ impl Session {
         Ok(Self { label, primary, secondary, channel, results, acks, broken, op_timeout })
     }
 
+    /// How many of the two connections the broker blocks now (a resource alarm).
+    pub fn blocked(&self) -> usize {
+        [&self.primary, &self.secondary].iter().filter(|c| c.status().blocked()).count()
+    }
+
     /// The state of the connection results are published on, to wait out an alarm on.
     pub(super) fn results_alarm_view(&self) -> Option<ConnectionStatus> {
         alarm_view(&self.secondary)
