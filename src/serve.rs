@@ -1,8 +1,8 @@
 //! Servers with bounds, for the local API's sockets and the scheduler's receivers: at most
 //! [`MAX_CONNECTIONS`] connections at once (more wait to be accepted), a failed accept (out
 //! of file descriptors, say) followed by a pause rather than a spin ([`accept`]), and for
-//! HTTP/1.1 a client's headers within [`HEADER_TIMEOUT`] ([`serve_http`]). Bodies are read
-//! by the handlers, each under its own deadline.
+//! HTTP/1.1 a client's headers within [`HEADER_TIMEOUT`] ([`serve_http`]) and, for the
+//! handlers that take one, its body within [`BODY_TIMEOUT`] ([`read_body`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,6 +21,26 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_CONNECTIONS: usize = 64;
 /// Time a client has to send its request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request's body, once its headers came.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request's body was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// Not all there within [`BODY_TIMEOUT`].
+    Late,
+    /// Larger than the handler takes, or the connection failed.
+    Refused,
+}
+
+/// A request's body, at most `max` bytes, within [`BODY_TIMEOUT`].
+pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Unread> {
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(_)) => Err(Unread::Refused),
+        Err(_) => Err(Unread::Late),
+    }
+}
 
 /// Bind `listen` and serve HTTP/1.1 until `stop`, every request answered by `handle` (one
 /// request per connection unless `keep_alive`). Returns the bound address.

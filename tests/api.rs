@@ -336,6 +336,23 @@ async fn empty_credentials_authenticate_nobody() {
     assert_eq!(http_raw(f.http, &get("/info", None)).await.0, "HTTP/1.1 200 OK");
 }
 
+// A body announced and not sent is waited for at most 10 s (`crate::serve::BODY_TIMEOUT`),
+// then answered 408: a connection that trickles or stalls holds none of the 64 slots longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_come_is_answered_408() {
+    let f = fixture(json!({})).await;
+    let mut stream = tokio::net::TcpStream::connect(f.http).await.unwrap();
+    let head =
+        "POST /results HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut raw = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut raw)).await.unwrap().unwrap();
+    assert!(raw.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{raw}");
+    assert!(raw.ends_with(r#"{"response":"the body did not arrive within 10 s"}"#), "{raw}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "answered after {:?}", started.elapsed());
+}
+
 // Health, the `concierge health` command, and /metrics figures moving under a burst.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {

@@ -12,18 +12,17 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::ext::ReasonPhrase;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiState, LocalResultError, process_local_results};
+use crate::serve::Unread;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
-/// Time a client has to send a request's body, once its headers came.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The 404 body: sensu-client's endpoint list, byte for byte.
 pub const ENDPOINTS: &str = r#"{"endpoints":{"/info":{"help":"Sensu client information","methods":["GET"]},"/results":{"help":"Send check JSON results here","methods":["POST"]},"/settings":{"help":"Get redacted Sensu settings (requires basic auth). Use ?redacted=false if you want the setting unredacted.","methods":["GET"]},"/brew":{"help":"Ask Sensu to brew a cup of joe (try it!)","methods":["GET"]}}}"#;
@@ -117,17 +116,17 @@ async fn handle(req: Request<Incoming>, state: &ApiState) -> Response<Full<Bytes
                     &json!({"response": "Invalid content type"}),
                 );
             }
-            let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), MAX_BODY).collect()).await
-            {
-                Ok(Ok(body)) => body.to_bytes(),
-                Err(_) => {
+            let body = match crate::serve::read_body(req.into_body(), MAX_BODY).await {
+                Ok(body) => body,
+                Err(Unread::Late) => {
+                    let within = crate::serve::BODY_TIMEOUT.as_secs();
                     return json_response(
                         408,
                         "Request Timeout",
-                        &json!({"response": format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs())}),
+                        &json!({"response": format!("the body did not arrive within {within} s")}),
                     );
                 }
-                Ok(Err(_)) => {
+                Err(Unread::Refused) => {
                     return json_response(
                         400,
                         "Failed to parse JSON body",

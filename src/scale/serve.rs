@@ -11,11 +11,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,8 +29,6 @@ use crate::config::Settings;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Time a client has to send its body, once its headers came (`crate::serve` bounds the rest).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Distinct moves one Alertmanager payload may ask for.
 pub const MAX_MOVES: usize = 50;
 
@@ -90,15 +87,12 @@ impl<P: Platform + Send + Sync + 'static> Receiver<P> {
                     return respond(StatusCode::UNAUTHORIZED, json!({"error": "a valid bearer token is required"}));
                 }
                 let query = req.uri().query().unwrap_or_default().to_string();
-                let body = tokio::time::timeout(READ_TIMEOUT, Limited::new(req.into_body(), MAX_BODY).collect()).await;
-                let body = match body {
-                    Ok(Ok(body)) => body.to_bytes(),
-                    _ => {
-                        return respond(
-                            StatusCode::BAD_REQUEST,
-                            json!({"error": format!("the body is larger than {MAX_BODY} bytes, or did not arrive within {READ_TIMEOUT:?}")}),
-                        );
-                    }
+                let Ok(body) = crate::serve::read_body(req.into_body(), MAX_BODY).await else {
+                    let within = crate::serve::BODY_TIMEOUT;
+                    return respond(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": format!("the body is larger than {MAX_BODY} bytes, or did not arrive within {within:?}")}),
+                    );
                 };
                 if path == "/v1/scale" { self.script(&query).await } else { self.alertmanager(&body).await }
             }
