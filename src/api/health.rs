@@ -1,7 +1,7 @@
 //! Whether this replica can do work: connected to the broker (blocked by a resource alarm
-//! or not), a consumer on every subscription, and no check stuck past its time. `/healthz` answers 200 or 503 with
-//! the reason, and `concierge health` turns that into an exit code for a Docker
-//! `HEALTHCHECK`.
+//! or not), a consumer on every subscription, and no check stuck past its time. `/healthz`
+//! answers 200 or 503 with the reason, and `concierge health` turns that into an exit code
+//! for a Docker `HEALTHCHECK`.
 
 use std::time::Duration;
 

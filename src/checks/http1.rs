@@ -13,7 +13,8 @@
 //! says a client reads them: 1xx heads skipped (101 is final), no body after `HEAD` or a
 //! 1xx/204/304, `Transfer-Encoding` ending in `chunked` before `Content-Length`, differing
 //! `Content-Length` values refused, a body without either read to the end of the
-//! connection, and a folded field line (obs-fold) read as one value with spaces. The head may take up to [`MAX_HEAD`] bytes and 100 headers (hyper's limits).
+//! connection, and a folded field line (obs-fold) read as one value with spaces. The head
+//! may take up to [`MAX_HEAD`] bytes and 100 headers (hyper's limits).
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Method};
